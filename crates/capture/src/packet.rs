@@ -1,0 +1,201 @@
+//! The parsed summary of one frame: what the store writes to `packets`.
+//!
+//! It is filled by [`crate::parse`] from `(bytes, link type)` alone; the sources add the
+//! timestamp and payload, and the collector adds the owning process from the scanner.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// One decoded layer, in the design's `protocols` vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    Eth,
+    Sll,
+    Sll2,
+    Null,
+    Raw,
+    Vlan,
+    Arp,
+    Ipv4,
+    Ipv6,
+    Icmp,
+    Icmpv6,
+    Tcp,
+    Udp,
+    Dns,
+    Quic,
+    Tls,
+    /// A link type the parser does not decode, stored as `dlt<N>`.
+    Dlt(u32),
+}
+
+impl Layer {
+    /// The lower-case name used in `packets.protocols` (except [`Layer::Dlt`], which
+    /// formats as `dlt<N>` through `Display`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Eth => "eth",
+            Layer::Sll => "sll",
+            Layer::Sll2 => "sll2",
+            Layer::Null => "null",
+            Layer::Raw => "raw",
+            Layer::Vlan => "vlan",
+            Layer::Arp => "arp",
+            Layer::Ipv4 => "ipv4",
+            Layer::Ipv6 => "ipv6",
+            Layer::Icmp => "icmp",
+            Layer::Icmpv6 => "icmpv6",
+            Layer::Tcp => "tcp",
+            Layer::Udp => "udp",
+            Layer::Dns => "dns",
+            Layer::Quic => "quic",
+            Layer::Tls => "tls",
+            Layer::Dlt(_) => "dlt",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layer::Dlt(n) => write!(f, "dlt{n}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// The layer stack, outermost first, without allocating: a frame has at most a handful
+/// of layers, and a stack deeper than [`Layers::CAP`] (stacked VLAN tags) keeps the first
+/// ones and drops nothing else of the frame's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layers {
+    items: [Option<Layer>; Layers::CAP],
+    len: u8,
+}
+
+impl Layers {
+    pub const CAP: usize = 10;
+
+    pub fn push(&mut self, layer: Layer) {
+        if (self.len as usize) < Self::CAP {
+            self.items[self.len as usize] = Some(layer);
+            self.len += 1;
+        }
+    }
+
+    pub fn contains(&self, layer: Layer) -> bool {
+        self.iter().any(|l| l == layer)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Layer> + '_ {
+        self.items[..self.len as usize].iter().flatten().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Display for Layers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, layer) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            fmt::Display::fmt(&layer, f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Transport protocol of a packet or socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// Whether a DNS message was a query or a response (the QR bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsKind {
+    Query,
+    Response,
+}
+
+/// One frame, parsed as far as it would go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Packet {
+    /// Capture time, microseconds since the Unix epoch (UTC).
+    pub ts_micros: i64,
+    /// Length on the wire (may exceed the captured bytes).
+    pub length: u32,
+    pub layers: Layers,
+    pub src_addr: Option<IpAddr>,
+    pub dst_addr: Option<IpAddr>,
+    pub transport: Option<Transport>,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    /// TCP flags byte (CWR ECE URG ACK PSH RST SYN FIN, bit 7 → bit 0).
+    pub tcp_flags: Option<u8>,
+    pub dns: Option<DnsKind>,
+    /// DNS question name, `\ooo`-escaped, `<Root>` for the root.
+    pub qry_name: Option<String>,
+    /// DNS answer record names, comma-separated in order, escaped likewise.
+    pub resp_name: Option<String>,
+    /// TLS (or QUIC) SNI, escaped likewise.
+    pub server_name: Option<String>,
+    /// Byte range of the transport payload within the frame, for the sources to copy
+    /// at most `--payload-bytes` of it.
+    pub payload_range: Option<(usize, usize)>,
+    /// The copied payload prefix (empty unless the source was asked for payload bytes).
+    pub payload: Vec<u8>,
+    /// Set when a layer failed to parse part-way; what parsed before is kept.
+    pub malformed: bool,
+    /// Owning local process, filled in by the collector from the scanner's sockets.
+    pub pid: Option<u32>,
+    pub process: Option<Arc<str>>,
+}
+
+impl Packet {
+    /// The local port whose socket may own this packet: tries the source port first,
+    /// then the destination port, so that both directions of a flow map to the owner.
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        self.src_port.into_iter().chain(self.dst_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_format_colon_separated() {
+        let mut l = Layers::default();
+        for x in [Layer::Eth, Layer::Ipv4, Layer::Udp, Layer::Dns] {
+            l.push(x);
+        }
+        assert_eq!(l.to_string(), "eth:ipv4:udp:dns");
+        let mut d = Layers::default();
+        d.push(Layer::Dlt(281));
+        assert_eq!(d.to_string(), "dlt281");
+    }
+
+    #[test]
+    fn layers_cap_truncates_without_panic() {
+        let mut l = Layers::default();
+        for _ in 0..20 {
+            l.push(Layer::Vlan);
+        }
+        assert_eq!(l.iter().count(), Layers::CAP);
+    }
+}
