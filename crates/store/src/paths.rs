@@ -1,0 +1,178 @@
+//! Where the database and the model live, and with which permissions.
+//!
+//! Cron runs jobs with `$HOME` as the working directory, so a relative default would
+//! scatter databases; the defaults are therefore absolute: `/var/lib/portwatch` for root
+//! and the XDG state directory for others. Captured traffic (DNS names, SNI, process
+//! names) is private, hence 0700 directories and a 0600 database.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// The database path: `--db`, else `$PORTWATCH_DB`, else the per-user default.
+pub fn resolve_db(cli: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(p) = cli {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("PORTWATCH_DB").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    default_db(
+        is_root(),
+        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
+/// The default database path for a user, as a pure function of its inputs.
+pub fn default_db(
+    root: bool,
+    xdg_state_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Result<PathBuf, Error> {
+    if root {
+        return Ok(PathBuf::from("/var/lib/portwatch/ports.db"));
+    }
+    // XDG says a relative XDG_STATE_HOME is invalid and must be ignored.
+    let state = match xdg_state_home.filter(|p| p.is_absolute()) {
+        Some(p) => p,
+        None => home.ok_or(Error::NoHome)?.join(".local/state"),
+    };
+    Ok(state.join("portwatch/ports.db"))
+}
+
+/// The model directory: `--model-dir`, else `$PORTWATCH_MODEL_DIR`, else `model/` beside
+/// the database.
+pub fn model_dir(cli: Option<&Path>, db: &Path) -> PathBuf {
+    if let Some(p) = cli {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("PORTWATCH_MODEL_DIR").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    db.parent()
+        .map(|d| d.join("model"))
+        .unwrap_or_else(|| PathBuf::from("model"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (existing ones are left alone).
+pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Prepares the database file before SQLite opens it: parent directories 0700, a new
+/// file created 0600, and an existing file that we own tightened to 0600 (the sqlite3
+/// CLI creates 0644). A file owned by someone else is left as it is.
+pub fn prepare_db_file(db: &Path) -> Result<(), Error> {
+    if let Some(parent) = db.parent() {
+        create_private_dir(parent)?;
+    }
+    let io = |source| Error::Io {
+        path: db.to_path_buf(),
+        source,
+    };
+    match fs::metadata(db) {
+        Ok(meta) => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if meta.uid() == me && meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(db, fs::Permissions::from_mode(0o600)).map_err(io)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(db)
+                .map(drop)
+                .or_else(|e| {
+                    // Lost a race with another process creating it: fine.
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(io(e))
+                    }
+                })
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_design() {
+        assert_eq!(
+            default_db(true, None, Some("/root".into())).unwrap(),
+            PathBuf::from("/var/lib/portwatch/ports.db")
+        );
+        assert_eq!(
+            default_db(false, None, Some("/home/a".into())).unwrap(),
+            PathBuf::from("/home/a/.local/state/portwatch/ports.db")
+        );
+        assert_eq!(
+            default_db(false, Some("/x/state".into()), Some("/home/a".into())).unwrap(),
+            PathBuf::from("/x/state/portwatch/ports.db")
+        );
+        // A relative XDG_STATE_HOME is ignored, as the XDG spec requires.
+        assert_eq!(
+            default_db(false, Some("rel".into()), Some("/home/a".into())).unwrap(),
+            PathBuf::from("/home/a/.local/state/portwatch/ports.db")
+        );
+        assert!(matches!(default_db(false, None, None), Err(Error::NoHome)));
+    }
+
+    #[test]
+    fn model_dir_sits_beside_the_db() {
+        // Only meaningful when the variable is unset in the test environment.
+        if std::env::var_os("PORTWATCH_MODEL_DIR").is_none() {
+            assert_eq!(
+                model_dir(None, Path::new("/var/lib/portwatch/ports.db")),
+                PathBuf::from("/var/lib/portwatch/model")
+            );
+        }
+        assert_eq!(
+            model_dir(Some(Path::new("/m")), Path::new("/d/p.db")),
+            PathBuf::from("/m")
+        );
+    }
+
+    #[test]
+    fn new_files_and_dirs_are_private_and_existing_files_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("a/b/ports.db");
+        prepare_db_file(&db).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        assert_eq!(mode(&tmp.path().join("a/b")), 0o700);
+
+        let loose = tmp.path().join("loose.db");
+        fs::write(&loose, b"").unwrap();
+        fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
+        prepare_db_file(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o600);
+    }
+}

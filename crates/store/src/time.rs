@@ -1,0 +1,137 @@
+//! The one timestamp format of the database: UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, which
+//! sorts as text and which SQLite's date functions read.
+//!
+//! Formatting is on the ingest hot path (one per packet), so it is hand-rolled on the
+//! stack: INGEST_NOTES measured chrono at 281 ns and a direct formatter at 21 ns.
+
+use crate::Error;
+
+/// Length of a formatted timestamp.
+pub const LEN: usize = 27;
+
+/// Formats microseconds since the Unix epoch into `buf` and returns it as `&str`.
+pub fn format_into(micros: i64, buf: &mut [u8; LEN]) -> &str {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    // Years outside 0..=9999 cannot be written in this format; clamp rather than
+    // produce a malformed string (capture files may carry garbage timestamps).
+    let y = y.clamp(0, 9999) as u32;
+    let mut put = |at: usize, v: u32, width: usize| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            buf[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, y, 4);
+    put(5, m, 2);
+    put(8, d, 2);
+    put(11, sod / 3600, 2);
+    put(14, sod / 60 % 60, 2);
+    put(17, sod % 60, 2);
+    put(20, frac, 6);
+    buf[4] = b'-';
+    buf[7] = b'-';
+    buf[10] = b'T';
+    buf[13] = b':';
+    buf[16] = b':';
+    buf[19] = b'.';
+    buf[26] = b'Z';
+    // Every byte written above is ASCII.
+    std::str::from_utf8(buf).unwrap_or("0000-00-00T00:00:00.000000Z")
+}
+
+/// Formats microseconds since the Unix epoch as an owned string.
+pub fn format_micros(micros: i64) -> String {
+    let mut buf = [0u8; LEN];
+    format_into(micros, &mut buf).to_owned()
+}
+
+/// The current time in microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_micros() as i64
+}
+
+/// Parses the database format (and the common variants a user types: no fraction,
+/// a space instead of `T`, `+00:00`) back into microseconds.
+pub fn parse_micros(s: &str) -> Result<i64, Error> {
+    let t = s.trim();
+    let parsed = chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(t.trim_end_matches('Z'), "%Y-%m-%d %H:%M:%S%.f")
+                .map(|n| n.and_utc())
+        })
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(t.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|n| n.and_utc())
+        })
+        .map_err(|_| Error::Timestamp(s.to_owned()))?;
+    Ok(parsed.timestamp_micros())
+}
+
+/// Howard Hinnant's days-to-civil: proleptic Gregorian (y, m, d) for days since
+/// 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_chrono_across_many_instants() {
+        let mut buf = [0u8; LEN];
+        // Leap days, year and century boundaries, pre-epoch, and a spread of instants.
+        let mut cases = vec![
+            0i64,
+            -1,
+            951_782_400_000_000,
+            4_107_542_399_999_999,
+            -86_400_000_001,
+        ];
+        let mut x: i64 = 12345;
+        for _ in 0..10_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            cases.push(x.rem_euclid(253_402_300_799_000_000));
+        }
+        for us in cases {
+            let want = chrono::DateTime::from_timestamp_micros(us)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            assert_eq!(format_into(us, &mut buf), want, "{us}");
+            assert_eq!(parse_micros(&want).unwrap(), us);
+        }
+    }
+
+    #[test]
+    fn parses_user_variants_and_rejects_garbage() {
+        let us = parse_micros("2026-11-25T10:00:00.000000Z").unwrap();
+        assert_eq!(parse_micros("2026-11-25 10:00:00").unwrap(), us);
+        assert_eq!(parse_micros("2026-11-25T10:00:00+00:00").unwrap(), us);
+        assert_eq!(parse_micros("2026-11-25T11:00:00+01:00").unwrap(), us);
+        assert!(matches!(
+            parse_micros("yesterday"),
+            Err(Error::Timestamp(_))
+        ));
+    }
+}
