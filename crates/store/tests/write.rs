@@ -1,0 +1,153 @@
+//! The writer thread and prune against a real database file.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use portwatch_capture::{DnsKind, Layer, Packet, Transport};
+use portwatch_scan::PortUsage;
+use portwatch_store::write::{self, RoundStatus};
+use portwatch_store::writer::{Finish, Msg, Writer};
+use rusqlite::Connection;
+
+fn packet(i: i64) -> Packet {
+    let mut p = Packet {
+        ts_micros: 1_764_000_000_000_000 + i,
+        length: 60 + i as u32,
+        src_addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        dst_addr: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))),
+        transport: Some(Transport::Udp),
+        src_port: Some(40000),
+        dst_port: Some(53),
+        dns: Some(DnsKind::Query),
+        qry_name: Some(format!("n{i}.example")),
+        malformed: i % 10 == 0,
+        ..Packet::default()
+    };
+    for l in [Layer::Eth, Layer::Ipv4, Layer::Udp, Layer::Dns] {
+        p.layers.push(l);
+    }
+    p
+}
+
+fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
+    let conn = portwatch_store::open(db).unwrap();
+    let id = write::begin_round(&conn, start, "file:test", Some(5.0)).unwrap();
+    let w = Writer::spawn(conn, db, id).unwrap();
+    let tx = w.sender();
+    let batch: Vec<Packet> = (0..packets).map(packet).collect();
+    for chunk in batch.chunks(1000) {
+        tx.send(Msg::Packets(chunk.to_vec())).unwrap();
+    }
+    tx.send(Msg::Sample {
+        ts_micros: start,
+        rows: vec![PortUsage {
+            port: 22,
+            transport: Transport::Tcp,
+            family: 4,
+            state: "LISTEN",
+            pid: Some(1),
+            process: Some("sshd".into()),
+            sockets: 2,
+        }],
+    })
+    .unwrap();
+    tx.send(Msg::Stats {
+        captured: packets as u64 + 5,
+        dropped: 5,
+    })
+    .unwrap();
+    tx.send(Msg::Note("hello".into())).unwrap();
+    let totals = w
+        .finish(Finish {
+            end_micros: start + 55_000_000,
+            status: RoundStatus::Complete,
+        })
+        .unwrap();
+    assert_eq!(totals.close.packets_stored, packets as u64);
+    (id, portwatch_store::open(db).unwrap())
+}
+
+#[test]
+fn writer_stores_every_row_and_records_the_round_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let (id, conn) = round(&db, 1_764_000_000_000_000, 45_000);
+    let row: (String, i64, i64, i64, i64, i64, i64, i64, String) = conn
+        .query_row(
+            "SELECT status, packets_captured, packets_dropped, packets_stored, packets_malformed,
+                    first_packet_id, last_packet_id, samples, note FROM rounds WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(row.0, "complete");
+    assert_eq!((row.1, row.2, row.3, row.4), (45_005, 5, 45_000, 4_500));
+    assert_eq!(row.6 - row.5 + 1, 45_000, "contiguous rowid range");
+    assert_eq!((row.7, row.8.as_str()), (1, "hello"));
+    let (n, distinct, proto, ts): (i64, i64, String, String) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT qry_name), min(protocols), min(timestamp) FROM packets
+              WHERE id BETWEEN ?1 AND ?2",
+            [row.5, row.6],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (n, distinct, proto.as_str()),
+        (45_000, 45_000, "eth:ipv4:udp:dns")
+    );
+    assert_eq!(ts, "2025-11-24T16:00:00.000000Z");
+    let end: String = conn
+        .query_row("SELECT end_time FROM rounds", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(end, "2025-11-24T16:00:55.000000Z");
+    let sockets: i64 = conn
+        .query_row(
+            "SELECT sockets FROM rounds_ports WHERE port_id = 22 AND state = 'LISTEN'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sockets, 2);
+}
+
+#[test]
+fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("p.db");
+    let day = 86_400_000_000i64;
+    let t0 = 1_764_000_000_000_000;
+    round(&db, t0, 3000);
+    round(&db, t0 + day, 2000);
+    let (_, mut conn) = round(&db, t0 + 2 * day, 1000);
+    let pruned = portwatch_store::prune::prune(&mut conn, t0 + day + 1).unwrap();
+    assert_eq!((pruned.rounds, pruned.packets), (2, 5000));
+    let left: (i64, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM rounds), (SELECT count(*) FROM packets), (SELECT count(*) FROM rounds_ports)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(left, (1, 1000, 1));
+    // The plan for prune's queries never scans a whole table.
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN SELECT id FROM rounds WHERE start_time < '2026' AND status != 'running'")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(plan.iter().all(|p| !p.starts_with("SCAN")), "{plan:?}");
+}
