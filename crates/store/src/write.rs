@@ -36,6 +36,9 @@ impl RoundStatus {
 /// The figures written when a round is closed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoundClose {
+    /// Replaces the start time given to [`begin_round`] (capture files start at their
+    /// first packet, known only at the end).
+    pub start_micros: Option<i64>,
     pub end_micros: i64,
     pub status: Option<RoundStatus>,
     pub packets_captured: u64,
@@ -70,6 +73,10 @@ pub fn update_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlit
 
 /// Closes a round: end time, status and figures.
 pub fn close_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlite::Result<()> {
+    if let Some(start) = c.start_micros {
+        conn.prepare_cached("UPDATE rounds SET start_time = ?2 WHERE id = ?1")?
+            .execute(params![round_id, time::format_micros(start)])?;
+    }
     write_round(conn, round_id, c, Some(time::format_micros(c.end_micros)))
 }
 

@@ -47,6 +47,9 @@ pub enum Msg {
 pub struct Finish {
     pub end_micros: i64,
     pub status: RoundStatus,
+    /// For capture files: the round spans its first to its last packet (an empty file
+    /// keeps the times it was opened with).
+    pub times_from_packets: bool,
 }
 
 /// The round's figures as written.
@@ -117,6 +120,8 @@ struct State {
     scratch: PacketScratch,
     in_tx: bool,
     pending: usize,
+    /// Earliest and latest packet time seen.
+    span: Option<(i64, i64)>,
     since: Instant,
 }
 
@@ -135,6 +140,7 @@ fn run(
         scratch: PacketScratch::default(),
         in_tx: false,
         pending: 0,
+        span: None,
         since: Instant::now(),
     };
     let result = (|| {
@@ -170,8 +176,15 @@ fn run(
             let finish = finish.unwrap_or(Finish {
                 end_micros: crate::time::now_micros(),
                 status: RoundStatus::Failed,
+                times_from_packets: false,
             });
             st.totals.close.end_micros = finish.end_micros;
+            if finish.times_from_packets {
+                if let Some((first, last)) = st.span {
+                    st.totals.close.start_micros = Some(first);
+                    st.totals.close.end_micros = last;
+                }
+            }
             commit(&conn, &mut st, Some(finish.status))?;
             drop(checkpointer);
             let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -210,6 +223,10 @@ fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
                 c.last_packet_id = Some(id);
                 c.packets_stored += 1;
                 c.packets_malformed += u64::from(p.malformed);
+                st.span = Some(match st.span {
+                    None => (p.ts_micros, p.ts_micros),
+                    Some((a, b)) => (a.min(p.ts_micros), b.max(p.ts_micros)),
+                });
             }
             st.pending += pkts.len();
         }

@@ -60,6 +60,7 @@ fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
         .finish(Finish {
             end_micros: start + 55_000_000,
             status: RoundStatus::Complete,
+            times_from_packets: false,
         })
         .unwrap();
     assert_eq!(totals.close.packets_stored, packets as u64);
