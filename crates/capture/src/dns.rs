@@ -1,0 +1,314 @@
+//! DNS message summary: the QR bit, the first question name and the answer names.
+//!
+//! simple-dns parses the message first (DESIGN.md: a kept crate over hand-written code).
+//! It is strict — it refuses forward compression pointers, reserved header bits, labels
+//! over 63 bytes and anything truncated — while tshark, the oracle the tests compare
+//! with, reads what it can. So when simple-dns refuses a message, a small bounds-checked
+//! reader (modelled on Wireshark's `get_dns_name`) recovers the header and the names, and
+//! the message counts as DNS but malformed.
+
+use crate::escape::escape_into;
+use crate::packet::DnsKind;
+
+/// Longest name tshark prints; longer ones become `<Name too long>`.
+const MAX_NAME_LEN: usize = 255;
+/// Header length.
+const HEADER_LEN: usize = 12;
+
+/// What one DNS message gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DnsInfo {
+    pub kind: DnsKind,
+    pub qry_name: Option<String>,
+    pub resp_name: Option<String>,
+    pub malformed: bool,
+}
+
+/// Summarises the DNS message `msg` (starting at the DNS header). `None` when there is
+/// not even the flags byte holding the QR bit.
+pub(crate) fn parse(msg: &[u8]) -> Option<DnsInfo> {
+    let flags = *msg.get(2)?;
+    let kind = if flags & 0x80 != 0 {
+        DnsKind::Response
+    } else {
+        DnsKind::Query
+    };
+    let mut info = DnsInfo {
+        kind,
+        qry_name: None,
+        resp_name: None,
+        malformed: false,
+    };
+    if msg.len() < HEADER_LEN {
+        info.malformed = true;
+        return Some(info);
+    }
+    match simple_dns::Packet::parse(msg) {
+        Ok(p) => {
+            if let Some(q) = p.questions.first() {
+                info.qry_name = Some(labels_to_string(q.qname.as_bytes()));
+            }
+            if !p.answers.is_empty() {
+                let mut s = String::new();
+                for (i, rr) in p.answers.iter().enumerate() {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    s.push_str(&labels_to_string(rr.name.as_bytes()));
+                }
+                info.resp_name = Some(s);
+            }
+        }
+        Err(_) => {
+            info.malformed = true;
+            fallback(msg, &mut info);
+        }
+    }
+    Some(info)
+}
+
+/// Joins raw labels with dots and escapes the result; the empty name is `<Root>`.
+fn labels_to_string<'a>(labels: impl Iterator<Item = &'a [u8]>) -> String {
+    let mut raw: Vec<u8> = Vec::with_capacity(64);
+    for (i, l) in labels.enumerate() {
+        if i > 0 {
+            raw.push(b'.');
+        }
+        raw.extend_from_slice(l);
+    }
+    finish_name(&raw)
+}
+
+fn finish_name(raw: &[u8]) -> String {
+    if raw.is_empty() {
+        return "<Root>".to_owned();
+    }
+    if raw.len() > MAX_NAME_LEN {
+        return "<Name too long>".to_owned();
+    }
+    let mut s = String::with_capacity(raw.len());
+    escape_into(&mut s, raw);
+    s
+}
+
+fn be16(msg: &[u8], at: usize) -> Option<u16> {
+    let b = msg.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// Reads the question and answer names by hand when simple-dns refused the message.
+fn fallback(msg: &[u8], info: &mut DnsInfo) {
+    let (Some(qd), Some(an)) = (be16(msg, 4), be16(msg, 6)) else {
+        return;
+    };
+    let mut off = HEADER_LEN;
+    for i in 0..qd {
+        let Some((name, end)) = read_name(msg, off) else {
+            return;
+        };
+        if i == 0 {
+            info.qry_name = Some(name);
+        }
+        // QTYPE + QCLASS: tshark adds the name before reading them, so a question cut
+        // right after its name still yields the name.
+        off = end + 4;
+        if off > msg.len() {
+            return;
+        }
+    }
+    let mut names = String::new();
+    for i in 0..an {
+        let Some((name, end)) = read_name(msg, off) else {
+            break;
+        };
+        if i > 0 {
+            names.push(',');
+        }
+        names.push_str(&name);
+        // TYPE, CLASS, TTL, RDLENGTH, then RDATA.
+        let Some(rdlen) = be16(msg, end + 8) else {
+            break;
+        };
+        off = end + 10 + usize::from(rdlen);
+        if off > msg.len() {
+            break;
+        }
+    }
+    if !names.is_empty() {
+        info.resp_name = Some(names);
+    }
+}
+
+/// Reads the (possibly compressed) name at `off`, as Wireshark's `get_dns_name` does:
+/// pointers may go forward, a loop is cut after as many steps as the message has bytes,
+/// an extended label type gives `<Unknown extended label>`. Returns the printed name and
+/// the offset just after the name in the original position, or `None` when the name
+/// runs past the captured bytes (tshark then adds no name field).
+pub(crate) fn read_name(msg: &[u8], start: usize) -> Option<(String, usize)> {
+    let mut raw: Vec<u8> = Vec::with_capacity(64);
+    let mut off = start;
+    // Where the name ends in the record: after the first pointer, or after the 0 byte.
+    let mut end: Option<usize> = None;
+    let mut steps = 0usize;
+    loop {
+        let len = *msg.get(off)?;
+        off += 1;
+        if len == 0 {
+            break;
+        }
+        steps += 1;
+        match len & 0xc0 {
+            0x00 => {
+                let n = usize::from(len);
+                let label = msg.get(off..off + n)?;
+                if !raw.is_empty() {
+                    raw.push(b'.');
+                }
+                // Keep memory bounded: past the printable limit only the length matters.
+                if raw.len() <= MAX_NAME_LEN {
+                    raw.extend_from_slice(label);
+                } else {
+                    raw.push(0);
+                }
+                off += n;
+                steps += n;
+            }
+            0xc0 => {
+                let lo = *msg.get(off)?;
+                off += 1;
+                steps += 1;
+                if end.is_none() {
+                    end = Some(off);
+                }
+                if steps >= msg.len() {
+                    return Some((
+                        "<Name contains a pointer that loops>".to_owned(),
+                        end.unwrap_or(off),
+                    ));
+                }
+                off = (usize::from(len & 0x3f) << 8) | usize::from(lo);
+            }
+            _ => {
+                // 0x40 extended labels (RFC 2673) and the reserved 0x80.
+                let name = if raw.is_empty() {
+                    "<Unknown extended label>".to_owned()
+                } else {
+                    finish_name(&raw)
+                };
+                return Some((name, end.unwrap_or(off)));
+            }
+        }
+    }
+    Some((finish_name(&raw), end.unwrap_or(off)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(name);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        m
+    }
+
+    #[test]
+    fn simple_query() {
+        let m = query(b"\x03www\x07example\x03com\x00");
+        let i = parse(&m).unwrap();
+        assert_eq!(i.kind, DnsKind::Query);
+        assert_eq!(i.qry_name.as_deref(), Some("www.example.com"));
+        assert!(!i.malformed);
+    }
+
+    #[test]
+    fn root_name() {
+        let i = parse(&query(b"\x00")).unwrap();
+        assert_eq!(i.qry_name.as_deref(), Some("<Root>"));
+    }
+
+    #[test]
+    fn response_with_compressed_answers() {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01a\x02bc\x00\x00\x01\x00\x01");
+        for ip in [[1, 2, 3, 4], [5, 6, 7, 8]] {
+            m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            m.extend_from_slice(&ip);
+        }
+        let i = parse(&m).unwrap();
+        assert_eq!(i.kind, DnsKind::Response);
+        assert_eq!(i.qry_name.as_deref(), Some("a.bc"));
+        assert_eq!(i.resp_name.as_deref(), Some("a.bc,a.bc"));
+        assert!(!i.malformed);
+    }
+
+    #[test]
+    fn pointer_loop_terminates() {
+        // The question name is a pointer to itself.
+        let m = query(b"\xc0\x0c");
+        let i = parse(&m).unwrap();
+        assert!(i.malformed);
+        assert_eq!(
+            i.qry_name.as_deref(),
+            Some("<Name contains a pointer that loops>")
+        );
+        // Two pointers pointing at each other, after a label.
+        let mut m = vec![0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01a\xc0\x10\x01b\xc0\x0c\x00\x01\x00\x01");
+        let i = parse(&m).unwrap();
+        assert!(i.qry_name.unwrap().starts_with("<Name"));
+    }
+
+    #[test]
+    fn forward_pointer_is_followed() {
+        // Question name points forward to a name stored after the question.
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&[0xc0, 18, 0, 1, 0, 1]);
+        m.extend_from_slice(b"\x03fwd\x03net\x00");
+        let i = parse(&m).unwrap();
+        assert_eq!(i.qry_name.as_deref(), Some("fwd.net"));
+        assert!(i.malformed);
+    }
+
+    #[test]
+    fn truncated_name_gives_no_name_but_counts() {
+        let m = query(b"\x03www\x07exa");
+        let cut = &m[..m.len() - 4];
+        let i = parse(cut).unwrap();
+        assert_eq!(i.kind, DnsKind::Query);
+        assert_eq!(i.qry_name, None);
+        assert!(i.malformed);
+    }
+
+    #[test]
+    fn short_messages() {
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&[1, 2]), None);
+        let i = parse(&[1, 2, 0x80]).unwrap();
+        assert_eq!(i.kind, DnsKind::Response);
+        assert!(i.malformed);
+    }
+
+    #[test]
+    fn every_prefix_is_safe() {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4]);
+        for n in 0..=m.len() {
+            let _ = parse(&m[..n]);
+        }
+    }
+
+    #[test]
+    fn escapes_names() {
+        let i = parse(&query(b"\x04a\x1ab\\\x00")).unwrap();
+        assert_eq!(i.qry_name.as_deref(), Some("a\\032b\\"));
+    }
+
+    #[test]
+    fn extended_label() {
+        let i = parse(&query(b"\x41\x00")).unwrap();
+        assert_eq!(i.qry_name.as_deref(), Some("<Unknown extended label>"));
+    }
+}
