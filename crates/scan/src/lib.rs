@@ -1,5 +1,29 @@
-//! Socket-table sources for portwatch.
+//! Socket-table sources for portwatch: which local TCP/UDP ports are in use, in
+//! which state, and by which process.
+//!
+//! The collector's scanner thread samples a [`SocketSource`] every few seconds and
+//! folds each sample into `rounds_ports` rows with [`aggregate`]. Two sources exist:
+//!
+//! - [`ProcNet`], the default: the kernel's own tables (`/proc/net/{tcp,tcp6,udp,udp6}`),
+//!   with owners found through `/proc/PID/fd`. It reads under a root directory, so
+//!   tests run the real code on recorded `/proc` trees.
+//! - [`BindProbe`], `--scan-method bind`: the original design's method, kept and fixed
+//!   (UDP and IPv6 too, and a refused bind is reported apart, never as "occupied").
+//!
+//! Why here and not in the collector: the socket table is an OS input, and the design
+//! puts every OS input behind a small trait so the binaries can be tested on fakes
+//! ([`Replay`]) and the OS layer on recorded files.
 
+pub mod bind;
+pub mod error;
+pub mod owners;
+pub mod procnet;
 pub mod socket;
+pub mod source;
 
+pub use bind::{BindProbe, Probe, UNKNOWN_UID, classify};
+pub use error::Error;
+pub use owners::{Owner, escape_name};
+pub use procnet::{ProcNet, parse_table};
 pub use socket::{PortUsage, Socket, Transport, aggregate};
+pub use source::{Replay, SocketSource};

@@ -50,14 +50,16 @@ pub fn aggregate(sockets: &[Socket]) -> Vec<PortUsage> {
     }
     groups
         .into_iter()
-        .map(|((port, transport, family, state, pid), (process, sockets))| PortUsage {
-            port,
-            transport,
-            family,
-            state,
-            pid,
-            process,
-            sockets,
-        })
+        .map(
+            |((port, transport, family, state, pid), (process, sockets))| PortUsage {
+                port,
+                transport,
+                family,
+                state,
+                pid,
+                process,
+                sockets,
+            },
+        )
         .collect()
 }

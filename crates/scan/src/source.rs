@@ -1,0 +1,50 @@
+//! The one seam between the collector and the OS socket table.
+//!
+//! bandwhich puts every OS input behind `OsInputOutput` so its UI tests can feed
+//! fakes; we do the same with one small trait, and go further: the real reader
+//! ([`crate::ProcNet`]) takes a root directory, so the OS layer itself is tested on
+//! recorded `/proc` trees rather than only being replaced in tests.
+
+use crate::error::Error;
+use crate::socket::Socket;
+
+/// Something that can say, now, which sockets exist.
+pub trait SocketSource {
+    /// One sample of the socket table. Owners (`pid`, `process`) are filled where
+    /// the source can see them.
+    fn sample(&mut self) -> Result<Vec<Socket>, Error>;
+}
+
+impl<S: SocketSource + ?Sized> SocketSource for Box<S> {
+    fn sample(&mut self) -> Result<Vec<Socket>, Error> {
+        (**self).sample()
+    }
+}
+
+impl<S: SocketSource + ?Sized> SocketSource for &mut S {
+    fn sample(&mut self) -> Result<Vec<Socket>, Error> {
+        (**self).sample()
+    }
+}
+
+/// Recorded samples played back in order, the last one repeating — for tests of
+/// code that drives a [`SocketSource`] (the collector's scanner thread).
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    samples: Vec<Vec<Socket>>,
+    next: usize,
+}
+
+impl Replay {
+    pub fn new(samples: Vec<Vec<Socket>>) -> Self {
+        Replay { samples, next: 0 }
+    }
+}
+
+impl SocketSource for Replay {
+    fn sample(&mut self) -> Result<Vec<Socket>, Error> {
+        let i = self.next.min(self.samples.len().saturating_sub(1));
+        self.next = self.next.saturating_add(1);
+        Ok(self.samples.get(i).cloned().unwrap_or_default())
+    }
+}
