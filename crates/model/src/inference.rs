@@ -1,0 +1,246 @@
+//! Scoring: reconstruction errors per window, then per step (median over the windows that
+//! cover it), then per round (max over its steps, in [`crate::detect`]).
+//!
+//! A window's error at a step is the mean over features of the squared residual divided
+//! by that feature's typical residual on training data (`residual_scale`): a feature the
+//! model always reconstructs well (an empty port class) then counts as much when it
+//! breaks as a noisy packet count does when it moves a lot.
+
+use burn::prelude::*;
+
+use crate::features::quantile_sorted;
+use crate::model::Autoencoder;
+use crate::training::{Series, WindowRef, infer_device};
+use crate::{Error, Result};
+
+/// Smallest residual scale (scaled units), so perfectly reconstructed features do not
+/// divide by zero.
+pub const MIN_RESIDUAL_SCALE: f32 = 0.1;
+/// Windows per inference batch.
+const INFER_BATCH: usize = 256;
+
+/// Per-step results, in series order (segments concatenated).
+#[derive(Clone, Debug, Default)]
+pub struct StepScores {
+    /// Step score (None when no window covers the step: a segment shorter than a window).
+    pub score: Vec<Option<f32>>,
+    /// Per-feature mean normalised squared error over the covering windows.
+    pub feature_error: Vec<Vec<f32>>,
+}
+
+/// Anything that turns a series into step scores: the autoencoder, or the z-score
+/// baseline.
+pub trait Scorer {
+    /// A short name (`batches.alg`).
+    fn name(&self) -> &str;
+    /// Scores every step of `series`.
+    fn score_steps(&self, series: &Series) -> Result<StepScores>;
+}
+
+/// Median of a small list (mean of the middle two for an even count).
+pub fn median(v: &mut [f32]) -> Option<f32> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Runs the model over windows in chunks; `f` gets each chunk's refs, outputs
+/// (`[len, window, n_features]`) and inputs (`[len, window, width]`).
+pub fn forward_windows(
+    model: &Autoencoder,
+    series: &Series,
+    refs: &[WindowRef],
+    window: usize,
+    mut f: impl FnMut(&[WindowRef], &[f32], &[f32]),
+) -> Result<()> {
+    let device = infer_device();
+    for chunk in refs.chunks(INFER_BATCH) {
+        let input = series.gather(chunk, window);
+        let x = Tensor::<3>::from_data(
+            TensorData::new(input.clone(), [chunk.len(), window, series.width]),
+            &device,
+        );
+        let out = model
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Invalid(format!("model output: {e:?}")))?;
+        f(chunk, &out, &input);
+    }
+    Ok(())
+}
+
+/// Plain MSE of the model on some windows (training loss, held-out loss).
+pub fn mse(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usize) -> Result<f32> {
+    let nf = series.n_features;
+    let w = series.width;
+    let mut sum = 0.0f64;
+    let mut n = 0usize;
+    forward_windows(model, series, refs, window, |chunk, out, inp| {
+        for k in 0..chunk.len() * window {
+            for f in 0..nf {
+                let r = out[k * nf + f] - inp[k * w + f];
+                sum += f64::from(r * r);
+            }
+            n += nf;
+        }
+    })?;
+    Ok(if n == 0 { f32::NAN } else { (sum / n as f64) as f32 })
+}
+
+/// Per-feature RMS residual on some windows, floored at [`MIN_RESIDUAL_SCALE`].
+pub fn residual_scale(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usize) -> Result<Vec<f32>> {
+    let nf = series.n_features;
+    let w = series.width;
+    let mut sums = vec![0.0f64; nf];
+    let mut n = 0usize;
+    forward_windows(model, series, refs, window, |chunk, out, inp| {
+        for k in 0..chunk.len() * window {
+            for (f, s) in sums.iter_mut().enumerate() {
+                let r = out[k * nf + f] - inp[k * w + f];
+                *s += f64::from(r * r);
+            }
+            n += 1;
+        }
+    })?;
+    Ok(sums
+        .iter()
+        .map(|s| ((s / n.max(1) as f64).sqrt() as f32).max(MIN_RESIDUAL_SCALE))
+        .collect())
+}
+
+/// Aggregates per-window, per-step error vectors into [`StepScores`]: `err(k, f)` gives
+/// window-step `k`'s normalised squared error of feature `f`.
+pub fn aggregate(
+    series: &Series,
+    window: usize,
+    mut per_window: impl FnMut(&mut dyn FnMut(WindowRef, usize, &[f32])) -> Result<()>,
+) -> Result<StepScores> {
+    let nf = series.n_features;
+    let mut offsets = Vec::with_capacity(series.segments.len());
+    let mut total = 0;
+    for s in 0..series.segments.len() {
+        offsets.push(total);
+        total += series.len_of(s);
+    }
+    let mut lists: Vec<Vec<f32>> = vec![Vec::new(); total];
+    let mut feat = vec![vec![0.0f32; nf]; total];
+    per_window(&mut |(s, i), t, errs: &[f32]| {
+        let g = offsets[s] + i + t;
+        lists[g].push(errs.iter().sum::<f32>() / nf as f32);
+        for (a, e) in feat[g].iter_mut().zip(errs) {
+            *a += e;
+        }
+    })?;
+    let mut score = Vec::with_capacity(total);
+    for (g, l) in lists.iter_mut().enumerate() {
+        let n = l.len();
+        if n > 0 {
+            for a in &mut feat[g] {
+                *a /= n as f32;
+            }
+        }
+        score.push(median(l));
+    }
+    let _ = window;
+    Ok(StepScores {
+        score,
+        feature_error: feat,
+    })
+}
+
+/// The autoencoder as a [`Scorer`].
+pub struct ModelScorer<'a> {
+    /// The model (inference device).
+    pub model: &'a Autoencoder,
+    /// Per-feature residual scale from training.
+    pub residual_scale: &'a [f32],
+    /// Steps per window.
+    pub window: usize,
+}
+
+impl Scorer for ModelScorer<'_> {
+    fn name(&self) -> &str {
+        "cnn-lstm-ae"
+    }
+
+    fn score_steps(&self, series: &Series) -> Result<StepScores> {
+        let refs = series.windows(self.window, 1);
+        let nf = series.n_features;
+        let w = series.width;
+        let window = self.window;
+        aggregate(series, window, |sink| {
+            let mut errs = vec![0.0f32; nf];
+            forward_windows(self.model, series, &refs, window, |chunk, out, inp| {
+                for (j, r) in chunk.iter().enumerate() {
+                    for t in 0..window {
+                        let k = j * window + t;
+                        for f in 0..nf {
+                            let d = (out[k * nf + f] - inp[k * w + f]) / self.residual_scale[f];
+                            errs[f] = d * d;
+                        }
+                        sink(*r, t, &errs);
+                    }
+                }
+            })
+        })
+    }
+}
+
+/// The threshold: a quantile of round scores on held-out normal history, times a margin.
+pub fn threshold_from(scores: &[f32], quantile: f64, margin: f32) -> Option<f32> {
+    let mut v: Vec<f32> = scores.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    Some(quantile_sorted(&v, quantile) * margin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_lists() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn step_score_is_median_over_covering_windows() {
+        // One segment of 4 steps, 1 feature, window 2: windows at 0, 1, 2.
+        let mut s = Series::new(1, 1);
+        s.segments.push(vec![0.0; 4]);
+        let errs = [[1.0f32, 10.0], [3.0, 5.0], [7.0, 2.0]];
+        let out = aggregate(&s, 2, |sink| {
+            for (i, e) in errs.iter().enumerate() {
+                for (t, v) in e.iter().enumerate() {
+                    sink((0, i), t, &[*v]);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        // step 0: [1]; step 1: [10, 3]; step 2: [5, 7]; step 3: [2]
+        assert_eq!(out.score, vec![Some(1.0), Some(6.5), Some(6.0), Some(2.0)]);
+        assert_eq!(out.feature_error[1], vec![6.5]);
+    }
+
+    #[test]
+    fn threshold_quantile() {
+        let scores: Vec<f32> = (1..=1440).map(|x| x as f32).collect();
+        let t = threshold_from(&scores, 1.0 - 1.0 / 1440.0, 1.0).unwrap();
+        assert!((t - 1439.0).abs() < 1.0, "{t}");
+        assert_eq!(threshold_from(&[2.0, f32::NAN], 0.5, 2.0), Some(4.0));
+        assert_eq!(threshold_from(&[], 0.5, 1.0), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! The CNN-LSTM autoencoder: Conv1d over time → LSTM encoder → bottleneck → LSTM decoder
+//! → Linear reconstruction. Input `[batch, window, features + calendar]`, output
+//! `[batch, window, features]`: the calendar inputs condition the decoder (a job at 03:00
+//! is normal at 03:00) but are not reconstructed.
+
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::{Linear, LinearConfig, Lstm, LstmConfig, PaddingConfig1d};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, tanh};
+
+/// Hyperparameters; MODEL.md says why each default has its value.
+#[derive(Config, Debug, PartialEq)]
+pub struct DetectorConfig {
+    /// Steps per window (12 = one round of 12 samples, so any complete round can be
+    /// scored on its own after a gap).
+    #[config(default = 12)]
+    pub window: usize,
+    /// Conv1d output channels.
+    #[config(default = 32)]
+    pub channels: usize,
+    /// Conv1d kernel size (steps).
+    #[config(default = 3)]
+    pub kernel: usize,
+    /// Encoder LSTM hidden size.
+    #[config(default = 32)]
+    pub hidden: usize,
+    /// Bottleneck width.
+    #[config(default = 8)]
+    pub bottleneck: usize,
+    /// Decoder LSTM hidden size.
+    #[config(default = 32)]
+    pub decoder_hidden: usize,
+    /// Epochs of the cold-start training.
+    #[config(default = 12)]
+    pub epochs: usize,
+    /// Epochs of each hourly fine-tuning.
+    #[config(default = 2)]
+    pub fine_tune_epochs: usize,
+    /// Adam learning rate.
+    #[config(default = 2e-3)]
+    pub lr: f64,
+    /// Windows per optimiser step.
+    #[config(default = 32)]
+    pub batch_size: usize,
+    /// Stride between training windows (scoring always uses stride 1).
+    #[config(default = 2)]
+    pub train_stride: usize,
+    /// Most training windows per epoch at cold start (a random subset beyond that).
+    #[config(default = 4000)]
+    pub max_windows_per_epoch: usize,
+    /// Seed for initial weights and data order.
+    #[config(default = 42)]
+    pub seed: u64,
+}
+
+impl DetectorConfig {
+    /// A small configuration for tests (fast on 2 cores in debug builds).
+    pub fn small() -> Self {
+        DetectorConfig::new()
+            .with_channels(8)
+            .with_hidden(12)
+            .with_bottleneck(6)
+            .with_decoder_hidden(12)
+            .with_epochs(6)
+            .with_max_windows_per_epoch(1500)
+    }
+
+    /// Builds the model on `device`.
+    pub fn init(&self, n_features: usize, n_time: usize, device: &Device) -> Autoencoder {
+        let d_in = n_features + n_time;
+        Autoencoder {
+            conv: Conv1dConfig::new(d_in, self.channels, self.kernel)
+                .with_padding(PaddingConfig1d::Same)
+                .init(device),
+            encoder: LstmConfig::new(self.channels, self.hidden, true).init(device),
+            bottleneck: LinearConfig::new(self.hidden, self.bottleneck).init(device),
+            decoder: LstmConfig::new(self.bottleneck + n_time, self.decoder_hidden, true).init(device),
+            output: LinearConfig::new(self.decoder_hidden, n_features).init(device),
+            n_features,
+            n_time,
+        }
+    }
+}
+
+/// The autoencoder.
+#[derive(Module, Debug)]
+pub struct Autoencoder {
+    conv: Conv1d,
+    encoder: Lstm,
+    bottleneck: Linear,
+    decoder: Lstm,
+    output: Linear,
+    n_features: usize,
+    n_time: usize,
+}
+
+impl Autoencoder {
+    /// Reconstructs the features of `x` (`[batch, window, features + time]`).
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [_, window, _] = x.dims();
+        let time = x.clone().narrow(2, self.n_features, self.n_time);
+        // Conv1d wants [batch, channels, length]: convolve along time.
+        let h = relu(self.conv.forward(x.swap_dims(1, 2))).swap_dims(1, 2);
+        let (_, state) = self.encoder.forward(h, None);
+        let z = tanh(self.bottleneck.forward(state.hidden));
+        let z = z.unsqueeze_dim::<3>(1).repeat_dim(1, window);
+        let (seq, _) = self.decoder.forward(Tensor::cat(vec![z, time], 2), None);
+        self.output.forward(seq)
+    }
+
+    /// Number of scored features.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let device = Device::flex();
+        let cfg = DetectorConfig::small();
+        let m = cfg.init(5, 4, &device);
+        let x = Tensor::<3>::zeros([3, cfg.window, 9], &device);
+        assert_eq!(m.forward(x).dims(), [3, cfg.window, 5]);
+    }
+}

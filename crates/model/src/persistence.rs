@@ -1,0 +1,326 @@
+//! The model directory: Burn weights (burnpack) and a JSON sidecar, written atomically,
+//! the previous model kept, the weights' SHA-256 verified before loading, and a lock
+//! file so two detectors never work on the same model.
+//!
+//! Layout:
+//! - `model.json`: the sidecar (format version, config, feature spec, scaler, residual
+//!   scales, threshold and the normal round scores behind it, seen ports and names,
+//!   replay and held-out raw steps, the weights file's name and SHA-256). Replacing it
+//!   by rename is the single commit point of a save.
+//! - `weights-<sha256 prefix>.bpk`: weights, immutable once written.
+//! - `model.prev.json`: the sidecar before the last save (its weights file is kept).
+//! - `detector.lock`: held with `File::try_lock` for the whole run.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::features::{FeatureSpec, Scaler, Seen};
+use crate::model::{Autoencoder, DetectorConfig};
+use crate::training::train_device;
+use crate::{Error, Result};
+
+/// Version of the sidecar layout.
+pub const FORMAT_VERSION: u32 = 1;
+/// The sidecar's name.
+pub const SIDECAR: &str = "model.json";
+/// The previous sidecar's name.
+pub const PREV_SIDECAR: &str = "model.prev.json";
+/// The lock file's name.
+pub const LOCK: &str = "detector.lock";
+
+/// Raw steps (log1p features followed by calendar inputs), row-major, one gap-free run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RawSegment {
+    /// Rows of `features + calendar` values.
+    pub rows: Vec<f32>,
+}
+
+/// The JSON sidecar.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Increments at every save (`batches.model_version`).
+    pub model_version: u64,
+    /// When the model was first trained.
+    pub created_at: String,
+    /// When it was last saved.
+    pub updated_at: String,
+    /// Hyperparameters (the model's shape comes from here).
+    pub config: DetectorConfig,
+    /// Feature names and version.
+    pub feature_spec: FeatureSpec,
+    /// Robust scaler fitted at cold start.
+    pub scaler: Scaler,
+    /// Per-feature RMS residual on training windows.
+    pub residual_scale: Vec<f32>,
+    /// Current threshold (None while warming up).
+    pub threshold: Option<f32>,
+    /// Quantile of normal round scores the threshold sits at.
+    pub threshold_quantile: f64,
+    /// Factor applied to that quantile.
+    pub threshold_margin: f32,
+    /// Recent round scores of normal rounds, scored before the model trained on them.
+    pub normal_scores: Vec<f32>,
+    /// Usual spacing between round starts (µs), for gap detection.
+    pub round_spacing_us: i64,
+    /// Usual seconds between scanner samples.
+    pub scan_interval: f64,
+    /// Rounds the model has been trained on.
+    pub rounds_trained: u64,
+    /// True until `--min-history` of data existed.
+    pub warming_up: bool,
+    /// Listening ports and DNS names seen in normal history.
+    pub seen: Seen,
+    /// Replay sample of earlier normal steps.
+    pub replay: Vec<RawSegment>,
+    /// Held-out normal steps: the loss on them must not rise after fine-tuning.
+    pub holdout: Vec<RawSegment>,
+    /// Name of the weights file in the directory.
+    pub weights_file: String,
+    /// SHA-256 (hex) of the weights file.
+    pub weights_sha256: String,
+}
+
+/// A held lock on a model directory; released when dropped.
+#[derive(Debug)]
+pub struct ModelDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+fn mkdir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+impl ModelDir {
+    /// Creates the directory (0700) if needed and takes its lock, or fails with
+    /// [`Error::Locked`] at once when another detector holds it.
+    pub fn lock(dir: &Path) -> Result<Self> {
+        mkdir(dir)?;
+        let path = dir.join(LOCK);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match f.try_lock() {
+            Ok(()) => Ok(ModelDir {
+                path: dir.to_path_buf(),
+                _lock: f,
+            }),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(path)),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the current model, or None when the directory has none. Any damage
+    /// (unparsable sidecar, missing or altered weights, another feature spec) is an
+    /// error; nothing is written.
+    pub fn load(&self) -> Result<Option<(Sidecar, Autoencoder)>> {
+        load_from(&self.path, SIDECAR)
+    }
+
+    /// Saves atomically: weights to a new content-named file, the old sidecar to
+    /// `model.prev.json`, then the new sidecar by rename. Bumps `model_version`.
+    pub fn save(&self, model: &Autoencoder, sidecar: &mut Sidecar) -> Result<()> {
+        let bytes = model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| Error::Weights(e.to_string()))?;
+        let bytes: &[u8] = &bytes;
+        let sha = hex(&Sha256::digest(bytes));
+        let name = format!("weights-{}.bpk", &sha[..16]);
+        let wpath = self.path.join(&name);
+        if !wpath.exists() {
+            write_atomic(&wpath, bytes)?;
+        }
+        sidecar.weights_file = name;
+        sidecar.weights_sha256 = sha;
+        sidecar.model_version += 1;
+        sidecar.updated_at = crate::time::format_micros(chrono::Utc::now().timestamp_micros());
+        let json = serde_json::to_vec(sidecar)?;
+        let cur = self.path.join(SIDECAR);
+        if cur.exists() {
+            let old = fs::read(&cur).map_err(|e| Error::io(&cur, e))?;
+            write_atomic(&self.path.join(PREV_SIDECAR), &old)?;
+        }
+        write_atomic(&cur, &json)?;
+        if let Ok(d) = File::open(&self.path) {
+            let _ = d.sync_all();
+        }
+        self.clean_weights();
+        Ok(())
+    }
+
+    /// Removes weights files neither sidecar refers to (best effort).
+    fn clean_weights(&self) {
+        let mut keep = Vec::new();
+        for s in [SIDECAR, PREV_SIDECAR] {
+            if let Ok(b) = fs::read(self.path.join(s))
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b)
+                && let Some(w) = v.get("weights_file").and_then(|w| w.as_str())
+            {
+                keep.push(w.to_string());
+            }
+        }
+        if let Ok(rd) = fs::read_dir(&self.path) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with("weights-") && n.ends_with(".bpk") && !keep.contains(&n) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes a file by temp + fsync + rename, mode 0600.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ));
+    {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Loads the model described by sidecar `name` in `dir` (None when the sidecar is absent).
+pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)>> {
+    let spath = dir.join(name);
+    let text = match fs::read(&spath) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&spath, e)),
+    };
+    let corrupt = |reason: String| Error::CorruptModel {
+        path: spath.clone(),
+        reason,
+    };
+    // Check the version before the full parse, so an old layout reads as a mismatch.
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| corrupt(format!("sidecar is not valid JSON: {e}")))?;
+    let version = value.get("format_version").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(FORMAT_VERSION)) {
+        return Err(Error::ModelMismatch {
+            path: spath,
+            reason: format!("format version {version:?}, this detector reads {FORMAT_VERSION}"),
+        });
+    }
+    let mut sc: Sidecar =
+        serde_json::from_value(value).map_err(|e| corrupt(format!("sidecar: {e}")))?;
+    let current = FeatureSpec::current();
+    if sc.feature_spec != current {
+        return Err(Error::ModelMismatch {
+            path: spath,
+            reason: format!(
+                "feature spec version {} ({} features), this detector computes version {} ({} features)",
+                sc.feature_spec.version,
+                sc.feature_spec.names.len(),
+                current.version,
+                current.names.len()
+            ),
+        });
+    }
+    let n = current.names.len();
+    if sc.scaler.median.len() != n || sc.scaler.scale.len() != n || sc.residual_scale.len() != n {
+        return Err(corrupt("scaler length does not match the feature spec".into()));
+    }
+    if sc.weights_file.contains('/') || sc.weights_file.is_empty() {
+        return Err(corrupt(format!("bad weights file name {:?}", sc.weights_file)));
+    }
+    let wpath = dir.join(&sc.weights_file);
+    let bytes = fs::read(&wpath).map_err(|e| Error::CorruptModel {
+        path: wpath.clone(),
+        reason: format!("cannot read weights: {e}"),
+    })?;
+    let sha = hex(&Sha256::digest(&bytes));
+    if sha != sc.weights_sha256 {
+        return Err(Error::CorruptModel {
+            path: wpath,
+            reason: format!(
+                "SHA-256 {} does not match the sidecar's {} (truncated or altered)",
+                &sha[..16],
+                sc.weights_sha256.get(..16).unwrap_or("")
+            ),
+        });
+    }
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| Error::CorruptModel {
+        path: wpath.clone(),
+        reason: e.to_string(),
+    })?;
+    let device = train_device();
+    let model = sc
+        .config
+        .init(n, current.time_inputs, &device)
+        .try_load_record(record)
+        .map_err(|e| Error::CorruptModel {
+            path: wpath.clone(),
+            reason: e.to_string(),
+        })?;
+    sc.seen.rebuild();
+    Ok(Some((sc, model)))
+}
+
+/// A new sidecar for a freshly trained model (weights fields are filled by `save`).
+pub fn new_sidecar(config: DetectorConfig, scaler: Scaler) -> Sidecar {
+    let now = crate::time::format_micros(chrono::Utc::now().timestamp_micros());
+    Sidecar {
+        format_version: FORMAT_VERSION,
+        model_version: 0,
+        created_at: now.clone(),
+        updated_at: now,
+        config,
+        feature_spec: FeatureSpec::current(),
+        scaler,
+        residual_scale: Vec::new(),
+        threshold: None,
+        threshold_quantile: 1.0 - 1.0 / 1440.0,
+        threshold_margin: 1.0,
+        normal_scores: Vec::new(),
+        round_spacing_us: 60_000_000,
+        scan_interval: 5.0,
+        rounds_trained: 0,
+        warming_up: true,
+        seen: Seen::default(),
+        replay: Vec::new(),
+        holdout: Vec::new(),
+        weights_file: String::new(),
+        weights_sha256: String::new(),
+    }
+}

@@ -1,0 +1,1 @@
+//! `detector report` and `detector plot`.
