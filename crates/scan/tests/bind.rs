@@ -1,0 +1,122 @@
+//! The bind probe (`--scan-method bind`) against real sockets, as root and as an
+//! unprivileged user.
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::Command;
+
+use portwatch_scan::{BindProbe, Probe, SocketSource, Transport, bind::probe};
+
+fn has(found: &[portwatch_scan::Socket], t: Transport, family: u8, port: u16) -> bool {
+    found
+        .iter()
+        .any(|s| s.transport == t && s.family == family && s.local_port == port)
+}
+
+#[test]
+fn occupied_ports_found_free_ones_not() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uport = udp.local_addr().unwrap().port();
+    let tcp6 = TcpListener::bind("[::1]:0").ok();
+
+    let mut probe_all = BindProbe::with_ports(port.saturating_sub(2)..=port.saturating_add(2));
+    let found = probe_all.sample().unwrap();
+    assert!(has(&found, Transport::Tcp, 4, port), "{found:#?}");
+    let s = found
+        .iter()
+        .find(|s| s.local_port == port && s.transport == Transport::Tcp)
+        .unwrap();
+    assert_eq!(
+        (s.state, s.pid, s.local_addr.to_string().as_str()),
+        ("LISTEN", None, "0.0.0.0")
+    );
+    // Everything reported besides our listener is really held by someone else.
+    for s in found
+        .iter()
+        .filter(|s| !(s.local_port == port && s.transport == Transport::Tcp && s.family == 4))
+    {
+        let ip = s.local_addr;
+        assert!(
+            matches!(
+                probe(s.transport, (ip, s.local_port).into()),
+                Probe::Occupied
+            ),
+            "{s:?}"
+        );
+    }
+    assert_eq!(probe_all.denied_ports(), 0);
+
+    let found = BindProbe::with_ports(uport..=uport).sample().unwrap();
+    assert!(has(&found, Transport::Udp, 4, uport), "{found:#?}");
+    assert_eq!(
+        found
+            .iter()
+            .find(|s| s.transport == Transport::Udp)
+            .unwrap()
+            .state,
+        "UNCONN"
+    );
+
+    if let Some(l6) = &tcp6 {
+        let p6 = l6.local_addr().unwrap().port();
+        let found = BindProbe::with_ports(p6..=p6).ipv6(true).sample().unwrap();
+        assert!(has(&found, Transport::Tcp, 6, p6), "{found:#?}");
+    }
+
+    // Freed: no longer reported.
+    drop((tcp, udp, tcp6));
+    let found = BindProbe::with_ports(port..=port).sample().unwrap();
+    assert!(!has(&found, Transport::Tcp, 4, port), "{found:#?}");
+    let found = BindProbe::with_ports(uport..=uport).sample().unwrap();
+    assert!(!has(&found, Transport::Udp, 4, uport), "{found:#?}");
+}
+
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
+const CHILD: &str = "PORTWATCH_SCAN_UNPRIVILEGED_CHILD";
+
+/// Ports a non-root user may not bind are counted apart, never as occupied. As root
+/// the test re-runs itself as `nobody` through setpriv.
+#[test]
+fn denied_ports_counted_not_occupied() {
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 || std::env::var_os(CHILD).is_some() {
+        let start = unprivileged_port_start();
+        if start <= 1020 {
+            eprintln!("ip_unprivileged_port_start is {start}: nothing is denied here");
+            return;
+        }
+        let mut p = BindProbe::with_ports(1020..=1030);
+        let found = p.sample().unwrap();
+        assert!(found.iter().all(|s| s.local_port >= start), "{found:#?}");
+        let expected = u32::from(start.min(1031) - 1020);
+        assert_eq!(p.denied_ports(), expected);
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "denied_ports_counted_not_occupied",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .status();
+    match status {
+        Ok(status) => assert!(status.success(), "unprivileged run failed: {status}"),
+        Err(e) => eprintln!("setpriv not available ({e}); only the errno classification is tested"),
+    }
+}
