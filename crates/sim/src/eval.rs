@@ -1,0 +1,417 @@
+//! Event-level scoring of the detector's verdicts against the simulator's labels.
+//!
+//! Round-level accuracy would reward a detector for flagging every minute of a long
+//! event and punish it for flagging the minute after one; an operator cares whether an
+//! attack raised an alarm, how soon, and how often alarms are false. So:
+//!
+//! - An **alarm** is a run of consecutive anomalous rounds (consecutive in the time
+//!   order of evaluated rounds, gaps between rounds ignored).
+//! - An **event** (one `labels.event`) counts only if at least one of its rounds was
+//!   evaluated. Its window runs from its first evaluated round to
+//!   [`TOLERANCE_ROUNDS`] evaluated rounds after its last one, since some evidence
+//!   (TIME_WAIT sockets, a model's window) outlives the attack.
+//! - An event is **detected** if an anomalous round falls in its window; its **delay**
+//!   is the minutes from its first labelled round's start to that anomalous round's.
+//! - An alarm is **true** if any of its rounds falls in some event's window, else
+//!   **false**. Precision = true alarms / alarms; recall = detected events / events.
+//! - **False alarms per day** = false alarms / (evaluated rounds / 1440): each round
+//!   stands for one minute of watching.
+//!
+//! Per kind, recall and delay are over that kind's events, and precision counts the
+//! alarms that hit an event of that kind against those plus all false alarms (alarms
+//! on other kinds' events are neither), as if the kind were the only attack.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::Error;
+
+/// Evaluated rounds after an event's last round in which an anomaly still counts.
+pub const TOLERANCE_ROUNDS: usize = 5;
+
+/// Metrics of one event kind, or of all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Events with at least one evaluated round.
+    pub events: u64,
+    pub detected: u64,
+    /// Alarms that hit an event (of this kind, in a per-kind row).
+    pub true_alarms: u64,
+    /// Alarms that hit no event at all.
+    pub false_alarms: u64,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    /// Mean and largest delay of detected events, minutes.
+    pub mean_delay_minutes: Option<f64>,
+    pub max_delay_minutes: Option<f64>,
+}
+
+/// One kind's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindMetrics {
+    pub kind: String,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// The result of [`evaluate`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub evaluated_rounds: u64,
+    /// Evaluated rounds / 1440.
+    pub evaluated_days: f64,
+    pub tolerance_rounds: u64,
+    pub alarms: u64,
+    pub false_alarms_per_day: Option<f64>,
+    pub overall: Metrics,
+    pub per_kind: Vec<KindMetrics>,
+}
+
+struct Round {
+    start: i64,
+    anomalous: bool,
+}
+
+struct EventRows {
+    kind: String,
+    start: i64,
+    idx: Vec<usize>,
+}
+
+/// Scores `batches_rounds` against `labels` (see the module docs for the definitions).
+pub fn evaluate(conn: &Connection) -> Result<Evaluation, Error> {
+    let mut rounds = Vec::new();
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT r.id, r.start_time, br.anomalous
+               FROM batches_rounds br JOIN rounds r ON r.id = br.round_id
+              ORDER BY r.start_time, r.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let start: String = row.get(1)?;
+            index.insert(id, rounds.len());
+            rounds.push(Round {
+                start: portwatch_store::time::parse_micros(&start)?,
+                anomalous: row.get::<_, i64>(2)? != 0,
+            });
+        }
+    }
+    let mut events: BTreeMap<i64, EventRows> = BTreeMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT l.event, l.kind, l.round_id, r.start_time
+               FROM labels l JOIN rounds r ON r.id = l.round_id
+              ORDER BY l.event, r.start_time",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let event: i64 = row.get(0)?;
+            let kind: String = row.get(1)?;
+            let round_id: i64 = row.get(2)?;
+            let start = portwatch_store::time::parse_micros(&row.get::<_, String>(3)?)?;
+            let e = events.entry(event).or_insert_with(|| EventRows {
+                kind,
+                start,
+                idx: Vec::new(),
+            });
+            e.start = e.start.min(start);
+            if let Some(&i) = index.get(&round_id) {
+                e.idx.push(i);
+            }
+        }
+    }
+    Ok(score(
+        &rounds,
+        events.into_values().filter(|e| !e.idx.is_empty()).collect(),
+    ))
+}
+
+fn score(rounds: &[Round], events: Vec<EventRows>) -> Evaluation {
+    // Event windows in evaluated-round positions.
+    let windows: Vec<(usize, usize)> = events
+        .iter()
+        .map(|e| {
+            let lo = e.idx.iter().copied().min().unwrap_or(0);
+            let hi = e.idx.iter().copied().max().unwrap_or(0) + TOLERANCE_ROUNDS;
+            (lo, hi.min(rounds.len().saturating_sub(1)))
+        })
+        .collect();
+
+    // Alarms: runs of consecutive anomalous rounds.
+    let mut alarms: Vec<(usize, usize)> = Vec::new();
+    for (i, r) in rounds.iter().enumerate() {
+        if r.anomalous {
+            match alarms.last_mut() {
+                Some((_, end)) if *end + 1 == i => *end = i,
+                _ => alarms.push((i, i)),
+            }
+        }
+    }
+    let hits = |&(a, b): &(usize, usize), &(lo, hi): &(usize, usize)| a <= hi && lo <= b;
+    let false_alarms = alarms
+        .iter()
+        .filter(|al| !windows.iter().any(|w| hits(al, w)))
+        .count() as u64;
+
+    // Per event: detected, delay.
+    let delays: Vec<Option<f64>> = events
+        .iter()
+        .zip(&windows)
+        .map(|(e, &(lo, hi))| {
+            (lo..=hi)
+                .find(|&i| rounds[i].anomalous)
+                .map(|i| ((rounds[i].start - e.start) as f64 / 60e6).max(0.0))
+        })
+        .collect();
+
+    let metrics = |select: &dyn Fn(&EventRows) -> bool| {
+        let chosen: Vec<usize> = (0..events.len()).filter(|&i| select(&events[i])).collect();
+        let true_alarms = alarms
+            .iter()
+            .filter(|al| chosen.iter().any(|&i| hits(al, &windows[i])))
+            .count() as u64;
+        let found: Vec<f64> = chosen.iter().filter_map(|&i| delays[i]).collect();
+        let n = chosen.len() as u64;
+        let detected = found.len() as u64;
+        let precision = ratio(true_alarms, true_alarms + false_alarms);
+        let recall = ratio(detected, n);
+        Metrics {
+            events: n,
+            detected,
+            true_alarms,
+            false_alarms,
+            precision,
+            recall,
+            f1: match (precision, recall) {
+                (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+                (Some(_), Some(_)) => Some(0.0),
+                _ => None,
+            },
+            mean_delay_minutes: (!found.is_empty())
+                .then(|| found.iter().sum::<f64>() / found.len() as f64),
+            max_delay_minutes: found.iter().copied().reduce(f64::max),
+        }
+    };
+
+    let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let per_kind = kinds
+        .iter()
+        .map(|&k| KindMetrics {
+            kind: k.to_owned(),
+            metrics: metrics(&|e: &EventRows| e.kind == k),
+        })
+        .collect();
+    let evaluated_days = rounds.len() as f64 / 1440.0;
+    Evaluation {
+        evaluated_rounds: rounds.len() as u64,
+        evaluated_days,
+        tolerance_rounds: TOLERANCE_ROUNDS as u64,
+        alarms: alarms.len() as u64,
+        false_alarms_per_day: (evaluated_days > 0.0).then(|| false_alarms as f64 / evaluated_days),
+        overall: metrics(&|_| true),
+        per_kind,
+    }
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+impl fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |v: Option<f64>, prec: usize| match v {
+            Some(x) => format!("{x:.prec$}"),
+            None => "-".to_owned(),
+        };
+        writeln!(
+            f,
+            "evaluated rounds: {} ({:.2} days); an anomaly up to {} rounds after an event counts",
+            self.evaluated_rounds, self.evaluated_days, self.tolerance_rounds
+        )?;
+        writeln!(
+            f,
+            "{:<18} {:>6} {:>8} {:>6} {:>6} {:>9} {:>6} {:>6} {:>10} {:>9}",
+            "kind",
+            "events",
+            "detected",
+            "true",
+            "false",
+            "precision",
+            "recall",
+            "F1",
+            "delay_mean",
+            "delay_max"
+        )?;
+        let rows = self
+            .per_kind
+            .iter()
+            .map(|k| (k.kind.as_str(), &k.metrics))
+            .chain(std::iter::once(("all", &self.overall)));
+        for (kind, m) in rows {
+            writeln!(
+                f,
+                "{:<18} {:>6} {:>8} {:>6} {:>6} {:>9} {:>6} {:>6} {:>10} {:>9}",
+                kind,
+                m.events,
+                m.detected,
+                m.true_alarms,
+                m.false_alarms,
+                opt(m.precision, 3),
+                opt(m.recall, 3),
+                opt(m.f1, 3),
+                opt(m.mean_delay_minutes, 1),
+                opt(m.max_delay_minutes, 1),
+            )?;
+        }
+        write!(
+            f,
+            "alarms: {} ({} false); false alarms per day: {}",
+            self.alarms,
+            self.overall.false_alarms,
+            opt(self.false_alarms_per_day, 2)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = include_str!("../../../migrations/0001_initial.sql");
+
+    /// A database with `n` rounds one minute apart, all evaluated in one batch, the
+    /// given ones anomalous.
+    fn db(n: i64, anomalous: &[i64], unevaluated: &[i64]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute(
+            "INSERT INTO batches (id, timestamp, alg) VALUES (1, '2026-01-06T00:00:00.000000Z', 'test')",
+            [],
+        )
+        .unwrap();
+        for i in 0..n {
+            let start =
+                portwatch_store::time::format_micros(crate::DEFAULT_EPOCH_MICROS + i * 60_000_000);
+            conn.execute(
+                "INSERT INTO rounds (id, start_time, end_time, source, status) VALUES (?1, ?2, ?2, 'simulated', 'complete')",
+                rusqlite::params![i + 1, start],
+            )
+            .unwrap();
+            if !unevaluated.contains(&i) {
+                conn.execute(
+                    "INSERT INTO batches_rounds (batch_id, round_id, score, anomalous) VALUES (1, ?1, 0.0, ?2)",
+                    rusqlite::params![i + 1, anomalous.contains(&i)],
+                )
+                .unwrap();
+            }
+        }
+        conn
+    }
+
+    fn label(conn: &Connection, event: i64, kind: &str, rounds: std::ops::RangeInclusive<i64>) {
+        for i in rounds {
+            conn.execute(
+                "INSERT INTO labels (round_id, event, kind, note) VALUES (?1, ?2, ?3, 'test')",
+                rusqlite::params![i + 1, event, kind],
+            )
+            .unwrap();
+        }
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn detected_missed_late_and_false_alarms() {
+        // Alarms: {11} in the portscan, {20,21} false, {52} in the backdoor's
+        // tolerance, {90} false; the burst is missed.
+        let conn = db(100, &[11, 20, 21, 52, 90], &[]);
+        label(&conn, 1, "portscan", 10..=12);
+        label(&conn, 2, "backdoor", 40..=49);
+        label(&conn, 3, "burst", 70..=72);
+        let e = evaluate(&conn).unwrap();
+        assert_eq!(e.evaluated_rounds, 100);
+        assert_eq!(e.alarms, 4);
+        let o = &e.overall;
+        assert_eq!(
+            (o.events, o.detected, o.true_alarms, o.false_alarms),
+            (3, 2, 2, 2)
+        );
+        assert!(close(o.precision, 0.5));
+        assert!(close(o.recall, 2.0 / 3.0));
+        assert!(close(o.f1, 2.0 * 0.5 * (2.0 / 3.0) / (0.5 + 2.0 / 3.0)));
+        assert!(close(o.mean_delay_minutes, (1.0 + 12.0) / 2.0));
+        assert!(close(o.max_delay_minutes, 12.0));
+        assert!(close(e.false_alarms_per_day, 2.0 / (100.0 / 1440.0)));
+
+        let kind = |k: &str| &e.per_kind.iter().find(|m| m.kind == k).unwrap().metrics;
+        assert!(close(kind("portscan").recall, 1.0));
+        assert!(close(kind("portscan").precision, 1.0 / 3.0));
+        assert!(close(kind("portscan").mean_delay_minutes, 1.0));
+        assert!(close(kind("backdoor").mean_delay_minutes, 12.0));
+        assert!(close(kind("burst").recall, 0.0));
+        assert!(close(kind("burst").precision, 0.0));
+        assert_eq!(kind("burst").mean_delay_minutes, None);
+        let text = e.to_string();
+        assert!(text.contains("portscan") && text.contains("all"), "{text}");
+    }
+
+    #[test]
+    fn anomaly_beyond_tolerance_is_a_false_alarm() {
+        let conn = db(30, &[10 + TOLERANCE_ROUNDS as i64 + 1], &[]);
+        label(&conn, 7, "burst", 8..=10);
+        let e = evaluate(&conn).unwrap();
+        assert_eq!(e.overall.detected, 0);
+        assert_eq!(e.overall.false_alarms, 1);
+        assert!(close(e.overall.precision, 0.0));
+    }
+
+    #[test]
+    fn one_alarm_spanning_two_events_detects_both() {
+        let conn = db(40, &[10, 11, 12, 13, 14, 15], &[]);
+        label(&conn, 1, "portscan", 10..=11);
+        label(&conn, 2, "burst", 14..=15);
+        let e = evaluate(&conn).unwrap();
+        assert_eq!(e.alarms, 1);
+        assert_eq!(e.overall.detected, 2);
+        assert!(close(e.overall.precision, 1.0));
+        assert_eq!(e.false_alarms_per_day, Some(0.0));
+    }
+
+    #[test]
+    fn unevaluated_events_are_left_out() {
+        // Event 1's rounds were never evaluated; event 2's were only partly, and its
+        // delay runs from its first labelled round, evaluated or not.
+        let conn = db(30, &[12], &[2, 3, 4, 10]);
+        label(&conn, 1, "dnstunnel", 2..=4);
+        label(&conn, 2, "dnstunnel", 10..=12);
+        let e = evaluate(&conn).unwrap();
+        assert_eq!(e.evaluated_rounds, 26);
+        assert_eq!(e.overall.events, 1);
+        assert_eq!(e.overall.detected, 1);
+        assert!(close(e.overall.mean_delay_minutes, 2.0));
+    }
+
+    #[test]
+    fn empty_database_has_no_metrics() {
+        let conn = db(0, &[], &[]);
+        let e = evaluate(&conn).unwrap();
+        assert_eq!(e.evaluated_rounds, 0);
+        assert_eq!(e.overall.precision, None);
+        assert_eq!(e.overall.recall, None);
+        assert_eq!(e.false_alarms_per_day, None);
+        assert!(e.to_string().contains("false alarms per day: -"));
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["overall"]["events"], 0);
+    }
+}

@@ -1,0 +1,138 @@
+//! The simulation loop: one round per minute, one transaction per simulated hour.
+
+use portwatch_capture::Packet;
+use portwatch_scan::{PortUsage, Socket, aggregate};
+use portwatch_store::write::PacketScratch;
+use rusqlite::Connection;
+
+use crate::Error;
+use crate::config::SimConfig;
+use crate::db::{self, RoundRows};
+use crate::events::{self, Event};
+use crate::host::{Host, MINUTE};
+use crate::net::{SEC, Sock};
+
+/// What a [`simulate`] call wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimSummary {
+    pub rounds: u64,
+    pub first_round_id: i64,
+    pub last_round_id: i64,
+    pub packets: u64,
+    /// Injected events (each with its own `labels.event` id).
+    pub events: u64,
+}
+
+/// Rounds per transaction: an hour, so a crash loses at most that hour and commits are
+/// rare enough not to matter for speed.
+const ROUNDS_PER_TX: u64 = 60;
+/// Minutes of normal activity generated before the first round, so that sockets and
+/// packets of connections opened just before it (TIME_WAIT lasts a minute, sessions up
+/// to two) are there as they would have been.
+const WARM_UP_MINUTES: i64 = 3;
+
+/// Appends `cfg.hours` of simulated rounds after the database's last round, with the
+/// injected events and their labels.
+pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Error> {
+    cfg.validate()?;
+    let start = db::next_start(conn)?;
+    let rounds = ((cfg.hours * 60.0).round() as u64).max(1);
+    let host = Host::new(cfg.seed, cfg.rate);
+    let round_len = i64::from(cfg.round_secs) * SEC;
+    let interval = i64::from(cfg.scan_interval_secs) * SEC;
+    let samples = i64::from(cfg.round_secs / cfg.scan_interval_secs) + 1;
+
+    let mut injects = cfg.inject.clone();
+    injects.sort_by(|a, b| a.hour.total_cmp(&b.hour).then(a.kind.cmp(&b.kind)));
+    let first_event = db::next_event_id(conn)?;
+    let mut events: Vec<Event> = injects
+        .iter()
+        .enumerate()
+        .map(|(i, inj)| {
+            let at = start + (inj.hour * 3600.0 * SEC as f64).round() as i64;
+            events::plan(inj.kind, first_event + i as i64, at, &host)
+        })
+        .collect();
+
+    let mut live: Vec<Sock> = Vec::new();
+    let mut pending: Vec<Packet> = Vec::new();
+    for m in (1..=WARM_UP_MINUTES).rev() {
+        host.minute(start - m * MINUTE, &mut live, &mut pending);
+    }
+    for ev in &mut events {
+        live.append(&mut ev.socks);
+        pending.append(&mut ev.packets);
+    }
+
+    let mut scratch = PacketScratch::default();
+    let mut summary = SimSummary {
+        rounds,
+        first_round_id: 0,
+        last_round_id: 0,
+        packets: 0,
+        events: events.len() as u64,
+    };
+    let mut sockets: Vec<Socket> = Vec::new();
+    let mut sample_rows: Vec<(i64, Vec<PortUsage>)> = Vec::new();
+    let mut round_packets: Vec<Packet> = Vec::new();
+    let mut keep: Vec<Packet> = Vec::new();
+
+    let mut r = 0;
+    while r < rounds {
+        let tx = conn.transaction()?;
+        let chunk_end = (r + ROUNDS_PER_TX).min(rounds);
+        while r < chunk_end {
+            let t = start + r as i64 * MINUTE;
+            let window_end = t + round_len;
+            host.minute(t, &mut live, &mut pending);
+
+            // Packets of this round's window, in time order; earlier ones fell in the
+            // gap between rounds, later ones wait for their round.
+            round_packets.clear();
+            keep.clear();
+            for p in pending.drain(..) {
+                if p.ts_micros >= window_end {
+                    keep.push(p);
+                } else if p.ts_micros >= t {
+                    round_packets.push(p);
+                }
+            }
+            std::mem::swap(&mut pending, &mut keep);
+            round_packets.sort_by_key(|p| p.ts_micros);
+
+            sample_rows.clear();
+            for k in 0..samples {
+                let ts = t + k * interval;
+                sockets.clear();
+                sockets.extend(host.listeners.iter().cloned());
+                host.standing(ts, &mut sockets);
+                sockets.extend(live.iter().filter_map(|s| s.at(ts)));
+                sample_rows.push((ts, aggregate(&sockets)));
+            }
+            live.retain(|s| s.gone_after() > window_end);
+
+            let id = db::write_round(
+                &tx,
+                &RoundRows {
+                    start: t,
+                    end: window_end,
+                    scan_interval_secs: f64::from(cfg.scan_interval_secs),
+                    samples: &sample_rows,
+                    packets: &round_packets,
+                },
+                &mut scratch,
+            )?;
+            for ev in events.iter().filter(|e| e.overlaps(t, window_end)) {
+                db::insert_label(&tx, id, ev.id, ev.kind.name(), &ev.note)?;
+            }
+            if r == 0 {
+                summary.first_round_id = id;
+            }
+            summary.last_round_id = id;
+            summary.packets += round_packets.len() as u64;
+            r += 1;
+        }
+        tx.commit()?;
+    }
+    Ok(summary)
+}
