@@ -1,6 +1,9 @@
 //! The bind probe (`--scan-method bind`) against real sockets, as root and as an
 //! unprivileged user.
 
+// Test helpers outside `#[test]` fns panic on purpose, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{TcpListener, UdpSocket};
 use std::process::Command;
 

@@ -1,6 +1,9 @@
 //! `ProcNet` against recorded `/proc/net` tables with a fake process tree, and
 //! against the live `/proc`.
 
+// Test helpers outside `#[test]` fns panic on purpose, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::symlink;
@@ -18,7 +21,10 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A temporary proc root: a copy of a fixture's `net/` plus fake processes, each
 /// `(pid, comm bytes or None for "vanished", socket inodes)`.
-fn fake_proc(net_from: &str, procs: &[(u32, Option<&[u8]>, &[u64])]) -> tempfile::TempDir {
+/// (pid, comm bytes or None for "vanished", socket inodes held).
+type FakeProcess<'a> = (u32, Option<&'a [u8]>, &'a [u64]);
+
+fn fake_proc(net_from: &str, procs: &[FakeProcess]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("net")).unwrap();
     for table in ["tcp", "tcp6", "udp", "udp6"] {
