@@ -1,1 +1,100 @@
-fn main() {}
+//! `collector`: one run is one round. See `collector --help` and DESIGN.md.
+//!
+//! This binary only parses arguments and wires the library crates together: capture
+//! (`portwatch-capture`), socket tables (`portwatch-scan`), storage
+//! (`portwatch-store`) and simulation (`portwatch-sim`).
+
+mod cli;
+mod exit;
+mod ingest;
+mod live;
+mod lock;
+mod owners;
+mod privs;
+mod pump;
+mod stop;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::exit::ExitCode;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("collector: {err:#}");
+            if err.chain().any(|e| e.to_string() == "usage") {
+                ExitCode::Usage
+            } else {
+                ExitCode::Error
+            }
+        }
+    };
+    std::process::exit(code as i32);
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let db = portwatch_store::paths::resolve_db(cli.common.db.as_deref())?;
+    let verbose = cli.common.verbose;
+    if let Some(dir) = db.parent() {
+        portwatch_store::paths::create_private_dir(dir)?;
+    }
+    // Every command that writes holds the database's lock for its whole run.
+    let _lock = match lock::acquire(&db) {
+        Ok(l) => l,
+        Err(e @ lock::LockError::Held { .. }) => {
+            eprintln!("collector: {e}");
+            return Ok(ExitCode::Locked);
+        }
+        Err(lock::LockError::Other(e)) => return Err(e),
+    };
+    let stop = stop::Stop::on_signals()?;
+    match &cli.command {
+        Some(Command::Prune(p)) => {
+            let mut conn = portwatch_store::open(&db)?;
+            let cutoff = portwatch_store::time::now_micros()
+                - i64::try_from(p.older_than.as_micros()).unwrap_or(i64::MAX);
+            let pruned = portwatch_store::prune::prune(&mut conn, cutoff)?;
+            if verbose {
+                println!(
+                    "pruned {} rounds ({} packets) older than {}; {} pages freed",
+                    pruned.rounds,
+                    pruned.packets,
+                    portwatch_store::time::format_micros(cutoff),
+                    pruned.freed_pages
+                );
+            }
+            Ok(ExitCode::Complete)
+        }
+        Some(Command::Simulate(s)) => simulate(&db, s, verbose),
+        None if !cli.round.read.is_empty() => {
+            let mut code = ExitCode::Complete;
+            for file in &cli.round.read {
+                let c = match ingest::run(&db, file, cli.round.payload_bytes, &stop, verbose) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("collector: {}: {e:#}", file.display());
+                        ExitCode::Error
+                    }
+                };
+                code = code.worst(c);
+                if stop.requested() {
+                    break;
+                }
+            }
+            Ok(code)
+        }
+        None => live::run(&db, &cli.round, &stop, verbose),
+    }
+}
+
+fn simulate(
+    db: &std::path::Path,
+    s: &cli::SimulateArgs,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    let _ = (db, s, verbose);
+    anyhow::bail!("simulate is not wired yet")
+}

@@ -204,6 +204,12 @@ mod libpcap {
     pub struct LiveSource {
         cap: Capture<Active>,
         interface: String,
+        /// The capture is non-blocking: libpcap's read timeout on Linux (TPACKET_V3)
+        /// only starts with the first packet, so a quiet interface would block a read
+        /// for ever. Once a read finds nothing, we `poll` the descriptor with our own
+        /// timeout before reading again.
+        drained: bool,
+        timeout_ms: i32,
     }
 
     impl std::fmt::Debug for LiveSource {
@@ -235,7 +241,15 @@ mod libpcap {
                     message: e.to_string(),
                 })?;
             }
-            Ok(LiveSource { cap, interface })
+            let cap = cap
+                .setnonblock()
+                .map_err(|e| Error::from_open_message(&interface, e.to_string()))?;
+            Ok(LiveSource {
+                cap,
+                interface,
+                drained: false,
+                timeout_ms: config.read_timeout_ms.max(1),
+            })
         }
 
         /// The interface captured on (the default device resolved).
@@ -246,6 +260,21 @@ mod libpcap {
 
     impl PacketSource for LiveSource {
         fn next(&mut self) -> Result<Option<Frame<'_>>, Error> {
+            if self.drained {
+                use std::os::fd::AsRawFd;
+                let mut fds = libc::pollfd {
+                    fd: self.cap.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, owned by this frame, for the call's duration.
+                let n = unsafe { libc::poll(&mut fds, 1, self.timeout_ms) };
+                if n <= 0 {
+                    // Timeout, or EINTR from a signal: let the caller check its flags.
+                    return Ok(None);
+                }
+                self.drained = false;
+            }
             match self.cap.next_packet() {
                 Ok(p) => Ok(Some(Frame {
                     ts_micros: ts_micros(
@@ -256,7 +285,10 @@ mod libpcap {
                     wire_len: p.header.len,
                     data: p.data,
                 })),
-                Err(pcap::Error::TimeoutExpired) => Ok(None),
+                Err(pcap::Error::TimeoutExpired) => {
+                    self.drained = true;
+                    Ok(None)
+                }
                 Err(e) => Err(Error::Read {
                     source_name: self.interface.clone(),
                     frames: 0,

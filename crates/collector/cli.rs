@@ -1,0 +1,114 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit;
+
+/// Samples which TCP/UDP ports this host uses and captures the packets that flow
+/// through them, one round per run, into SQLite. Meant for cron, every minute.
+#[derive(Debug, Parser)]
+#[command(name = "collector", version, after_help = exit::HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub round: RoundArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Database file [default: $PORTWATCH_DB, else /var/lib/portwatch/ports.db for root,
+    /// else $XDG_STATE_HOME/portwatch/ports.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print one summary line per round (silent on success otherwise, for cron).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RoundArgs {
+    /// Interface to capture on [default: libpcap's default device; "any" for all].
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Length of the round in seconds (55 leaves room before the next minute's run).
+    #[arg(long, default_value_t = 55.0, value_name = "SECS", value_parser = positive_secs)]
+    pub duration: f64,
+    /// Seconds between socket-table samples (one at the start and one at the end too).
+    #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = positive_secs)]
+    pub scan_interval: f64,
+    /// BPF capture filter, as tcpdump takes it.
+    #[arg(short, long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Bytes of each packet's transport payload to store (0: none, a privacy choice;
+    /// DNS names and TLS SNI are stored regardless).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub payload_bytes: usize,
+    /// Put the interface in promiscuous mode (off: this is a host tool).
+    #[arg(long)]
+    pub promiscuous: bool,
+    /// Drop privileges to this user once capture and database are open (as tcpdump -Z).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// How to find occupied ports: the kernel's socket tables, or the original design's
+    /// bind probe (no owners; ports it may not bind are skipped, never counted).
+    #[arg(long, value_enum, default_value_t = ScanMethod::Proc)]
+    pub scan_method: ScanMethod,
+    /// Ingest capture files (pcap or pcapng, whatever the extension) instead of
+    /// capturing live: one round per file, no scanner.
+    #[arg(short, long, value_name = "FILE")]
+    pub read: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanMethod {
+    /// /proc/net/{tcp,tcp6,udp,udp6} with owners from /proc/PID/fd.
+    Proc,
+    /// Try to bind every port (TCP and UDP); in use = occupied.
+    Bind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Append synthetic history with labelled injected events (for testing the detector).
+    Simulate(SimulateArgs),
+    /// Delete whole rounds older than a cutoff, with their rows, and reclaim space.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Hours of history to append after the database's last round.
+    #[arg(long, value_name = "N")]
+    pub hours: f64,
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Mean packets per second.
+    #[arg(long, default_value_t = 100.0, value_name = "PPS")]
+    pub rate: f64,
+    /// Inject an event KIND at HOUR (hours after the start of this span), e.g.
+    /// portscan@5.5. Kinds: portscan, slowscan, backdoor, backdoor-collide, burst,
+    /// dnstunnel, dnstunnel-slow.
+    #[arg(long, value_name = "KIND@HOUR")]
+    pub inject: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Age beyond which rounds are deleted, e.g. 30d, 12h, 2w.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err("must be a positive number of seconds".into())
+    }
+}

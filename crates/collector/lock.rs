@@ -1,0 +1,85 @@
+//! One collector per database: an exclusive lock on `<db>.lock`.
+//!
+//! The lock is the kernel's (`flock` through std's `File::try_lock`), so it vanishes
+//! with the process however it dies; the file only carries the holder's pid for the
+//! message.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Someone else holds it.
+    Held {
+        path: PathBuf,
+        pid: Option<u32>,
+    },
+    Other(anyhow::Error),
+}
+
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Takes the lock for `db` without waiting.
+pub fn acquire(db: &Path) -> Result<Lock, LockError> {
+    let path = lock_path(db);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))
+        .map_err(LockError::Other)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut s = String::new();
+            let _ = file.read_to_string(&mut s);
+            return Err(LockError::Held {
+                path,
+                pid: s.trim().parse().ok(),
+            });
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(LockError::Other(
+                anyhow::Error::new(e).context(format!("cannot lock {}", path.display())),
+            ));
+        }
+    }
+    // Best effort: the pid is only for the other process's message.
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(Lock { _file: file })
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held { path, pid } => {
+                write!(f, "another collector")?;
+                if let Some(pid) = pid {
+                    write!(f, " (pid {pid})")?;
+                }
+                write!(f, " holds {}; exiting", path.display())
+            }
+            LockError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}

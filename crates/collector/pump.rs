@@ -1,0 +1,108 @@
+//! The one capture loop, for live interfaces and files alike (as sniffnet has it):
+//! frames → parser → owner attribution → batches to the writer.
+
+use std::time::{Duration, Instant};
+
+use portwatch_capture::{PacketSource, Parser, source::copy_payload};
+use portwatch_store::writer::{Msg, Sender};
+
+use crate::owners::View;
+use crate::stop::Stop;
+
+/// Packets per message to the writer.
+const BATCH: usize = 2048;
+/// Longest a live packet waits in a batch before being sent on.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// Why the loop ended.
+#[derive(Debug)]
+pub enum End {
+    /// A file had no more frames.
+    Eof,
+    /// The round's time was up.
+    Deadline,
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    /// The source failed (frames before the failure were kept).
+    Failed(portwatch_capture::Error),
+    /// The writer stopped (its error is reported by `Writer::finish`).
+    WriterGone,
+}
+
+pub struct Options<'a> {
+    pub payload_bytes: usize,
+    pub deadline: Option<Instant>,
+    pub stop: &'a Stop,
+    pub owners: Option<View>,
+}
+
+/// Reads `source` until it ends, the deadline passes or a stop is requested.
+pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -> End {
+    let mut parser = Parser::new();
+    let linktype = source.linktype();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut last_flush = Instant::now();
+    let mut frames: u64 = 0;
+    let end = loop {
+        // Checked every 1024 frames and on every read timeout: cheap, and prompt enough.
+        if frames % 1024 == 0 || batch.is_empty() {
+            if opts.stop.requested() {
+                break End::Interrupted;
+            }
+            if opts.deadline.is_some_and(|d| Instant::now() >= d) {
+                break End::Deadline;
+            }
+        }
+        match source.next() {
+            Ok(Some(frame)) => {
+                frames += 1;
+                let mut p = parser.parse(frame.data, linktype, frame.wire_len);
+                p.ts_micros = frame.ts_micros;
+                copy_payload(&mut p, frame.data, opts.payload_bytes);
+                if let Some(v) = opts.owners.as_mut() {
+                    v.attribute(&mut p);
+                }
+                batch.push(p);
+                if batch.len() >= BATCH {
+                    if flush(tx, source, &mut batch).is_err() {
+                        break End::WriterGone;
+                    }
+                    last_flush = Instant::now();
+                }
+            }
+            Ok(None) => {}
+            Err(e) if e.is_eof() => break End::Eof,
+            Err(e) => break End::Failed(e),
+        }
+        if !batch.is_empty() && opts.deadline.is_some() && last_flush.elapsed() >= FLUSH_EVERY {
+            if flush(tx, source, &mut batch).is_err() {
+                break End::WriterGone;
+            }
+            last_flush = Instant::now();
+        }
+    };
+    if flush(tx, source, &mut batch).is_err() {
+        return End::WriterGone;
+    }
+    end
+}
+
+fn flush(
+    tx: &Sender,
+    source: &mut dyn PacketSource,
+    batch: &mut Vec<portwatch_capture::Packet>,
+) -> Result<(), portwatch_store::Error> {
+    if !batch.is_empty() {
+        tx.send(Msg::Packets(std::mem::replace(
+            batch,
+            Vec::with_capacity(BATCH),
+        )))?;
+    }
+    if let Some(s) = source.stats() {
+        tx.send(Msg::Stats {
+            captured: s.received,
+            dropped: s.dropped + s.if_dropped,
+        })?;
+    }
+    Ok(())
+}
