@@ -10,7 +10,8 @@
 use crate::escape::escape_into;
 use crate::packet::DnsKind;
 
-/// Longest name tshark prints; longer ones become `<Name too long>`.
+/// Wireshark's name buffer: a name of 254 bytes or more (dots included) is printed as
+/// `<Name too long>`.
 const MAX_NAME_LEN: usize = 255;
 /// Header length.
 const HEADER_LEN: usize = 12;
@@ -20,6 +21,7 @@ const HEADER_LEN: usize = 12;
 pub(crate) struct DnsInfo {
     pub kind: DnsKind,
     pub qry_name: Option<String>,
+    pub qry_name_more: Option<String>,
     pub resp_name: Option<String>,
     pub malformed: bool,
 }
@@ -36,6 +38,7 @@ pub(crate) fn parse(msg: &[u8]) -> Option<DnsInfo> {
     let mut info = DnsInfo {
         kind,
         qry_name: None,
+        qry_name_more: None,
         resp_name: None,
         malformed: false,
     };
@@ -45,8 +48,9 @@ pub(crate) fn parse(msg: &[u8]) -> Option<DnsInfo> {
     }
     match simple_dns::Packet::parse(msg) {
         Ok(p) => {
-            if let Some(q) = p.questions.first() {
-                info.qry_name = Some(labels_to_string(q.qname.as_bytes()));
+            for (i, q) in p.questions.iter().enumerate() {
+                let name = labels_to_string(q.qname.as_bytes());
+                push_name(&mut info, i, name);
             }
             if !p.answers.is_empty() {
                 let mut s = String::new();
@@ -67,6 +71,19 @@ pub(crate) fn parse(msg: &[u8]) -> Option<DnsInfo> {
     Some(info)
 }
 
+/// Records the `i`-th question name: the first in `qry_name`, later ones in
+/// `qry_name_more`.
+fn push_name(info: &mut DnsInfo, i: usize, name: String) {
+    if i == 0 {
+        info.qry_name = Some(name);
+    } else if let Some(more) = &mut info.qry_name_more {
+        more.push(',');
+        more.push_str(&name);
+    } else {
+        info.qry_name_more = Some(name);
+    }
+}
+
 /// Joins raw labels with dots and escapes the result; the empty name is `<Root>`.
 fn labels_to_string<'a>(labels: impl Iterator<Item = &'a [u8]>) -> String {
     let mut raw: Vec<u8> = Vec::with_capacity(64);
@@ -83,7 +100,7 @@ fn finish_name(raw: &[u8]) -> String {
     if raw.is_empty() {
         return "<Root>".to_owned();
     }
-    if raw.len() > MAX_NAME_LEN {
+    if raw.len() >= MAX_NAME_LEN - 1 {
         return "<Name too long>".to_owned();
     }
     let mut s = String::with_capacity(raw.len());
@@ -106,15 +123,13 @@ fn fallback(msg: &[u8], info: &mut DnsInfo) {
         let Some((name, end)) = read_name(msg, off) else {
             return;
         };
-        if i == 0 {
-            info.qry_name = Some(name);
-        }
-        // QTYPE + QCLASS: tshark adds the name before reading them, so a question cut
-        // right after its name still yields the name.
+        // QTYPE + QCLASS: tshark reads them before it adds the name, so a question cut
+        // inside them yields no name.
         off = end + 4;
         if off > msg.len() {
             return;
         }
+        push_name(info, usize::from(i), name);
     }
     let mut names = String::new();
     for i in 0..an {
@@ -139,67 +154,104 @@ fn fallback(msg: &[u8], info: &mut DnsInfo) {
     }
 }
 
-/// Reads the (possibly compressed) name at `off`, as Wireshark's `get_dns_name` does:
-/// pointers may go forward, a loop is cut after as many steps as the message has bytes,
-/// an extended label type gives `<Unknown extended label>`. Returns the printed name and
-/// the offset just after the name in the original position, or `None` when the name
-/// runs past the captured bytes (tshark then adds no name field).
+/// Shortest encoded name tshark accepts apart from the root (Wireshark's
+/// `MIN_DNAME_LEN`).
+const MIN_DNAME_LEN: usize = 2;
+
+/// Reads the (possibly compressed) name at `start` the way Wireshark's
+/// `expand_dns_name` + `get_dns_name` do, so the printed names match tshark's:
+/// pointers may go forward; after 255 pointers the name is
+/// `<Name contains a pointer that loops>`; a name that does not fit in 255 bytes is
+/// `<Name too long>`; an unknown extended label type gives `<Unknown extended label>`;
+/// the empty name is `<Root>`. Returns the printed name and the offset just after the
+/// name where it started, or `None` where tshark throws (runs past the captured bytes,
+/// the reserved 0x80 label type, a too-short encoding), adding no name.
 pub(crate) fn read_name(msg: &[u8], start: usize) -> Option<(String, usize)> {
     let mut raw: Vec<u8> = Vec::with_capacity(64);
+    // Room left in Wireshark's 255-byte buffer (one byte is kept for the terminator).
+    let mut room: usize = MAX_NAME_LEN;
     let mut off = start;
-    // Where the name ends in the record: after the first pointer, or after the 0 byte.
-    let mut end: Option<usize> = None;
-    let mut steps = 0usize;
+    // Bytes the name takes at `start`: fixed at the first pointer.
+    let mut len: Option<usize> = None;
+    let mut pointers = 0usize;
     loop {
-        let len = *msg.get(off)?;
+        let c = *msg.get(off)?;
         off += 1;
-        if len == 0 {
+        if c == 0 {
             break;
         }
-        steps += 1;
-        match len & 0xc0 {
+        match c & 0xc0 {
             0x00 => {
-                let n = usize::from(len);
-                let label = msg.get(off..off + n)?;
-                if !raw.is_empty() {
+                if raw.is_empty() {
+                    room = room.saturating_sub(1);
+                } else if room > 0 {
                     raw.push(b'.');
+                    room -= 1;
                 }
-                // Keep memory bounded: past the printable limit only the length matters.
-                if raw.len() <= MAX_NAME_LEN {
-                    raw.extend_from_slice(label);
-                } else {
-                    raw.push(0);
-                }
+                let n = usize::from(c);
+                let label = msg.get(off..off + n)?;
+                let keep = n.min(room);
+                raw.extend_from_slice(&label[..keep]);
+                room -= keep;
                 off += n;
-                steps += n;
             }
-            0xc0 => {
+            0x40 if c & 0x3f == 0x01 => {
+                // Bitstring label (RFC 2673), printed as \[x<hex>/<bits>].
+                let bits = *msg.get(off)?;
+                off += 1;
+                let n = (usize::from(bits).max(1) - 1) / 8 + 1;
+                let bytes = msg.get(off..off + n)?;
+                off += n;
+                let mut text = String::from("\\[x");
+                for b in bytes {
+                    text.push_str(&format!("{b:02x}"));
+                }
+                text.push_str(&format!("/{bits}]"));
+                let keep = text.len().min(room);
+                raw.extend_from_slice(&text.as_bytes()[..keep]);
+                room -= keep;
+            }
+            0x40 => {
+                let used = off.checked_sub(start).filter(|&u| u >= 1)?;
+                if used < MIN_DNAME_LEN {
+                    return None;
+                }
+                return Some(("<Unknown extended label>".to_owned(), start + used));
+            }
+            0x80 => return None,
+            _ => {
                 let lo = *msg.get(off)?;
                 off += 1;
-                steps += 1;
-                if end.is_none() {
-                    end = Some(off);
-                }
-                if steps >= msg.len() {
+                pointers += 1;
+                let used = *len.get_or_insert_with(|| off.saturating_sub(start));
+                let target = (usize::from(c & 0x3f) << 8) | usize::from(lo);
+                // Wireshark's test for a trivial loop, and its bound on pointer chains.
+                if target == off + 2 || pointers > MAX_NAME_LEN {
                     return Some((
                         "<Name contains a pointer that loops>".to_owned(),
-                        end.unwrap_or(off),
+                        start + used,
                     ));
                 }
-                off = (usize::from(len & 0x3f) << 8) | usize::from(lo);
-            }
-            _ => {
-                // 0x40 extended labels (RFC 2673) and the reserved 0x80.
-                let name = if raw.is_empty() {
-                    "<Unknown extended label>".to_owned()
-                } else {
-                    finish_name(&raw)
-                };
-                return Some((name, end.unwrap_or(off)));
+                off = target;
             }
         }
     }
-    Some((finish_name(&raw), end.unwrap_or(off)))
+    let used = match len {
+        Some(u) => u,
+        None => off.checked_sub(start)?,
+    };
+    if room == 0 {
+        return Some(("<Name too long>".to_owned(), start + used));
+    }
+    if raw.is_empty() && used <= MIN_DNAME_LEN {
+        return Some(("<Root>".to_owned(), start + used));
+    }
+    if used < MIN_DNAME_LEN || raw.is_empty() {
+        return None;
+    }
+    let mut s = String::with_capacity(raw.len());
+    escape_into(&mut s, &raw);
+    Some((s, start + used))
 }
 
 #[cfg(test)]
@@ -301,6 +353,20 @@ mod tests {
     }
 
     #[test]
+    fn too_long_name() {
+        // 5 labels of 63: 319 bytes with the dots.
+        let mut n = Vec::new();
+        for _ in 0..5 {
+            n.push(63);
+            n.extend_from_slice(&[b'a'; 63]);
+        }
+        n.push(0);
+        let i = parse(&query(&n)).unwrap();
+        assert_eq!(i.qry_name.as_deref(), Some("<Name too long>"));
+        assert!(i.malformed);
+    }
+
+    #[test]
     fn escapes_names() {
         let i = parse(&query(b"\x04a\x1ab\\\x00")).unwrap();
         assert_eq!(i.qry_name.as_deref(), Some("a\\032b\\"));
@@ -308,7 +374,11 @@ mod tests {
 
     #[test]
     fn extended_label() {
-        let i = parse(&query(b"\x41\x00")).unwrap();
+        let i = parse(&query(b"\x01a\x42\x00")).unwrap();
         assert_eq!(i.qry_name.as_deref(), Some("<Unknown extended label>"));
+        // As the first byte, the encoding is too short for tshark: no name.
+        assert_eq!(parse(&query(b"\x42\x00")).unwrap().qry_name, None);
+        // The reserved 0x80 type: no name either.
+        assert_eq!(parse(&query(b"\x01a\x80\x00")).unwrap().qry_name, None);
     }
 }

@@ -11,19 +11,47 @@
 //! * the C escapes `\a \b \f \n \r \t \v` for those control bytes (frame 331 of the same
 //!   capture prints byte 0x0d as `\r`);
 //! * every other control byte (below 0x20, and DEL) as `\ooo` octal (`\000`, `\032`);
-//! * each byte that is not part of valid UTF-8 as U+FFFD.
+//! * each invalid UTF-8 sequence as one U+FFFD, the sequence's length taken from its
+//!   lead byte as tshark's decoder does.
 
 use std::fmt::Write as _;
 
 /// Appends `bytes` to `out`, escaped as tshark prints them.
 pub fn escape_into(out: &mut String, bytes: &[u8]) {
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            push_char(out, c);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            push_char(out, char::from(b));
+            i += 1;
+            continue;
         }
-        for _ in chunk.invalid() {
-            out.push(char::REPLACEMENT_CHARACTER);
+        // Like tshark's decoder, the lead byte alone decides how many continuation bytes
+        // follow; a sequence that is cut, overlong, a surrogate or out of range is one
+        // U+FFFD for all the bytes it took (so `ED BF 64` is one mark and a `d`, where a
+        // strict decoder would give two marks).
+        let (need, init) = match b {
+            0xc0..=0xdf => (1, u32::from(b & 0x1f)),
+            0xe0..=0xef => (2, u32::from(b & 0x0f)),
+            0xf0..=0xf7 => (3, u32::from(b & 0x07)),
+            _ => {
+                out.push(char::REPLACEMENT_CHARACTER);
+                i += 1;
+                continue;
+            }
+        };
+        let mut cp = init;
+        let mut j = i + 1;
+        while j < bytes.len() && j <= i + need && bytes[j] & 0xc0 == 0x80 {
+            cp = (cp << 6) | u32::from(bytes[j] & 0x3f);
+            j += 1;
         }
+        let min = [0, 0x80, 0x800, 0x1_0000][need];
+        match char::from_u32(cp) {
+            Some(c) if j == i + need + 1 && cp >= min => push_char(out, c),
+            _ => out.push(char::REPLACEMENT_CHARACTER),
+        }
+        i = j;
     }
 }
 
@@ -88,6 +116,12 @@ mod tests {
     fn invalid_utf8_becomes_replacement_char() {
         assert_eq!(escape(b"aQd\x96"), "aQd\u{fffd}");
         assert_eq!(escape(b"\xff\xfe"), "\u{fffd}\u{fffd}");
+        // A cut multi-byte sequence is one mark.
+        assert_eq!(escape(b"a\xe2\x82b"), "a\u{fffd}b");
+        // A surrogate lead with a bad continuation: one mark (iodine capture, frame 53).
+        assert_eq!(escape(b"M\xed\xbfdn"), "M\u{fffd}dn");
+        // Overlong encodings are invalid.
+        assert_eq!(escape(b"\xc0\xaf"), "\u{fffd}");
         // Valid multi-byte UTF-8 is kept.
         assert_eq!(escape("bücher".as_bytes()), "bücher");
     }

@@ -25,6 +25,6 @@ pub(crate) mod tls;
 pub use error::Error;
 pub use packet::{DnsKind, Layer, Layers, Packet, Transport};
 pub use parse::Parser;
-pub use source::{Frame, PacketSource, Stats, copy_payload};
 #[cfg(feature = "pcap")]
 pub use source::{FileSource, LiveConfig, LiveSource, default_device};
+pub use source::{Frame, PacketSource, Stats, copy_payload};

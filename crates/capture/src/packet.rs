@@ -150,6 +150,11 @@ pub struct Packet {
     pub dns: Option<DnsKind>,
     /// DNS question name, `\ooo`-escaped, `<Root>` for the root.
     pub qry_name: Option<String>,
+    /// Names of the further questions when a message has more than one (QDCOUNT > 1 is
+    /// seen only in crafted or malformed messages), comma-separated and escaped like
+    /// `qry_name`. tshark lists them in `dns.qry.name` too, so the name comparisons use
+    /// them; the store need not.
+    pub qry_name_more: Option<String>,
     /// DNS answer record names, comma-separated in order, escaped likewise.
     pub resp_name: Option<String>,
     /// TLS (or QUIC) SNI, escaped likewise.

@@ -22,9 +22,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use etherparse::{
-    ArpPacketSlice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice,
-};
+use etherparse::{ArpPacketSlice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
 
 use crate::escape::escape;
 use crate::packet::{Layer, Packet, Transport};
@@ -256,9 +254,7 @@ impl Parser {
                 c.p.layers.push(layer);
                 match e {
                     etherparse::err::ip::LaxHeaderSliceError::Len(_) => c.short(),
-                    etherparse::err::ip::LaxHeaderSliceError::Content(_) => {
-                        c.p.malformed = true
-                    }
+                    etherparse::err::ip::LaxHeaderSliceError::Content(_) => c.p.malformed = true,
                 }
                 return;
             }
@@ -322,9 +318,7 @@ impl Parser {
                 c.p.tcp_flags = data.get(13).copied();
                 match e {
                     etherparse::err::tcp::HeaderSliceError::Len(_) => c.short(),
-                    etherparse::err::tcp::HeaderSliceError::Content(_) => {
-                        c.p.malformed = true
-                    }
+                    etherparse::err::tcp::HeaderSliceError::Content(_) => c.p.malformed = true,
                 }
                 return;
             }
@@ -414,6 +408,7 @@ impl Parser {
         c.p.layers.push(Layer::Dns);
         c.p.dns = Some(info.kind);
         c.p.qry_name = info.qry_name;
+        c.p.qry_name_more = info.qry_name_more;
         c.p.resp_name = info.resp_name;
         if info.malformed && !cut_short {
             c.p.malformed = true;
