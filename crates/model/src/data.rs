@@ -37,7 +37,9 @@ const ELIGIBLE: &str = "r.end_time IS NOT NULL AND r.status IN ('complete', 'par
 const COLUMNS: &str =
     "r.id, r.start_time, r.end_time, r.scan_interval, r.first_packet_id, r.last_packet_id";
 
-fn round_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, Option<f64>, Option<i64>, Option<i64>)> {
+fn round_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, String, String, Option<f64>, Option<i64>, Option<i64>)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -49,7 +51,9 @@ fn round_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Str
 }
 
 fn collect_rounds(
-    rows: impl Iterator<Item = rusqlite::Result<(i64, String, String, Option<f64>, Option<i64>, Option<i64>)>>,
+    rows: impl Iterator<
+        Item = rusqlite::Result<(i64, String, String, Option<f64>, Option<i64>, Option<i64>)>,
+    >,
 ) -> Result<Vec<RoundInfo>> {
     let mut out = Vec::new();
     for r in rows {
@@ -80,7 +84,8 @@ pub fn batch_rounds(conn: &Connection) -> Result<Vec<RoundInfo>> {
 
 /// Every eligible round, evaluated or not, in time order (the cold start's history).
 pub fn history_rounds(conn: &Connection) -> Result<Vec<RoundInfo>> {
-    let sql = format!("SELECT {COLUMNS} FROM rounds r WHERE {ELIGIBLE} ORDER BY r.start_time, r.id");
+    let sql =
+        format!("SELECT {COLUMNS} FROM rounds r WHERE {ELIGIBLE} ORDER BY r.start_time, r.id");
     let mut st = conn.prepare(&sql)?;
     let rows = st.query_map([], round_from_row)?;
     collect_rounds(rows)
@@ -132,7 +137,11 @@ pub fn split_segments(rounds: &[RoundInfo], spacing: i64) -> Vec<Range<usize>> {
 }
 
 /// Loads one round and turns it into steps. `seen` advances as ports and names appear.
-pub fn load_round(conn: &Connection, info: &RoundInfo, seen: &mut Seen) -> Result<(Vec<Step>, RoundKeys)> {
+pub fn load_round(
+    conn: &Connection,
+    info: &RoundInfo,
+    seen: &mut Seen,
+) -> Result<(Vec<Step>, RoundKeys)> {
     let mut socks = Vec::new();
     {
         let mut st = conn.prepare_cached(
@@ -154,7 +163,14 @@ pub fn load_round(conn: &Connection, info: &RoundInfo, seen: &mut Seen) -> Resul
             });
         }
     }
-    let mut b = RoundBuilder::new(info.id, info.start, info.end, info.scan_interval, &socks, seen);
+    let mut b = RoundBuilder::new(
+        info.id,
+        info.start,
+        info.end,
+        info.scan_interval,
+        &socks,
+        seen,
+    );
     if let (Some(lo), Some(hi)) = (info.first_packet_id, info.last_packet_id) {
         let mut st = conn.prepare_cached(
             "SELECT timestamp, protocols, qry_name, resp_name IS NOT NULL, port_id, dest_port, \
@@ -165,7 +181,8 @@ pub fn load_round(conn: &Connection, info: &RoundInfo, seen: &mut Seen) -> Resul
             let ts_ref = r.get_ref(0)?;
             let ts = parse_micros(ts_ref.as_str().unwrap_or(""))?;
             let port = |i: usize| -> rusqlite::Result<Option<u16>> {
-                Ok(r.get::<_, Option<i64>>(i)?.map(|p| p.clamp(0, 65535) as u16))
+                Ok(r.get::<_, Option<i64>>(i)?
+                    .map(|p| p.clamp(0, 65535) as u16))
             };
             let p = PktRow {
                 ts,
@@ -203,13 +220,23 @@ mod tests {
 
     #[test]
     fn gaps_split_segments() {
-        let rounds = vec![r(1, 0), r(2, 60), r(3, 121), r(4, 240), r(5, 300), r(6, 360)];
+        let rounds = vec![
+            r(1, 0),
+            r(2, 60),
+            r(3, 121),
+            r(4, 240),
+            r(5, 300),
+            r(6, 360),
+        ];
         let sp = usual_spacing(&rounds);
         assert_eq!(sp, 60 * crate::time::SECOND);
         assert_eq!(split_segments(&rounds, sp), vec![0..3, 3..6]);
         // 89 s is still "about a minute", 91 s is a missed run.
         let rounds = vec![r(1, 0), r(2, 89), r(3, 180)];
-        assert_eq!(split_segments(&rounds, 60 * crate::time::SECOND), vec![0..2, 2..3]);
+        assert_eq!(
+            split_segments(&rounds, 60 * crate::time::SECOND),
+            vec![0..2, 2..3]
+        );
         assert!(split_segments(&[], 1).is_empty());
     }
 }

@@ -151,7 +151,12 @@ struct Loaded {
     segments: Vec<std::ops::Range<usize>>,
 }
 
-fn load_rounds(conn: &Connection, rounds: Vec<RoundInfo>, spacing: i64, seen: &mut Seen) -> Result<Loaded> {
+fn load_rounds(
+    conn: &Connection,
+    rounds: Vec<RoundInfo>,
+    spacing: i64,
+    seen: &mut Seen,
+) -> Result<Loaded> {
     let mut steps = Vec::with_capacity(rounds.len());
     let mut keys = Vec::with_capacity(rounds.len());
     for r in &rounds {
@@ -231,7 +236,11 @@ fn series_of_raw(segs: &[RawSegment], scaler: &Scaler) -> Series {
 
 /// Keeps at most `max_steps` steps of `segs`, taking whole segments spread evenly
 /// (segments longer than the budget are cut).
-fn cap_segments(mut segs: Vec<RawSegment>, max_steps: usize, rng: &mut ChaCha8Rng) -> Vec<RawSegment> {
+fn cap_segments(
+    mut segs: Vec<RawSegment>,
+    max_steps: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<RawSegment> {
     segs.shuffle(rng);
     let mut out = Vec::new();
     let mut left = max_steps;
@@ -261,7 +270,10 @@ fn round_scores(n_rounds: usize, owner: &[usize], steps: &StepScores) -> Vec<Opt
 }
 
 /// Runs of consecutive rounds (within segments) satisfying `keep`.
-fn runs_where(segments: &[std::ops::Range<usize>], keep: impl Fn(usize) -> bool) -> Vec<std::ops::Range<usize>> {
+fn runs_where(
+    segments: &[std::ops::Range<usize>],
+    keep: impl Fn(usize) -> bool,
+) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     for seg in segments {
         let mut begin = None;
@@ -282,9 +294,13 @@ fn runs_where(segments: &[std::ops::Range<usize>], keep: impl Fn(usize) -> bool)
     out
 }
 
-fn history_hours(rounds: &[RoundInfo]) -> f64 {
+/// Hours covered by rounds: from the first start to one usual spacing after the last
+/// start (a day of minutely rounds is 24 h, not 23 h 59 min 55 s).
+fn history_hours(rounds: &[RoundInfo], spacing: i64) -> f64 {
     match (rounds.first(), rounds.last()) {
-        (Some(a), Some(b)) => (b.end - a.start) as f64 / (3600.0 * SECOND as f64),
+        (Some(a), Some(b)) => {
+            (b.start.max(b.end - spacing) + spacing - a.start) as f64 / (3600.0 * SECOND as f64)
+        }
         _ => 0.0,
     }
 }
@@ -295,7 +311,9 @@ pub fn run_once(conn: &mut Connection, model_dir: &Path, opts: &Options) -> Resu
     let loaded = dir.load()?;
     let batch = data::batch_rounds(conn)?;
     if batch.is_empty() {
-        return Ok(Outcome::nothing("nothing to do: no new closed rounds since the last evaluation"));
+        return Ok(Outcome::nothing(
+            "nothing to do: no new closed rounds since the last evaluation",
+        ));
     }
     match loaded {
         Some((sc, model)) if !sc.warming_up => scored_step(conn, &dir, opts, sc, model, batch),
@@ -321,7 +339,10 @@ fn split_history(l: &Loaded) -> Split {
             let j = (i + BLOCK_ROUNDS).min(seg.end);
             if enough && block % 5 == 4 {
                 holdout.push(i..j);
-            } else if let Some(last) = train.last_mut().filter(|r: &&mut std::ops::Range<usize>| r.end == i) {
+            } else if let Some(last) = train
+                .last_mut()
+                .filter(|r: &&mut std::ops::Range<usize>| r.end == i)
+            {
                 last.end = j;
             } else {
                 train.push(i..j);
@@ -342,16 +363,18 @@ fn cold_start(
 ) -> Result<Outcome> {
     let started = format_micros(chrono::Utc::now().timestamp_micros());
     let history = data::history_rounds(conn)?;
-    let hours = history_hours(&history);
-    let warming = hours * 3600.0 < opts.min_history_secs;
+    let spacing = data::usual_spacing(&history);
+    let hours = history_hours(&history, spacing);
+    let warming = hours * 3600.0 + 1.0 < opts.min_history_secs;
     if opts.no_train && (previous.is_none() || !warming) {
         return Err(Error::NoModel(format!(
             "no trained model in {} yet: run without --no-train to train one",
             dir.path().display()
         )));
     }
-    let cfg = previous.as_ref().map_or_else(|| opts.config.clone(), |p| p.config.clone());
-    let spacing = data::usual_spacing(&history);
+    let cfg = previous
+        .as_ref()
+        .map_or_else(|| opts.config.clone(), |p| p.config.clone());
     let mut seen = Seen::default();
     let l = load_rounds(conn, history, spacing, &mut seen)?;
     let split = split_history(&l);
@@ -497,7 +520,9 @@ fn cold_start(
             trained: trained_set.contains(&ri) && !anomalous,
         });
         if anomalous {
-            anomalies.push(explain(conn, &l, ri, &owner, &steps, &scaler, &names, threshold)?);
+            anomalies.push(explain(
+                conn, &l, ri, &owner, &steps, &scaler, &names, threshold,
+            )?);
         }
     }
     sc.model_version += 1;
@@ -553,12 +578,10 @@ fn scored_step(
 ) -> Result<Outcome> {
     let started = format_micros(chrono::Utc::now().timestamp_micros());
     let cfg = sc.config.clone();
-    let threshold = sc
-        .threshold
-        .ok_or_else(|| Error::CorruptModel {
-            path: dir.path().join(crate::persistence::SIDECAR),
-            reason: "a trained model without a threshold".into(),
-        })?;
+    let threshold = sc.threshold.ok_or_else(|| Error::CorruptModel {
+        path: dir.path().join(crate::persistence::SIDECAR),
+        reason: "a trained model without a threshold".into(),
+    })?;
     let steps_per_round = (60.0 / sc.scan_interval.max(0.5)).round().max(1.0) as usize;
     let ctx_n = cfg.window.saturating_sub(1).div_ceil(steps_per_round);
     let mut rounds = match batch.first() {
@@ -601,7 +624,9 @@ fn scored_step(
     let mut anomalies = Vec::new();
     for i in n_ctx..n {
         if anomalous[i] {
-            anomalies.push(explain(conn, &l, i, &owner, &steps, &sc.scaler, &names, threshold)?);
+            anomalies.push(explain(
+                conn, &l, i, &owner, &steps, &sc.scaler, &names, threshold,
+            )?);
         }
     }
     // Fine-tune on the normal part, with replay; refuse the update if held-out loss rises.
@@ -616,7 +641,10 @@ fn scored_step(
         let replay = series_of_raw(&sc.replay, &sc.scaler);
         train_series.segments.extend(replay.segments);
         let windows = train_series.windows(cfg.window, cfg.train_stride);
-        let batch_windows = series_of(&l, &runs, &sc.scaler).0.windows(cfg.window, cfg.train_stride).len();
+        let batch_windows = series_of(&l, &runs, &sc.scaler)
+            .0
+            .windows(cfg.window, cfg.train_stride)
+            .len();
         if batch_windows > 0 {
             let hold = series_of_raw(&sc.holdout, &sc.scaler);
             let hold_w = hold.windows(cfg.window, 1);
@@ -685,7 +713,11 @@ fn scored_step(
         }
         let excess = sc.normal_scores.len().saturating_sub(MAX_NORMAL_SCORES);
         sc.normal_scores.drain(..excess);
-        if let Some(t) = threshold_from(&sc.normal_scores, sc.threshold_quantile, sc.threshold_margin) {
+        if let Some(t) = threshold_from(
+            &sc.normal_scores,
+            sc.threshold_quantile,
+            sc.threshold_margin,
+        ) {
             sc.threshold = Some(t);
         }
         for i in 0..n {
@@ -745,7 +777,12 @@ struct BatchRow<'a> {
 
 /// Writes one evaluation in a short `BEGIN IMMEDIATE` transaction (the collector may be
 /// writing: the busy timeout waits for it instead of failing).
-fn write_batch(conn: &mut Connection, b: &BatchRow<'_>, rows: &[RoundRow], anomalies: &[AnomalyReport]) -> Result<i64> {
+fn write_batch(
+    conn: &mut Connection,
+    b: &BatchRow<'_>,
+    rows: &[RoundRow],
+    anomalies: &[AnomalyReport],
+) -> Result<i64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let finished = format_micros(chrono::Utc::now().timestamp_micros());
     tx.execute(
@@ -773,15 +810,29 @@ fn write_batch(conn: &mut Connection, b: &BatchRow<'_>, rows: &[RoundRow], anoma
             "INSERT INTO batches_rounds (batch_id, round_id, score, anomalous, trained) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for r in rows {
-            st.execute(params![id, r.round_id, r.score.map(f64::from), r.anomalous, r.trained])?;
+            st.execute(params![
+                id,
+                r.round_id,
+                r.score.map(f64::from),
+                r.anomalous,
+                r.trained
+            ])?;
         }
         let mut st = tx.prepare_cached(
             "INSERT INTO anomalies (batch_id, round_id, window_start, window_end, score, threshold, explanation) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for a in anomalies {
-            let ws = a.explanation.get("window_start").and_then(|v| v.as_str()).unwrap_or("");
-            let we = a.explanation.get("window_end").and_then(|v| v.as_str()).unwrap_or("");
+            let ws = a
+                .explanation
+                .get("window_start")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let we = a
+                .explanation
+                .get("window_end")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             st.execute(params![
                 id,
                 a.round_id,
@@ -844,7 +895,10 @@ fn explain(
         })
         .collect();
     let ts = step.map_or(r.start, |s| s.ts);
-    let next = l.steps[ri].get(k + 1).map_or(r.end, |s| s.ts).max(ts + SECOND);
+    let next = l.steps[ri]
+        .get(k + 1)
+        .map_or(r.end, |s| s.ts)
+        .max(ts + SECOND);
     let (lo, hi) = (format_micros(ts), format_micros(next));
     let mut destinations = Vec::new();
     let mut sources = Vec::new();

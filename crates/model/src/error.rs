@@ -24,7 +24,9 @@ pub enum Error {
     #[error("another detector holds the lock {0} (exit 75: try again later)")]
     Locked(PathBuf),
     /// The model files are unreadable, truncated, corrupt or fail their checksum.
-    #[error("corrupt model in {path}: {reason} (restore model.prev.json or remove the directory to retrain)")]
+    #[error(
+        "corrupt model in {path}: {reason} (restore model.prev.json or remove the directory to retrain)"
+    )]
     CorruptModel {
         /// The file at fault.
         path: PathBuf,
@@ -32,7 +34,9 @@ pub enum Error {
         reason: String,
     },
     /// The model was made by an incompatible version (format or feature spec).
-    #[error("model in {path} does not match this detector: {reason} (remove the model directory to retrain)")]
+    #[error(
+        "model in {path} does not match this detector: {reason} (remove the model directory to retrain)"
+    )]
     ModelMismatch {
         /// The sidecar.
         path: PathBuf,

@@ -92,11 +92,20 @@ pub fn mse(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usi
             n += nf;
         }
     })?;
-    Ok(if n == 0 { f32::NAN } else { (sum / n as f64) as f32 })
+    Ok(if n == 0 {
+        f32::NAN
+    } else {
+        (sum / n as f64) as f32
+    })
 }
 
 /// Per-feature RMS residual on some windows, floored at [`MIN_RESIDUAL_SCALE`].
-pub fn residual_scale(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usize) -> Result<Vec<f32>> {
+pub fn residual_scale(
+    model: &Autoencoder,
+    series: &Series,
+    refs: &[WindowRef],
+    window: usize,
+) -> Result<Vec<f32>> {
     let nf = series.n_features;
     let w = series.width;
     let mut sums = vec![0.0f64; nf];

@@ -61,8 +61,8 @@ impl DetectorConfig {
             .with_hidden(12)
             .with_bottleneck(6)
             .with_decoder_hidden(12)
-            .with_epochs(6)
-            .with_max_windows_per_epoch(1500)
+            .with_epochs(12)
+            .with_max_windows_per_epoch(3000)
     }
 
     /// Builds the model on `device`.
@@ -74,7 +74,8 @@ impl DetectorConfig {
                 .init(device),
             encoder: LstmConfig::new(self.channels, self.hidden, true).init(device),
             bottleneck: LinearConfig::new(self.hidden, self.bottleneck).init(device),
-            decoder: LstmConfig::new(self.bottleneck + n_time, self.decoder_hidden, true).init(device),
+            decoder: LstmConfig::new(self.bottleneck + n_time, self.decoder_hidden, true)
+                .init(device),
             output: LinearConfig::new(self.decoder_hidden, n_features).init(device),
             n_features,
             n_time,

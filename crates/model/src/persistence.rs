@@ -100,7 +100,8 @@ pub struct ModelDir {
 fn mkdir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(dir, e))?;
     }
     Ok(())
 }
@@ -233,9 +234,11 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
         reason,
     };
     // Check the version before the full parse, so an old layout reads as a mismatch.
-    let value: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| corrupt(format!("sidecar is not valid JSON: {e}")))?;
-    let version = value.get("format_version").and_then(serde_json::Value::as_u64);
+    let value: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| corrupt(format!("sidecar is not valid JSON: {e}")))?;
+    let version = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64);
     if version != Some(u64::from(FORMAT_VERSION)) {
         return Err(Error::ModelMismatch {
             path: spath,
@@ -259,10 +262,15 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
     }
     let n = current.names.len();
     if sc.scaler.median.len() != n || sc.scaler.scale.len() != n || sc.residual_scale.len() != n {
-        return Err(corrupt("scaler length does not match the feature spec".into()));
+        return Err(corrupt(
+            "scaler length does not match the feature spec".into(),
+        ));
     }
     if sc.weights_file.contains('/') || sc.weights_file.is_empty() {
-        return Err(corrupt(format!("bad weights file name {:?}", sc.weights_file)));
+        return Err(corrupt(format!(
+            "bad weights file name {:?}",
+            sc.weights_file
+        )));
     }
     let wpath = dir.join(&sc.weights_file);
     let bytes = fs::read(&wpath).map_err(|e| Error::CorruptModel {
@@ -280,9 +288,11 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
             ),
         });
     }
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| Error::CorruptModel {
-        path: wpath.clone(),
-        reason: e.to_string(),
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
+        Error::CorruptModel {
+            path: wpath.clone(),
+            reason: e.to_string(),
+        }
     })?;
     let device = train_device();
     let model = sc

@@ -38,7 +38,9 @@ impl Series {
 
     /// Steps in segment `s`.
     pub fn len_of(&self, s: usize) -> usize {
-        self.segments.get(s).map_or(0, |v| v.len() / self.width.max(1))
+        self.segments
+            .get(s)
+            .map_or(0, |v| v.len() / self.width.max(1))
     }
 
     /// Total steps.
@@ -136,7 +138,9 @@ pub fn train(
                 .copied()
                 .unwrap_or(f32::NAN);
             if !value.is_finite() {
-                return Err(Error::Invalid("training diverged (loss is not finite)".into()));
+                return Err(Error::Invalid(
+                    "training diverged (loss is not finite)".into(),
+                ));
             }
             sum += f64::from(value) * chunk.len() as f64;
             n += chunk.len();
