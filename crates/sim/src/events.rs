@@ -227,7 +227,7 @@ fn burst(ev: &mut Event, r: &mut Rng, host: &Host) {
     let mut total = 0u64;
     for m in 0..5 {
         let t = ev.start + m * MINUTE;
-        let normal = host.expected_packets(t) * 0.55 / 20.0;
+        let normal = host.normal_https_connections(t);
         let n = r.poisson((10.0 * normal).max(300.0));
         total += n;
         for _ in 0..n {

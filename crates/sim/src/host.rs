@@ -257,14 +257,22 @@ impl Host {
         }
     }
 
-    /// Expected packets in the minute starting at `t` (before per-minute noise).
+    /// Expected rhythm-following packets in the minute starting at `t` (before
+    /// per-minute noise).
     pub fn expected_packets(&self, t: i64) -> f64 {
-        self.rate * 60.0 * activity_shape(t) / self.norm
+        let budget = self.rate * 60.0;
+        let rhythmic = (1.0 - FIXED_PER_MINUTE / budget.max(1.0)).max(0.3);
+        budget * rhythmic * activity_shape(t) / self.norm
     }
 
     /// Mean DNS lookups per minute at `t`: what `dnstunnel-slow` imitates.
     pub fn expected_lookups(&self, t: i64) -> f64 {
-        self.expected_packets(t) * SHARE_DNS / 2.0 + 0.5
+        self.expected_packets(t) * SHARE_DNS / PKTS_LOOKUP
+    }
+
+    /// Mean inbound HTTPS connections per minute at `t`: what `burst` multiplies.
+    pub fn normal_https_connections(&self, t: i64) -> f64 {
+        self.expected_packets(t) * SHARE_HTTPS / PKTS_HTTPS
     }
 
     pub fn local_for(&self, remote: IpAddr) -> IpAddr {
@@ -362,10 +370,11 @@ impl Host {
             pid: Some(self.node_exporter.pid),
             process: Some(self.node_exporter.process.clone()),
         });
-        if let Some((flow, _, _)) = self.admin_session(t) {
-            if let Some(s) = flow.sock(t, t + 1, "ESTABLISHED", false).at(t) {
-                out.push(s);
-            }
+        if let Some(s) = self
+            .admin_session(t)
+            .and_then(|flow| flow.sock(t, t + 1, "ESTABLISHED", false).at(t))
+        {
+            out.push(s);
         }
     }
 
@@ -374,8 +383,8 @@ impl Host {
         Rng::new(self.seed, stream::DAY, day ^ 0x9100).between(40_000, 60_000) as u16
     }
 
-    /// The admin's SSH session on weekdays, roughly 09:00–17:30: its flow and span.
-    fn admin_session(&self, t: i64) -> Option<(Flow, i64, i64)> {
+    /// The admin's SSH session on weekdays, roughly 09:00–17:30, if it is up at `t`.
+    fn admin_session(&self, t: i64) -> Option<Flow> {
         let day = t.div_euclid(DAY);
         if weekday(t) >= 5 {
             return None;
@@ -394,7 +403,7 @@ impl Host {
             remote_port: ephemeral(&mut r),
             owner: Some(Owner::new(4000 + r.below(20_000) as u32, "sshd")),
         };
-        Some((flow, start, end))
+        Some(flow)
     }
 
     /// Normal activity that starts in the minute beginning at `t` (a multiple of a
@@ -408,7 +417,7 @@ impl Host {
         let in_minute = |r: &mut Rng| t + r.below(MINUTE as u64) as i64;
 
         // Inbound HTTPS to nginx.
-        for _ in 0..r.poisson(e * SHARE_HTTPS / 20.0) {
+        for _ in 0..r.poisson(e * SHARE_HTTPS / PKTS_HTTPS) {
             let remote = self.client(&mut r);
             let flow = self.inbound(&mut r, remote, 443);
             let s = TcpSession {
@@ -424,7 +433,7 @@ impl Host {
             socks.push(s.emit(&flow, &mut r, out));
         }
         // Plain HTTP: redirects to HTTPS, nginx closes.
-        for _ in 0..r.poisson(e * SHARE_HTTP / 10.0) {
+        for _ in 0..r.poisson(e * SHARE_HTTP / PKTS_HTTP) {
             let remote = self.client(&mut r);
             let flow = self.inbound(&mut r, remote, 80);
             let s = TcpSession {
@@ -440,7 +449,7 @@ impl Host {
             socks.push(s.emit(&flow, &mut r, out));
         }
         // The app's own API calls over TLS (with a lookup when the cache expired).
-        for _ in 0..r.poisson(e * SHARE_TLS_OUT / 18.0) {
+        for _ in 0..r.poisson(e * SHARE_TLS_OUT / PKTS_TLS_OUT) {
             let srv = loop {
                 let s = &SERVERS[r.zipf(SERVERS.len(), 1.8)];
                 if !s.quic {
@@ -477,7 +486,7 @@ impl Host {
             socks.push(s.emit(&flow, &mut r, out));
         }
         // QUIC from the celery worker.
-        for _ in 0..r.poisson(e * SHARE_QUIC / 30.0) {
+        for _ in 0..r.poisson(e * SHARE_QUIC / PKTS_QUIC) {
             let quic: Vec<&Server> = SERVERS.iter().filter(|s| s.quic).collect();
             let srv = quic[r.zipf(quic.len(), 1.5)];
             let start = in_minute(&mut r);
@@ -497,7 +506,7 @@ impl Host {
             socks.push(quic_flow(&flow, start, dur, n, srv.name, &mut r, out));
         }
         // Other lookups: popular names, now and then one never seen before.
-        for _ in 0..r.poisson(e * SHARE_DNS / 3.0) {
+        for _ in 0..r.poisson(e * SHARE_DNS / PKTS_LOOKUP) {
             let ts = in_minute(&mut r);
             let name = NAMES[r.zipf(NAMES.len(), 2.2)];
             self.lookup(&mut r, ts, name, out);
@@ -516,8 +525,8 @@ impl Host {
 
         self.scrapes(&mut r, t, out);
         self.background(&mut r, t, e, socks, out);
-        if let Some((flow, _, _)) = self.admin_session(t) {
-            for _ in 0..r.poisson((e * 0.04).max(12.0)) {
+        if let Some(flow) = self.admin_session(t) {
+            for _ in 0..r.poisson((e * 0.02).max(8.0)) {
                 let ts = in_minute(&mut r);
                 let outbound = r.chance(0.6);
                 let len = if outbound {
@@ -709,13 +718,23 @@ impl Host {
     }
 }
 
-/// Shares of the expected packets by kind of traffic (the rest is fixed-rate traffic:
-/// scrapes, pings, NTP, ARP, noise, the admin session).
-const SHARE_HTTPS: f64 = 0.55;
+/// Shares of the rhythm-following packets by kind of traffic, and the mean packets of
+/// one flow of each kind (handshakes, data, close; plus the lookups some flows make),
+/// so that flows per minute come out at the asked rate.
+const SHARE_HTTPS: f64 = 0.60;
+const PKTS_HTTPS: f64 = 23.4;
 const SHARE_HTTP: f64 = 0.03;
-const SHARE_TLS_OUT: f64 = 0.15;
-const SHARE_QUIC: f64 = 0.12;
+const PKTS_HTTP: f64 = 9.0;
+const SHARE_TLS_OUT: f64 = 0.17;
+const PKTS_TLS_OUT: f64 = 21.8;
+const SHARE_QUIC: f64 = 0.13;
+const PKTS_QUIC: f64 = 33.6;
 const SHARE_DNS: f64 = 0.05;
+const PKTS_LOOKUP: f64 = 3.0;
+/// Mean packets a minute that do not follow the rhythm (scrapes, pings, NTP, ARP, the
+/// internet's noise, the admin's session, the backup), taken off the rhythm's budget so
+/// the weekly mean stays at the asked rate.
+const FIXED_PER_MINUTE: f64 = 50.0;
 
 /// Relative load over the week: quiet nights, a broad daytime peak with an evening
 /// shoulder, weekends at about 60 %.

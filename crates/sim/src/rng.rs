@@ -93,7 +93,7 @@ impl Rng {
     /// Poisson counts: Knuth's product method for small means, a rounded normal for
     /// large ones (where the two are indistinguishable for our purposes).
     pub fn poisson(&mut self, lambda: f64) -> u64 {
-        if !(lambda > 0.0) {
+        if lambda.is_nan() || lambda <= 0.0 {
             return 0;
         }
         if lambda < 30.0 {

@@ -1,5 +1,7 @@
 //! The simulation loop: one round per minute, one transaction per simulated hour.
 
+use std::collections::BTreeMap;
+
 use portwatch_capture::Packet;
 use portwatch_scan::{PortUsage, Socket, aggregate};
 use portwatch_store::write::PacketScratch;
@@ -55,13 +57,15 @@ pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Er
         .collect();
 
     let mut live: Vec<Sock> = Vec::new();
-    let mut pending: Vec<Packet> = Vec::new();
+    let mut pending = Pending::default();
+    let mut fresh: Vec<Packet> = Vec::new();
     for m in (1..=WARM_UP_MINUTES).rev() {
-        host.minute(start - m * MINUTE, &mut live, &mut pending);
+        host.minute(start - m * MINUTE, &mut live, &mut fresh);
+        pending.add(&mut fresh);
     }
     for ev in &mut events {
         live.append(&mut ev.socks);
-        pending.append(&mut ev.packets);
+        pending.add(&mut ev.packets);
     }
 
     let mut scratch = PacketScratch::default();
@@ -75,7 +79,6 @@ pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Er
     let mut sockets: Vec<Socket> = Vec::new();
     let mut sample_rows: Vec<(i64, Vec<PortUsage>)> = Vec::new();
     let mut round_packets: Vec<Packet> = Vec::new();
-    let mut keep: Vec<Packet> = Vec::new();
 
     let mut r = 0;
     while r < rounds {
@@ -84,21 +87,9 @@ pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Er
         while r < chunk_end {
             let t = start + r as i64 * MINUTE;
             let window_end = t + round_len;
-            host.minute(t, &mut live, &mut pending);
-
-            // Packets of this round's window, in time order; earlier ones fell in the
-            // gap between rounds, later ones wait for their round.
-            round_packets.clear();
-            keep.clear();
-            for p in pending.drain(..) {
-                if p.ts_micros >= window_end {
-                    keep.push(p);
-                } else if p.ts_micros >= t {
-                    round_packets.push(p);
-                }
-            }
-            std::mem::swap(&mut pending, &mut keep);
-            round_packets.sort_by_key(|p| p.ts_micros);
+            host.minute(t, &mut live, &mut fresh);
+            pending.add(&mut fresh);
+            pending.take_round(t, window_end, &mut round_packets);
 
             sample_rows.clear();
             for k in 0..samples {
@@ -135,4 +126,43 @@ pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Er
         tx.commit()?;
     }
     Ok(summary)
+}
+
+/// Packets generated ahead of their round, bucketed by minute so each is moved once.
+#[derive(Default)]
+struct Pending {
+    minutes: BTreeMap<i64, Vec<Packet>>,
+}
+
+impl Pending {
+    fn add(&mut self, packets: &mut Vec<Packet>) {
+        for p in packets.drain(..) {
+            self.minutes
+                .entry(p.ts_micros.div_euclid(MINUTE))
+                .or_default()
+                .push(p);
+        }
+    }
+
+    /// Moves the packets of the round `[start, end)` into `out`, in time order (stable,
+    /// so equal timestamps keep their generation order); packets of earlier minutes
+    /// and of the gap after the round are dropped, as the collector would never see them.
+    fn take_round(&mut self, start: i64, end: i64, out: &mut Vec<Packet>) {
+        out.clear();
+        let minute = start.div_euclid(MINUTE);
+        while let Some(entry) = self.minutes.first_entry() {
+            if *entry.key() > minute {
+                break;
+            }
+            let (m, packets) = entry.remove_entry();
+            if m == minute {
+                out.extend(
+                    packets
+                        .into_iter()
+                        .filter(|p| p.ts_micros >= start && p.ts_micros < end),
+                );
+            }
+        }
+        out.sort_by_key(|p| p.ts_micros);
+    }
 }

@@ -1,6 +1,9 @@
 //! `simulate` against a real database opened by the store: determinism, appending,
 //! labels, and that each injected event shows in the data the way the attack would.
 
+// Test helpers outside `#[test]` functions panic on failure by design.
+#![allow(clippy::unwrap_used)]
+
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use portwatch_sim::{EventKind, Inject, SimConfig, simulate};
