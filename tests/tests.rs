@@ -1,1 +1,13 @@
+//! End-to-end tests of both binaries, run as a user runs them: real SQLite files,
+//! real capture files, live capture on loopback, real signals.
 
+// Shared helpers: running the binaries, temporary databases, queries.
+mod util;
+
+// `collector --read` of every shared capture, checked against tshark's counts.
+mod ingest;
+// A live round on `lo` with traffic the test generates: exact per-flow counts, names,
+// owning process, and the test's listener in `rounds_ports`.
+mod live;
+// One collector per database, SIGTERM, missing capture permission, prune.
+mod rounds;

@@ -1,0 +1,193 @@
+//! Every capture in `shared/pcaps` through `collector --read` into SQLite; the stored
+//! figures must equal tshark's (EXPECTED.tsv) except where `deviations.tsv` of the
+//! capture crate names a rule (each rule has its own test in that crate).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::util::*;
+
+fn tsv(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// (file, column) → the figure we give instead of tshark's.
+fn deviations() -> BTreeMap<(String, String), u64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/capture/tests/deviations.tsv");
+    tsv(&path)
+        .into_iter()
+        .skip(1)
+        .map(|r| ((r[0].clone(), r[1].clone()), r[2].parse().unwrap()))
+        .collect()
+}
+
+fn figures(db: &Path, round: i64) -> BTreeMap<&'static str, u64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let q = |filter: &str| -> u64 {
+        let sql = format!(
+            "SELECT count(*) FROM packets p JOIN rounds r ON p.id BETWEEN r.first_packet_id AND r.last_packet_id
+              WHERE r.id = ?1 AND ({filter})"
+        );
+        conn.query_row(&sql, [round], |r| r.get::<_, i64>(0)).unwrap() as u64
+    };
+    let tok = |t: &str| format!("(':' || protocols || ':') LIKE '%:{t}:%'");
+    let dns53 = "dns_qr IS NOT NULL AND (port_id = 53 OR dest_port = 53)";
+    let mut m = BTreeMap::new();
+    m.insert("libpcap_packets", q("1"));
+    m.insert("tcp_packets", q(&tok("tcp")));
+    m.insert("udp_packets", q(&tok("udp")));
+    m.insert("quic_packets", q(&tok("quic")));
+    m.insert("dns_queries", q(&format!("{dns53} AND dns_qr = 0")));
+    m.insert("dns_responses", q(&format!("{dns53} AND dns_qr = 1")));
+    m
+}
+
+fn qnames(db: &Path, round: i64) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut s = conn
+        .prepare(
+            "SELECT qry_name FROM packets p JOIN rounds r ON p.id BETWEEN r.first_packet_id AND r.last_packet_id
+              WHERE r.id = ?1 AND qry_name IS NOT NULL AND (port_id = 53 OR dest_port = 53)",
+        )
+        .unwrap();
+    s.query_map([round], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|n| n.unwrap())
+        // A message with several questions stores them comma-separated.
+        .flat_map(|n| n.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn every_shared_capture_stores_what_tshark_counts() {
+    let dir = pcaps_dir();
+    let expected = tsv(&dir.join("EXPECTED.tsv"));
+    let header = expected[0].clone();
+    let devs = deviations();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ingest.db");
+    let mut failures = Vec::new();
+    for (i, row) in expected.iter().skip(1).enumerate() {
+        let file = &row[0];
+        let out = run({
+            let mut c = collector(&db);
+            c.arg("--read").arg(dir.join(file));
+            c
+        });
+        // A file with a corrupt record is a partial round (3) after keeping its frames.
+        let code = out.status.code();
+        assert!(matches!(code, Some(0) | Some(3)), "{file}: {code:?} {}", stderr(&out));
+        let round = i as i64 + 1;
+        assert_eq!(
+            query_i64(&db, &format!("SELECT count(*) FROM rounds WHERE id = {round} AND source LIKE 'file:%{file}'")),
+            1,
+            "{file}: one round per file"
+        );
+        let ours = figures(&db, round);
+        for (col, value) in header.iter().zip(row) {
+            let Some(&got) = ours.get(col.as_str()) else { continue };
+            let want = devs
+                .get(&(file.clone(), col.clone()))
+                .copied()
+                .unwrap_or_else(|| value.parse().unwrap());
+            if got != want {
+                failures.push(format!("{file} {col}: stored {got}, expected {want}"));
+            }
+        }
+        let names = qnames(&db, round);
+        let want_count = devs
+            .get(&(file.clone(), "distinct_dns_qnames".to_owned()))
+            .copied();
+        match want_count {
+            Some(n) => {
+                if names.len() as u64 != n {
+                    failures.push(format!("{file}: {} names, deviation says {n}", names.len()));
+                }
+            }
+            None => {
+                let path = dir.join("expected").join(format!("{file}.dns_names.txt"));
+                let want: BTreeSet<String> = std::fs::read_to_string(&path)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if names != want {
+                    failures.push(format!(
+                        "{file}: names differ: missing {:?}, extra {:?}",
+                        want.difference(&names).take(5).collect::<Vec<_>>(),
+                        names.difference(&want).take(5).collect::<Vec<_>>()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Nothing vanished: every round's stored count equals its rowid range.
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM rounds WHERE packets_stored > 0
+               AND last_packet_id - first_packet_id + 1 != packets_stored"
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_truncated_file_keeps_its_frames_and_says_why() {
+    let dir = pcaps_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("t.db");
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(dir.join("suri__corrupt_record_len.pcap"));
+        c
+    });
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("after 1 frames"), "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (status, stored, note): (String, i64, String) = conn
+        .query_row("SELECT status, packets_stored, note FROM rounds", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), stored), ("partial", 1));
+    assert!(note.contains("invalid packet capture length"), "{note}");
+
+    // A file that is not a capture at all: a clear error, exit 1, nothing stored.
+    let junk = tmp.path().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file").unwrap();
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(&junk);
+        c
+    });
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("junk.pcap"), "{}", stderr(&out));
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM rounds"), 1);
+}
+
+#[test]
+fn the_format_is_detected_from_the_magic_bytes_not_the_extension() {
+    let dir = pcaps_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    // A pcapng named .pcap and a pcap named .pcapng.
+    let ng = tmp.path().join("really-ng.pcap");
+    std::fs::copy(dir.join("cs__dns_lab.pcapng"), &ng).unwrap();
+    let classic = tmp.path().join("really-classic.pcapng");
+    std::fs::copy(dir.join("tcpdump__dns_udp.pcap"), &classic).unwrap();
+    let db = tmp.path().join("m.db");
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(&ng).arg("--read").arg(&classic);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(query_i64(&db, "SELECT sum(packets_stored) FROM rounds"), 24);
+}

@@ -1,0 +1,222 @@
+//! A live round on `lo` while the test sends UDP, TCP and DNS traffic to loopback
+//! addresses and ports only it uses. Needs root (or CAP_NET_RAW), as CI runs.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Waits until the collector has opened its round and committed a first sample, so
+/// traffic sent after this is inside the capture.
+fn wait_for_round(db: &Path) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if db.exists() {
+            if let Ok(conn) = rusqlite::Connection::open(db) {
+                let n: rusqlite::Result<i64> =
+                    conn.query_row("SELECT count(*) FROM rounds_ports", [], |r| r.get(0));
+                if matches!(n, Ok(n) if n > 0) {
+                    // The capture handle was opened before the round row: it is live.
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the collector did not start a round");
+}
+
+/// A DNS query for `name` (one question, type A), with id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    m
+}
+
+/// The response to `query`: the question echoed and one A record pointing back to it.
+fn dns_response(query: &[u8]) -> Vec<u8> {
+    let mut m = query.to_vec();
+    m[2] = 0x81;
+    m[3] = 0x80;
+    m[7] = 1; // ancount
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+    m
+}
+
+#[test]
+fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("live.db");
+    // Addresses in 127.0.0.0/8 that nothing else on the machine uses.
+    let a = Ipv4Addr::new(127, 77, 0, 1);
+    let dns_addr = Ipv4Addr::new(127, 77, 0, 53);
+    let udp_server = UdpSocket::bind((a, 0)).unwrap();
+    let tcp_server = TcpListener::bind((a, 0)).unwrap();
+    let dns_server = UdpSocket::bind((dns_addr, 53)).unwrap();
+    let (udp_port, tcp_port) = (
+        udp_server.local_addr().unwrap().port(),
+        tcp_server.local_addr().unwrap().port(),
+    );
+
+    let child = collector(&db)
+        .args(["-i", "lo", "--duration", "6", "--scan-interval", "1", "--payload-bytes", "65535"])
+        .args(["--filter", "net 127.77.0.0/16"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_round(&db);
+
+    // UDP: 7 datagrams one way, 3 replies.
+    let client = UdpSocket::bind((a, 0)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    for i in 0..7u8 {
+        client.send_to(&[i; 100], (a, udp_port)).unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    for _ in 0..7 {
+        udp_server.recv_from(&mut buf).unwrap();
+    }
+    for _ in 0..3 {
+        udp_server.send_to(b"ok", (a, client_port)).unwrap();
+    }
+    // DNS: 4 queries, each answered.
+    let resolver = UdpSocket::bind((a, 0)).unwrap();
+    let resolver_port = resolver.local_addr().unwrap().port();
+    for i in 0..4u16 {
+        resolver
+            .send_to(&dns_query(i, &format!("host{i}.portwatch.test")), (dns_addr, 53))
+            .unwrap();
+        let (n, from) = dns_server.recv_from(&mut buf).unwrap();
+        dns_server.send_to(&dns_response(&buf[..n]), from).unwrap();
+        resolver.recv_from(&mut buf).unwrap();
+    }
+    // TCP: one connection, 3000 bytes up, 1000 down, closed.
+    let mut conn = TcpStream::connect((a, tcp_port)).unwrap();
+    let tcp_client_port = conn.local_addr().unwrap().port();
+    let (mut srv, _) = tcp_server.accept().unwrap();
+    conn.write_all(&[7u8; 3000]).unwrap();
+    let mut got = vec![0u8; 3000];
+    srv.read_exact(&mut got).unwrap();
+    srv.write_all(&[9u8; 1000]).unwrap();
+    let mut back = vec![0u8; 1000];
+    conn.read_exact(&mut back).unwrap();
+    drop(conn);
+    drop(srv);
+
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (round, status, samples, dropped, first, last): (i64, String, i64, i64, i64, i64) = c
+        .query_row(
+            "SELECT id, status, samples, packets_dropped, first_packet_id, last_packet_id FROM rounds",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "complete");
+    assert_eq!(samples, 7, "a sample at 0,1,…,6 s");
+    assert_eq!(dropped, 0);
+    let flow = |src: SocketAddr, dst: SocketAddr, proto: &str| -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM packets WHERE id BETWEEN ?1 AND ?2 AND round_id = ?3
+               AND src_addr = ?4 AND port_id = ?5 AND dst_addr = ?6 AND dest_port = ?7
+               AND protocols LIKE ?8",
+            rusqlite::params![
+                first,
+                last,
+                round,
+                src.ip().to_string(),
+                src.port(),
+                dst.ip().to_string(),
+                dst.port(),
+                format!("eth:ipv4:{proto}%")
+            ],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let sa = |ip: Ipv4Addr, port: u16| SocketAddr::from((ip, port));
+    assert_eq!(flow(sa(a, client_port), sa(a, udp_port), "udp"), 7);
+    assert_eq!(flow(sa(a, udp_port), sa(a, client_port), "udp"), 3);
+    assert_eq!(flow(sa(a, resolver_port), sa(dns_addr, 53), "udp:dns"), 4);
+    assert_eq!(flow(sa(dns_addr, 53), sa(a, resolver_port), "udp:dns"), 4);
+    // Every UDP datagram once: no duplicates, none missing.
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM packets WHERE protocols LIKE '%udp%'"),
+        7 + 3 + 8
+    );
+
+    // TCP: one handshake, and exactly the bytes sent in each direction.
+    let tcp_sum = |src_port: u16, sql: &str| -> i64 {
+        c.query_row(
+            &format!("SELECT {sql} FROM packets WHERE protocols LIKE 'eth:ipv4:tcp%' AND port_id = ?1"),
+            [src_port],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(tcp_sum(tcp_client_port, "count(*) FILTER (WHERE tcp_flags = 2)"), 1, "one SYN");
+    assert_eq!(tcp_sum(tcp_port, "count(*) FILTER (WHERE tcp_flags = 18)"), 1, "one SYN-ACK");
+    assert_eq!(tcp_sum(tcp_client_port, "coalesce(sum(length(payload)), 0)"), 3000);
+    assert_eq!(tcp_sum(tcp_port, "coalesce(sum(length(payload)), 0)"), 1000);
+    assert!(tcp_sum(tcp_client_port, "count(*) FILTER (WHERE tcp_flags & 1)") >= 1, "a FIN");
+
+    // DNS names, as sent.
+    let names: Vec<(String, Option<String>, i64)> = c
+        .prepare("SELECT qry_name, resp_name, dns_qr FROM packets WHERE qry_name IS NOT NULL ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names.len(), 8);
+    for (i, pair) in names.chunks(2).enumerate() {
+        let want = format!("host{i}.portwatch.test");
+        assert_eq!(pair[0], (want.clone(), None, 0));
+        assert_eq!(pair[1], (want.clone(), Some(want), 1));
+    }
+
+    // Owners: this process made every packet of these flows. The listener was in the
+    // first sample, so everything addressed to it is attributed from the start.
+    let me = std::process::id() as i64;
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_owned();
+    let (to_listeners, attributed): (i64, i64) = c
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE pid = ?1 AND process = ?2) FROM packets
+              WHERE dest_port IN (?3, ?4, 53)",
+            rusqlite::params![me, comm, udp_port, tcp_port],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(to_listeners >= 7 + 4 + 3);
+    assert_eq!(attributed, to_listeners, "every packet to the test's sockets carries its pid");
+    assert_eq!(
+        query_i64(&db, &format!("SELECT count(*) FROM packets WHERE pid IS NOT NULL AND pid != {me}")),
+        0
+    );
+
+    // The listener is in every sample as LISTEN with this pid; the UDP socket as UNCONN.
+    let listen = |proto: &str, port: u16, state: &str| -> i64 {
+        c.query_row(
+            "SELECT count(DISTINCT timestamp) FROM rounds_ports WHERE round_id = ?1 AND port_id = ?2
+               AND protocol = ?3 AND family = 4 AND state = ?4 AND pid = ?5 AND process = ?6 AND sockets >= 1",
+            rusqlite::params![round, port, proto, state, me, comm],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(listen("tcp", tcp_port, "LISTEN"), 7);
+    assert_eq!(listen("udp", udp_port, "UNCONN"), 7);
+    assert_eq!(listen("udp", 53, "UNCONN"), 7);
+}

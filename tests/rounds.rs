@@ -1,0 +1,134 @@
+//! Round life cycle: the lock, signals, missing capture permission, prune.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn wait_for(db: &std::path::Path, sql: &str) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if let Ok(conn) = rusqlite::Connection::open(db) {
+            if let Ok(n) = conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
+                if n > 0 {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {sql}");
+}
+
+#[test]
+fn a_second_collector_exits_at_once_with_75_and_sigterm_closes_the_round_as_partial() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("lock.db");
+    let mut first = collector(&db)
+        .args(["-i", "lo", "--duration", "60", "--scan-interval", "1", "--filter", "port 9"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&db, "SELECT count(*) FROM rounds_ports");
+
+    let t0 = Instant::now();
+    let second = run({
+        let mut c = collector(&db);
+        c.args(["--read"]).arg(pcaps_dir().join("tcpdump__dns_udp.pcap"));
+        c
+    });
+    assert_eq!(second.status.code(), Some(75), "{}", stderr(&second));
+    assert!(t0.elapsed() < Duration::from_secs(5), "it must not wait for the lock");
+    let msg = stderr(&second);
+    assert!(
+        msg.contains("another collector") && msg.contains(&format!("pid {}", first.id())),
+        "{msg}"
+    );
+    assert_eq!(msg.lines().count(), 1, "one clear line: {msg}");
+
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    let status = first.wait().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "SIGTERM ends the round promptly");
+    assert_eq!(status.code(), Some(3));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (st, samples, end): (String, i64, Option<String>) = conn
+        .query_row("SELECT status, samples, end_time FROM rounds", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(st, "partial");
+    assert!(samples >= 2, "samples before the signal are kept: {samples}");
+    assert!(end.is_some());
+    assert_eq!(
+        query_i64(&db, "SELECT count(DISTINCT timestamp) FROM rounds_ports"),
+        samples
+    );
+}
+
+#[test]
+fn without_capture_permission_the_scanner_data_is_kept_and_the_fix_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The unprivileged user must be able to write the database's directory.
+    let dir = tmp.path().join("nobody");
+    std::fs::create_dir(&dir).unwrap();
+    std::process::Command::new("chown")
+        .args(["nobody:nogroup"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let db = dir.join("p.db");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"])
+        .arg(COLLECTOR)
+        .arg("--db")
+        .arg(&db)
+        .args(["-i", "lo", "--duration", "1.5", "--scan-interval", "0.5"])
+        .output()
+        .unwrap();
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{msg}");
+    assert!(msg.contains("setcap cap_net_raw,cap_net_admin=eip"), "{msg}");
+    assert!(msg.contains("root"), "{msg}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (st, samples, note): (String, i64, String) = conn
+        .query_row("SELECT status, samples, note FROM rounds", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(st, "partial");
+    assert_eq!(samples, 4);
+    assert!(note.contains("capture failed"), "{note}");
+    assert!(query_i64(&db, "SELECT count(*) FROM rounds_ports") > 0);
+}
+
+#[test]
+fn prune_removes_old_rounds_and_keeps_new_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("prune.db");
+    let dir = pcaps_dir();
+    // File rounds carry their capture's times: 2010 and 2025.
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(dir.join("ndpi__synscan.pcap"));
+        c.arg("--read").arg(dir.join("suri__sll2.pcap"));
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run({
+        let mut c = collector(&db);
+        // Older than ~2020: the 2010 round goes, the 2025 one stays.
+        c.args(["prune", "--older-than", "2400days", "-v"]);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pruned 1 rounds (2011 packets)"));
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM packets"), 5);
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM rounds"), 1);
+}

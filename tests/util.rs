@@ -1,0 +1,41 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const COLLECTOR: &str = env!("CARGO_BIN_EXE_collector");
+#[allow(dead_code)]
+pub const DETECTOR: &str = env!("CARGO_BIN_EXE_detector");
+
+/// `$PORTWATCH_PCAPS`, else `shared/pcaps` beside the repository. Missing is a
+/// failure: CI has them.
+pub fn pcaps_dir() -> PathBuf {
+    let dir = match std::env::var_os("PORTWATCH_PCAPS") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps"),
+    };
+    assert!(
+        dir.join("EXPECTED.tsv").is_file(),
+        "shared captures not found at {} (set PORTWATCH_PCAPS)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn collector(db: &Path) -> Command {
+    let mut c = Command::new(COLLECTOR);
+    c.arg("--db").arg(db);
+    c.env_remove("PORTWATCH_DB");
+    c
+}
+
+pub fn run(mut c: Command) -> Output {
+    c.output().expect("binary runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn query_i64(db: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
