@@ -94,7 +94,7 @@ pub struct SimulateArgs {
     /// portscan@5.5. Kinds: portscan, slowscan, backdoor, backdoor-collide, burst,
     /// dnstunnel, dnstunnel-slow.
     #[arg(long, value_name = "KIND@HOUR")]
-    pub inject: Vec<String>,
+    pub inject: Vec<portwatch_sim::Inject>,
 }
 
 #[derive(Debug, Args)]

@@ -41,7 +41,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = db.parent() {
         portwatch_store::paths::create_private_dir(dir)?;
     }
-    // Every command that writes holds the database's lock for its whole run.
+    // Prune only deletes closed rounds and needs no lock (SQLite serialises it with a
+    // running round), so the daily job never makes a minute's round fail.
+    if let Some(Command::Prune(p)) = &cli.command {
+        return prune(&db, p, verbose);
+    }
+    // Everything that appends rounds holds the database's lock for its whole run: one
+    // writer at a time keeps each round's packets a contiguous rowid range.
     let _lock = match lock::acquire(&db) {
         Ok(l) => l,
         Err(e @ lock::LockError::Held { .. }) => {
@@ -52,22 +58,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     let stop = stop::Stop::on_signals()?;
     match &cli.command {
-        Some(Command::Prune(p)) => {
-            let mut conn = portwatch_store::open(&db)?;
-            let cutoff = portwatch_store::time::now_micros()
-                - i64::try_from(p.older_than.as_micros()).unwrap_or(i64::MAX);
-            let pruned = portwatch_store::prune::prune(&mut conn, cutoff)?;
-            if verbose {
-                println!(
-                    "pruned {} rounds ({} packets) older than {}; {} pages freed",
-                    pruned.rounds,
-                    pruned.packets,
-                    portwatch_store::time::format_micros(cutoff),
-                    pruned.freed_pages
-                );
-            }
-            Ok(ExitCode::Complete)
-        }
+        Some(Command::Prune(p)) => prune(&db, p, verbose),
         Some(Command::Simulate(s)) => simulate(&db, s, verbose),
         None if !cli.round.read.is_empty() => {
             let mut code = ExitCode::Complete;
@@ -90,11 +81,38 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn simulate(
-    db: &std::path::Path,
-    s: &cli::SimulateArgs,
-    verbose: bool,
-) -> anyhow::Result<ExitCode> {
-    let _ = (db, s, verbose);
-    anyhow::bail!("simulate is not wired yet")
+fn simulate(db: &std::path::Path, s: &cli::SimulateArgs, verbose: bool) -> anyhow::Result<ExitCode> {
+    let mut conn = portwatch_store::open(db)?;
+    let cfg = portwatch_sim::SimConfig {
+        hours: s.hours,
+        seed: s.seed,
+        rate: s.rate,
+        inject: s.inject.clone(),
+        ..portwatch_sim::SimConfig::default()
+    };
+    let sum = portwatch_sim::simulate(&mut conn, &cfg)?;
+    if verbose {
+        println!(
+            "simulated {} rounds ({}..{}), {} packets, {} events",
+            sum.rounds, sum.first_round_id, sum.last_round_id, sum.packets, sum.events
+        );
+    }
+    Ok(ExitCode::Complete)
+}
+
+fn prune(db: &std::path::Path, p: &cli::PruneArgs, verbose: bool) -> anyhow::Result<ExitCode> {
+    let mut conn = portwatch_store::open(db)?;
+    let cutoff = portwatch_store::time::now_micros()
+        - i64::try_from(p.older_than.as_micros()).unwrap_or(i64::MAX);
+    let pruned = portwatch_store::prune::prune(&mut conn, cutoff)?;
+    if verbose {
+        println!(
+            "pruned {} rounds ({} packets) older than {}; {} pages freed",
+            pruned.rounds,
+            pruned.packets,
+            portwatch_store::time::format_micros(cutoff),
+            pruned.freed_pages
+        );
+    }
+    Ok(ExitCode::Complete)
 }
