@@ -34,6 +34,10 @@ pub fn escape_into(out: &mut String, bytes: &[u8]) {
             0xc0..=0xdf => (1, u32::from(b & 0x1f)),
             0xe0..=0xef => (2, u32::from(b & 0x0f)),
             0xf0..=0xf7 => (3, u32::from(b & 0x07)),
+            // The old 5- and 6-byte forms: never valid, but they take their
+            // continuation bytes with them (iodine capture, frame 67: `FB BD` is one mark).
+            0xf8..=0xfb => (4, 0),
+            0xfc..=0xfd => (5, 0),
             _ => {
                 out.push(char::REPLACEMENT_CHARACTER);
                 i += 1;
@@ -46,7 +50,7 @@ pub fn escape_into(out: &mut String, bytes: &[u8]) {
             cp = (cp << 6) | u32::from(bytes[j] & 0x3f);
             j += 1;
         }
-        let min = [0, 0x80, 0x800, 0x1_0000][need];
+        let min = [0, 0x80, 0x800, 0x1_0000, u32::MAX, u32::MAX][need];
         match char::from_u32(cp) {
             Some(c) if j == i + need + 1 && cp >= min => push_char(out, c),
             _ => out.push(char::REPLACEMENT_CHARACTER),
@@ -120,6 +124,9 @@ mod tests {
         assert_eq!(escape(b"a\xe2\x82b"), "a\u{fffd}b");
         // A surrogate lead with a bad continuation: one mark (iodine capture, frame 53).
         assert_eq!(escape(b"M\xed\xbfdn"), "M\u{fffd}dn");
+        // A 5-byte lead takes its continuation bytes along (iodine, frame 67).
+        assert_eq!(escape(b"n\xfb\xbdQ"), "n\u{fffd}Q");
+        assert_eq!(escape(b"\xfd\xbf\xbf\xbf\xbf\xbf\xbf"), "\u{fffd}\u{fffd}");
         // Overlong encodings are invalid.
         assert_eq!(escape(b"\xc0\xaf"), "\u{fffd}");
         // Valid multi-byte UTF-8 is kept.

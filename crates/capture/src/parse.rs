@@ -52,6 +52,8 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// 802.1Q, 802.1ad (QinQ) and the old pre-standard QinQ tags.
 const VLAN_TPIDS: [u16; 4] = [0x8100, 0x88a8, 0x9100, 0x9200];
 const DNS_PORT: u16 = 53;
+/// Where tshark dissects any UDP payload as QUIC.
+const QUIC_PORT: u16 = 443;
 
 /// A UDP flow, the same key for both directions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -390,7 +392,14 @@ impl Parser {
             return;
         };
         let key = FlowKey::new((src, sport), (dst, dport));
-        if quic::is_long_header(payload) {
+        let is_quic = match quic::long_header(payload) {
+            Some(quic::LongHeader::Known) => true,
+            Some(quic::LongHeader::Weak) => {
+                sport == QUIC_PORT || dport == QUIC_PORT || self.quic_flows.contains(&key)
+            }
+            None => false,
+        };
+        if is_quic {
             if self.quic_flows.len() >= self.quic_flow_cap && !self.quic_flows.contains(&key) {
                 self.quic_flows.clear();
             }
