@@ -2,11 +2,14 @@
 //! which state, and by which process.
 //!
 //! The collector's scanner thread samples a [`SocketSource`] every few seconds and
-//! folds each sample into `rounds_ports` rows with [`aggregate`]. Two sources exist:
+//! folds each sample into `rounds_ports` rows with [`aggregate`]. Three sources exist:
 //!
 //! - [`ProcNet`], the default: the kernel's own tables (`/proc/net/{tcp,tcp6,udp,udp6}`),
 //!   with owners found through `/proc/PID/fd`. It reads under a root directory, so
 //!   tests run the real code on recorded `/proc` trees.
+//! - [`SockDiag`], the fast path for live sampling: the same kernel tables over
+//!   netlink sock_diag (as ss reads them), each table falling back to its `/proc/net`
+//!   file when netlink cannot dump it; same owner lookup.
 //! - [`BindProbe`], `--scan-method bind`: the original design's method, kept and fixed
 //!   (UDP and IPv6 too, and a refused bind is reported apart, never as "occupied").
 //!
@@ -18,6 +21,7 @@ pub mod bind;
 pub mod error;
 pub mod owners;
 pub mod procnet;
+pub mod sockdiag;
 pub mod socket;
 pub mod source;
 
@@ -25,5 +29,6 @@ pub use bind::{BindProbe, Probe, UNKNOWN_UID, classify};
 pub use error::Error;
 pub use owners::{Owner, escape_name};
 pub use procnet::{ProcNet, parse_table};
+pub use sockdiag::SockDiag;
 pub use socket::{PortUsage, Socket, Transport, aggregate};
 pub use source::{Replay, SocketSource};

@@ -265,30 +265,45 @@ impl ProcNet {
     pub fn read_tables(&mut self) -> Result<Vec<Socket>, Error> {
         let mut sockets = Vec::new();
         for (name, transport, family) in TABLES {
-            let path = self.root.join("net").join(name);
-            self.buf.clear();
-            match File::open(&path).and_then(|mut f| f.read_to_end(&mut self.buf)) {
-                Ok(_) => {}
-                // No tcp6/udp6 when IPv6 is off; no table at all is the same answer.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(Error::Read { path, source }),
-            }
-            let text = match std::str::from_utf8(&self.buf) {
-                Ok(text) => text,
-                Err(e) => {
-                    let valid = &self.buf[..e.valid_up_to()];
-                    let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-                    return Err(Error::Parse {
-                        path,
-                        line,
-                        reason: "not ASCII text".into(),
-                    });
-                }
-            };
-            parse_table_into(text, transport, family, &mut sockets)
-                .map_err(|(line, reason)| Error::Parse { path, line, reason })?;
+            self.read_table(name, transport, family, &mut sockets)?;
         }
         Ok(sockets)
+    }
+
+    /// Reads one table (`tcp6`, …) and appends its sockets; an absent table (IPv6
+    /// off) appends nothing.
+    pub(crate) fn read_table(
+        &mut self,
+        name: &str,
+        transport: Transport,
+        family: u8,
+        sockets: &mut Vec<Socket>,
+    ) -> Result<(), Error> {
+        let path = self.root.join("net").join(name);
+        self.buf.clear();
+        match File::open(&path).and_then(|mut f| f.read_to_end(&mut self.buf)) {
+            Ok(_) => {}
+            // No tcp6/udp6 when IPv6 is off; no table at all is the same answer.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(Error::Read { path, source }),
+        }
+        let text = match std::str::from_utf8(&self.buf) {
+            Ok(text) => text,
+            Err(e) => {
+                let valid = &self.buf[..e.valid_up_to()];
+                let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+                return Err(Error::Parse {
+                    path,
+                    line,
+                    reason: "not ASCII text".into(),
+                });
+            }
+        };
+        parse_table_into(text, transport, family, sockets).map_err(|(line, reason)| Error::Parse {
+            path,
+            line,
+            reason,
+        })
     }
 }
 

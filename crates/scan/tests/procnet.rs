@@ -320,3 +320,47 @@ fn live_proc_sees_our_sockets_with_pid_and_comm() {
     src.sample().unwrap();
     assert!(src.owner_refreshes() <= before + 1);
 }
+
+/// The netlink fast path and the /proc/net text agree on our own sockets.
+#[test]
+fn live_sock_diag_matches_proc_net() {
+    use portwatch_scan::SockDiag;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let l6 = TcpListener::bind("[::1]:0").ok();
+    let me = Some(std::process::id());
+
+    let mut diag = SockDiag::new();
+    let fast = diag.sample().unwrap();
+    let slow = ProcNet::new().sample().unwrap();
+    if !diag.has_netlink() {
+        eprintln!("no netlink sock_diag here: SockDiag read /proc/net only");
+    }
+    eprintln!("tables read from /proc/net: {:?}", diag.file_fallbacks());
+    let key = |s: &Socket| {
+        (
+            s.transport.as_str(),
+            s.family,
+            s.local_addr,
+            s.local_port,
+            s.remote_addr,
+            s.remote_port,
+            s.state,
+            s.inode,
+            s.uid,
+            s.pid,
+            s.process.clone(),
+        )
+    };
+    let mut a: Vec<_> = fast.iter().filter(|s| s.pid == me).map(key).collect();
+    let mut b: Vec<_> = slow.iter().filter(|s| s.pid == me).map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    assert!(a.len() >= 4, "{a:#?}");
+    assert_eq!(find(&fast, Transport::Tcp, 4, port, "LISTEN")[0].pid, me);
+    drop((client, accepted, udp, l6));
+}
