@@ -16,7 +16,9 @@ pub struct SimConfig {
     /// Seed of every random choice; the same seed on the same database state gives
     /// identical rows.
     pub seed: u64,
-    /// Mean packets per second over a week (the daily rhythm moves it up and down).
+    /// Mean packets per second of the host's traffic over a week (the daily rhythm
+    /// moves it up and down). Rounds capture `round_secs` of each minute, so a round
+    /// holds about `rate × round_secs` packets on average.
     pub rate: f64,
     /// Events to inject, at hours relative to the start of this call's span.
     pub inject: Vec<Inject>,

@@ -272,7 +272,7 @@ impl fmt::Display for Evaluation {
                 opt(m.max_delay_minutes, 1),
             )?;
         }
-        write!(
+        writeln!(
             f,
             "alarms: {} ({} false); false alarms per day: {}",
             self.alarms,

@@ -795,6 +795,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn weekly_mean_is_the_asked_rate() {
+        for rate in [2.0, 10.0, 100.0] {
+            let host = Host::new(1, rate);
+            // Expected rhythm-following packets plus the fixed part, over a week.
+            let week: f64 = (0..7 * 1440)
+                .map(|m| host.expected_packets(m * MINUTE) + FIXED_PER_MINUTE)
+                .sum();
+            let pps = week / (7.0 * 86_400.0);
+            assert!((pps - rate).abs() < 0.02 * rate, "{rate}: {pps}");
+        }
+    }
+
+    #[test]
     fn shape_has_a_daily_rhythm() {
         // 2026-01-05 is a Monday.
         let monday = 20_458 * DAY;
