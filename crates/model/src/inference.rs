@@ -203,14 +203,26 @@ impl Scorer for ModelScorer<'_> {
     }
 }
 
-/// The threshold: a quantile of round scores on held-out normal history, times a margin.
+/// The threshold: the `quantile` of round scores on held-out normal history, times a
+/// margin. The far tail (1 − 1/1440) is beyond what a day of held-out rounds can measure
+/// directly, and one odd held-out round would set it alone, so it is extrapolated with a
+/// peaks-over-threshold fit: above the 90th percentile `u`, excesses are taken as
+/// exponential with a scale from their *median* (robust to that odd round), giving
+/// `u + scale · ln(0.1 / (1 − quantile))`. For exponential scores this is exact.
 pub fn threshold_from(scores: &[f32], quantile: f64, margin: f32) -> Option<f32> {
     let mut v: Vec<f32> = scores.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return None;
     }
     v.sort_by(f32::total_cmp);
-    Some(quantile_sorted(&v, quantile) * margin)
+    let u = quantile_sorted(&v, 0.9);
+    if quantile <= 0.9 {
+        return Some(quantile_sorted(&v, quantile) * margin);
+    }
+    let mut excess: Vec<f32> = v.iter().filter(|&&x| x > u).map(|x| x - u).collect();
+    let scale = median(&mut excess).unwrap_or(0.0) / std::f32::consts::LN_2;
+    let t = u + scale * ((0.1 / (1.0 - quantile)).ln() as f32);
+    Some(t.max(quantile_sorted(&v, 0.99)) * margin)
 }
 
 #[cfg(test)]
@@ -246,9 +258,15 @@ mod tests {
 
     #[test]
     fn threshold_quantile() {
-        let scores: Vec<f32> = (1..=1440).map(|x| x as f32).collect();
+        // Exponential(1) scores: the 1 - 1/1440 quantile is ln 1440 = 7.27.
+        let n = 2000;
+        let mut scores: Vec<f32> = (1..=n).map(|i| -(1.0 - i as f32 / (n + 1) as f32).ln()).collect();
         let t = threshold_from(&scores, 1.0 - 1.0 / 1440.0, 1.0).unwrap();
-        assert!((t - 1439.0).abs() < 1.0, "{t}");
+        assert!((t - 1440f32.ln()).abs() < 0.1, "{t}");
+        // One wild held-out round does not set the threshold.
+        scores.push(1000.0);
+        let t2 = threshold_from(&scores, 1.0 - 1.0 / 1440.0, 1.0).unwrap();
+        assert!((t2 - t).abs() < 0.1, "{t2}");
         assert_eq!(threshold_from(&[2.0, f32::NAN], 0.5, 2.0), Some(4.0));
         assert_eq!(threshold_from(&[], 0.5, 1.0), None);
     }

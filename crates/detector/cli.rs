@@ -1,0 +1,124 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0   no anomaly (or warming up, or nothing to do)
+  1   anomalies found (a systemd unit sets SuccessExitStatus=1)
+  2   usage error
+  3   runtime error (corrupt or mismatched model, database error)
+  75  another detector holds the lock in the model directory
+
+Files: --db, else $PORTWATCH_DB, else /var/lib/portwatch/ports.db (root) or
+$XDG_STATE_HOME/portwatch/ports.db; --model-dir, else $PORTWATCH_MODEL_DIR, else model/
+beside the database. Silent on success unless -v or --json.";
+
+/// Scores port usage with a CNN-LSTM autoencoder, records anomalies, keeps learning.
+#[derive(Debug, Parser)]
+#[command(name = "detector", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Evaluate the new rounds once and exit (as cron runs it).
+    #[arg(long)]
+    pub once: bool,
+    /// Without --once: run the same step every DURATION (e.g. 1h, 30m, 90s).
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    pub interval: Duration,
+    /// Model directory.
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Score only: no fine-tuning, the model directory is not written.
+    #[arg(long)]
+    pub no_train: bool,
+    /// History needed before scoring starts (cold start).
+    #[arg(long, value_parser = parse_duration, default_value = "24h")]
+    pub min_history: Duration,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// SQLite database.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+    /// Print JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print one summary line.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Recent evaluations and anomalies with their explanations.
+    Report {
+        /// Only rounds since WHEN: a duration ago (24h, 7d) or a timestamp
+        /// (2026-11-25 or 2026-11-25T10:00:00Z).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+    },
+    /// Round scores against the threshold, as an SVG chart.
+    Plot {
+        /// Output file (.svg).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Event-level precision, recall, F1, delay and false alarms per day against the
+    /// `labels` that `collector simulate` wrote.
+    Evaluate,
+}
+
+/// Parses `90`, `90s`, `30m`, `1h`, `7d`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|e| e.to_string());
+    }
+    let mut total = 0.0f64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?} (e.g. 90s, 30m, 1h, 7d)"))?;
+        num.clear();
+        total += n * match c {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            'd' => 86_400.0,
+            'w' => 7.0 * 86_400.0,
+            _ => return Err(format!("bad duration unit {c:?} in {s:?} (s, m, h, d, w)")),
+        };
+    }
+    if !num.is_empty() {
+        return Err(format!("bad duration {s:?}: missing unit after {num}"));
+    }
+    Duration::try_from_secs_f64(total).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("1h3").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The detector's exit codes, in one place (DESIGN.md, "Exit codes").
+
+/// What the process returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    /// No anomaly (or warming up, or nothing to do).
+    Ok = 0,
+    /// Anomalies found.
+    Anomalies = 1,
+    /// Usage error (clap exits with 2 itself).
+    #[allow(dead_code)]
+    Usage = 2,
+    /// Runtime error: corrupt or mismatched model, database error.
+    Error = 3,
+    /// Another detector holds the model directory's lock (EX_TEMPFAIL).
+    Locked = 75,
+}
