@@ -3,8 +3,9 @@
 //!
 //! Live captures cannot say which minutes were attacks, and a detector tuned on a
 //! handful of hand-made anomalies learns those anomalies. So [`simulate`] appends
-//! rounds of a plausible host (see [`host`](crate::host) in the source: a small web
-//! server with a daily rhythm, a nightly backup and the internet's background noise)
+//! rounds of a plausible host (a small web server with a daily rhythm, a nightly
+//! backup and the internet's background noise; the crate's README and `src/host.rs`
+//! describe it)
 //! after the database's last round, through the store's own typed inserts, and injects
 //! the events asked for ([`EventKind`]), each with one `labels` row per affected round.
 //! [`eval::evaluate`] then scores the detector's verdicts in `batches_rounds` against

@@ -106,6 +106,25 @@ fn rounds_are_complete_minutes_with_their_packets() {
         ),
         0
     );
+    // One row per sample per (port, protocol, family, state, pid), as the scanner writes.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM (SELECT 1 FROM rounds_ports
+              GROUP BY round_id, timestamp, port_id, protocol, family, state, pid HAVING count(*) > 1)"
+        ),
+        0
+    );
+    // Sample times are 0, 5, ..., 55 s into the round.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM rounds_ports rp JOIN rounds r ON r.id = rp.round_id
+              WHERE (julianday(rp.timestamp) - julianday(r.start_time)) * 86400 NOT BETWEEN -0.001 AND 55.001
+                 OR CAST(round((julianday(rp.timestamp) - julianday(r.start_time)) * 86400) AS INTEGER) % 5 != 0"
+        ),
+        0
+    );
     let stored = count(&conn, "SELECT sum(packets_stored) FROM rounds");
     assert_eq!(stored, count(&conn, "SELECT count(*) FROM packets"));
     assert_eq!(stored as u64, s.packets);
