@@ -135,9 +135,10 @@ impl Flow {
         } else {
             (self.remote, self.remote_port, self.local, self.local_port)
         };
-        // IPv6 headers are 20 bytes longer than IPv4 ones.
+        // IPv6 headers are 20 bytes longer than IPv4 ones; full-size frames stay at
+        // the Ethernet MTU (the MSS is smaller instead).
         let length = if self.local.is_ipv6() {
-            length + 20
+            (length + 20).min(1514)
         } else {
             length
         };
@@ -201,7 +202,7 @@ impl TcpSession {
         let lc = self.local_is_client;
         let t0 = self.start;
         let rtt = self.rtt.max(100);
-        let end = t0 + self.duration.max(4 * rtt);
+        let end = t0 + self.duration.max(6 * rtt);
         let tls = self.sni.map(|_| Layer::Tls);
         // Client-to-server is outbound when the local side is the client.
         out.push(flow.packet(t0, lc, 74, Some(flags::SYN), None));
