@@ -1,1 +1,498 @@
+//! Frames built with etherparse's `PacketBuilder` (and link headers written by hand),
+//! then cut at every length: the parser must never panic and must keep what parsed.
 
+use super::*;
+use crate::packet::{DnsKind, Layers};
+use etherparse::{PacketBuilder, VlanId};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const V4_A: [u8; 4] = [192, 0, 2, 1];
+const V4_B: [u8; 4] = [192, 0, 2, 53];
+const V6_A: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const V6_B: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+fn dns_query(name: &[u8]) -> Vec<u8> {
+    let mut m = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(name);
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    m
+}
+
+fn dns_response(name: &[u8]) -> Vec<u8> {
+    let mut m = vec![0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    m.extend_from_slice(name);
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+    m
+}
+
+fn eth_udp4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(V4_A, V4_B, 64)
+        .udp(sport, dport)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn eth_udp6(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6(V6_A, V6_B, 64)
+        .udp(sport, dport)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn eth_tcp4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(V4_A, V4_B, 64)
+        .tcp(sport, dport, 1000, 65535)
+        .syn()
+        .ack(1)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn ip4_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(V4_A, V4_B, 64)
+        .udp(sport, dport)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn ip6_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv6(V6_A, V6_B, 64)
+        .udp(sport, dport)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn parse(frame: &[u8], linktype: i32) -> Packet {
+    Parser::new().parse(frame, linktype, frame.len() as u32)
+}
+
+/// Every prefix of `frame` parses without panicking, and never claims more layers than
+/// the whole frame has.
+fn all_prefixes(frame: &[u8], linktype: i32) {
+    let full = parse(frame, linktype);
+    let full_layers: Vec<Layer> = full.layers.iter().collect();
+    let mut parser = Parser::new();
+    for n in 0..=frame.len() {
+        let p = parser.parse(&frame[..n], linktype, frame.len() as u32);
+        let layers: Vec<Layer> = p.layers.iter().collect();
+        assert!(
+            full_layers.starts_with(&layers),
+            "prefix {n}: {layers:?} not a prefix of {full_layers:?}"
+        );
+        // As a frame that is really this short (no snaplen): must not panic either.
+        let _ = parser.parse(&frame[..n], linktype, n as u32);
+        if let Some((s, e)) = p.payload_range {
+            assert!(s <= e && e <= n, "payload range {s}..{e} beyond {n}");
+        }
+    }
+}
+
+#[test]
+fn dns_query_over_udp() {
+    let f = eth_udp4(40000, 53, &dns_query(b"\x07example\x03com\x00"));
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:udp:dns");
+    assert_eq!(p.src_addr, Some(IpAddr::V4(Ipv4Addr::from(V4_A))));
+    assert_eq!(p.dst_addr, Some(IpAddr::V4(Ipv4Addr::from(V4_B))));
+    assert_eq!((p.src_port, p.dst_port), (Some(40000), Some(53)));
+    assert_eq!(p.transport, Some(Transport::Udp));
+    assert_eq!(p.dns, Some(DnsKind::Query));
+    assert_eq!(p.qry_name.as_deref(), Some("example.com"));
+    assert_eq!(p.resp_name, None);
+    assert_eq!(p.length, f.len() as u32);
+    assert!(!p.malformed);
+    let (s, e) = p.payload_range.unwrap();
+    assert_eq!(&f[s..e], &dns_query(b"\x07example\x03com\x00")[..]);
+    all_prefixes(&f, linktype::ETHERNET);
+}
+
+#[test]
+fn dns_response_over_udp_ipv6() {
+    let f = eth_udp6(53, 40000, &dns_response(b"\x03www\x07example\x03org\x00"));
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv6:udp:dns");
+    assert_eq!(p.src_addr, Some(IpAddr::V6(Ipv6Addr::from(V6_A))));
+    assert_eq!(p.dns, Some(DnsKind::Response));
+    assert_eq!(p.qry_name.as_deref(), Some("www.example.org"));
+    assert_eq!(p.resp_name.as_deref(), Some("www.example.org"));
+    all_prefixes(&f, linktype::ETHERNET);
+}
+
+#[test]
+fn dns_over_tcp_with_length_prefix() {
+    let msg = dns_query(b"\x01a\x02bc\x00");
+    let mut payload = (msg.len() as u16).to_be_bytes().to_vec();
+    payload.extend_from_slice(&msg);
+    let f = eth_tcp4(40001, 53, &payload);
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:tcp:dns");
+    assert_eq!(p.qry_name.as_deref(), Some("a.bc"));
+    assert_eq!(p.tcp_flags, Some(0x12), "SYN+ACK");
+    all_prefixes(&f, linktype::ETHERNET);
+    // A segment whose first bytes are not a plausible length prefix: plain TCP.
+    let f = eth_tcp4(40001, 53, &[0, 3, 1, 2, 3]);
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:tcp");
+}
+
+#[test]
+fn dns_only_on_port_53() {
+    let f = eth_udp4(40000, 5353, &dns_query(b"\x01a\x00"));
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:udp");
+    assert_eq!(p.dns, None);
+}
+
+#[test]
+fn udp_length_field_is_honoured() {
+    // Rule 4: a UDP length of 8 + 3 with more bytes captured after it.
+    let mut f = eth_udp4(40000, 9999, b"abcdefgh");
+    let udp = 14 + 20;
+    f[udp + 4..udp + 6].copy_from_slice(&11u16.to_be_bytes());
+    let p = parse(&f, linktype::ETHERNET);
+    let (s, e) = p.payload_range.unwrap();
+    assert_eq!(&f[s..e], b"abc");
+}
+
+#[test]
+fn tls_client_hello_sni_on_any_port() {
+    let hello = crate::tls::build_client_hello(b"secure.example.net");
+    let f = eth_tcp4(40002, 8443, &hello);
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:tcp:tls");
+    assert_eq!(p.server_name.as_deref(), Some("secure.example.net"));
+    all_prefixes(&f, linktype::ETHERNET);
+    // Application data: TLS layer, no SNI.
+    let f = eth_tcp4(443, 40002, &[23, 3, 3, 0, 4, 1, 2, 3, 4]);
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:tcp:tls");
+    assert_eq!(p.server_name, None);
+}
+
+fn quic_long(version: [u8; 4]) -> Vec<u8> {
+    let mut q = vec![0xc0];
+    q.extend_from_slice(&version);
+    q.push(8);
+    q.extend_from_slice(&[1; 8]);
+    q.push(0);
+    q.extend_from_slice(&[0; 40]);
+    q
+}
+
+#[test]
+fn quic_long_then_short_on_same_flow() {
+    for version in [[0, 0, 0, 1], [0x6b, 0x33, 0x43, 0xcf]] {
+        let mut parser = Parser::new();
+        let short = [0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        // A short header alone is not recognisable.
+        let f = eth_udp4(50000, 4433, &short);
+        assert!(
+            !parser
+                .parse(&f, 1, f.len() as u32)
+                .layers
+                .contains(Layer::Quic)
+        );
+        let f = eth_udp4(50000, 4433, &quic_long(version));
+        let p = parser.parse(&f, 1, f.len() as u32);
+        assert_eq!(p.layers.to_string(), "eth:ipv4:udp:quic");
+        // Now the flow is known, in both directions.
+        let f = eth_udp4(50000, 4433, &short);
+        assert!(
+            parser
+                .parse(&f, 1, f.len() as u32)
+                .layers
+                .contains(Layer::Quic)
+        );
+        let mut back = Vec::new();
+        PacketBuilder::ethernet2(MAC_B, MAC_A)
+            .ipv4(V4_B, V4_A, 64)
+            .udp(4433, 50000)
+            .write(&mut back, &short)
+            .unwrap();
+        assert!(
+            parser
+                .parse(&back, 1, back.len() as u32)
+                .layers
+                .contains(Layer::Quic)
+        );
+        // Another flow is not.
+        let f = eth_udp4(50001, 4433, &short);
+        assert!(
+            !parser
+                .parse(&f, 1, f.len() as u32)
+                .layers
+                .contains(Layer::Quic)
+        );
+        assert_eq!(parser.quic_flows(), 1);
+    }
+}
+
+#[test]
+fn quic_flow_set_is_bounded() {
+    let mut parser = Parser::with_quic_flow_cap(4);
+    for port in 0..100u16 {
+        let f = eth_udp4(10000 + port, 443, &quic_long([0, 0, 0, 1]));
+        assert!(
+            parser
+                .parse(&f, 1, f.len() as u32)
+                .layers
+                .contains(Layer::Quic)
+        );
+        assert!(parser.quic_flows() <= 4);
+    }
+}
+
+#[test]
+fn quic_version_negotiation_needs_port_443() {
+    let vn = [0x80, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0, 0, 0, 0, 1];
+    let f = eth_udp4(443, 50000, &vn);
+    assert!(parse(&f, 1).layers.contains(Layer::Quic));
+    let f = eth_udp4(5355, 50000, &vn);
+    assert!(!parse(&f, 1).layers.contains(Layer::Quic));
+}
+
+#[test]
+fn vlan_tags_each_give_a_layer() {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .double_vlan(VlanId::try_new(100).unwrap(), VlanId::try_new(200).unwrap())
+        .ipv4(V4_A, V4_B, 64)
+        .udp(1, 2)
+        .write(&mut f, b"x")
+        .unwrap();
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:vlan:vlan:ipv4:udp");
+    all_prefixes(&f, linktype::ETHERNET);
+
+    // Three stacked 802.1Q tags, and QinQ 0x88a8 outside.
+    let inner = ip4_udp(1, 2, b"x");
+    let mut f = Vec::new();
+    f.extend_from_slice(&MAC_B);
+    f.extend_from_slice(&MAC_A);
+    for tpid in [0x88a8u16, 0x8100, 0x8100] {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&[0, 10]);
+    }
+    f.extend_from_slice(&[0x81, 0x00, 0, 20, 0x08, 0x00]);
+    f.extend_from_slice(&inner);
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:vlan:vlan:vlan:vlan:ipv4:udp");
+    all_prefixes(&f, linktype::ETHERNET);
+
+    // More tags than Layers holds: capped, no panic.
+    let mut f = Vec::new();
+    f.extend_from_slice(&MAC_B);
+    f.extend_from_slice(&MAC_A);
+    for _ in 0..40 {
+        f.extend_from_slice(&[0x81, 0x00, 0, 1]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&inner);
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.iter().count(), Layers::CAP);
+    assert_eq!(p.transport, Some(Transport::Udp), "still parsed beneath");
+}
+
+#[test]
+fn arp_frame() {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&[0x08, 0x06]);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&V4_A);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&V4_B);
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:arp");
+    assert!(!p.malformed);
+    all_prefixes(&f, linktype::ETHERNET);
+}
+
+fn sll(proto: u16, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0, 0, 0, 1, 0, 6];
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&proto.to_be_bytes());
+    f.extend_from_slice(inner);
+    f
+}
+
+fn sll2(proto: u16, inner: &[u8]) -> Vec<u8> {
+    let mut f = proto.to_be_bytes().to_vec();
+    f.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6]);
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(inner);
+    f
+}
+
+#[test]
+fn linux_cooked_v1_and_v2() {
+    let q = dns_query(b"\x01x\x00");
+    let f = sll(0x0800, &ip4_udp(1234, 53, &q));
+    let p = parse(&f, linktype::LINUX_SLL);
+    assert_eq!(p.layers.to_string(), "sll:ipv4:udp:dns");
+    all_prefixes(&f, linktype::LINUX_SLL);
+    let f = sll2(0x86dd, &ip6_udp(1234, 53, &q));
+    assert_eq!(f.len() - ip6_udp(1234, 53, &q).len(), 20);
+    let p = parse(&f, linktype::LINUX_SLL2);
+    assert_eq!(p.layers.to_string(), "sll2:ipv6:udp:dns");
+    all_prefixes(&f, linktype::LINUX_SLL2);
+}
+
+#[test]
+fn bsd_null_and_loop_in_both_byte_orders() {
+    let v4 = ip4_udp(1, 2, b"hi");
+    let v6 = ip6_udp(1, 2, b"hi");
+    for (af, inner, want) in [
+        (2u32, &v4, "null:ipv4:udp"),
+        (24, &v6, "null:ipv6:udp"),
+        (28, &v6, "null:ipv6:udp"),
+        (30, &v6, "null:ipv6:udp"),
+    ] {
+        for header in [af.to_le_bytes(), af.to_be_bytes()] {
+            let mut f = header.to_vec();
+            f.extend_from_slice(inner);
+            for lt in [linktype::NULL, linktype::LOOP] {
+                assert_eq!(parse(&f, lt).layers.to_string(), want, "af {af} lt {lt}");
+                all_prefixes(&f, lt);
+            }
+        }
+    }
+    // An unknown family: the null layer only, not malformed.
+    let mut f = 99u32.to_le_bytes().to_vec();
+    f.extend_from_slice(&v4);
+    let p = parse(&f, linktype::NULL);
+    assert_eq!(p.layers.to_string(), "null");
+    assert!(!p.malformed);
+}
+
+#[test]
+fn raw_ip_link_types() {
+    let v4 = ip4_udp(1, 2, b"hi");
+    let v6 = ip6_udp(1, 2, b"hi");
+    for lt in [linktype::RAW, linktype::RAW_12, linktype::RAW_14] {
+        assert_eq!(parse(&v4, lt).layers.to_string(), "raw:ipv4:udp");
+        assert_eq!(parse(&v6, lt).layers.to_string(), "raw:ipv6:udp");
+        all_prefixes(&v4, lt);
+        all_prefixes(&v6, lt);
+    }
+    assert_eq!(
+        parse(&v4, linktype::IPV4).layers.to_string(),
+        "raw:ipv4:udp"
+    );
+    assert_eq!(
+        parse(&v6, linktype::IPV6).layers.to_string(),
+        "raw:ipv6:udp"
+    );
+    all_prefixes(&v4, linktype::IPV4);
+    all_prefixes(&v6, linktype::IPV6);
+}
+
+#[test]
+fn unknown_link_type_is_one_layer() {
+    let p = parse(&[1, 2, 3, 4], 281);
+    assert_eq!(p.layers.to_string(), "dlt281");
+    assert!(!p.malformed);
+    assert_eq!(parse(&[], 147).layers.to_string(), "dlt147");
+}
+
+#[test]
+fn icmp_and_icmpv6() {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(V4_A, V4_B, 64)
+        .icmpv4_echo_request(1, 1)
+        .write(&mut f, b"ping")
+        .unwrap();
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:icmp");
+    all_prefixes(&f, 1);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6(V6_A, V6_B, 64)
+        .icmpv6_echo_request(1, 1)
+        .write(&mut f, b"ping")
+        .unwrap();
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv6:icmpv6");
+    all_prefixes(&f, 1);
+}
+
+#[test]
+fn truncated_headers_keep_what_parsed() {
+    let f = eth_tcp4(1234, 80, b"GET / HTTP/1.1\r\n\r\n");
+    // Cut inside the TCP header, as a snaplen would: TCP with its ports, not malformed.
+    let cut = &f[..14 + 20 + 10];
+    let p = Parser::new().parse(cut, 1, f.len() as u32);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:tcp");
+    assert_eq!((p.src_port, p.dst_port), (Some(1234), Some(80)));
+    assert!(!p.malformed);
+    // The same bytes as a whole frame (wire length = captured): malformed.
+    let p = Parser::new().parse(cut, 1, cut.len() as u32);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:tcp");
+    assert!(p.malformed);
+    // A bogus IPv4 header length: the ipv4 layer, marked malformed.
+    let mut g = eth_udp4(1, 2, b"x");
+    g[14] = 0x44;
+    let p = parse(&g, 1);
+    assert_eq!(p.layers.to_string(), "eth:ipv4");
+    assert!(p.malformed);
+}
+
+#[test]
+fn non_first_ipv4_fragment_has_no_transport() {
+    let mut f = eth_udp4(1, 53, &dns_query(b"\x01a\x00"));
+    // Fragment offset 100 (×8 bytes), MF clear.
+    f[14 + 6..14 + 8].copy_from_slice(&100u16.to_be_bytes());
+    let p = parse(&f, 1);
+    assert_eq!(p.layers.to_string(), "eth:ipv4");
+    assert_eq!(p.transport, None);
+    assert!(!p.malformed);
+    // First fragment (MF set, offset 0): parsed as far as it goes.
+    let mut f = eth_udp4(1, 53, &dns_query(b"\x01a\x00"));
+    f[14 + 6..14 + 8].copy_from_slice(&0x2000u16.to_be_bytes());
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:udp:dns");
+}
+
+#[test]
+fn garbage_never_panics() {
+    // A small deterministic generator: no dependency needed.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut parser = Parser::with_quic_flow_cap(8);
+    let seeds = [
+        eth_udp4(1, 53, &dns_response(b"\x03abc\x00")),
+        eth_tcp4(1, 443, &crate::tls::build_client_hello(b"a.b")),
+        eth_udp6(5, 443, &quic_long([0, 0, 0, 1])),
+    ];
+    for seed in &seeds {
+        for _ in 0..3000 {
+            let mut f = seed.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % f.len();
+                f[i] = (x >> 32) as u8;
+            }
+            for lt in [0, 1, 101, 113, 276] {
+                let _ = parser.parse(&f, lt, f.len() as u32);
+            }
+        }
+    }
+}
