@@ -52,7 +52,7 @@ pub(crate) fn long_header(p: &[u8]) -> Option<LongHeader> {
     }
     // Google QUIC with the IETF invariant header: Q050 and the TLS-based T050/T051
     // go to tshark's QUIC dissector; Q046 and older go to its `gquic` one.
-    let gquic_ietf = matches!(v0, b'Q' | b'T') && v1 == b'0' && v2 >= b'5' && v2 <= b'9';
+    let gquic_ietf = matches!(v0, b'Q' | b'T') && v1 == b'0' && (b'5'..=b'9').contains(&v2);
     (gquic_ietf && v3.is_ascii_digit()).then_some(LongHeader::Known)
 }
 

@@ -122,6 +122,14 @@ mod libpcap {
         }
     }
 
+    /// The record's time in microseconds; `nanos` when the capture was opened with
+    /// nanosecond precision (then `tv_usec` holds nanoseconds).
+    // time_t and suseconds_t are i64 here but i32 on some targets.
+    #[allow(clippy::useless_conversion)]
+    fn header_micros(h: &pcap::PacketHeader, nanos: bool) -> i64 {
+        ts_micros(i64::from(h.ts.tv_sec), i64::from(h.ts.tv_usec), nanos)
+    }
+
     fn ts_micros(sec: i64, frac: i64, nanos: bool) -> i64 {
         let frac = if nanos { frac.div_euclid(1000) } else { frac };
         sec.saturating_mul(1_000_000).saturating_add(frac)
@@ -136,11 +144,7 @@ mod libpcap {
                 Ok(p) => {
                     self.frames += 1;
                     Ok(Some(Frame {
-                        ts_micros: ts_micros(
-                            p.header.ts.tv_sec as i64,
-                            p.header.ts.tv_usec as i64,
-                            true,
-                        ),
+                        ts_micros: header_micros(p.header, true),
                         wire_len: p.header.len,
                         data: p.data,
                     }))
@@ -277,11 +281,7 @@ mod libpcap {
             }
             match self.cap.next_packet() {
                 Ok(p) => Ok(Some(Frame {
-                    ts_micros: ts_micros(
-                        p.header.ts.tv_sec as i64,
-                        p.header.ts.tv_usec as i64,
-                        false,
-                    ),
+                    ts_micros: header_micros(p.header, false),
                     wire_len: p.header.len,
                     data: p.data,
                 })),

@@ -6,6 +6,9 @@
 //! and so does a listed deviation that no longer happens. The rules each have a focused
 //! test below (`mod rules`).
 
+// Test helpers outside `#[test]` functions: a failed read is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
