@@ -17,7 +17,7 @@
 //!    length-prefixed message, only the first message of a segment is read.
 //! 3. Tunnels (GRE, VXLAN, GTP, IP-in-IP) are not decoded.
 //! 4. The UDP length field is honoured: bytes after it are not UDP payload.
-//! 5. QUIC is recognised by a heuristic, see [`crate::quic`].
+//! 5. QUIC is recognised by a heuristic (`src/quic.rs` states it).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
