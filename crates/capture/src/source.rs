@@ -58,6 +58,33 @@ pub fn copy_payload(packet: &mut Packet, frame: &[u8], max: usize) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_payload_takes_at_most_max_bytes() {
+        let frame = b"headerPAYLOAD";
+        let mut p = Packet {
+            payload_range: Some((6, 13)),
+            ..Packet::default()
+        };
+        copy_payload(&mut p, frame, 0);
+        assert!(p.payload.is_empty(), "0 means none");
+        copy_payload(&mut p, frame, 3);
+        assert_eq!(p.payload, b"PAY");
+        copy_payload(&mut p, frame, 100);
+        assert_eq!(p.payload, b"PAYLOAD");
+        // A range past the captured bytes is clamped.
+        p.payload_range = Some((6, 40));
+        copy_payload(&mut p, frame, 100);
+        assert_eq!(p.payload, b"PAYLOAD");
+        p.payload_range = None;
+        copy_payload(&mut p, frame, 100);
+        assert!(p.payload.is_empty());
+    }
+}
+
 #[cfg(feature = "pcap")]
 pub use self::libpcap::{FileSource, LiveConfig, LiveSource, default_device};
 
