@@ -172,7 +172,12 @@ pub fn insert_packet(
     )?;
     stmt.raw_bind_parameter(1, time::format_into(p.ts_micros, &mut ts))?;
     stmt.raw_bind_parameter(2, scratch.protocols.as_str())?;
-    stmt.raw_bind_parameter(3, p.qry_name.as_deref())?;
+    // A message with several questions (crafted or malformed ones) keeps them all,
+    // comma-separated as answer names are.
+    match (&p.qry_name, &p.qry_name_more) {
+        (Some(first), Some(more)) => stmt.raw_bind_parameter(3, format!("{first},{more}"))?,
+        _ => stmt.raw_bind_parameter(3, p.qry_name.as_deref())?,
+    }
     stmt.raw_bind_parameter(4, p.resp_name.as_deref())?;
     stmt.raw_bind_parameter(5, p.src_port)?;
     stmt.raw_bind_parameter(6, p.dst_port)?;

@@ -24,7 +24,7 @@ pub const COMMIT_ROWS: usize = 20_000;
 /// Longest time rows wait uncommitted.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Bound of the channel, in messages (each message is a batch of rows).
-pub const CHANNEL_BOUND: usize = 256;
+pub const CHANNEL_BOUND: usize = 8;
 
 /// What producers send to the writer.
 #[derive(Debug)]
