@@ -19,6 +19,8 @@ pub mod escape;
 pub mod packet;
 pub mod parse;
 pub(crate) mod quic;
+#[cfg(feature = "quic-sni")]
+pub(crate) mod quic_sni;
 pub mod source;
 pub(crate) mod tls;
 

@@ -78,6 +78,9 @@ impl FlowKey {
 pub struct Parser {
     quic_flows: HashSet<FlowKey>,
     quic_flow_cap: usize,
+    /// Buffers for decrypting QUIC Initial packets, reused across packets.
+    #[cfg(feature = "quic-sni")]
+    quic_scratch: crate::quic_sni::Scratch,
 }
 
 impl Default for Parser {
@@ -127,6 +130,8 @@ impl Parser {
         Parser {
             quic_flows: HashSet::new(),
             quic_flow_cap: cap.max(1),
+            #[cfg(feature = "quic-sni")]
+            quic_scratch: Default::default(),
         }
     }
 
@@ -392,7 +397,8 @@ impl Parser {
             return;
         };
         let key = FlowKey::new((src, sport), (dst, dport));
-        let is_quic = match quic::long_header(payload) {
+        let long = quic::long_header(payload);
+        let is_quic = match long {
             Some(quic::LongHeader::Known) => true,
             Some(quic::LongHeader::Weak) => {
                 sport == QUIC_PORT || dport == QUIC_PORT || self.quic_flows.contains(&key)
@@ -405,6 +411,10 @@ impl Parser {
             }
             self.quic_flows.insert(key);
             c.p.layers.push(Layer::Quic);
+            #[cfg(feature = "quic-sni")]
+            if long.is_some() {
+                c.p.server_name = crate::quic_sni::initial_sni(payload, &mut self.quic_scratch);
+            }
         } else if self.quic_flows.contains(&key) {
             c.p.layers.push(Layer::Quic);
         }

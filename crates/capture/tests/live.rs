@@ -2,6 +2,7 @@
 //! that opening fails with `Error::PermissionDenied` (whose message names the fix) and
 //! stop there.
 
+#![cfg(feature = "pcap")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::UdpSocket;

@@ -7,6 +7,7 @@
 //! test below (`mod rules`).
 
 // Test helpers outside `#[test]` functions: a failed read is a failed test.
+#![cfg(feature = "pcap")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -323,6 +324,34 @@ fn unknown_dlt_is_stored_as_its_number() {
         assert_eq!(p.layers.to_string(), "dlt281");
         assert!(!p.malformed);
     }
+}
+
+/// QUIC SNI from decrypted client Initials, against what tshark shows
+/// (`tls.handshake.extensions_server_name` on `quic` frames). tshark shows a name on the
+/// frame where its reassembly of the CRYPTO stream completes, so a ClientHello spread
+/// over two Initials can appear one frame apart; these frames agree.
+#[cfg(feature = "quic-sni")]
+#[test]
+fn quic_sni_matches_tshark() {
+    for (file, n, name) in [
+        ("suri__quic-ietf.pcap", 1, "msquic.net"),
+        ("ndpi__quic-v2_sll.pcapng", 1, "test"),
+        ("ndpi__quic-draft29.pcap", 1, "localhost"),
+        ("ndpi__quic_0rtt.pcap", 1, "abcd"),
+        ("ndpi__quic_0rtt.pcap", 5, "ssl.gstatic.com"),
+        ("tcpdump__quic_handshake_null.pcap", 1, "localhost"),
+        ("bench_mixed_A.pcap", 151, "graph.facebook.com"),
+        ("bench_mixed_A.pcap", 26941, "quic.aiortc.org"),
+        ("bench_mixed_A.pcap", 31907, "play.google.com"),
+        ("bench_mixed_A.pcap", 37117, "classroom.google.com"),
+    ] {
+        let (p, _) = frame(file, n);
+        assert_eq!(p.server_name.as_deref(), Some(name), "{file} frame {n}");
+        assert!(p.layers.contains(Layer::Quic));
+    }
+    // Server Initials do not decrypt with the client's keys: no name.
+    let (server, _) = frame("suri__quic-ietf.pcap", 2);
+    assert_eq!(server.server_name, None);
 }
 
 /// Frame `n` (1-based) of `file`, parsed, with its bytes.
