@@ -132,3 +132,63 @@ fn prune_removes_old_rounds_and_keeps_new_ones() {
     assert_eq!(query_i64(&db, "SELECT count(*) FROM packets"), 5);
     assert_eq!(query_i64(&db, "SELECT count(*) FROM rounds"), 1);
 }
+
+/// Unmounts a test's tmpfs however the test ends.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("small");
+    std::fs::create_dir(&dir).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8M", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mounting a tmpfs needs root (CI runs as root)");
+    let _mount = Mount(dir.clone());
+    let db = dir.join("p.db");
+    let pcaps = pcaps_dir();
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(pcaps.join("tcpdump__dns_tcp.pcap"));
+        c.arg("--read").arg(pcaps.join("bench_mixed_A.pcap"));
+        c
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stderr(&out);
+    assert!(msg.contains("bench_mixed_A.pcap") && msg.contains("disk is full"), "{msg}");
+    assert_eq!(msg.lines().count(), 1, "one clear line: {msg}");
+    // The first file is whole; the second kept every committed batch.
+    assert_eq!(query_i64(&db, "SELECT packets_stored FROM rounds WHERE id = 1"), 11);
+    let kept = query_i64(&db, "SELECT count(*) FROM packets WHERE round_id = 2");
+    assert!(kept > 0);
+    // Once there is room again, the next run closes the dead round, with the count of
+    // what it kept.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=32M"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(pcaps.join("tcpdump__dns_udp.pcap"));
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (status, stored): (String, i64) = conn
+        .query_row("SELECT status, packets_stored FROM rounds WHERE id = 2", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), stored), ("failed", kept));
+}

@@ -44,3 +44,16 @@ Exit codes:
   2   usage error
   3   round partial (capture failed or was interrupted; scanner data kept)
   75  another collector holds the lock on this database (EX_TEMPFAIL)";
+
+/// An error in what the user asked for (a bad BPF filter) that clap could not see:
+/// reported like clap's own, with exit code 2.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}

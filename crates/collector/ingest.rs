@@ -9,10 +9,12 @@ use portwatch_store::write::{self, RoundStatus};
 use portwatch_store::writer::{Finish, Writer};
 
 use crate::exit::ExitCode;
+use crate::lock::Lock;
 use crate::pump::{self, End};
 use crate::stop::Stop;
 
 pub fn run(
+    lock: &Lock,
     db: &Path,
     file: &Path,
     payload_bytes: usize,
@@ -21,9 +23,10 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let mut source = FileSource::open(file)?;
     let conn =
-        portwatch_store::open(db).with_context(|| format!("cannot open {}", db.display()))?;
+        lock.open_db(db)?;
     let now = portwatch_store::time::now_micros();
-    let round = write::begin_round(&conn, now, &format!("file:{}", file.display()), None)?;
+    let round = write::begin_round(&conn, now, &format!("file:{}", file.display()), None)
+        .map_err(portwatch_store::Error::from)?;
     let writer = Writer::spawn(conn, db, round)?;
     let tx = writer.sender();
     let opts = pump::Options {

@@ -16,6 +16,7 @@ use portwatch_store::writer::{Finish, Msg, Sender, Writer};
 
 use crate::cli::{RoundArgs, ScanMethod};
 use crate::exit::ExitCode;
+use crate::lock::Lock;
 use crate::owners::{Owners, View};
 use crate::pump::{self, End};
 use crate::stop::Stop;
@@ -23,7 +24,7 @@ use crate::stop::Stop;
 /// Shortest gap between two owner refreshes asked for by the sniffer.
 const MIN_REFRESH: Duration = Duration::from_millis(500);
 
-pub fn run(db: &Path, args: &RoundArgs, stop: &Stop, verbose: bool) -> anyhow::Result<ExitCode> {
+pub fn run(lock: &Lock, db: &Path, args: &RoundArgs, stop: &Stop, verbose: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let duration = Duration::from_secs_f64(args.duration);
     let interval = Duration::from_secs_f64(args.scan_interval);
@@ -38,7 +39,7 @@ pub fn run(db: &Path, args: &RoundArgs, stop: &Stop, verbose: bool) -> anyhow::R
     };
     let (source, capture_error) = match LiveSource::open(&config) {
         Ok(s) => (Some(s), None),
-        Err(e @ CaptureError::Filter { .. }) => return Err(anyhow::Error::new(e).context("usage")),
+        Err(e @ CaptureError::Filter { .. }) => return Err(crate::exit::Usage(e.to_string()).into()),
         Err(e) => (None, Some(e)),
     };
     let iface = match (&source, &args.interface) {
@@ -48,7 +49,7 @@ pub fn run(db: &Path, args: &RoundArgs, stop: &Stop, verbose: bool) -> anyhow::R
     };
 
     let conn =
-        portwatch_store::open(db).with_context(|| format!("cannot open {}", db.display()))?;
+        lock.open_db(db)?;
     let start = portwatch_store::time::now_micros();
     let round = write::begin_round(
         &conn,

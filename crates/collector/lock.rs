@@ -34,6 +34,20 @@ pub fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+impl Lock {
+    /// Opens the database for appending rounds. Holding the lock proves no other
+    /// collector is running, so rounds still marked `running` are leftovers of one that
+    /// died; they are closed as `failed` here.
+    pub fn open_db(&self, db: &Path) -> anyhow::Result<rusqlite::Connection> {
+        let conn =
+            portwatch_store::open(db).with_context(|| format!("cannot open {}", db.display()))?;
+        portwatch_store::write::fail_stale_rounds(&conn)
+            .map_err(portwatch_store::Error::from)
+            .with_context(|| format!("cannot update {}", db.display()))?;
+        Ok(conn)
+    }
+}
+
 /// Takes the lock for `db` without waiting.
 pub fn acquire(db: &Path) -> Result<Lock, LockError> {
     let path = lock_path(db);

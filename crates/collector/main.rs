@@ -25,7 +25,7 @@ fn main() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("collector: {err:#}");
-            if err.chain().any(|e| e.to_string() == "usage") {
+            if err.downcast_ref::<exit::Usage>().is_some() {
                 ExitCode::Usage
             } else {
                 ExitCode::Error
@@ -48,7 +48,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     // Everything that appends rounds holds the database's lock for its whole run: one
     // writer at a time keeps each round's packets a contiguous rowid range.
-    let _lock = match lock::acquire(&db) {
+    let lock = match lock::acquire(&db) {
         Ok(l) => l,
         Err(e @ lock::LockError::Held { .. }) => {
             eprintln!("collector: {e}");
@@ -59,11 +59,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let stop = stop::Stop::on_signals()?;
     match &cli.command {
         Some(Command::Prune(p)) => prune(&db, p, verbose),
-        Some(Command::Simulate(s)) => simulate(&db, s, verbose),
+        Some(Command::Simulate(s)) => simulate(&lock, &db, s, verbose),
         None if !cli.round.read.is_empty() => {
             let mut code = ExitCode::Complete;
             for file in &cli.round.read {
-                let c = match ingest::run(&db, file, cli.round.payload_bytes, &stop, verbose) {
+                let c = match ingest::run(&lock, &db, file, cli.round.payload_bytes, &stop, verbose) {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("collector: {}: {e:#}", file.display());
@@ -77,12 +77,17 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(code)
         }
-        None => live::run(&db, &cli.round, &stop, verbose),
+        None => live::run(&lock, &db, &cli.round, &stop, verbose),
     }
 }
 
-fn simulate(db: &std::path::Path, s: &cli::SimulateArgs, verbose: bool) -> anyhow::Result<ExitCode> {
-    let mut conn = portwatch_store::open(db)?;
+fn simulate(
+    lock: &lock::Lock,
+    db: &std::path::Path,
+    s: &cli::SimulateArgs,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut conn = lock.open_db(db)?;
     let cfg = portwatch_sim::SimConfig {
         hours: s.hours,
         seed: s.seed,

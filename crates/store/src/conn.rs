@@ -71,6 +71,6 @@ fn configure(conn: &mut Connection, path: &Path) -> Result<(), Error> {
 fn sqlite(path: &Path, source: rusqlite::Error) -> Error {
     Error::Sqlite {
         path: path.to_path_buf(),
-        source,
+        source: crate::error::Sqlite(source),
     }
 }

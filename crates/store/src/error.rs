@@ -5,20 +5,19 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("database {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    // SQLite's messages already say everything, and rusqlite's error chain repeats them
+    // ("Error code 13: …"); showing the message once, without a source, keeps `{err:#}`
+    // to one readable line.
+    #[error("database {}: {source}", path.display())]
+    Sqlite { path: PathBuf, source: Sqlite },
+    #[error("{0}")]
+    Sql(rusqlite::Error),
     #[error(
         "database {path} has schema version {found}, newer than this build knows ({known}); upgrade portwatch"
     )]
@@ -41,12 +40,34 @@ pub enum Error {
     WriterGone,
 }
 
+/// A rusqlite error shown by its message only (see [`Error::Sqlite`]).
+#[derive(Debug)]
+pub struct Sqlite(pub rusqlite::Error);
+
+impl std::fmt::Display for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Sqlite {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sql(e)
+    }
+}
+
 impl Error {
     /// True when SQLite reported the database busy or locked (another writer held it
     /// longer than the busy timeout) — worth retrying on the next run, not a corruption.
     pub fn is_busy(&self) -> bool {
         let e = match self {
-            Error::Sqlite { source, .. } | Error::Sql(source) => source,
+            Error::Sqlite {
+                source: Sqlite(source),
+                ..
+            }
+            | Error::Sql(source) => source,
             _ => return false,
         };
         matches!(
@@ -58,7 +79,11 @@ impl Error {
     /// True when the database (or its directory) cannot be written.
     pub fn is_read_only(&self) -> bool {
         match self {
-            Error::Sqlite { source, .. } | Error::Sql(source) => matches!(
+            Error::Sqlite {
+                source: Sqlite(source),
+                ..
+            }
+            | Error::Sql(source) => matches!(
                 source.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
             ),

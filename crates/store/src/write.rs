@@ -109,6 +109,20 @@ fn write_round(
     Ok(())
 }
 
+/// Closes rounds left `running` by a collector that died (killed, or its disk filled
+/// up) as `failed`, ending them at their last stored packet. Only call this while
+/// holding the collector lock: then no round can really be running.
+pub fn fail_stale_rounds(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE rounds
+            SET status = 'failed',
+                end_time = coalesce((SELECT timestamp FROM packets WHERE id = rounds.last_packet_id), start_time),
+                note = coalesce(note || '; ', '') || 'the collector stopped before closing this round'
+          WHERE status = 'running'",
+        [],
+    )
+}
+
 /// Writes one socket-table row of a sample taken at `ts_micros`.
 pub fn insert_port_usage(
     conn: &Connection,

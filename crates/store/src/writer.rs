@@ -120,6 +120,8 @@ struct State {
     scratch: PacketScratch,
     in_tx: bool,
     pending: usize,
+    /// The figures as of the last commit: what a failed round really holds.
+    committed: RoundClose,
     /// Earliest and latest packet time seen.
     span: Option<(i64, i64)>,
     since: Instant,
@@ -141,6 +143,7 @@ fn run(
         in_tx: false,
         pending: 0,
         span: None,
+        committed: RoundClose::default(),
         since: Instant::now(),
     };
     let result = (|| {
@@ -194,6 +197,14 @@ fn run(
             if st.in_tx {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            // Best effort (the disk may still be full): close the round as failed with
+            // the reason and the figures of what was committed, rather than leave it
+            // `running`.
+            let c = &mut st.committed;
+            c.status = Some(RoundStatus::Failed);
+            c.end_micros = crate::time::now_micros();
+            c.note = Some(format!("writer failed: {e}"));
+            let _ = write::close_round(&conn, st.round_id, c);
             Err(e)
         }
     }
@@ -269,6 +280,7 @@ fn commit(conn: &Connection, st: &mut State, status: Option<RoundStatus>) -> Res
         None => write::update_round(conn, st.round_id, c)?,
     }
     conn.execute_batch("COMMIT")?;
+    st.committed = st.totals.close.clone();
     st.in_tx = false;
     st.pending = 0;
     Ok(())
