@@ -7,7 +7,8 @@
 //! * the sources sit behind one [`PacketSource`] trait, so the collector has one capture
 //!   loop for `--interface` and `--read`, and tests can substitute a fake;
 //! * libpcap is behind the default `pcap` feature, so the store crate can use
-//!   [`Packet`] without linking libpcap.
+//!   [`Packet`] without linking libpcap; `quic-sni` (on with `pcap`) adds ring to read
+//!   the SNI of QUIC client Initial packets, whose keys anyone can derive.
 //!
 //! Counts are checked against tshark 4.0 on the shared captures (`tests/pcaps.rs`);
 //! where they differ on purpose, `tests/deviations.tsv` names the rule from
