@@ -192,3 +192,23 @@ fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
         .unwrap();
     assert_eq!((status.as_str(), stored), ("failed", kept));
 }
+
+#[test]
+fn user_drops_root_once_capture_and_database_are_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("user.db");
+    let child = collector(&db)
+        .args(["-i", "lo", "--duration", "3", "--scan-interval", "1", "--user", "nobody"])
+        .args(["--filter", "port 9"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&db, "SELECT count(*) FROM rounds_ports");
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_owned();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(uid.split_whitespace().skip(1).collect::<Vec<_>>(), ["65534"; 4], "{uid}");
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM rounds WHERE status = 'complete' AND samples = 4"), 1);
+}
