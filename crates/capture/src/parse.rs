@@ -278,6 +278,11 @@ impl Parser {
             return;
         }
         let payload = ip.payload();
+        if payload.incomplete {
+            // The IP length claims more than the frame holds: truncation if the capture
+            // was cut, an inconsistent header if not.
+            c.short();
+        }
         if payload.fragmented {
             let first = match &ip {
                 LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() == 0,
@@ -291,13 +296,14 @@ impl Parser {
                 return;
             }
         }
-        self.transport(c, payload.ip_number, payload.payload);
+        self.transport(c, payload.ip_number, payload.payload, payload.fragmented);
     }
 
-    fn transport(&mut self, c: &mut Ctx<'_>, proto: IpNumber, data: &[u8]) {
+    /// `fragment`: `data` is the first fragment of a larger datagram.
+    fn transport(&mut self, c: &mut Ctx<'_>, proto: IpNumber, data: &[u8], fragment: bool) {
         match proto {
             IpNumber::TCP => self.tcp(c, data),
-            IpNumber::UDP => self.udp(c, data),
+            IpNumber::UDP => self.udp(c, data, fragment),
             IpNumber::ICMP => c.p.layers.push(Layer::Icmp),
             IpNumber::IPV6_ICMP => c.p.layers.push(Layer::Icmpv6),
             // Rule 3: tunnels and everything else stop here.
@@ -360,7 +366,7 @@ impl Parser {
         }
     }
 
-    fn udp(&mut self, c: &mut Ctx<'_>, data: &[u8]) {
+    fn udp(&mut self, c: &mut Ctx<'_>, data: &[u8], fragment: bool) {
         if data.is_empty() {
             c.short();
             return;
@@ -377,6 +383,14 @@ impl Parser {
                 return;
             }
         };
+        let declared = usize::from(udp.length());
+        if declared < 8 {
+            // Shorter than its own header (tshark: "Bad length value").
+            c.p.malformed = true;
+        } else if declared > data.len() && !fragment {
+            // Longer than the IP payload: cut by the snaplen, or inconsistent.
+            c.short();
+        }
         let (sport, dport) = (udp.source_port(), udp.destination_port());
         c.p.src_port = Some(sport);
         c.p.dst_port = Some(dport);
@@ -388,8 +402,7 @@ impl Parser {
         }
         if sport == DNS_PORT || dport == DNS_PORT {
             if let Some(info) = dns::parse(payload) {
-                let declared = usize::from(udp.length()).saturating_sub(8);
-                self.apply_dns(c, info, payload.len() < declared);
+                self.apply_dns(c, info, payload.len() < declared.saturating_sub(8));
             }
             return;
         }

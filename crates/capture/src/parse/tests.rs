@@ -447,6 +447,22 @@ fn truncated_headers_keep_what_parsed() {
     let p = Parser::new().parse(cut, 1, cut.len() as u32);
     assert_eq!(p.layers.to_string(), "eth:ipv4:tcp");
     assert!(p.malformed);
+    // An IPv4 total length beyond the frame, which was not cut: malformed, the payload
+    // still read from what is there (as tshark does).
+    let mut g = eth_udp4(1, 2, b"x");
+    g[16..18].copy_from_slice(&200u16.to_be_bytes());
+    let p = parse(&g, 1);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:udp");
+    assert!(p.malformed);
+    // A UDP length below its header's 8 bytes: malformed.
+    let mut g = eth_udp4(1, 2, b"xyz");
+    g[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&3u16.to_be_bytes());
+    assert!(parse(&g, 1).malformed);
+    // A snaplen cut inside the UDP payload: not malformed.
+    let g = eth_udp4(1, 2, &[7; 100]);
+    let p = Parser::new().parse(&g[..60], 1, g.len() as u32);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:udp");
+    assert!(!p.malformed);
     // A bogus IPv4 header length: the ipv4 layer, marked malformed.
     let mut g = eth_udp4(1, 2, b"x");
     g[14] = 0x44;
