@@ -38,6 +38,10 @@ pub struct Cli {
     /// History needed before scoring starts (cold start).
     #[arg(long, value_parser = parse_duration, default_value = "24h")]
     pub min_history: Duration,
+    /// Benchmarks only: at cold start, choose the per-feature z-score baseline as the
+    /// scorer (MODEL.md compares it with the autoencoder).
+    #[arg(long, hide = true)]
+    pub zscore_baseline: bool,
     #[command(flatten)]
     pub common: Common,
 }

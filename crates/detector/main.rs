@@ -73,6 +73,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let opts = Options {
                 no_train: cli.no_train,
                 min_history_secs: cli.min_history.as_secs_f64(),
+                zscore_baseline: cli.zscore_baseline,
                 ..Options::default()
             };
             if cli.once {

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::data::{self, RoundInfo};
 use crate::features::{N_FEATURES, N_TIME, RoundKeys, Scaler, Seen, Step, feature_names};
+use crate::baseline::ZScore;
 use crate::inference::{self, ModelScorer, Scorer, StepScores, threshold_from};
 use crate::model::{Autoencoder, DetectorConfig};
 use crate::persistence::{ModelDir, RawSegment, Sidecar, new_sidecar};
@@ -51,6 +52,9 @@ pub struct Options {
     pub threshold_margin: f32,
     /// Quantile for the threshold (≈ one false alarm a day of minutely rounds).
     pub threshold_quantile: f64,
+    /// Score with the per-feature z-score baseline instead of the autoencoder (chosen
+    /// at cold start and kept in the sidecar; the baseline is never fine-tuned).
+    pub zscore_baseline: bool,
 }
 
 impl Default for Options {
@@ -61,6 +65,7 @@ impl Default for Options {
             config: DetectorConfig::new(),
             threshold_margin: 1.5,
             threshold_quantile: 1.0 - 1.0 / 1440.0,
+            zscore_baseline: false,
         }
     }
 }
@@ -294,6 +299,12 @@ fn runs_where(
     out
 }
 
+/// Every k-th window, so that at most `max` remain.
+fn subsample(w: &[crate::training::WindowRef], max: usize) -> Vec<crate::training::WindowRef> {
+    let k = w.len().div_ceil(max.max(1)).max(1);
+    w.iter().step_by(k).copied().collect()
+}
+
 /// Hours covered by rounds: from the first start to one usual spacing after the last
 /// start (a day of minutely rounds is 24 h, not 23 h 59 min 55 s).
 fn history_hours(rounds: &[RoundInfo], spacing: i64) -> f64 {
@@ -426,7 +437,7 @@ fn cold_start(
         );
         if let Some(m) = &model {
             sc.residual_scale =
-                inference::residual_scale(&m.valid(), &train_series, &windows, cfg.window)?;
+                inference::residual_scale(&m.valid(), &train_series, &subsample(&windows, 3000), cfg.window)?;
             sc.seen = seen;
             sc.rounds_trained = n_train_rounds as u64;
             sc.warming_up = true;
@@ -468,11 +479,17 @@ fn cold_start(
     }
     let model = model.ok_or_else(|| Error::Invalid("no model".into()))?;
     let valid = model.valid();
-    sc.residual_scale = inference::residual_scale(&valid, &train_series, &windows, cfg.window)?;
-    let scorer = ModelScorer {
+    sc.residual_scale = inference::residual_scale(&valid, &train_series, &subsample(&windows, 3000), cfg.window)?;
+    let zscore = opts.zscore_baseline.then(|| ZScore::fit(&train_series));
+    sc.zscore = zscore.as_ref().map(|z| z.scale.clone());
+    let model_scorer = ModelScorer {
         model: &valid,
         residual_scale: &sc.residual_scale,
         window: cfg.window,
+    };
+    let scorer: &dyn Scorer = match &zscore {
+        Some(z) => z,
+        None => &model_scorer,
     };
     // Threshold from held-out rounds (or, with too little history to hold any out, from
     // the training rounds themselves: optimistic, hence the margin).
@@ -593,10 +610,15 @@ fn scored_step(
     let mut working_seen = sc.seen.clone();
     let l = load_rounds(conn, rounds, sc.round_spacing_us, &mut working_seen)?;
     let valid = model.valid();
-    let scorer = ModelScorer {
+    let zscore = sc.zscore.clone().map(|scale| ZScore { scale });
+    let model_scorer = ModelScorer {
         model: &valid,
         residual_scale: &sc.residual_scale,
         window: cfg.window,
+    };
+    let scorer: &dyn Scorer = match &zscore {
+        Some(z) => z,
+        None => &model_scorer,
     };
     let (series, owner) = series_of(&l, &l.segments, &sc.scaler);
     let steps = scorer.score_steps(&series)?;
@@ -635,7 +657,7 @@ fn scored_step(
     let mut fine_tune = "skipped".to_string();
     let mut new_model = None;
     let mut trained_rounds = 0;
-    if !opts.no_train {
+    if !opts.no_train && zscore.is_none() {
         let runs = runs_where(&l.segments, |i| trainable[i]);
         let (mut train_series, _) = series_of(&l, &runs, &sc.scaler);
         let replay = series_of_raw(&sc.replay, &sc.scaler);

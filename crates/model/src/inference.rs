@@ -99,29 +99,39 @@ pub fn mse(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usi
     })
 }
 
-/// Per-feature RMS residual on some windows, floored at [`MIN_RESIDUAL_SCALE`].
-pub fn residual_scale(
-    model: &Autoencoder,
-    series: &Series,
-    refs: &[WindowRef],
-    window: usize,
-) -> Result<Vec<f32>> {
+/// Quantile of |residual| that sets a feature's scale, divided by [`TAIL_Z`].
+pub const TAIL_QUANTILE: f64 = 0.999;
+/// The standard normal's two-sided 0.999 point: for Gaussian residuals the tail
+/// estimate equals the RMS.
+pub const TAIL_Z: f32 = 3.29;
+
+/// Per-feature residual scale on some windows: the larger of the RMS residual and the
+/// 99.9th percentile of |residual| / 3.29, floored at [`MIN_RESIDUAL_SCALE`]. The tail
+/// term matters for sparse features: a count that is zero 99 % of the time but moves
+/// during a daily job has a tiny RMS, and would otherwise make the job's start and end
+/// (which the model cannot time to the step) look like attacks.
+pub fn residual_scale(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usize) -> Result<Vec<f32>> {
     let nf = series.n_features;
     let w = series.width;
-    let mut sums = vec![0.0f64; nf];
-    let mut n = 0usize;
+    let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nf];
     forward_windows(model, series, refs, window, |chunk, out, inp| {
         for k in 0..chunk.len() * window {
-            for (f, s) in sums.iter_mut().enumerate() {
-                let r = out[k * nf + f] - inp[k * w + f];
-                *s += f64::from(r * r);
+            for (f, c) in cols.iter_mut().enumerate() {
+                c.push((out[k * nf + f] - inp[k * w + f]).abs());
             }
-            n += 1;
         }
     })?;
-    Ok(sums
-        .iter()
-        .map(|s| ((s / n.max(1) as f64).sqrt() as f32).max(MIN_RESIDUAL_SCALE))
+    Ok(cols
+        .into_iter()
+        .map(|mut c| {
+            if c.is_empty() {
+                return MIN_RESIDUAL_SCALE;
+            }
+            let rms = (c.iter().map(|x| f64::from(x * x)).sum::<f64>() / c.len() as f64).sqrt() as f32;
+            c.sort_by(f32::total_cmp);
+            let tail = quantile_sorted(&c, TAIL_QUANTILE) / TAIL_Z;
+            rms.max(tail).max(MIN_RESIDUAL_SCALE)
+        })
         .collect())
 }
 

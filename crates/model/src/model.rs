@@ -61,7 +61,7 @@ impl DetectorConfig {
             .with_hidden(12)
             .with_bottleneck(6)
             .with_decoder_hidden(12)
-            .with_epochs(12)
+            .with_epochs(16)
             .with_max_windows_per_epoch(3000)
     }
 

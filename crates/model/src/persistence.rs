@@ -84,6 +84,9 @@ pub struct Sidecar {
     pub replay: Vec<RawSegment>,
     /// Held-out normal steps: the loss on them must not rise after fine-tuning.
     pub holdout: Vec<RawSegment>,
+    /// Per-feature scales of the z-score baseline, when it is the scorer.
+    #[serde(default)]
+    pub zscore: Option<Vec<f32>>,
     /// Name of the weights file in the directory.
     pub weights_file: String,
     /// SHA-256 (hex) of the weights file.
@@ -330,7 +333,108 @@ pub fn new_sidecar(config: DetectorConfig, scaler: Scaler) -> Sidecar {
         seen: Seen::default(),
         replay: Vec::new(),
         holdout: Vec::new(),
+        zscore: None,
         weights_file: String::new(),
         weights_sha256: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{N_FEATURES, N_TIME};
+    use crate::inference::{ModelScorer, Scorer};
+    use crate::training::{Series, fresh_model};
+    use burn::module::Module;
+
+    fn setup() -> (tempfile::TempDir, Autoencoder, Sidecar, Series) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DetectorConfig::small();
+        let model = fresh_model(&cfg, N_FEATURES, N_TIME);
+        let scaler = Scaler {
+            median: vec![0.0; N_FEATURES],
+            scale: vec![1.0; N_FEATURES],
+        };
+        let mut sc = new_sidecar(cfg.clone(), scaler);
+        sc.residual_scale = vec![0.5; N_FEATURES];
+        sc.threshold = Some(3.0);
+        let w = N_FEATURES + N_TIME;
+        let mut s = Series::new(N_FEATURES, w);
+        s.segments
+            .push((0..30 * w).map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0).collect());
+        (dir, model, sc, s)
+    }
+
+    fn scores(m: &Autoencoder, sc: &Sidecar, s: &Series) -> Vec<Option<f32>> {
+        let v = m.valid();
+        ModelScorer {
+            model: &v,
+            residual_scale: &sc.residual_scale,
+            window: sc.config.window,
+        }
+        .score_steps(s)
+        .unwrap()
+        .score
+    }
+
+    #[test]
+    fn save_load_gives_identical_scores() {
+        let (dir, model, mut sc, s) = setup();
+        let md = ModelDir::lock(dir.path()).unwrap();
+        md.save(&model, &mut sc).unwrap();
+        let (sc2, m2) = md.load().unwrap().unwrap();
+        assert_eq!(sc2.model_version, 1);
+        assert_eq!(scores(&model, &sc, &s), scores(&m2, &sc2, &s));
+        // A second save keeps the previous sidecar and its weights.
+        md.save(&m2, &mut sc.clone()).unwrap();
+        assert!(dir.path().join(PREV_SIDECAR).exists());
+        let (prev, _) = load_from(dir.path(), PREV_SIDECAR).unwrap().unwrap();
+        assert_eq!(prev.model_version, 1);
+    }
+
+    #[test]
+    fn corrupt_weights_are_refused_and_left_alone() {
+        let (dir, model, mut sc, _) = setup();
+        let md = ModelDir::lock(dir.path()).unwrap();
+        md.save(&model, &mut sc).unwrap();
+        let w = dir.path().join(&sc.weights_file);
+        let mut bytes = fs::read(&w).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        fs::write(&w, &bytes).unwrap();
+        let side = fs::read(dir.path().join(SIDECAR)).unwrap();
+        let err = md.load().unwrap_err();
+        assert!(matches!(err, Error::CorruptModel { .. }), "{err}");
+        assert!(err.to_string().contains("SHA-256"), "{err}");
+        assert_eq!(fs::read(&w).unwrap(), bytes, "weights untouched");
+        assert_eq!(fs::read(dir.path().join(SIDECAR)).unwrap(), side, "sidecar untouched");
+        // Truncated, and garbage sidecar.
+        fs::write(&w, &bytes[..10]).unwrap();
+        assert!(matches!(md.load().unwrap_err(), Error::CorruptModel { .. }));
+        fs::write(dir.path().join(SIDECAR), b"{\"format_version\": 1, \"oops").unwrap();
+        assert!(matches!(md.load().unwrap_err(), Error::CorruptModel { .. }));
+    }
+
+    #[test]
+    fn mismatched_feature_spec_is_refused() {
+        let (dir, model, mut sc, _) = setup();
+        let md = ModelDir::lock(dir.path()).unwrap();
+        md.save(&model, &mut sc).unwrap();
+        let p = dir.path().join(SIDECAR);
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        v["feature_spec"]["version"] = serde_json::json!(99);
+        fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let err = md.load().unwrap_err();
+        assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
+        v["format_version"] = serde_json::json!(7);
+        fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(matches!(md.load().unwrap_err(), Error::ModelMismatch { .. }));
+    }
+
+    #[test]
+    fn second_detector_is_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = ModelDir::lock(dir.path()).unwrap();
+        assert!(matches!(ModelDir::lock(dir.path()).unwrap_err(), Error::Locked(_)));
     }
 }

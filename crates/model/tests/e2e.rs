@@ -199,3 +199,38 @@ fn cron_like_day_two_detects_events_without_false_alarms() {
         ev.false_alarms
     );
 }
+
+#[test]
+fn corrupt_model_is_an_error_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = open_db(&dir.path().join("ports.db"));
+    let model = dir.path().join("model");
+    let mut sim = Sim::new(3, 1.0);
+    sim.append(&mut conn, 3.0, &[]);
+    let mut o = opts();
+    o.min_history_secs = 2.0 * 3600.0;
+    o.config = o.config.with_epochs(2);
+    let out = run_once(&mut conn, &model, &o).unwrap();
+    assert_eq!(out.status, Status::Scored);
+    sim.append(&mut conn, 0.5, &[]);
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    let w = model.join(side["weights_file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&w).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0xff;
+    std::fs::write(&w, &bytes).unwrap();
+    let before: i64 = conn.query_row("SELECT count(*) FROM batches", [], |r| r.get(0)).unwrap();
+    let listing = |p: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name()).collect();
+        v.sort();
+        v
+    };
+    let files = listing(&model);
+    let err = run_once(&mut conn, &model, &o).unwrap_err();
+    assert!(matches!(err, portwatch_model::Error::CorruptModel { .. }), "{err}");
+    let after: i64 = conn.query_row("SELECT count(*) FROM batches", [], |r| r.get(0)).unwrap();
+    assert_eq!(before, after, "nothing written to the DB");
+    assert_eq!(std::fs::read(&w).unwrap(), bytes, "the corrupt file is left as it was");
+    assert_eq!(listing(&model), files, "nothing written to the model dir");
+}
