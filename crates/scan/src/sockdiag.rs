@@ -164,6 +164,8 @@ pub struct SockDiag {
     owners: Option<Owners>,
     buf: Vec<u8>,
     seq: u32,
+    /// The last sample's size, to allocate the next one once.
+    last_len: usize,
 }
 
 impl Default for SockDiag {
@@ -187,8 +189,10 @@ impl SockDiag {
             use_file: [false; 4],
             fallback: ProcNet::with_root(root.clone()).without_owners(),
             owners: Some(Owners::new(root)),
+            // The kernel sends at most ~32 KiB per read of a dump.
             buf: vec![0; 64 * 1024],
             seq: 0,
+            last_len: 0,
         }
     }
 
@@ -222,17 +226,23 @@ impl SockDiag {
 
     /// Reads the four tables without owners.
     pub fn read_tables(&mut self) -> Result<Vec<Socket>, Error> {
-        let mut sockets = Vec::new();
+        let mut sockets = Vec::with_capacity(self.last_len + self.last_len / 8);
         for (i, (name, transport, family)) in TABLES.into_iter().enumerate() {
             if !self.use_file[i] {
                 let before = sockets.len();
                 match self.dump(transport, family, &mut sockets) {
                     Ok(()) => continue,
-                    Err(_) => {
-                        // Not available for this table (module missing, IPv6 off):
-                        // the file for this and every later sample.
+                    Err(e) => {
                         sockets.truncate(before);
-                        self.use_file[i] = true;
+                        // Not available for this table (no udp_diag, IPv6 off): the
+                        // file for this and every later sample. Anything else: the
+                        // file for this sample only, and a fresh netlink socket so
+                        // the rest of an aborted dump cannot mix into the next one.
+                        if unsupported(&e) {
+                            self.use_file[i] = true;
+                        } else {
+                            self.netlink = open_netlink().ok();
+                        }
                     }
                 }
             }
@@ -282,6 +292,21 @@ impl SockDiag {
             }
         }
     }
+}
+
+/// Errors that mean "this kernel cannot dump this table over netlink", for good.
+fn unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(
+                libc::ENOENT
+                    | libc::EINVAL
+                    | libc::EOPNOTSUPP
+                    | libc::EAFNOSUPPORT
+                    | libc::EPROTONOSUPPORT
+            )
+        )
 }
 
 fn open_netlink() -> io::Result<OwnedFd> {
@@ -351,6 +376,22 @@ mod tests {
             m.push(0);
         }
         m
+    }
+
+    #[test]
+    fn sources_can_move_to_the_scanner_thread() {
+        fn send<T: Send>() {}
+        send::<SockDiag>();
+        send::<ProcNet>();
+        send::<crate::BindProbe>();
+        send::<crate::Replay>();
+    }
+
+    #[test]
+    fn unsupported_errors() {
+        assert!(unsupported(&io::Error::from_raw_os_error(libc::ENOENT)));
+        assert!(unsupported(&io::Error::from(io::ErrorKind::Unsupported)));
+        assert!(!unsupported(&io::Error::from_raw_os_error(libc::ENOBUFS)));
     }
 
     #[test]

@@ -48,3 +48,37 @@ impl SocketSource for Replay {
         Ok(self.samples.get(i).cloned().unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Transport;
+    use std::net::Ipv4Addr;
+
+    fn sock(port: u16) -> Socket {
+        Socket {
+            transport: Transport::Tcp,
+            family: 4,
+            local_addr: Ipv4Addr::LOCALHOST.into(),
+            local_port: port,
+            remote_addr: Ipv4Addr::UNSPECIFIED.into(),
+            remote_port: 0,
+            state: "LISTEN",
+            uid: 0,
+            inode: 1,
+            pid: None,
+            process: None,
+        }
+    }
+
+    #[test]
+    fn replay_plays_in_order_then_repeats_the_last() {
+        let mut r = Replay::new(vec![vec![sock(1)], vec![sock(2), sock(3)]]);
+        let mut dynamic: Box<dyn SocketSource> = Box::new(r.clone());
+        assert_eq!(r.sample().unwrap()[0].local_port, 1);
+        assert_eq!(r.sample().unwrap().len(), 2);
+        assert_eq!(r.sample().unwrap().len(), 2);
+        assert_eq!(dynamic.sample().unwrap()[0].local_port, 1);
+        assert!(Replay::default().sample().unwrap().is_empty());
+    }
+}

@@ -34,20 +34,8 @@ fn occupied_ports_found_free_ones_not() {
         (s.state, s.pid, s.local_addr.to_string().as_str()),
         ("LISTEN", None, "0.0.0.0")
     );
-    // Everything reported besides our listener is really held by someone else.
-    for s in found
-        .iter()
-        .filter(|s| !(s.local_port == port && s.transport == Transport::Tcp && s.family == 4))
-    {
-        let ip = s.local_addr;
-        assert!(
-            matches!(
-                probe(s.transport, (ip, s.local_port).into()),
-                Probe::Occupied
-            ),
-            "{s:?}"
-        );
-    }
+    // Other reported ports (if any) belong to other processes of this busy machine,
+    // which may close them at any moment, so they are not re-checked here.
     assert_eq!(probe_all.denied_ports(), 0);
 
     let found = BindProbe::with_ports(uport..=uport).sample().unwrap();
