@@ -37,6 +37,15 @@ fn occupied_ports_found_free_ones_not() {
     // Other reported ports (if any) belong to other processes of this busy machine,
     // which may close them at any moment, so they are not re-checked here.
     assert_eq!(probe_all.denied_ports(), 0);
+    // The single-bind function agrees, on the specific address too.
+    assert!(matches!(
+        probe(Transport::Tcp, ([127, 0, 0, 1], port).into()),
+        Probe::Occupied
+    ));
+    assert!(matches!(
+        probe(Transport::Udp, ([127, 0, 0, 1], uport).into()),
+        Probe::Occupied
+    ));
 
     let found = BindProbe::with_ports(uport..=uport).sample().unwrap();
     assert!(has(&found, Transport::Udp, 4, uport), "{found:#?}");
