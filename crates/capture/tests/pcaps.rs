@@ -317,6 +317,26 @@ fn wrong_extensions_are_read_by_magic() {
 }
 
 #[test]
+fn unreadable_files_are_typed_errors() {
+    let err = FileSource::open("/nonexistent/x.pcap").unwrap_err();
+    assert!(matches!(err, Error::OpenFile { .. }), "{err}");
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, b"this is not a capture file at all").unwrap();
+    let err = FileSource::open(f.path()).unwrap_err();
+    assert!(matches!(err, Error::OpenFile { .. }), "{err}");
+    assert!(err.to_string().contains(&f.path().display().to_string()));
+}
+
+#[test]
+fn empty_files_give_eof_at_once() {
+    for f in ["tcpdump__empty.pcap", "tcpdump__empty.pcapng"] {
+        let mut src = FileSource::open(pcaps_dir().join(f)).unwrap();
+        assert!(matches!(src.next(), Err(Error::Eof)), "{f}");
+        assert!(src.next().unwrap_err().is_eof(), "{f}: stays at the end");
+    }
+}
+
+#[test]
 fn unknown_dlt_is_stored_as_its_number() {
     let counts = read_file(&pcaps_dir().join("tcpdump__brcm-tag_dlt281.pcap"));
     assert_eq!(counts.frames.len(), 23);
