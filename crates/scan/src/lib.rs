@@ -4,12 +4,13 @@
 //! The collector's scanner thread samples a [`SocketSource`] every few seconds and
 //! folds each sample into `rounds_ports` rows with [`aggregate`]. Three sources exist:
 //!
-//! - [`ProcNet`], the default: the kernel's own tables (`/proc/net/{tcp,tcp6,udp,udp6}`),
-//!   with owners found through `/proc/PID/fd`. It reads under a root directory, so
-//!   tests run the real code on recorded `/proc` trees.
-//! - [`SockDiag`], the fast path for live sampling: the same kernel tables over
-//!   netlink sock_diag (as ss reads them), each table falling back to its `/proc/net`
-//!   file when netlink cannot dump it; same owner lookup.
+//! - [`SockDiag`], the default for live sampling: the kernel's own tables over
+//!   netlink sock_diag (as ss reads them), with owners found through `/proc/PID/fd`.
+//!   Each table falls back to its `/proc/net` file when netlink cannot dump it.
+//! - [`ProcNet`]: the same tables as text, `/proc/net/{tcp,tcp6,udp,udp6}`, under a
+//!   root directory, so tests run the real code on recorded `/proc` trees. Twice as
+//!   slow as netlink with 10,000 sockets (the kernel formats text), hence not the
+//!   default; the parser is the pure function [`parse_table`].
 //! - [`BindProbe`], `--scan-method bind`: the original design's method, kept and fixed
 //!   (UDP and IPv6 too, and a refused bind is reported apart, never as "occupied").
 //!

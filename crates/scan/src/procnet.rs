@@ -205,8 +205,11 @@ fn hex_u32(text: &[u8]) -> Option<u32> {
 /// The inode → owner map is cached: a sample walks the process table again only
 /// when it holds a socket inode that the last walk neither found nor recorded as
 /// ownerless (TIME_WAIT and other orphaned sockets have inode 0 and never trigger a
-/// walk). A full walk costs ~50 ms with 10,000 sockets; a cached sample stays within
-/// the design's 20 ms (see BENCH.md).
+/// walk). A full walk costs ~50 ms with 10,000 sockets over 100 processes.
+///
+/// With 10,000 sockets the text tables alone cost ~25 ms here (the kernel formats
+/// them), over the design's 20 ms per sample: live sampling uses
+/// [`crate::SockDiag`], which falls back to this reader table by table (BENCH.md).
 #[derive(Debug)]
 pub struct ProcNet {
     root: PathBuf,

@@ -370,3 +370,52 @@ fn live_sock_diag_matches_proc_net() {
     assert_eq!(find(&fast, Transport::Tcp, 4, port, "LISTEN")[0].pid, me);
     drop((client, accepted, udp, l6));
 }
+
+const UNPRIVILEGED_CHILD: &str = "PORTWATCH_SCAN_UNPRIVILEGED_PORT";
+
+/// As a non-root user, other users' `/proc/PID/fd` cannot be read: the sample still
+/// succeeds, their sockets simply have no owner. As root the test re-runs itself as
+/// `nobody` through setpriv, holding a listener the child must see without a pid.
+#[test]
+fn unprivileged_sample_sees_sockets_without_foreign_owners() {
+    if let Some(port) = std::env::var_os(UNPRIVILEGED_CHILD) {
+        let port: u16 = port.to_str().unwrap().parse().unwrap();
+        for mut src in [
+            Box::new(ProcNet::new()) as Box<dyn SocketSource>,
+            Box::new(portwatch_scan::SockDiag::new()),
+        ] {
+            let s = src.sample().unwrap();
+            let l = find(&s, Transport::Tcp, 4, port, "LISTEN");
+            assert_eq!(l.len(), 1, "{s:#?}");
+            assert_eq!((l[0].pid, l[0].process.as_deref()), (None, None));
+            assert_eq!(l[0].uid, 0);
+        }
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot hold a socket another user can't attribute");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let status = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "unprivileged_sample_sees_sockets_without_foreign_owners",
+        ])
+        .env(UNPRIVILEGED_CHILD, port.to_string())
+        .status();
+    match status {
+        Ok(status) => assert!(status.success(), "unprivileged run failed: {status}"),
+        Err(e) => eprintln!("setpriv not available ({e}); skipped"),
+    }
+    drop(listener);
+}
