@@ -116,7 +116,13 @@ fn denied_ports_counted_not_occupied() {
         .env(CHILD, "1")
         .status();
     match status {
-        Ok(status) => assert!(status.success(), "unprivileged run failed: {status}"),
+        // 101 is a failed test; anything else non-zero is setpriv unable to run the
+        // binary as nobody (e.g. a checkout directory nobody may enter): skipped.
+        Ok(status) if status.code() == Some(101) => panic!("unprivileged run failed: {status}"),
+        Ok(status) if !status.success() => {
+            eprintln!("could not run as nobody ({status}); skipped")
+        }
+        Ok(_) => {}
         Err(e) => eprintln!("setpriv not available ({e}); only the errno classification is tested"),
     }
 }
