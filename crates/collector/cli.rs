@@ -66,7 +66,8 @@ pub struct RoundArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScanMethod {
-    /// /proc/net/{tcp,tcp6,udp,udp6} with owners from /proc/PID/fd.
+    /// The kernel's socket tables (netlink sock_diag, else /proc/net/{tcp,udp}{,6}),
+    /// with owners from /proc/PID/fd.
     Proc,
     /// Try to bind every port (TCP and UDP); in use = occupied.
     Bind,

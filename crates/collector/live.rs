@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use portwatch_capture::{Error as CaptureError, LiveConfig, LiveSource, PacketSource};
-use portwatch_scan::{BindProbe, ProcNet, SocketSource, aggregate};
+use portwatch_scan::{BindProbe, SockDiag, SocketSource, aggregate};
 use portwatch_store::write::{self, RoundStatus};
 use portwatch_store::writer::{Finish, Msg, Sender, Writer};
 
@@ -167,7 +167,7 @@ fn scan_loop(
     duration: Duration,
 ) -> anyhow::Result<()> {
     let mut source: Box<dyn SocketSource> = match method {
-        ScanMethod::Proc => Box::new(ProcNet::new()),
+        ScanMethod::Proc => Box::new(SockDiag::new()),
         ScanMethod::Bind => Box::new(BindProbe::new()),
     };
     let samples = (duration.as_secs_f64() / interval.as_secs_f64()).floor() as u32 + 1;
