@@ -386,7 +386,13 @@ fn cold_start(
     let cfg = previous
         .as_ref()
         .map_or_else(|| opts.config.clone(), |p| p.config.clone());
+    // The first round defines what exists: without this, every port and name would be
+    // "new" at the first step of history and teach the model that this is normal.
     let mut seen = Seen::default();
+    if let Some(first) = history.first() {
+        let (_, keys) = data::load_round(conn, first, &mut Seen::default())?;
+        seen.add_keys(&keys);
+    }
     let l = load_rounds(conn, history, spacing, &mut seen)?;
     let split = split_history(&l);
     let scaler = Scaler::fit(

@@ -58,8 +58,9 @@ const F_DNS_LEN_MAX: usize = F_PKTS + 14;
 const F_DNS_ENTROPY: usize = F_PKTS + 15;
 const F_QUIC: usize = F_PKTS + 16;
 const F_TLS: usize = F_PKTS + 17;
+const F_BYTES_OUT_TOP: usize = F_PKTS + 18;
 /// Number of scored features per step.
-pub const N_FEATURES: usize = F_TLS + 1;
+pub const N_FEATURES: usize = F_BYTES_OUT_TOP + 1;
 
 /// The names of the features, in order (the feature spec saved with a model).
 pub fn feature_names() -> Vec<String> {
@@ -98,6 +99,7 @@ pub fn feature_names() -> Vec<String> {
         "dns_name_entropy",
         "quic_packets",
         "tls_packets",
+        "bytes_out_top_remote",
     ] {
         v.push(n.to_string());
     }
@@ -323,6 +325,7 @@ struct TrafficAcc {
     names: Vec<String>,
     quic: f64,
     tls: f64,
+    out_by_remote: HashMap<u64, f64>,
 }
 
 impl TrafficAcc {
@@ -339,6 +342,9 @@ impl TrafficAcc {
         self.names.extend(o.names);
         self.quic += o.quic;
         self.tls += o.tls;
+        for (k, v) in o.out_by_remote {
+            *self.out_by_remote.entry(k).or_default() += v;
+        }
     }
 }
 
@@ -496,6 +502,9 @@ impl RoundBuilder {
         let len = p.length.max(0) as f64;
         let (raddr, rport) = if outbound {
             acc.bytes_out += len;
+            if let Some(a) = p.dst {
+                *acc.out_by_remote.entry(fnv1a(a.as_bytes())).or_default() += len;
+            }
             (p.dst, p.dport)
         } else {
             acc.bytes_in += len;
@@ -546,6 +555,7 @@ impl RoundBuilder {
             v[F_DNS_QUERIES] = acc.dns_queries;
             v[F_QUIC] = acc.quic;
             v[F_TLS] = acc.tls;
+            v[F_BYTES_OUT_TOP] = acc.out_by_remote.values().copied().fold(0.0, f64::max);
             let distinct: BTreeSet<&str> = acc.names.iter().map(String::as_str).collect();
             v[F_DNS_NAMES] = distinct.len() as f64;
             let mut new = 0.0;
@@ -662,6 +672,7 @@ mod tests {
         assert_eq!(set.len(), N_FEATURES, "feature names are unique");
         assert_eq!(names[F_SYN], "tcp_bare_syn");
         assert_eq!(names[F_TLS], "tls_packets");
+        assert_eq!(names[F_BYTES_OUT_TOP], "bytes_out_top_remote");
         assert_eq!(names[F_NEW_LISTEN], "new_listening_ports");
     }
 
@@ -745,6 +756,7 @@ mod tests {
             "last step repeats the one before"
         );
         assert_eq!(get(1, "bytes_out"), 160.0);
+        assert_eq!(get(1, "bytes_out_top_remote"), 160.0);
         assert_eq!(get(1, "dns_name_len_max"), 11.0);
         assert_eq!(steps[1].evidence.new_ports.len(), 2);
         assert_eq!(keys.ports.len(), 3);

@@ -100,13 +100,13 @@ pub fn mse(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usi
 }
 
 /// Quantile of |residual| that sets a feature's scale, divided by [`TAIL_Z`].
-pub const TAIL_QUANTILE: f64 = 0.999;
-/// The standard normal's two-sided 0.999 point: for Gaussian residuals the tail
+pub const TAIL_QUANTILE: f64 = 0.995;
+/// The standard normal's two-sided 0.995 point: for Gaussian residuals the tail
 /// estimate equals the RMS.
-pub const TAIL_Z: f32 = 3.29;
+pub const TAIL_Z: f32 = 2.81;
 
 /// Per-feature residual scale on some windows: the larger of the RMS residual and the
-/// 99.9th percentile of |residual| / 3.29, floored at [`MIN_RESIDUAL_SCALE`]. The tail
+/// 99.5th percentile of |residual| / 2.81, floored at [`MIN_RESIDUAL_SCALE`]. The tail
 /// term matters for sparse features: a count that is zero 99 % of the time but moves
 /// during a daily job has a tiny RMS, and would otherwise make the job's start and end
 /// (which the model cannot time to the step) look like attacks.
@@ -114,26 +114,46 @@ pub fn residual_scale(model: &Autoencoder, series: &Series, refs: &[WindowRef], 
     let nf = series.n_features;
     let w = series.width;
     let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nf];
+    let mut moved = vec![0usize; nf];
+    let mut n = 0usize;
     forward_windows(model, series, refs, window, |chunk, out, inp| {
         for k in 0..chunk.len() * window {
             for (f, c) in cols.iter_mut().enumerate() {
                 c.push((out[k * nf + f] - inp[k * w + f]).abs());
+                if inp[k * w + f].abs() > 0.01 {
+                    moved[f] += 1;
+                }
             }
+            n += 1;
         }
     })?;
     Ok(cols
         .into_iter()
-        .map(|mut c| {
+        .zip(moved)
+        .map(|(mut c, moved)| {
             if c.is_empty() {
                 return MIN_RESIDUAL_SCALE;
             }
             let rms = (c.iter().map(|x| f64::from(x * x)).sum::<f64>() / c.len() as f64).sqrt() as f32;
             c.sort_by(f32::total_cmp);
             let tail = quantile_sorted(&c, TAIL_QUANTILE) / TAIL_Z;
-            rms.max(tail).max(MIN_RESIDUAL_SCALE)
+            // A feature that moves away from its median in normal history (a daily job's
+            // connections) cannot be timed to the step; one that never moves (an unused
+            // port class, a hash bucket) keeps the fine floor, so any change there counts.
+            let floor = if moved as f64 >= ACTIVE_FRACTION * n as f64 {
+                ACTIVE_MIN_RESIDUAL_SCALE
+            } else {
+                MIN_RESIDUAL_SCALE
+            };
+            rms.max(tail).max(floor)
         })
         .collect())
 }
+
+/// Fraction of training steps a feature must leave its median in to count as active.
+pub const ACTIVE_FRACTION: f64 = 0.002;
+/// Residual-scale floor of active features.
+pub const ACTIVE_MIN_RESIDUAL_SCALE: f32 = 0.5;
 
 /// Aggregates per-window, per-step error vectors into [`StepScores`]: `err(k, f)` gives
 /// window-step `k`'s normalised squared error of feature `f`.

@@ -487,7 +487,7 @@ impl Sim {
 }
 
 /// Event-level evaluation (a stand-in for `portwatch_sim::eval`): an event is detected
-/// when one of its rounds, or one of the two rounds after it, is anomalous; false alarms
+/// when one of its rounds, or one of the two rounds after it, is anomalous (the round before counts too: its last steps share windows with the event); false alarms
 /// are runs of anomalous rounds outside events (and their two-round tails).
 pub struct Eval {
     pub events: Vec<(i64, String, String, bool)>, // event, kind, note, detected
@@ -520,7 +520,7 @@ pub fn evaluate(conn: &Connection) -> Eval {
         .unwrap()
         .map(|x| x.unwrap())
         .map(|(e, k, n, d, lo, hi)| {
-            for id in lo..=hi + 2 {
+            for id in lo - 1..=hi + 2 {
                 covered.insert(id);
             }
             (e, k, n, d)
