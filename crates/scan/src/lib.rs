@@ -28,7 +28,7 @@ pub mod source;
 
 pub use bind::{BindProbe, Probe, UNKNOWN_UID, classify};
 pub use error::Error;
-pub use owners::{Owner, escape_name};
+pub use owners::Owner;
 pub use procnet::{ProcNet, parse_table};
 pub use sockdiag::SockDiag;
 pub use socket::{PortUsage, Socket, Transport, aggregate};

@@ -21,7 +21,7 @@ use crate::socket::Socket;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub pid: u32,
-    /// `ROOT/PID/comm`, escaped with [`escape_name`].
+    /// `ROOT/PID/comm`, escaped as every stored name is ([`portwatch_capture::escape`]).
     pub process: Arc<str>,
 }
 
@@ -115,7 +115,7 @@ pub(crate) fn walk(root: &std::path::Path) -> Result<HashMap<u64, Owner>, Error>
             continue;
         };
         let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
-        let process: Arc<str> = escape_name(comm).into();
+        let process: Arc<str> = portwatch_capture::escape::escape(comm).into();
         for &inode in &inodes {
             map.entry(inode)
                 .and_modify(|o| {
@@ -170,37 +170,10 @@ pub(crate) fn parse_socket_link(target: &[u8]) -> Option<u64> {
     std::str::from_utf8(inode).ok()?.parse().ok()
 }
 
-/// Escapes a process name as the design stores every name from the OS or the
-/// network (as tshark prints them): bytes outside printable ASCII, and `\` itself,
-/// become `\ooo` (three octal digits). A name is at most 15 bytes (TASK_COMM_LEN)
-/// and may be cut mid-UTF-8, so it is escaped bytewise rather than decoded.
-pub fn escape_name(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if (0x20..0x7f).contains(&b) && b != b'\\' {
-            out.push(b as char);
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "\\{b:03o}");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn escapes_nonprintable_and_backslash_as_octal() {
-        assert_eq!(escape_name(b"nginx"), "nginx");
-        assert_eq!(escape_name(b"a\\b"), "a\\134b");
-        assert_eq!(escape_name(b"tab\there"), "tab\\011here");
-        assert_eq!(escape_name(b"\x7f\x00"), "\\177\\000");
-        assert_eq!(escape_name("caf\u{e9}".as_bytes()), "caf\\303\\251");
-        assert_eq!(escape_name(b"kworker/0:1 x"), "kworker/0:1 x");
-    }
 
     #[test]
     fn socket_links() {
