@@ -96,7 +96,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             num.push(c);
             continue;
         }
-        let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?} (e.g. 90s, 30m, 1h, 7d)"))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("bad duration {s:?} (e.g. 90s, 30m, 1h, 7d)"))?;
         num.clear();
         total += n * match c {
             's' => 1.0,

@@ -152,7 +152,9 @@ fn parse_since(s: &str) -> anyhow::Result<String> {
     if let Ok(d) = cli::parse_duration(s) {
         let now = chrono::Utc::now().timestamp_micros();
         let ago = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        return Ok(portwatch_model::time::format_micros(now.saturating_sub(ago)));
+        return Ok(portwatch_model::time::format_micros(
+            now.saturating_sub(ago),
+        ));
     }
     if let Ok(us) = portwatch_model::time::parse_micros(s) {
         return Ok(portwatch_model::time::format_micros(us));
@@ -160,7 +162,11 @@ fn parse_since(s: &str) -> anyhow::Result<String> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         && let Some(t) = d.and_hms_opt(0, 0, 0)
     {
-        return Ok(portwatch_model::time::format_micros(t.and_utc().timestamp_micros()));
+        return Ok(portwatch_model::time::format_micros(
+            t.and_utc().timestamp_micros(),
+        ));
     }
-    anyhow::bail!("--since {s:?}: expected a duration (24h, 7d) or a date/timestamp (2026-11-25, 2026-11-25T10:00:00Z)")
+    anyhow::bail!(
+        "--since {s:?}: expected a duration (24h, 7d) or a date/timestamp (2026-11-25, 2026-11-25T10:00:00Z)"
+    )
 }

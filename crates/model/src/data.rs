@@ -9,6 +9,9 @@ use std::ops::Range;
 use rusqlite::{Connection, params};
 
 use crate::Result;
+
+/// A `rounds` row as selected by [`COLUMNS`], before parsing the timestamps.
+type RawRound = (i64, String, String, Option<f64>, Option<i64>, Option<i64>);
 use crate::features::{PktRow, RoundBuilder, RoundKeys, Seen, SockRow, Step};
 use crate::time::parse_micros;
 
@@ -37,9 +40,7 @@ const ELIGIBLE: &str = "r.end_time IS NOT NULL AND r.status IN ('complete', 'par
 const COLUMNS: &str =
     "r.id, r.start_time, r.end_time, r.scan_interval, r.first_packet_id, r.last_packet_id";
 
-fn round_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, String, String, Option<f64>, Option<i64>, Option<i64>)> {
+fn round_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRound> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -51,9 +52,7 @@ fn round_from_row(
 }
 
 fn collect_rounds(
-    rows: impl Iterator<
-        Item = rusqlite::Result<(i64, String, String, Option<f64>, Option<i64>, Option<i64>)>,
-    >,
+    rows: impl Iterator<Item = rusqlite::Result<RawRound>>,
 ) -> Result<Vec<RoundInfo>> {
     let mut out = Vec::new();
     for r in rows {

@@ -12,9 +12,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::baseline::ZScore;
 use crate::data::{self, RoundInfo};
 use crate::features::{N_FEATURES, N_TIME, RoundKeys, Scaler, Seen, Step, feature_names};
-use crate::baseline::ZScore;
 use crate::inference::{self, ModelScorer, Scorer, StepScores, threshold_from};
 use crate::model::{Autoencoder, DetectorConfig};
 use crate::persistence::{ModelDir, RawSegment, Sidecar, new_sidecar};
@@ -442,8 +442,12 @@ fn cold_start(
             opts.min_history_secs / 3600.0
         );
         if let Some(m) = &model {
-            sc.residual_scale =
-                inference::residual_scale(&m.valid(), &train_series, &subsample(&windows, 3000), cfg.window)?;
+            sc.residual_scale = inference::residual_scale(
+                &m.valid(),
+                &train_series,
+                &subsample(&windows, 3000),
+                cfg.window,
+            )?;
             sc.seen = seen;
             sc.rounds_trained = n_train_rounds as u64;
             sc.warming_up = true;
@@ -485,7 +489,12 @@ fn cold_start(
     }
     let model = model.ok_or_else(|| Error::Invalid("no model".into()))?;
     let valid = model.valid();
-    sc.residual_scale = inference::residual_scale(&valid, &train_series, &subsample(&windows, 3000), cfg.window)?;
+    sc.residual_scale = inference::residual_scale(
+        &valid,
+        &train_series,
+        &subsample(&windows, 3000),
+        cfg.window,
+    )?;
     let zscore = opts.zscore_baseline.then(|| ZScore::fit(&train_series));
     sc.zscore = zscore.as_ref().map(|z| z.scale.clone());
     let model_scorer = ModelScorer {
@@ -634,8 +643,8 @@ fn scored_step(
         .map(|i| i >= n_ctx && scores[i].is_some_and(|s| s > threshold))
         .collect();
     let mut excluded = vec![false; n];
-    for i in 0..n {
-        if anomalous[i] {
+    for i in (0..n).filter(|&i| anomalous[i]) {
+        {
             for e in excluded
                 .iter_mut()
                 .take((i + NEIGHBOURS + 1).min(n))
@@ -650,8 +659,8 @@ fn scored_step(
         .collect();
     let names = feature_names();
     let mut anomalies = Vec::new();
-    for i in n_ctx..n {
-        if anomalous[i] {
+    for i in (n_ctx..n).filter(|&i| anomalous[i]) {
+        {
             anomalies.push(explain(
                 conn, &l, i, &owner, &steps, &sc.scaler, &names, threshold,
             )?);
@@ -748,10 +757,8 @@ fn scored_step(
         ) {
             sc.threshold = Some(t);
         }
-        for i in 0..n {
-            if trainable[i] {
-                sc.seen.add_keys(&l.keys[i]);
-            }
+        for (keys, _) in l.keys.iter().zip(&trainable).filter(|(_, t)| **t) {
+            sc.seen.add_keys(keys);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ sc.model_version.wrapping_mul(0x9e37));
         let mut pool = std::mem::take(&mut sc.replay);

@@ -110,7 +110,12 @@ pub const TAIL_Z: f32 = 2.81;
 /// term matters for sparse features: a count that is zero 99 % of the time but moves
 /// during a daily job has a tiny RMS, and would otherwise make the job's start and end
 /// (which the model cannot time to the step) look like attacks.
-pub fn residual_scale(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usize) -> Result<Vec<f32>> {
+pub fn residual_scale(
+    model: &Autoencoder,
+    series: &Series,
+    refs: &[WindowRef],
+    window: usize,
+) -> Result<Vec<f32>> {
     let nf = series.n_features;
     let w = series.width;
     let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nf];
@@ -134,7 +139,8 @@ pub fn residual_scale(model: &Autoencoder, series: &Series, refs: &[WindowRef], 
             if c.is_empty() {
                 return MIN_RESIDUAL_SCALE;
             }
-            let rms = (c.iter().map(|x| f64::from(x * x)).sum::<f64>() / c.len() as f64).sqrt() as f32;
+            let rms =
+                (c.iter().map(|x| f64::from(x * x)).sum::<f64>() / c.len() as f64).sqrt() as f32;
             c.sort_by(f32::total_cmp);
             let tail = quantile_sorted(&c, TAIL_QUANTILE) / TAIL_Z;
             // A feature that moves away from its median in normal history (a daily job's
@@ -290,7 +296,9 @@ mod tests {
     fn threshold_quantile() {
         // Exponential(1) scores: the 1 - 1/1440 quantile is ln 1440 = 7.27.
         let n = 2000;
-        let mut scores: Vec<f32> = (1..=n).map(|i| -(1.0 - i as f32 / (n + 1) as f32).ln()).collect();
+        let mut scores: Vec<f32> = (1..=n)
+            .map(|i| -(1.0 - i as f32 / (n + 1) as f32).ln())
+            .collect();
         let t = threshold_from(&scores, 1.0 - 1.0 / 1440.0, 1.0).unwrap();
         assert!((t - 1440f32.ln()).abs() < 0.1, "{t}");
         // One wild held-out round does not set the threshold.

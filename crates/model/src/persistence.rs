@@ -360,8 +360,11 @@ mod tests {
         sc.threshold = Some(3.0);
         let w = N_FEATURES + N_TIME;
         let mut s = Series::new(N_FEATURES, w);
-        s.segments
-            .push((0..30 * w).map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0).collect());
+        s.segments.push(
+            (0..30 * w)
+                .map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0)
+                .collect(),
+        );
         (dir, model, sc, s)
     }
 
@@ -407,7 +410,11 @@ mod tests {
         assert!(matches!(err, Error::CorruptModel { .. }), "{err}");
         assert!(err.to_string().contains("SHA-256"), "{err}");
         assert_eq!(fs::read(&w).unwrap(), bytes, "weights untouched");
-        assert_eq!(fs::read(dir.path().join(SIDECAR)).unwrap(), side, "sidecar untouched");
+        assert_eq!(
+            fs::read(dir.path().join(SIDECAR)).unwrap(),
+            side,
+            "sidecar untouched"
+        );
         // Truncated, and garbage sidecar.
         fs::write(&w, &bytes[..10]).unwrap();
         assert!(matches!(md.load().unwrap_err(), Error::CorruptModel { .. }));
@@ -428,13 +435,19 @@ mod tests {
         assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
         v["format_version"] = serde_json::json!(7);
         fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
-        assert!(matches!(md.load().unwrap_err(), Error::ModelMismatch { .. }));
+        assert!(matches!(
+            md.load().unwrap_err(),
+            Error::ModelMismatch { .. }
+        ));
     }
 
     #[test]
     fn second_detector_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
         let _a = ModelDir::lock(dir.path()).unwrap();
-        assert!(matches!(ModelDir::lock(dir.path()).unwrap_err(), Error::Locked(_)));
+        assert!(matches!(
+            ModelDir::lock(dir.path()).unwrap_err(),
+            Error::Locked(_)
+        ));
     }
 }

@@ -153,13 +153,19 @@ pub fn summarize(e: &serde_json::Value) -> String {
             .collect();
         parts.push(format!("new listening {}", s.join(" ")));
     }
-    if let Some(d) = e.get("top_destinations").and_then(|v| v.as_array()).and_then(|v| v.first()) {
+    if let Some(d) = e
+        .get("top_destinations")
+        .and_then(|v| v.as_array())
+        .and_then(|v| v.first())
+    {
         parts.push(format!(
             "top dst {}:{} ({}) {} pkts",
             d.get("addr").and_then(|v| v.as_str()).unwrap_or("?"),
             d.get("port").map(ToString::to_string).unwrap_or_default(),
             d.get("process").and_then(|v| v.as_str()).unwrap_or("?"),
-            d.get("packets").map(ToString::to_string).unwrap_or_default()
+            d.get("packets")
+                .map(ToString::to_string)
+                .unwrap_or_default()
         ));
     }
     if let Some(n) = e.get("new_dns_names").and_then(|v| v.as_array())
@@ -200,7 +206,11 @@ impl fmt::Display for Report {
         if self.anomalies.is_empty() {
             return writeln!(f, "no anomalies");
         }
-        writeln!(f, "{:>6}  {:<27}  {:>8}  {:>9}  explanation", "round", "start", "score", "threshold")?;
+        writeln!(
+            f,
+            "{:>6}  {:<27}  {:>8}  {:>9}  explanation",
+            "round", "start", "score", "threshold"
+        )?;
         for a in &self.anomalies {
             writeln!(
                 f,
@@ -219,7 +229,11 @@ impl fmt::Display for Report {
 /// Writes an SVG line chart of round scores (log scale) with the threshold of each
 /// batch and anomalous rounds in red. Only `.svg` is supported.
 pub fn plot(conn: &Connection, out: &Path) -> Result<usize> {
-    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ext != "svg" {
         return Err(Error::Invalid(format!(
             "{}: only .svg output is supported (no PNG encoder is linked); convert with e.g. `rsvg-convert`",
@@ -233,7 +247,12 @@ pub fn plot(conn: &Connection, out: &Path) -> Result<usize> {
     )?;
     let pts: Vec<(i64, f64, bool, Option<f64>)> = st
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?, r.get::<_, bool>(2)?, r.get::<_, Option<f64>>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?
         .into_iter()
@@ -247,7 +266,10 @@ pub fn plot(conn: &Connection, out: &Path) -> Result<usize> {
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
     if pts.is_empty() {
-        let _ = writeln!(svg, r#"<text x="{pad}" y="{pad}">no scored rounds yet</text></svg>"#);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{pad}" y="{pad}">no scored rounds yet</text></svg>"#
+        );
     } else {
         let t0 = pts[0].0 as f64;
         let t1 = (pts[pts.len() - 1].0 as f64).max(t0 + 1.0);
@@ -274,10 +296,21 @@ pub fn plot(conn: &Connection, out: &Path) -> Result<usize> {
                 let _ = write!(thr, "{:.1},{:.1} ", x(p.0), y(t));
             }
         }
-        let _ = writeln!(svg, r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1" points="{line}"/>"##);
-        let _ = writeln!(svg, r##"<polyline fill="none" stroke="#ff7f0e" stroke-dasharray="4 3" points="{thr}"/>"##);
+        let _ = writeln!(
+            svg,
+            r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1" points="{line}"/>"##
+        );
+        let _ = writeln!(
+            svg,
+            r##"<polyline fill="none" stroke="#ff7f0e" stroke-dasharray="4 3" points="{thr}"/>"##
+        );
         for p in pts.iter().filter(|p| p.2) {
-            let _ = writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="red"/>"#, x(p.0), y(p.1));
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="red"/>"#,
+                x(p.0),
+                y(p.1)
+            );
         }
         let _ = writeln!(
             svg,

@@ -220,17 +220,31 @@ fn corrupt_model_is_an_error_and_nothing_changes() {
     let n = bytes.len();
     bytes[n - 100] ^= 0xff;
     std::fs::write(&w, &bytes).unwrap();
-    let before: i64 = conn.query_row("SELECT count(*) FROM batches", [], |r| r.get(0)).unwrap();
+    let before: i64 = conn
+        .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
+        .unwrap();
     let listing = |p: &std::path::Path| {
-        let mut v: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         v.sort();
         v
     };
     let files = listing(&model);
     let err = run_once(&mut conn, &model, &o).unwrap_err();
-    assert!(matches!(err, portwatch_model::Error::CorruptModel { .. }), "{err}");
-    let after: i64 = conn.query_row("SELECT count(*) FROM batches", [], |r| r.get(0)).unwrap();
+    assert!(
+        matches!(err, portwatch_model::Error::CorruptModel { .. }),
+        "{err}"
+    );
+    let after: i64 = conn
+        .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(before, after, "nothing written to the DB");
-    assert_eq!(std::fs::read(&w).unwrap(), bytes, "the corrupt file is left as it was");
+    assert_eq!(
+        std::fs::read(&w).unwrap(),
+        bytes,
+        "the corrupt file is left as it was"
+    );
     assert_eq!(listing(&model), files, "nothing written to the model dir");
 }

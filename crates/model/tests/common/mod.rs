@@ -3,7 +3,7 @@
 //! it). Rounds every 60 s, 12 samples every 5 s, a host with sshd, nginx, postgres and a
 //! resolver, HTTPS/QUIC/DNS traffic with a daily rhythm, a daily backup job at 03:00, and
 //! injectable events in plain and hard forms, with `labels`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 use std::path::Path;
 
@@ -222,7 +222,7 @@ impl Sim {
             }
             if backup {
                 rows.push((
-                    45000 + (s % 3) as i64,
+                    45000 + (s % 3),
                     "tcp",
                     "ESTABLISHED",
                     3,
