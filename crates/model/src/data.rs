@@ -4,6 +4,7 @@
 //! last_packet_id`): `packets` has no index on `round_id` by design. Rows are streamed
 //! into the feature builder, so memory stays flat however busy the round was.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use rusqlite::{Connection, params};
@@ -135,11 +136,14 @@ pub fn split_segments(rounds: &[RoundInfo], spacing: i64) -> Vec<Range<usize>> {
     out
 }
 
-/// Loads one round and turns it into steps. `seen` advances as ports and names appear.
+/// Loads one round and turns it into steps. `seen` advances as ports and names appear;
+/// `local_addrs` holds the host's addresses learnt from the previous round and is
+/// replaced by this round's.
 pub fn load_round(
     conn: &Connection,
     info: &RoundInfo,
     seen: &mut Seen,
+    local_addrs: &mut HashSet<u64>,
 ) -> Result<(Vec<Step>, RoundKeys)> {
     let mut socks = Vec::new();
     {
@@ -169,7 +173,8 @@ pub fn load_round(
         info.scan_interval,
         &socks,
         seen,
-    );
+    )
+    .with_local_addrs(local_addrs.clone());
     if let (Some(lo), Some(hi)) = (info.first_packet_id, info.last_packet_id) {
         let mut st = conn.prepare_cached(
             "SELECT timestamp, protocols, qry_name, resp_name IS NOT NULL, port_id, dest_port, \
@@ -198,6 +203,10 @@ pub fn load_round(
             };
             b.add_packet(&p);
         }
+    }
+    let learnt = b.learnt_local_addrs();
+    if !learnt.is_empty() {
+        *local_addrs = learnt;
     }
     Ok(b.finish(seen))
 }

@@ -164,8 +164,9 @@ fn load_rounds(
 ) -> Result<Loaded> {
     let mut steps = Vec::with_capacity(rounds.len());
     let mut keys = Vec::with_capacity(rounds.len());
+    let mut local_addrs = HashSet::new();
     for r in &rounds {
-        let (s, k) = data::load_round(conn, r, seen)?;
+        let (s, k) = data::load_round(conn, r, seen, &mut local_addrs)?;
         steps.push(s);
         keys.push(k);
     }
@@ -390,7 +391,7 @@ fn cold_start(
     // "new" at the first step of history and teach the model that this is normal.
     let mut seen = Seen::default();
     if let Some(first) = history.first() {
-        let (_, keys) = data::load_round(conn, first, &mut Seen::default())?;
+        let (_, keys) = data::load_round(conn, first, &mut Seen::default(), &mut HashSet::new())?;
         seen.add_keys(&keys);
     }
     let l = load_rounds(conn, history, spacing, &mut seen)?;

@@ -7,12 +7,14 @@
 //! before and both steps carry the same traffic figures (otherwise every 12th step would
 //! show an empty sliver of time, which the model would have to learn as a pattern).
 //!
-//! Direction rule (the schema stores ports, not local addresses, in `rounds_ports`): a
-//! packet is *outbound* when its source port is one the host has a socket on in this
-//! round (same protocol) and its destination port is not, *inbound* in the mirror case;
-//! when both or neither are local ports, the side with the higher port number is taken
-//! as the client, and the packet counts as outbound if the client sent it. The remote
-//! address and port are the other side's.
+//! Direction rule (the schema stores no local addresses): the host's own addresses are
+//! learnt from traffic — in a host capture they are on nearly every packet, so an
+//! address seen in at least a fifth of a round's packets is local for the next round.
+//! A packet from a local address to a non-local one is *outbound*, the reverse
+//! *inbound*. Otherwise (first round, loopback) ports decide: outbound when the source
+//! port is one the host has a socket on in this round and the destination port is not,
+//! inbound in the mirror case, and else the side with the higher port number is taken as
+//! the client. The remote address and port are the other side's.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -59,8 +61,11 @@ const F_DNS_ENTROPY: usize = F_PKTS + 15;
 const F_QUIC: usize = F_PKTS + 16;
 const F_TLS: usize = F_PKTS + 17;
 const F_BYTES_OUT_TOP: usize = F_PKTS + 18;
+const F_SYN_CLOSED: usize = F_PKTS + 19;
 /// Number of scored features per step.
-pub const N_FEATURES: usize = F_BYTES_OUT_TOP + 1;
+pub const N_FEATURES: usize = F_SYN_CLOSED + 1;
+/// Share of a round's packets an address must appear in to count as the host's own.
+pub const LOCAL_ADDR_SHARE: f64 = 0.2;
 
 /// The names of the features, in order (the feature spec saved with a model).
 pub fn feature_names() -> Vec<String> {
@@ -100,6 +105,7 @@ pub fn feature_names() -> Vec<String> {
         "quic_packets",
         "tls_packets",
         "bytes_out_top_remote",
+        "inbound_syn_closed_ports",
     ] {
         v.push(n.to_string());
     }
@@ -326,6 +332,7 @@ struct TrafficAcc {
     quic: f64,
     tls: f64,
     out_by_remote: HashMap<u64, f64>,
+    syn_closed: HashSet<u16>,
 }
 
 impl TrafficAcc {
@@ -342,6 +349,7 @@ impl TrafficAcc {
         self.names.extend(o.names);
         self.quic += o.quic;
         self.tls += o.tls;
+        self.syn_closed.extend(o.syn_closed);
         for (k, v) in o.out_by_remote {
             *self.out_by_remote.entry(k).or_default() += v;
         }
@@ -355,6 +363,10 @@ pub struct RoundBuilder {
     sock: Vec<Vec<f64>>,
     evidence: Vec<Evidence>,
     local: HashSet<u32>,
+    listening: HashSet<u32>,
+    local_addrs: HashSet<u64>,
+    addr_counts: HashMap<u64, u32>,
+    packets: u32,
     traffic: Vec<TrafficAcc>,
     keys: RoundKeys,
 }
@@ -387,6 +399,7 @@ impl RoundBuilder {
         let mut sock = vec![vec![0.0f64; F_PKTS]; n];
         let mut evidence = vec![Evidence::default(); n];
         let mut local = HashSet::new();
+        let mut listening_any = HashSet::new();
         let mut listening: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
         let mut procs: Vec<HashSet<&str>> = vec![HashSet::new(); n];
         let mut owner: HashMap<u32, Option<String>> = HashMap::new();
@@ -412,6 +425,7 @@ impl RoundBuilder {
             sock[i][idx] += s.sockets.max(0) as f64;
             if listen {
                 let key = port_key(s.tcp, s.port);
+                listening_any.insert(key);
                 listening[i].insert(key);
                 owner.entry(key).or_insert_with(|| s.process.clone());
             }
@@ -447,9 +461,30 @@ impl RoundBuilder {
             sock,
             evidence,
             local,
+            listening: listening_any,
+            local_addrs: HashSet::new(),
+            addr_counts: HashMap::new(),
+            packets: 0,
             traffic: vec![TrafficAcc::default(); n],
             keys,
         }
+    }
+
+    /// The host's addresses (hashed with [`fnv1a`]) learnt from the previous round.
+    pub fn with_local_addrs(mut self, addrs: HashSet<u64>) -> Self {
+        self.local_addrs = addrs;
+        self
+    }
+
+    /// Addresses on at least [`LOCAL_ADDR_SHARE`] of this round's packets (call after
+    /// the packets, before [`RoundBuilder::finish`]).
+    pub fn learnt_local_addrs(&self) -> HashSet<u64> {
+        let min = (f64::from(self.packets) * LOCAL_ADDR_SHARE).max(1.0);
+        self.addr_counts
+            .iter()
+            .filter(|(_, c)| f64::from(**c) >= min)
+            .map(|(a, _)| *a)
+            .collect()
     }
 
     /// Adds one packet of the round.
@@ -492,13 +527,35 @@ impl RoundBuilder {
         }
         let sp = p.sport.unwrap_or(0);
         let dp = p.dport.unwrap_or(0);
-        let src_local = (tcp || udp) && self.local.contains(&port_key(tcp, sp));
-        let dst_local = (tcp || udp) && self.local.contains(&port_key(tcp, dp));
-        let outbound = match (src_local, dst_local) {
+        let src_h = p.src.map(|a| fnv1a(a.as_bytes()));
+        let dst_h = p.dst.map(|a| fnv1a(a.as_bytes()));
+        self.packets += 1;
+        for h in [src_h, dst_h].into_iter().flatten() {
+            *self.addr_counts.entry(h).or_default() += 1;
+        }
+        let src_la = src_h.is_some_and(|h| self.local_addrs.contains(&h));
+        let dst_la = dst_h.is_some_and(|h| self.local_addrs.contains(&h));
+        let outbound = match (src_la, dst_la) {
             (true, false) => true,
             (false, true) => false,
-            _ => sp >= dp,
+            _ => {
+                let src_local = (tcp || udp) && self.local.contains(&port_key(tcp, sp));
+                let dst_local = (tcp || udp) && self.local.contains(&port_key(tcp, dp));
+                match (src_local, dst_local) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    _ => sp >= dp,
+                }
+            }
         };
+        let acc = &mut self.traffic[i];
+        if !outbound
+            && tcp
+            && p.tcp_flags.is_some_and(|f| f & 0x02 != 0 && f & 0x10 == 0)
+            && !self.listening.contains(&port_key(true, dp))
+        {
+            acc.syn_closed.insert(dp);
+        }
         let len = p.length.max(0) as f64;
         let (raddr, rport) = if outbound {
             acc.bytes_out += len;
@@ -556,6 +613,7 @@ impl RoundBuilder {
             v[F_QUIC] = acc.quic;
             v[F_TLS] = acc.tls;
             v[F_BYTES_OUT_TOP] = acc.out_by_remote.values().copied().fold(0.0, f64::max);
+            v[F_SYN_CLOSED] = acc.syn_closed.len() as f64;
             let distinct: BTreeSet<&str> = acc.names.iter().map(String::as_str).collect();
             v[F_DNS_NAMES] = distinct.len() as f64;
             let mut new = 0.0;
@@ -673,6 +731,7 @@ mod tests {
         assert_eq!(names[F_SYN], "tcp_bare_syn");
         assert_eq!(names[F_TLS], "tls_packets");
         assert_eq!(names[F_BYTES_OUT_TOP], "bytes_out_top_remote");
+        assert_eq!(names[F_SYN_CLOSED], "inbound_syn_closed_ports");
         assert_eq!(names[F_NEW_LISTEN], "new_listening_ports");
     }
 

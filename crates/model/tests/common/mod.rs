@@ -3,7 +3,12 @@
 //! it). Rounds every 60 s, 12 samples every 5 s, a host with sshd, nginx, postgres and a
 //! resolver, HTTPS/QUIC/DNS traffic with a daily rhythm, a daily backup job at 03:00, and
 //! injectable events in plain and hard forms, with `labels`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::type_complexity
+)]
 
 use std::path::Path;
 
@@ -221,14 +226,7 @@ impl Sim {
                 rows.push((80, "tcp", "TIME_WAIT", tw, 0, ""));
             }
             if backup {
-                rows.push((
-                    45000 + (s % 3),
-                    "tcp",
-                    "ESTABLISHED",
-                    3,
-                    4000,
-                    "rsync",
-                ));
+                rows.push((45000 + (s % 3), "tcp", "ESTABLISHED", 3, 4000, "rsync"));
             }
             if let Some(hard) = has(Kind::Backdoor) {
                 let port = if hard { 8081 } else { 4444 };
