@@ -55,15 +55,18 @@ const F_SYN: usize = F_PKTS + 9;
 const F_DNS_QUERIES: usize = F_PKTS + 10;
 const F_DNS_NAMES: usize = F_PKTS + 11;
 const F_DNS_NEW: usize = F_PKTS + 12;
-const F_DNS_LEN_MEAN: usize = F_PKTS + 13;
+const F_DNS_CHARS: usize = F_PKTS + 13;
 const F_DNS_LEN_MAX: usize = F_PKTS + 14;
-const F_DNS_ENTROPY: usize = F_PKTS + 15;
+const F_DNS_HIGH_ENTROPY: usize = F_PKTS + 15;
 const F_QUIC: usize = F_PKTS + 16;
 const F_TLS: usize = F_PKTS + 17;
 const F_BYTES_OUT_TOP: usize = F_PKTS + 18;
 const F_SYN_CLOSED: usize = F_PKTS + 19;
 /// Number of scored features per step.
 pub const N_FEATURES: usize = F_SYN_CLOSED + 1;
+/// Bits per character above which a DNS name looks random (tunnels, DGAs): English-like
+/// names such as `api.github.com` stay near 3.3.
+pub const HIGH_ENTROPY: f32 = 4.0;
 /// Share of a round's packets an address must appear in to count as the host's own.
 pub const LOCAL_ADDR_SHARE: f64 = 0.2;
 
@@ -99,9 +102,9 @@ pub fn feature_names() -> Vec<String> {
         "dns_queries",
         "dns_names",
         "dns_new_names",
-        "dns_name_len_mean",
+        "dns_name_chars",
         "dns_name_len_max",
-        "dns_name_entropy",
+        "dns_high_entropy_names",
         "quic_packets",
         "tls_packets",
         "bytes_out_top_remote",
@@ -636,13 +639,19 @@ impl RoundBuilder {
                 }
             }
             v[F_DNS_NEW] = new;
-            if !acc.names.is_empty() {
-                let lens: Vec<f64> = acc.names.iter().map(|s| s.chars().count() as f64).collect();
-                v[F_DNS_LEN_MEAN] = lens.iter().sum::<f64>() / lens.len() as f64;
-                v[F_DNS_LEN_MAX] = lens.iter().cloned().fold(0.0, f64::max);
-                v[F_DNS_ENTROPY] = acc.names.iter().map(|s| f64::from(entropy(s))).sum::<f64>()
-                    / acc.names.len() as f64;
-            }
+            // Sums and counts, not means: a step without queries is then simply zero,
+            // like its query count, instead of an outlier "mean length 0".
+            v[F_DNS_CHARS] = acc.names.iter().map(|s| s.chars().count() as f64).sum();
+            v[F_DNS_LEN_MAX] = acc
+                .names
+                .iter()
+                .map(|s| s.chars().count() as f64)
+                .fold(0.0, f64::max);
+            v[F_DNS_HIGH_ENTROPY] = acc
+                .names
+                .iter()
+                .filter(|s| entropy(s) >= HIGH_ENTROPY)
+                .count() as f64;
             let raw = v.iter().map(|x| (x.max(0.0)).ln_1p() as f32).collect();
             steps.push(Step {
                 ts: self.step_ts[i],
