@@ -34,7 +34,8 @@ fn figures(db: &Path, round: i64) -> BTreeMap<&'static str, u64> {
             "SELECT count(*) FROM packets p JOIN rounds r ON p.id BETWEEN r.first_packet_id AND r.last_packet_id
               WHERE r.id = ?1 AND ({filter})"
         );
-        conn.query_row(&sql, [round], |r| r.get::<_, i64>(0)).unwrap() as u64
+        conn.query_row(&sql, [round], |r| r.get::<_, i64>(0))
+            .unwrap() as u64
     };
     let tok = |t: &str| format!("(':' || protocols || ':') LIKE '%:{t}:%'");
     let dns53 = "dns_qr IS NOT NULL AND (port_id = 53 OR dest_port = 53)";
@@ -82,16 +83,27 @@ fn every_shared_capture_stores_what_tshark_counts() {
         });
         // A file with a corrupt record is a partial round (3) after keeping its frames.
         let code = out.status.code();
-        assert!(matches!(code, Some(0) | Some(3)), "{file}: {code:?} {}", stderr(&out));
+        assert!(
+            matches!(code, Some(0) | Some(3)),
+            "{file}: {code:?} {}",
+            stderr(&out)
+        );
         let round = i as i64 + 1;
         assert_eq!(
-            query_i64(&db, &format!("SELECT count(*) FROM rounds WHERE id = {round} AND source LIKE 'file:%{file}'")),
+            query_i64(
+                &db,
+                &format!(
+                    "SELECT count(*) FROM rounds WHERE id = {round} AND source LIKE 'file:%{file}'"
+                )
+            ),
             1,
             "{file}: one round per file"
         );
         let ours = figures(&db, round);
         for (col, value) in header.iter().zip(row) {
-            let Some(&got) = ours.get(col.as_str()) else { continue };
+            let Some(&got) = ours.get(col.as_str()) else {
+                continue;
+            };
             let want: u64 = match devs.get(&(file.clone(), col.clone())) {
                 Some((ours, _)) => ours.parse().unwrap(),
                 None => value.parse().unwrap(),
@@ -142,7 +154,8 @@ fn a_truncated_file_keeps_its_frames_and_says_why() {
     let db = tmp.path().join("t.db");
     let out = run({
         let mut c = collector(&db);
-        c.arg("--read").arg(dir.join("suri__corrupt_record_len.pcap"));
+        c.arg("--read")
+            .arg(dir.join("suri__corrupt_record_len.pcap"));
         c
     });
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));

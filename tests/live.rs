@@ -3,31 +3,9 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use crate::util::*;
-
-/// Waits until the collector has opened its round and committed a first sample, so
-/// traffic sent after this is inside the capture.
-fn wait_for_round(db: &Path) {
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(20) {
-        if db.exists() {
-            if let Ok(conn) = rusqlite::Connection::open(db) {
-                let n: rusqlite::Result<i64> =
-                    conn.query_row("SELECT count(*) FROM rounds_ports", [], |r| r.get(0));
-                if matches!(n, Ok(n) if n > 0) {
-                    // The capture handle was opened before the round row: it is live.
-                    return;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the collector did not start a round");
-}
 
 /// A DNS query for `name` (one question, type A), with id `id`.
 fn dns_query(id: u16, name: &str) -> Vec<u8> {
@@ -68,13 +46,24 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
     );
 
     let child = collector(&db)
-        .args(["-i", "lo", "--duration", "6", "--scan-interval", "1", "--payload-bytes", "65535"])
+        .args([
+            "-i",
+            "lo",
+            "--duration",
+            "6",
+            "--scan-interval",
+            "1",
+            "--payload-bytes",
+            "65535",
+        ])
         .args(["--filter", "net 127.77.0.0/16"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_round(&db);
+    // The capture handle is open before the round row exists: once a sample is
+    // committed, traffic is inside the capture.
+    wait_for(&db, "SELECT count(*) FROM rounds_ports");
 
     // UDP: 7 datagrams one way, 3 replies.
     let client = UdpSocket::bind((a, 0)).unwrap();
@@ -94,7 +83,10 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
     let resolver_port = resolver.local_addr().unwrap().port();
     for i in 0..4u16 {
         resolver
-            .send_to(&dns_query(i, &format!("host{i}.portwatch.test")), (dns_addr, 53))
+            .send_to(
+                &dns_query(i, &format!("host{i}.portwatch.test")),
+                (dns_addr, 53),
+            )
             .unwrap();
         let (n, from) = dns_server.recv_from(&mut buf).unwrap();
         dns_server.send_to(&dns_response(&buf[..n]), from).unwrap();
@@ -153,24 +145,43 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
     assert_eq!(flow(sa(dns_addr, 53), sa(a, resolver_port), "udp:dns"), 4);
     // Every UDP datagram once: no duplicates, none missing.
     assert_eq!(
-        query_i64(&db, "SELECT count(*) FROM packets WHERE protocols LIKE '%udp%'"),
+        query_i64(
+            &db,
+            "SELECT count(*) FROM packets WHERE protocols LIKE '%udp%'"
+        ),
         7 + 3 + 8
     );
 
     // TCP: one handshake, and exactly the bytes sent in each direction.
     let tcp_sum = |src_port: u16, sql: &str| -> i64 {
         c.query_row(
-            &format!("SELECT {sql} FROM packets WHERE protocols LIKE 'eth:ipv4:tcp%' AND port_id = ?1"),
+            &format!(
+                "SELECT {sql} FROM packets WHERE protocols LIKE 'eth:ipv4:tcp%' AND port_id = ?1"
+            ),
             [src_port],
             |r| r.get(0),
         )
         .unwrap()
     };
-    assert_eq!(tcp_sum(tcp_client_port, "count(*) FILTER (WHERE tcp_flags = 2)"), 1, "one SYN");
-    assert_eq!(tcp_sum(tcp_port, "count(*) FILTER (WHERE tcp_flags = 18)"), 1, "one SYN-ACK");
-    assert_eq!(tcp_sum(tcp_client_port, "coalesce(sum(length(payload)), 0)"), 3000);
+    assert_eq!(
+        tcp_sum(tcp_client_port, "count(*) FILTER (WHERE tcp_flags = 2)"),
+        1,
+        "one SYN"
+    );
+    assert_eq!(
+        tcp_sum(tcp_port, "count(*) FILTER (WHERE tcp_flags = 18)"),
+        1,
+        "one SYN-ACK"
+    );
+    assert_eq!(
+        tcp_sum(tcp_client_port, "coalesce(sum(length(payload)), 0)"),
+        3000
+    );
     assert_eq!(tcp_sum(tcp_port, "coalesce(sum(length(payload)), 0)"), 1000);
-    assert!(tcp_sum(tcp_client_port, "count(*) FILTER (WHERE tcp_flags & 1)") >= 1, "a FIN");
+    assert!(
+        tcp_sum(tcp_client_port, "count(*) FILTER (WHERE tcp_flags & 1)") >= 1,
+        "a FIN"
+    );
 
     // DNS names, as sent.
     let names: Vec<(String, Option<String>, i64)> = c
@@ -190,7 +201,10 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
     // Owners: this process made every packet of these flows. The listener was in the
     // first sample, so everything addressed to it is attributed from the start.
     let me = std::process::id() as i64;
-    let comm = std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_owned();
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim()
+        .to_owned();
     let (to_listeners, attributed): (i64, i64) = c
         .query_row(
             "SELECT count(*), count(*) FILTER (WHERE pid = ?1 AND process = ?2) FROM packets
@@ -200,9 +214,15 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
         )
         .unwrap();
     assert!(to_listeners >= 7 + 4 + 3);
-    assert_eq!(attributed, to_listeners, "every packet to the test's sockets carries its pid");
     assert_eq!(
-        query_i64(&db, &format!("SELECT count(*) FROM packets WHERE pid IS NOT NULL AND pid != {me}")),
+        attributed, to_listeners,
+        "every packet to the test's sockets carries its pid"
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            &format!("SELECT count(*) FROM packets WHERE pid IS NOT NULL AND pid != {me}")
+        ),
         0
     );
 

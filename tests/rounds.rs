@@ -5,27 +5,21 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-fn wait_for(db: &std::path::Path, sql: &str) {
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(20) {
-        if let Ok(conn) = rusqlite::Connection::open(db) {
-            if let Ok(n) = conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
-                if n > 0 {
-                    return;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {sql}");
-}
-
 #[test]
 fn a_second_collector_exits_at_once_with_75_and_sigterm_closes_the_round_as_partial() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("lock.db");
     let mut first = collector(&db)
-        .args(["-i", "lo", "--duration", "60", "--scan-interval", "1", "--filter", "port 9"])
+        .args([
+            "-i",
+            "lo",
+            "--duration",
+            "60",
+            "--scan-interval",
+            "1",
+            "--filter",
+            "port 9",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -34,11 +28,15 @@ fn a_second_collector_exits_at_once_with_75_and_sigterm_closes_the_round_as_part
     let t0 = Instant::now();
     let second = run({
         let mut c = collector(&db);
-        c.args(["--read"]).arg(pcaps_dir().join("tcpdump__dns_udp.pcap"));
+        c.args(["--read"])
+            .arg(pcaps_dir().join("tcpdump__dns_udp.pcap"));
         c
     });
     assert_eq!(second.status.code(), Some(75), "{}", stderr(&second));
-    assert!(t0.elapsed() < Duration::from_secs(5), "it must not wait for the lock");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "it must not wait for the lock"
+    );
     let msg = stderr(&second);
     assert!(
         msg.contains("another collector") && msg.contains(&format!("pid {}", first.id())),
@@ -51,7 +49,10 @@ fn a_second_collector_exits_at_once_with_75_and_sigterm_closes_the_round_as_part
     unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
     let t0 = Instant::now();
     let status = first.wait().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(5), "SIGTERM ends the round promptly");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "SIGTERM ends the round promptly"
+    );
     assert_eq!(status.code(), Some(3));
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (st, samples, end): (String, i64, Option<String>) = conn
@@ -60,7 +61,10 @@ fn a_second_collector_exits_at_once_with_75_and_sigterm_closes_the_round_as_part
         })
         .unwrap();
     assert_eq!(st, "partial");
-    assert!(samples >= 2, "samples before the signal are kept: {samples}");
+    assert!(
+        samples >= 2,
+        "samples before the signal are kept: {samples}"
+    );
     assert!(end.is_some());
     assert_eq!(
         query_i64(&db, "SELECT count(DISTINCT timestamp) FROM rounds_ports"),
@@ -85,7 +89,12 @@ fn without_capture_permission_the_scanner_data_is_kept_and_the_fix_is_named() {
     }
     let db = dir.join("p.db");
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(COLLECTOR)
         .arg("--db")
         .arg(&db)
@@ -94,7 +103,10 @@ fn without_capture_permission_the_scanner_data_is_kept_and_the_fix_is_named() {
         .unwrap();
     let msg = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{msg}");
-    assert!(msg.contains("setcap cap_net_raw,cap_net_admin=eip"), "{msg}");
+    assert!(
+        msg.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{msg}"
+    );
     assert!(msg.contains("root"), "{msg}");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (st, samples, note): (String, i64, String) = conn
@@ -152,7 +164,10 @@ fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
         .arg(&dir)
         .status()
         .unwrap();
-    assert!(ok.success(), "mounting a tmpfs needs root (CI runs as root)");
+    assert!(
+        ok.success(),
+        "mounting a tmpfs needs root (CI runs as root)"
+    );
     let _mount = Mount(dir.clone());
     let db = dir.join("p.db");
     let pcaps = pcaps_dir();
@@ -164,10 +179,16 @@ fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
     });
     assert_eq!(out.status.code(), Some(1));
     let msg = stderr(&out);
-    assert!(msg.contains("bench_mixed_A.pcap") && msg.contains("disk is full"), "{msg}");
+    assert!(
+        msg.contains("bench_mixed_A.pcap") && msg.contains("disk is full"),
+        "{msg}"
+    );
     assert_eq!(msg.lines().count(), 1, "one clear line: {msg}");
     // The first file is whole; the second kept every committed batch.
-    assert_eq!(query_i64(&db, "SELECT packets_stored FROM rounds WHERE id = 1"), 11);
+    assert_eq!(
+        query_i64(&db, "SELECT packets_stored FROM rounds WHERE id = 1"),
+        11
+    );
     let kept = query_i64(&db, "SELECT count(*) FROM packets WHERE round_id = 2");
     assert!(kept > 0);
     // Once there is room again, the next run closes the dead round, with the count of
@@ -186,9 +207,11 @@ fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
     assert!(out.status.success(), "{}", stderr(&out));
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (status, stored): (String, i64) = conn
-        .query_row("SELECT status, packets_stored FROM rounds WHERE id = 2", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT status, packets_stored FROM rounds WHERE id = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((status.as_str(), stored), ("failed", kept));
 }
@@ -198,7 +221,16 @@ fn user_drops_root_once_capture_and_database_are_open() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("user.db");
     let child = collector(&db)
-        .args(["-i", "lo", "--duration", "3", "--scan-interval", "1", "--user", "nobody"])
+        .args([
+            "-i",
+            "lo",
+            "--duration",
+            "3",
+            "--scan-interval",
+            "1",
+            "--user",
+            "nobody",
+        ])
         .args(["--filter", "port 9"])
         .stderr(Stdio::piped())
         .spawn()
@@ -206,9 +238,23 @@ fn user_drops_root_once_capture_and_database_are_open() {
     wait_for(&db, "SELECT count(*) FROM rounds_ports");
     std::thread::sleep(Duration::from_millis(300));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_owned();
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(uid.split_whitespace().skip(1).collect::<Vec<_>>(), ["65534"; 4], "{uid}");
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM rounds WHERE status = 'complete' AND samples = 4"), 1);
+    assert_eq!(
+        uid.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["65534"; 4],
+        "{uid}"
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM rounds WHERE status = 'complete' AND samples = 4"
+        ),
+        1
+    );
 }

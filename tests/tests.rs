@@ -1,6 +1,8 @@
 //! End-to-end tests of both binaries, run as a user runs them: real SQLite files,
 //! real capture files, live capture on loopback, real signals.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 // Shared helpers: running the binaries, temporary databases, queries.
 mod util;
 

@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub const COLLECTOR: &str = env!("CARGO_BIN_EXE_collector");
 #[allow(dead_code)]
@@ -37,5 +38,21 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn query_i64(db: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Waits (up to 20 s) until `sql` counts at least one row in `db`: how a test knows a
+/// collector has opened its round and committed a first sample.
+pub fn wait_for(db: &Path, sql: &str) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        let n = rusqlite::Connection::open(db)
+            .and_then(|conn| conn.query_row(sql, [], |r| r.get::<_, i64>(0)));
+        if matches!(n, Ok(n) if n > 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {sql}");
 }

@@ -22,8 +22,7 @@ pub fn run(
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut source = FileSource::open(file)?;
-    let conn =
-        lock.open_db(db)?;
+    let conn = lock.open_db(db)?;
     let now = portwatch_store::time::now_micros();
     let round = write::begin_round(&conn, now, &format!("file:{}", file.display()), None)
         .map_err(portwatch_store::Error::from)?;

@@ -24,7 +24,13 @@ use crate::stop::Stop;
 /// Shortest gap between two owner refreshes asked for by the sniffer.
 const MIN_REFRESH: Duration = Duration::from_millis(500);
 
-pub fn run(lock: &Lock, db: &Path, args: &RoundArgs, stop: &Stop, verbose: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    lock: &Lock,
+    db: &Path,
+    args: &RoundArgs,
+    stop: &Stop,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let duration = Duration::from_secs_f64(args.duration);
     let interval = Duration::from_secs_f64(args.scan_interval);
@@ -39,7 +45,9 @@ pub fn run(lock: &Lock, db: &Path, args: &RoundArgs, stop: &Stop, verbose: bool)
     };
     let (source, capture_error) = match LiveSource::open(&config) {
         Ok(s) => (Some(s), None),
-        Err(e @ CaptureError::Filter { .. }) => return Err(crate::exit::Usage(e.to_string()).into()),
+        Err(e @ CaptureError::Filter { .. }) => {
+            return Err(crate::exit::Usage(e.to_string()).into());
+        }
         Err(e) => (None, Some(e)),
     };
     let iface = match (&source, &args.interface) {
@@ -48,8 +56,7 @@ pub fn run(lock: &Lock, db: &Path, args: &RoundArgs, stop: &Stop, verbose: bool)
         (None, None) => portwatch_capture::default_device().unwrap_or_else(|_| "?".into()),
     };
 
-    let conn =
-        lock.open_db(db)?;
+    let conn = lock.open_db(db)?;
     let start = portwatch_store::time::now_micros();
     let round = write::begin_round(
         &conn,

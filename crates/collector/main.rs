@@ -63,7 +63,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         None if !cli.round.read.is_empty() => {
             let mut code = ExitCode::Complete;
             for file in &cli.round.read {
-                let c = match ingest::run(&lock, &db, file, cli.round.payload_bytes, &stop, verbose) {
+                let c = match ingest::run(&lock, &db, file, cli.round.payload_bytes, &stop, verbose)
+                {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("collector: {}: {e:#}", file.display());

@@ -170,7 +170,7 @@ mod tests {
         let mut to_nginx = pkt([93, 184, 216, 34], 40000, [10, 0, 0, 5], 443);
         v.attribute(&mut to_nginx);
         assert_eq!(to_nginx.pid, Some(1));
-        assert!(shared.wanted.load(Ordering::Relaxed) == false);
+        assert!(!shared.wanted.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
     let mut frames: u64 = 0;
     let end = loop {
         // Checked every 1024 frames and on every read timeout: cheap, and prompt enough.
-        if frames % 1024 == 0 || batch.is_empty() {
+        if frames.is_multiple_of(1024) || batch.is_empty() {
             if opts.stop.requested() {
                 break End::Interrupted;
             }

@@ -182,11 +182,9 @@ fn run(
                 times_from_packets: false,
             });
             st.totals.close.end_micros = finish.end_micros;
-            if finish.times_from_packets {
-                if let Some((first, last)) = st.span {
-                    st.totals.close.start_micros = Some(first);
-                    st.totals.close.end_micros = last;
-                }
+            if let (true, Some((first, last))) = (finish.times_from_packets, st.span) {
+                st.totals.close.start_micros = Some(first);
+                st.totals.close.end_micros = last;
             }
             commit(&conn, &mut st, Some(finish.status))?;
             drop(checkpointer);

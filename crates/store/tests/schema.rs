@@ -1,6 +1,8 @@
 //! The two ways to create a database — `sqlite3 -init init.sql` (the console path) and
 //! the binaries' migrations — must give the same schema.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

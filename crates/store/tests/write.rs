@@ -1,5 +1,7 @@
 //! The writer thread and prune against a real database file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use portwatch_capture::{DnsKind, Layer, Packet, Transport};
