@@ -42,6 +42,10 @@ pub struct Cli {
     /// scorer (MODEL.md compares it with the autoencoder).
     #[arg(long, hide = true)]
     pub zscore_baseline: bool,
+    /// Benchmarks only: at cold start, the factor on the tail quantile of normal round
+    /// scores that sets the threshold (default 1.5, see MODEL.md).
+    #[arg(long, hide = true, default_value_t = 1.5)]
+    pub threshold_margin: f32,
     #[command(flatten)]
     pub common: Common,
 }

@@ -74,6 +74,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 no_train: cli.no_train,
                 min_history_secs: cli.min_history.as_secs_f64(),
                 zscore_baseline: cli.zscore_baseline,
+                threshold_margin: cli.threshold_margin,
                 ..Options::default()
             };
             if cli.once {
