@@ -37,6 +37,11 @@ pub fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<usize, E
     }
     let mut applied = 0;
     for &(version, sql) in MIGRATIONS {
+        // Only a database that is behind takes the write lock: opening a current one
+        // (every run) must not wait behind a collector's commits or need write access.
+        if found >= version {
+            continue;
+        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if user_version(&tx)? >= version {
             continue;

@@ -1,5 +1,5 @@
-//! `collector prune`: deletes whole rounds older than a cutoff, in one transaction,
-//! without scanning whole tables.
+//! `collector prune`: deletes whole rounds older than a cutoff, each with all its rows
+//! in one transaction, without scanning whole tables.
 //!
 //! Packets carry no index and no foreign key, so they go first by each round's rowid
 //! range (a primary-key range delete); the round rows then cascade to the indexed
@@ -21,30 +21,45 @@ pub struct Pruned {
 pub fn prune(conn: &mut Connection, cutoff_micros: i64) -> Result<Pruned, Error> {
     let cutoff = time::format_micros(cutoff_micros);
     let mut out = Pruned::default();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        // Uses the start_time index; ranges come from the round rows themselves.
-        let mut rounds = tx.prepare(
+    // Uses the start_time index; ranges come from the round rows themselves.
+    let victims: Vec<(i64, Option<i64>, Option<i64>)> = conn
+        .prepare(
             "SELECT id, first_packet_id, last_packet_id FROM rounds
-              WHERE start_time < ?1 AND status != 'running'",
-        )?;
-        let victims: Vec<(i64, Option<i64>, Option<i64>)> = rounds
-            .query_map(params![cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        let mut del_packets = tx.prepare("DELETE FROM packets WHERE id BETWEEN ?1 AND ?2")?;
-        let mut del_round = tx.prepare("DELETE FROM rounds WHERE id = ?1")?;
-        for (id, first, last) in victims {
-            if let (Some(f), Some(l)) = (first, last) {
-                out.packets += del_packets.execute(params![f, l])? as u64;
-            }
-            del_round.execute(params![id])?;
-            out.rounds += 1;
+              WHERE start_time < ?1 AND status != 'running' ORDER BY id",
+        )?
+        .query_map(params![cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    // One short transaction per round: a live round's writer waits at most for one
+    // round's deletion, never for a whole month's.
+    for (id, first, last) in victims {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let (Some(f), Some(l)) = (first, last) {
+            out.packets += tx.execute(
+                "DELETE FROM packets WHERE id BETWEEN ?1 AND ?2",
+                params![f, l],
+            )? as u64;
         }
+        tx.execute("DELETE FROM rounds WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        out.rounds += 1;
     }
-    tx.commit()?;
-    let before: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    conn.execute_batch("PRAGMA incremental_vacuum")?;
-    let after: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    out.freed_pages = before - after;
+    // `incremental_vacuum` frees one page per result row; step it to the end, in
+    // slices so that each holds the write lock only briefly.
+    loop {
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        if free == 0 {
+            break;
+        }
+        let mut stmt = conn.prepare("PRAGMA incremental_vacuum(256)")?;
+        let mut rows = stmt.query([])?;
+        let mut n = 0;
+        while rows.next()?.is_some() {
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        out.freed_pages += n;
+    }
     Ok(out)
 }

@@ -89,10 +89,12 @@ impl Writer {
     /// checkpointing connection.
     pub fn spawn(conn: Connection, db: &Path, round_id: i64) -> Result<Writer, Error> {
         let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
-        let db = db.to_path_buf();
+        // Opened here, on the caller's thread, so that it exists before the caller
+        // drops privileges (`collector --user`).
+        let checkpointer = Checkpointer::spawn(db);
         let join = thread::Builder::new()
             .name("writer".into())
-            .spawn(move || run(conn, db, round_id, rx))
+            .spawn(move || run(conn, checkpointer, round_id, rx))
             .map_err(|source| Error::Io {
                 path: PathBuf::from("writer thread"),
                 source,
@@ -129,13 +131,15 @@ struct State {
 
 fn run(
     conn: Connection,
-    db: PathBuf,
+    checkpointer: Option<Checkpointer>,
     round_id: i64,
     rx: Receiver<Control>,
 ) -> Result<Totals, Error> {
-    // Checkpoints move to their own thread; the writer never stalls on one.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    let checkpointer = Checkpointer::spawn(db);
+    // Checkpoints move to their own thread so the writer never stalls on one; without
+    // that thread, SQLite's automatic checkpoints keep the WAL bounded.
+    if checkpointer.is_some() {
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    }
     let mut st = State {
         round_id,
         totals: Totals::default(),
@@ -147,47 +151,49 @@ fn run(
         since: Instant::now(),
     };
     let result = (|| {
-        loop {
+        let finish = loop {
             let ctl = if st.in_tx {
                 let left = COMMIT_EVERY.saturating_sub(st.since.elapsed());
                 match rx.recv_timeout(left) {
                     Ok(c) => Some(c),
                     Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                    Err(RecvTimeoutError::Disconnected) => break None,
                 }
             } else {
                 match rx.recv() {
                     Ok(c) => Some(c),
-                    Err(_) => return Ok(None),
+                    Err(_) => break None,
                 }
             };
             match ctl {
                 Some(Control::Msg(m)) => apply(&conn, &mut st, m)?,
-                Some(Control::Finish(f)) => return Ok(Some(f)),
+                Some(Control::Finish(f)) => break Some(f),
                 None => {}
             }
             if st.in_tx && (st.pending >= COMMIT_ROWS || st.since.elapsed() >= COMMIT_EVERY) {
                 commit(&conn, &mut st, None)?;
-                checkpointer.poke();
+                if let Some(c) = &checkpointer {
+                    c.poke();
+                }
             }
+        };
+        // Producers gone without a Finish: close as failed so the round is not left
+        // `running` forever.
+        let finish = finish.unwrap_or(Finish {
+            end_micros: crate::time::now_micros(),
+            status: RoundStatus::Failed,
+            times_from_packets: false,
+        });
+        st.totals.close.end_micros = finish.end_micros;
+        if let (true, Some((first, last))) = (finish.times_from_packets, st.span) {
+            st.totals.close.start_micros = Some(first);
+            st.totals.close.end_micros = last;
         }
+        commit(&conn, &mut st, Some(finish.status))
     })();
+    drop(checkpointer);
     match result {
-        Ok(finish) => {
-            // Producers gone without a Finish: close as failed so the round is not left
-            // `running` forever.
-            let finish = finish.unwrap_or(Finish {
-                end_micros: crate::time::now_micros(),
-                status: RoundStatus::Failed,
-                times_from_packets: false,
-            });
-            st.totals.close.end_micros = finish.end_micros;
-            if let (true, Some((first, last))) = (finish.times_from_packets, st.span) {
-                st.totals.close.start_micros = Some(first);
-                st.totals.close.end_micros = last;
-            }
-            commit(&conn, &mut st, Some(finish.status))?;
-            drop(checkpointer);
+        Ok(()) => {
             let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             Ok(st.totals)
         }
@@ -201,16 +207,32 @@ fn run(
             let c = &mut st.committed;
             c.status = Some(RoundStatus::Failed);
             c.end_micros = crate::time::now_micros();
-            c.note = Some(format!("writer failed: {e}"));
+            let note = c.note.get_or_insert_with(String::new);
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!("writer failed: {e}"));
             let _ = write::close_round(&conn, st.round_id, c);
             Err(e)
         }
     }
 }
 
+/// Attempts at `BEGIN IMMEDIATE`, each waiting up to the busy timeout: a long prune
+/// or a detector's write makes the round wait (producers block on the bounded channel,
+/// libpcap counts what the kernel then drops) rather than fail.
+const BEGIN_ATTEMPTS: u32 = 4;
+
 fn begin(conn: &Connection, st: &mut State) -> Result<(), Error> {
     if !st.in_tx {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut attempt = 1;
+        loop {
+            match conn.execute_batch("BEGIN IMMEDIATE").map_err(Error::from) {
+                Ok(()) => break,
+                Err(e) if e.is_busy() && attempt < BEGIN_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
         st.in_tx = true;
         st.pending = 0;
         st.since = Instant::now();
@@ -291,23 +313,26 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn spawn(db: PathBuf) -> Checkpointer {
+    /// `None` when the second connection cannot be opened; the writer then leaves
+    /// checkpoints to SQLite.
+    fn spawn(db: &Path) -> Option<Checkpointer> {
+        let conn = Connection::open(db).ok()?;
+        let _ = conn.busy_timeout(Duration::from_millis(100));
         let (tx, rx) = mpsc::sync_channel::<()>(1);
         let join = thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
-                let Ok(conn) = Connection::open(&db) else {
-                    return;
-                };
-                let _ = conn.busy_timeout(Duration::from_millis(100));
                 while rx.recv().is_ok() {
                     // PASSIVE never blocks readers or the writer; a busy result just
                     // means the next poke will do it.
                     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 }
             })
-            .ok();
-        Checkpointer { tx: Some(tx), join }
+            .ok()?;
+        Some(Checkpointer {
+            tx: Some(tx),
+            join: Some(join),
+        })
     }
 
     fn poke(&self) {

@@ -136,6 +136,12 @@ fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
     let (_, mut conn) = round(&db, t0 + 2 * day, 1000);
     let pruned = portwatch_store::prune::prune(&mut conn, t0 + day + 1).unwrap();
     assert_eq!((pruned.rounds, pruned.packets), (2, 5000));
+    // The space is given back: no free pages are left in the file.
+    assert!(pruned.freed_pages > 0, "{pruned:?}");
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(free, 0);
     let left: (i64, i64, i64) = conn
         .query_row(
             "SELECT (SELECT count(*) FROM rounds), (SELECT count(*) FROM packets), (SELECT count(*) FROM rounds_ports)",
