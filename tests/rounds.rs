@@ -78,11 +78,15 @@ fn without_capture_permission_the_scanner_data_is_kept_and_the_fix_is_named() {
     // The unprivileged user must be able to write the database's directory.
     let dir = tmp.path().join("nobody");
     std::fs::create_dir(&dir).unwrap();
-    std::process::Command::new("chown")
+    let chown = std::process::Command::new("chown")
         .args(["nobody:nogroup"])
         .arg(&dir)
         .status()
         .unwrap();
+    assert!(
+        chown.success(),
+        "the test needs root and Debian's nobody:nogroup"
+    );
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

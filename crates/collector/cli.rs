@@ -105,11 +105,12 @@ pub struct PruneArgs {
     pub older_than: std::time::Duration,
 }
 
+/// Seconds, positive and at most a day (a round is meant to last under a minute).
 fn positive_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if v.is_finite() && v > 0.0 {
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(v)
     } else {
-        Err("must be a positive number of seconds".into())
+        Err("must be a number of seconds in (0, 86400]".into())
     }
 }

@@ -2,6 +2,7 @@
 //! captures, the writer stores both; the round is closed when its time is up or a
 //! signal arrives.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,17 +13,17 @@ use anyhow::Context;
 use portwatch_capture::{Error as CaptureError, LiveConfig, LiveSource, PacketSource};
 use portwatch_scan::{BindProbe, SockDiag, SocketSource, aggregate};
 use portwatch_store::write::{self, RoundStatus};
-use portwatch_store::writer::{Finish, Msg, Sender, Writer};
+use portwatch_store::writer::{Finish, Msg, Sender, Totals, Writer};
 
 use crate::cli::{RoundArgs, ScanMethod};
 use crate::exit::ExitCode;
 use crate::lock::Lock;
-use crate::owners::{Owners, View};
+use crate::owners::{self, Owners, View};
 use crate::pump::{self, End};
 use crate::stop::Stop;
 
 /// Shortest gap between two owner refreshes asked for by the sniffer.
-const MIN_REFRESH: Duration = Duration::from_millis(500);
+const MIN_REFRESH: Duration = Duration::from_secs(1);
 
 pub fn run(
     lock: &Lock,
@@ -31,12 +32,8 @@ pub fn run(
     stop: &Stop,
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let duration = Duration::from_secs_f64(args.duration);
-    let interval = Duration::from_secs_f64(args.scan_interval);
-
-    // Capture first: a bad filter is the user's mistake and nothing is written; a
-    // missing permission still gives a round with the scanner's data.
+    // Everything that can fail because of what the user asked for is checked before a
+    // round exists: a bad filter or user name writes nothing.
     let config = LiveConfig {
         interface: args.interface.clone(),
         filter: args.filter.clone(),
@@ -48,8 +45,14 @@ pub fn run(
         Err(e @ CaptureError::Filter { .. }) => {
             return Err(crate::exit::Usage(e.to_string()).into());
         }
+        // A missing permission still gives a round with the scanner's data.
         Err(e) => (None, Some(e)),
     };
+    let user = args
+        .user
+        .as_deref()
+        .map(crate::privs::resolve)
+        .transpose()?;
     let iface = match (&source, &args.interface) {
         (Some(s), _) => s.interface().to_owned(),
         (None, Some(i)) => i.clone(),
@@ -57,88 +60,38 @@ pub fn run(
     };
 
     let conn = lock.open_db(db)?;
-    let start = portwatch_store::time::now_micros();
     let round = write::begin_round(
         &conn,
-        start,
+        portwatch_store::time::now_micros(),
         &format!("live:{iface}"),
         Some(args.scan_interval),
     )
+    .map_err(portwatch_store::Error::from)
     .context("cannot start a round")?;
+    // The round's clock starts with its row, after opening and migrating the database.
+    let started = Instant::now();
     let writer = Writer::spawn(conn, db, round)?;
     let tx = writer.sender();
     if let Some(e) = &capture_error {
         let _ = tx.send(Msg::Note(format!("capture failed: {e}")));
     }
-    if let Some(user) = &args.user {
-        crate::privs::drop_to(user)?;
-    }
 
-    let owners = Arc::new(Owners::default());
-    let deadline = started + duration;
-    let scanner = {
-        let (tx, stop, owners) = (tx.clone(), stop.clone(), Arc::clone(&owners));
-        let method = args.scan_method;
-        thread::Builder::new()
-            .name("scanner".into())
-            .spawn(move || scan_loop(method, &tx, &stop, &owners, started, interval, duration))?
-    };
-    let sniffer = source.map(|mut source| {
-        let (tx, stop, view) = (tx.clone(), stop.clone(), View::new(Arc::clone(&owners)));
-        let payload_bytes = args.payload_bytes;
-        thread::Builder::new()
-            .name("sniffer".into())
-            .spawn(move || {
-                let opts = pump::Options {
-                    payload_bytes,
-                    deadline: Some(deadline),
-                    stop: &stop,
-                    owners: Some(view),
-                };
-                pump::pump(&mut source as &mut dyn PacketSource, &tx, opts)
-            })
-    });
-    let sniffer = sniffer.transpose()?;
-    drop(tx);
-
-    let scan_result = scanner
-        .join()
-        .map_err(|_| anyhow::anyhow!("scanner thread panicked"))?;
-    let end = match sniffer {
-        Some(h) => Some(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("sniffer thread panicked"))?,
-        ),
-        None => None,
-    };
-
-    let mut status = RoundStatus::Complete;
-    let mut problems: Vec<String> = Vec::new();
-    if let Some(e) = &capture_error {
-        status = RoundStatus::Partial;
-        problems.push(format!("{e}"));
-    }
-    match &end {
-        Some(End::Failed(e)) => {
-            status = RoundStatus::Partial;
-            problems.push(format!("capture stopped: {e}"));
+    let threads = (|| {
+        if let Some(ids) = &user {
+            crate::privs::drop_to(ids)?;
         }
-        Some(End::Interrupted) => status = RoundStatus::Partial,
-        _ => {}
-    }
-    if stop.requested() {
-        status = RoundStatus::Partial;
-    }
-    if let Err(e) = &scan_result {
-        problems.push(format!("scanner: {e:#}"));
-    }
-    let totals = writer
-        .finish(Finish {
-            end_micros: portwatch_store::time::now_micros(),
-            status,
-            times_from_packets: false,
-        })
-        .context("cannot write the round")?;
+        capture_and_scan(args, source, &tx, stop, started)
+    })();
+    drop(tx);
+    let (status, problems) = match threads {
+        Ok(outcome) => judge(outcome, capture_error.as_ref(), stop),
+        Err(e) => {
+            // Close the round as failed rather than leave it `running`.
+            let _ = finish(writer, RoundStatus::Failed);
+            return Err(e);
+        }
+    };
+    let totals = finish(writer, status)?;
     for p in &problems {
         eprintln!("collector: {p}");
     }
@@ -162,6 +115,102 @@ pub fn run(
     })
 }
 
+fn finish(writer: Writer, status: RoundStatus) -> anyhow::Result<Totals> {
+    writer
+        .finish(Finish {
+            end_micros: portwatch_store::time::now_micros(),
+            status,
+            times_from_packets: false,
+        })
+        .context("cannot write the round")
+}
+
+/// How the two threads ended.
+struct Outcome {
+    scan: anyhow::Result<()>,
+    capture: Option<End>,
+}
+
+/// Runs the scanner and (when capture could be opened) the sniffer until the round's
+/// end, and joins them.
+fn capture_and_scan(
+    args: &RoundArgs,
+    source: Option<LiveSource>,
+    tx: &Sender,
+    stop: &Stop,
+    started: Instant,
+) -> anyhow::Result<Outcome> {
+    let duration = Duration::from_secs_f64(args.duration);
+    let interval = Duration::from_secs_f64(args.scan_interval);
+    let owners = Arc::new(Owners::default());
+    let scanner = {
+        let (tx, stop, owners) = (tx.clone(), stop.clone(), Arc::clone(&owners));
+        let method = args.scan_method;
+        thread::Builder::new()
+            .name("scanner".into())
+            .spawn(move || scan_loop(method, &tx, &stop, &owners, started, interval, duration))?
+    };
+    let sniffer = source
+        .map(|mut source| {
+            let (tx, stop, view) = (tx.clone(), stop.clone(), View::new(Arc::clone(&owners)));
+            let payload_bytes = args.payload_bytes;
+            thread::Builder::new()
+                .name("sniffer".into())
+                .spawn(move || {
+                    let opts = pump::Options {
+                        payload_bytes,
+                        deadline: Some(started + duration),
+                        stop: &stop,
+                        owners: Some(view),
+                    };
+                    pump::pump(&mut source as &mut dyn PacketSource, &tx, opts)
+                })
+        })
+        .transpose()?;
+    let scan = scanner
+        .join()
+        .map_err(|_| anyhow::anyhow!("scanner thread panicked"))?;
+    let capture = match sniffer {
+        Some(h) => Some(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("sniffer thread panicked"))?,
+        ),
+        None => None,
+    };
+    Ok(Outcome { scan, capture })
+}
+
+/// The round's status and the problems to report: partial when capture failed or was
+/// interrupted, or when the scanner failed (its data is what the detector needs most).
+fn judge(
+    o: Outcome,
+    capture_error: Option<&CaptureError>,
+    stop: &Stop,
+) -> (RoundStatus, Vec<String>) {
+    let mut status = RoundStatus::Complete;
+    let mut problems = Vec::new();
+    if let Some(e) = capture_error {
+        status = RoundStatus::Partial;
+        problems.push(format!("{e}"));
+    }
+    match o.capture {
+        Some(End::Failed(e)) => {
+            status = RoundStatus::Partial;
+            problems.push(format!("capture stopped: {e}"));
+        }
+        Some(End::Interrupted) => status = RoundStatus::Partial,
+        _ => {}
+    }
+    if stop.requested() {
+        status = RoundStatus::Partial;
+    }
+    if let Err(e) = o.scan {
+        status = RoundStatus::Partial;
+        problems.push(format!("scanner: {e:#}"));
+    }
+    (status, problems)
+}
+
 /// Samples at the round's start and every `interval` up to and including its end; in
 /// between, answers the sniffer's requests for fresher owners.
 fn scan_loop(
@@ -177,6 +226,7 @@ fn scan_loop(
         ScanMethod::Proc => Box::new(SockDiag::new()),
         ScanMethod::Bind => Box::new(BindProbe::new()),
     };
+    let ifaddrs: Vec<IpAddr> = owners::interface_addrs();
     let samples = (duration.as_secs_f64() / interval.as_secs_f64()).floor() as u32 + 1;
     let mut first_error: Option<portwatch_scan::Error> = None;
     let mut last_refresh = Instant::now();
@@ -185,7 +235,7 @@ fn scan_loop(
         // Wait for the sample time, refreshing owners early when the sniffer asks.
         loop {
             if stop.requested() {
-                return Ok(());
+                return first_error.map_or(Ok(()), |e| Err(e.into()));
             }
             let now = Instant::now();
             if now >= at {
@@ -195,7 +245,7 @@ fn scan_loop(
                 owners.wanted.store(false, Ordering::Relaxed);
                 last_refresh = Instant::now();
                 if let Ok(sockets) = source.sample() {
-                    owners.publish(&sockets, &[]);
+                    owners.publish(&sockets, &ifaddrs, false);
                 }
             }
             thread::sleep((at - now).min(Duration::from_millis(50)));
@@ -204,7 +254,7 @@ fn scan_loop(
         match source.sample() {
             Ok(sockets) => {
                 last_refresh = Instant::now();
-                owners.publish(&sockets, &[]);
+                owners.publish(&sockets, &ifaddrs, true);
                 tx.send(Msg::Sample {
                     ts_micros: ts,
                     rows: aggregate(&sockets),
@@ -219,8 +269,5 @@ fn scan_loop(
             }
         }
     }
-    match first_error {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    first_error.map_or(Ok(()), |e| Err(e.into()))
 }

@@ -28,8 +28,21 @@ pub enum LockError {
     Other(anyhow::Error),
 }
 
+/// `<db>.lock`, named from the database's real path so that two names for one file
+/// (a symlink, `./x.db` and `/abs/x.db`) share one lock.
 pub fn lock_path(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_owned();
+    let real = std::fs::canonicalize(db).unwrap_or_else(|_| {
+        // Not created yet: resolve the directory, keep the file name.
+        let dir = db
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(dir), db.file_name()) {
+            (Ok(dir), Some(name)) => dir.join(name),
+            _ => db.to_path_buf(),
+        }
+    });
+    let mut p = real.into_os_string();
     p.push(".lock");
     PathBuf::from(p)
 }
@@ -95,5 +108,27 @@ impl std::fmt::Display for LockError {
             }
             LockError::Other(e) => write!(f, "{e:#}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_names_for_one_database_share_one_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("p.db");
+        std::fs::write(&db, b"").unwrap();
+        let link = tmp.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let dotted = tmp.path().join("./sub/../p.db");
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        assert_eq!(lock_path(&link), lock_path(&db));
+        assert_eq!(lock_path(&dotted), lock_path(&db));
+        let held = acquire(&db).unwrap();
+        assert!(matches!(acquire(&link), Err(LockError::Held { .. })));
+        drop(held);
+        assert!(acquire(&link).is_ok());
     }
 }

@@ -1,21 +1,25 @@
-//! Which local process owns a packet: the scanner publishes a (protocol, port) → owner
-//! map at each sample, and the sniffer looks packets up in its own copy.
+//! Which local process owns a packet: the scanner publishes a map of local endpoints
+//! to owners at each sample, and the sniffer looks packets up in its own copy.
 //!
 //! The sniffer must never wait for the scanner (it keeps up with 100k packets/s), so the
 //! map is swapped whole behind a generation counter and the sniffer re-reads it only
-//! when the counter moved. A local port the map does not know asks the scanner for an
-//! early sample (rate-limited), so a connection opened mid-round is attributed from then
-//! on.
+//! when the counter moved. A local port the map does not know at all asks the scanner
+//! for an early sample, once per port per scan interval, so a connection opened
+//! mid-round is attributed from then on without a port scan against the host turning
+//! into a rescan storm.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use portwatch_capture::{Packet, Transport};
 use portwatch_scan::Socket;
 
-type Map = HashMap<(Transport, u16), (u32, Option<Arc<str>>)>;
+/// (protocol, local address, local port) → owner; `None` for a socket the table shows
+/// but whose process is not visible (another user's, the kernel's). Wildcard listeners
+/// are keyed by the unspecified address of their family.
+type Map = HashMap<(Transport, IpAddr, u16), Option<(u32, Option<Arc<str>>)>>;
 
 /// Shared between the scanner (writer of the map) and the sniffer (reader).
 #[derive(Default)]
@@ -23,25 +27,31 @@ pub struct Owners {
     map: Mutex<Arc<Map>>,
     local: Mutex<Arc<HashSet<IpAddr>>>,
     generation: AtomicU64,
+    /// Moves only with the regular samples, which reset the sniffer's "already asked"
+    /// set.
+    samples: AtomicU64,
     /// Set by the sniffer on a miss; the scanner samples early and clears it.
     pub wanted: AtomicBool,
 }
 
 impl Owners {
-    /// Publishes the owners seen in a sample, plus the host's own addresses (those of
-    /// its sockets and of its interfaces), which tell which end of a packet is local.
-    pub fn publish(&self, sockets: &[Socket], interface_addrs: &[IpAddr]) {
+    /// Publishes the owners seen in a sample (`regular`: one of the round's samples, not
+    /// an early refresh), plus the host's own addresses (those of its sockets and of
+    /// its interfaces), which tell which end of a packet is local.
+    pub fn publish(&self, sockets: &[Socket], interface_addrs: &[IpAddr], regular: bool) {
         let mut map = Map::with_capacity(sockets.len());
-        let mut local: HashSet<IpAddr> = interface_addrs.iter().copied().collect();
+        let mut local: HashSet<IpAddr> = interface_addrs.iter().map(|a| a.to_canonical()).collect();
         for s in sockets {
-            if !s.local_addr.is_unspecified() {
-                local.insert(s.local_addr);
+            let addr = s.local_addr.to_canonical();
+            if !addr.is_unspecified() {
+                local.insert(addr);
             }
-            if let Some(pid) = s.pid {
-                // Listeners and their accepted sockets share a port and a process; the
-                // first socket seen stands for them.
-                map.entry((s.transport, s.local_port))
-                    .or_insert_with(|| (pid, s.process.clone()));
+            let owner = s.pid.map(|pid| (pid, s.process.clone()));
+            // Listeners and their accepted sockets share an endpoint and a process; a
+            // socket with a visible owner wins over one without.
+            let e = map.entry((s.transport, addr, s.local_port)).or_insert(None);
+            if e.is_none() {
+                *e = owner;
             }
         }
         if let Ok(mut m) = self.map.lock() {
@@ -49,6 +59,9 @@ impl Owners {
         }
         if let Ok(mut l) = self.local.lock() {
             *l = Arc::new(local);
+        }
+        if regular {
+            self.samples.fetch_add(1, Ordering::Release);
         }
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -58,8 +71,10 @@ impl Owners {
 pub struct View {
     shared: Arc<Owners>,
     seen: u64,
+    seen_samples: u64,
     map: Arc<Map>,
     local: Arc<HashSet<IpAddr>>,
+    asked: HashSet<(Transport, u16)>,
 }
 
 impl View {
@@ -67,8 +82,10 @@ impl View {
         View {
             shared,
             seen: u64::MAX,
+            seen_samples: u64::MAX,
             map: Arc::default(),
             local: Arc::default(),
+            asked: HashSet::new(),
         }
     }
 
@@ -82,7 +99,32 @@ impl View {
             if let Ok(l) = self.shared.local.lock() {
                 self.local = Arc::clone(&l);
             }
+            let s = self.shared.samples.load(Ordering::Acquire);
+            if s != self.seen_samples {
+                self.seen_samples = s;
+                self.asked.clear();
+            }
         }
+    }
+
+    /// The socket entry for a local endpoint: the exact address, else a wildcard
+    /// listener of its family (an IPv6 wildcard also takes IPv4 unless v6only).
+    fn lookup(
+        &self,
+        t: Transport,
+        addr: IpAddr,
+        port: u16,
+    ) -> Option<&Option<(u32, Option<Arc<str>>)>> {
+        let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let wild: &[IpAddr] = if addr.is_ipv4() {
+            &[any4, any6]
+        } else {
+            &[any6]
+        };
+        std::iter::once(&addr)
+            .chain(wild)
+            .find_map(|a| self.map.get(&(t, *a, port)))
     }
 
     /// Fills `pid` and `process` from the local end of the packet: the sender when the
@@ -91,41 +133,77 @@ impl View {
     pub fn attribute(&mut self, p: &mut Packet) {
         self.refresh();
         let Some(t) = p.transport else { return };
-        let is_local =
-            |a: Option<IpAddr>| a.is_some_and(|a| a.is_loopback() || self.local.contains(&a));
-        let candidates = [
-            (is_local(p.src_addr), p.src_port),
-            (is_local(p.dst_addr), p.dst_port),
-        ];
-        let mut missed = false;
-        for (local, port) in candidates {
-            let (true, Some(port)) = (local, port) else {
+        let mut missed = None;
+        for (addr, port) in [(p.src_addr, p.src_port), (p.dst_addr, p.dst_port)] {
+            let (Some(addr), Some(port)) = (addr, port) else {
                 continue;
             };
-            match self.map.get(&(t, port)) {
-                Some((pid, process)) => {
+            let addr = addr.to_canonical();
+            if !(addr.is_loopback() || self.local.contains(&addr)) {
+                continue;
+            }
+            match self.lookup(t, addr, port) {
+                Some(Some((pid, process))) => {
                     p.pid = Some(*pid);
                     p.process = process.clone();
                     return;
                 }
-                None => missed = true,
+                // Known socket, owner not visible: nothing a rescan would change.
+                Some(None) => {}
+                None => missed = missed.or(Some(port)),
             }
         }
-        if missed {
-            self.shared.wanted.store(true, Ordering::Relaxed);
+        if let Some(port) = missed {
+            if self.asked.insert((t, port)) {
+                self.shared.wanted.store(true, Ordering::Relaxed);
+            }
         }
     }
+}
+
+/// The addresses of the host's interfaces (`getifaddrs`), so traffic to an address
+/// with only wildcard listeners is still seen as local.
+pub fn interface_addrs() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let sa = (*cur).ifa_addr;
+            if !sa.is_null() {
+                match i32::from((*sa).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(sa as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(sa as *const libc::sockaddr_in6);
+                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
-    fn sock(port: u16, pid: u32, addr: IpAddr) -> Socket {
+    fn sock(t: Transport, addr: IpAddr, port: u16, pid: Option<u32>) -> Socket {
         Socket {
-            transport: Transport::Tcp,
-            family: 4,
+            transport: t,
+            family: if addr.is_ipv4() { 4 } else { 6 },
             local_addr: addr,
             local_port: port,
             remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -133,8 +211,8 @@ mod tests {
             state: "LISTEN",
             uid: 0,
             inode: 1,
-            pid: Some(pid),
-            process: Some(Arc::from(format!("p{pid}"))),
+            pid,
+            process: pid.map(|p| Arc::from(format!("p{p}"))),
         }
     }
 
@@ -149,12 +227,19 @@ mod tests {
         }
     }
 
+    const TCP: Transport = Transport::Tcp;
+
     #[test]
     fn the_local_end_decides_and_a_remote_port_never_matches_a_local_service() {
         let shared = Arc::new(Owners::default());
         let me = IpAddr::from([10, 0, 0, 5]);
-        // nginx listens on 443; a browser has 50000 open to a remote 443.
-        shared.publish(&[sock(443, 1, me), sock(50000, 2, me)], &[me]);
+        // nginx listens on *:443; a browser has 50000 open to a remote 443.
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        shared.publish(
+            &[sock(TCP, any, 443, Some(1)), sock(TCP, me, 50000, Some(2))],
+            &[me],
+            true,
+        );
         let mut v = View::new(Arc::clone(&shared));
         let mut incoming = pkt([93, 184, 216, 34], 443, [10, 0, 0, 5], 50000);
         v.attribute(&mut incoming);
@@ -165,26 +250,73 @@ mod tests {
         );
         let mut outgoing = pkt([10, 0, 0, 5], 50000, [93, 184, 216, 34], 443);
         v.attribute(&mut outgoing);
-        assert_eq!(outgoing.pid, Some(2));
-        assert_eq!(outgoing.process.as_deref(), Some("p2"));
+        assert_eq!(
+            (outgoing.pid, outgoing.process.as_deref()),
+            (Some(2), Some("p2"))
+        );
         let mut to_nginx = pkt([93, 184, 216, 34], 40000, [10, 0, 0, 5], 443);
         v.attribute(&mut to_nginx);
-        assert_eq!(to_nginx.pid, Some(1));
+        assert_eq!(to_nginx.pid, Some(1), "the wildcard listener owns it");
         assert!(!shared.wanted.load(Ordering::Relaxed));
     }
 
     #[test]
-    fn a_miss_on_a_local_port_asks_for_a_sample_and_a_publish_is_seen() {
+    fn services_bound_to_different_addresses_on_one_port_are_told_apart() {
+        let shared = Arc::new(Owners::default());
+        let resolved = IpAddr::from([127, 0, 0, 53]);
+        let lan = IpAddr::from([192, 168, 1, 1]);
+        shared.publish(
+            &[
+                sock(TCP, resolved, 53, Some(10)),
+                sock(TCP, lan, 53, Some(20)),
+            ],
+            &[lan],
+            true,
+        );
+        let mut v = View::new(Arc::clone(&shared));
+        let mut a = pkt([127, 0, 0, 1], 40000, [127, 0, 0, 53], 53);
+        v.attribute(&mut a);
+        assert_eq!(a.pid, Some(10));
+        let mut b = pkt([192, 168, 1, 7], 40000, [192, 168, 1, 1], 53);
+        v.attribute(&mut b);
+        assert_eq!(b.pid, Some(20));
+        // A dual-stack [::] listener takes IPv4 traffic; mapped addresses count as IPv4.
+        let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        shared.publish(&[sock(TCP, any6, 8080, Some(30))], &[lan], true);
+        let mut c = pkt([192, 168, 1, 7], 40000, [192, 168, 1, 1], 8080);
+        v.attribute(&mut c);
+        assert_eq!(c.pid, Some(30));
+    }
+
+    #[test]
+    fn a_miss_asks_once_per_port_per_sample_and_unowned_sockets_never_ask() {
         let shared = Arc::new(Owners::default());
         let lo = IpAddr::from([127, 0, 0, 1]);
-        shared.publish(&[], &[]);
+        shared.publish(&[sock(TCP, lo, 7000, None)], &[], true);
         let mut v = View::new(Arc::clone(&shared));
-        let mut p = pkt([127, 0, 0, 1], 41000, [127, 0, 0, 1], 9000);
+        let mut p = pkt([10, 9, 9, 9], 41000, [127, 0, 0, 1], 7000);
         v.attribute(&mut p);
         assert_eq!(p.pid, None);
+        assert!(
+            !shared.wanted.load(Ordering::Relaxed),
+            "a known socket without owner"
+        );
+
+        let mut p = pkt([127, 0, 0, 1], 41000, [127, 0, 0, 1], 9000);
+        v.attribute(&mut p);
         assert!(shared.wanted.swap(false, Ordering::Relaxed));
-        shared.publish(&[sock(9000, 7, lo)], &[]);
+        // An early refresh that still does not know the port: no second request.
+        shared.publish(&[], &[], false);
+        v.attribute(&mut p);
+        assert!(!shared.wanted.load(Ordering::Relaxed));
+        // The next regular sample knows it.
+        shared.publish(&[sock(TCP, lo, 9000, Some(7))], &[], true);
         v.attribute(&mut p);
         assert_eq!(p.pid, Some(7));
+    }
+
+    #[test]
+    fn interface_addresses_include_loopback() {
+        assert!(interface_addrs().contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 }

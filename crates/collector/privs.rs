@@ -5,27 +5,39 @@ use std::ffi::CString;
 
 use anyhow::{Context, bail};
 
-pub fn drop_to(user: &str) -> anyhow::Result<()> {
+/// The user to become, looked up before the round starts so that a mistyped name
+/// writes nothing.
+pub struct Ids {
+    name: CString,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+}
+
+pub fn resolve(user: &str) -> anyhow::Result<Ids> {
     let name = CString::new(user).context("user name contains a NUL byte")?;
     // SAFETY: getpwnam returns a pointer to static storage or NULL; it is read at once,
     // on this thread, before any other call that could overwrite it.
     let (uid, gid) = unsafe {
         let pw = libc::getpwnam(name.as_ptr());
         if pw.is_null() {
-            bail!("no such user {user:?}");
+            bail!("no such user {user:?} (--user)");
         }
         ((*pw).pw_uid, (*pw).pw_gid)
     };
+    Ok(Ids { name, uid, gid })
+}
+
+pub fn drop_to(ids: &Ids) -> anyhow::Result<()> {
     // SAFETY: plain system calls with valid arguments; errors are checked. Order
     // matters: groups and gid while still root, uid last.
     unsafe {
-        if libc::initgroups(name.as_ptr(), gid) != 0 {
+        if libc::initgroups(ids.name.as_ptr(), ids.gid) != 0 {
             return Err(std::io::Error::last_os_error()).context("initgroups");
         }
-        if libc::setgid(gid) != 0 {
+        if libc::setgid(ids.gid) != 0 {
             return Err(std::io::Error::last_os_error()).context("setgid");
         }
-        if libc::setuid(uid) != 0 {
+        if libc::setuid(ids.uid) != 0 {
             return Err(std::io::Error::last_os_error()).context("setuid");
         }
     }

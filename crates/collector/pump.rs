@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use portwatch_capture::{PacketSource, Parser, source::copy_payload};
+use portwatch_capture::source::{Frame, copy_payload};
+use portwatch_capture::{Packet, PacketSource, Parser};
 use portwatch_store::writer::{Msg, Sender};
 
 use crate::owners::View;
@@ -13,6 +14,8 @@ use crate::stop::Stop;
 const BATCH: usize = 2048;
 /// Longest a live packet waits in a batch before being sent on.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Longest the ring is drained after the round's end.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Why the loop ended.
 #[derive(Debug)]
@@ -56,13 +59,7 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
         match source.next() {
             Ok(Some(frame)) => {
                 frames += 1;
-                let mut p = parser.parse(frame.data, linktype, frame.wire_len);
-                p.ts_micros = frame.ts_micros;
-                copy_payload(&mut p, frame.data, opts.payload_bytes);
-                if let Some(v) = opts.owners.as_mut() {
-                    v.attribute(&mut p);
-                }
-                batch.push(p);
+                batch.push(decode(&mut parser, linktype, &frame, &mut opts));
                 if batch.len() >= BATCH {
                     if flush(tx, source, &mut batch).is_err() {
                         break End::WriterGone;
@@ -81,16 +78,43 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
             last_flush = Instant::now();
         }
     };
+    // Frames the kernel already accepted are part of the round: read what is queued in
+    // the ring (until a read finds nothing, at most DRAIN) before closing it.
+    if matches!(end, End::Deadline | End::Interrupted) {
+        let until = Instant::now() + DRAIN;
+        while Instant::now() < until {
+            match source.next() {
+                Ok(Some(frame)) => {
+                    batch.push(decode(&mut parser, linktype, &frame, &mut opts));
+                    if batch.len() >= BATCH && flush(tx, source, &mut batch).is_err() {
+                        return End::WriterGone;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
     if flush(tx, source, &mut batch).is_err() {
         return End::WriterGone;
     }
     end
 }
 
+/// One frame to one row: parsed, timed, payload copied as asked, owner attributed.
+fn decode(parser: &mut Parser, linktype: i32, frame: &Frame<'_>, opts: &mut Options<'_>) -> Packet {
+    let mut p = parser.parse(frame.data, linktype, frame.wire_len);
+    p.ts_micros = frame.ts_micros;
+    copy_payload(&mut p, frame.data, opts.payload_bytes);
+    if let Some(v) = opts.owners.as_mut() {
+        v.attribute(&mut p);
+    }
+    p
+}
+
 fn flush(
     tx: &Sender,
     source: &mut dyn PacketSource,
-    batch: &mut Vec<portwatch_capture::Packet>,
+    batch: &mut Vec<Packet>,
 ) -> Result<(), portwatch_store::Error> {
     if !batch.is_empty() {
         tx.send(Msg::Packets(std::mem::replace(
