@@ -247,6 +247,13 @@ fn user_drops_root_once_capture_and_database_are_open() {
         .find(|l| l.starts_with("Uid:"))
         .unwrap()
         .to_owned();
+    // The checkpoint thread's connection was opened before the drop, so it runs.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect();
+    assert!(threads.iter().any(|t| t == "checkpoint"), "{threads:?}");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
