@@ -44,9 +44,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let since = since.as_deref().map(parse_since).transpose()?;
             let rep = portwatch_model::report::report(&conn, since.as_deref())?;
             if cli.common.json {
-                println!("{}", serde_json::to_string_pretty(&rep)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&rep)?))?;
             } else {
-                print!("{rep}");
+                emit(&rep.to_string())?;
             }
             Ok(ExitCode::Ok)
         }
@@ -62,9 +62,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let conn = open_existing(&db)?;
             let ev = portwatch_sim::eval::evaluate(&conn).context("evaluate")?;
             if cli.common.json {
-                println!("{}", serde_json::to_string_pretty(&ev)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&ev)?))?;
             } else {
-                print!("{ev}");
+                emit(&ev.to_string())?;
             }
             Ok(ExitCode::Ok)
         }
@@ -83,6 +83,16 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 serve(cli, &db, &model_dir, &opts)
             }
         }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`detector report | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }
 

@@ -72,7 +72,7 @@ pub fn report(conn: &Connection, since: Option<&str>) -> Result<Report> {
         "SELECT b.id, b.timestamp, b.status, b.threshold, b.loss_before, b.loss_after, b.model_version, \
                 count(br.id), coalesce(sum(br.anomalous), 0), coalesce(sum(br.trained), 0) \
            FROM batches b LEFT JOIN batches_rounds br ON br.batch_id = b.id \
-          WHERE b.timestamp >= ?1 OR EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.last_round_id AND r.start_time >= ?1) \
+          WHERE ?1 = '' OR EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.last_round_id AND r.start_time >= ?1) \
           GROUP BY b.id ORDER BY b.id",
     )?;
     let batches = st
