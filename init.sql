@@ -42,6 +42,9 @@ CREATE TABLE rounds (
     samples           INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX rounds_start_time ON rounds (start_time);
+-- Rounds left `running` by a collector that died are closed by the next run; this
+-- keeps finding them from scanning the table.
+CREATE INDEX rounds_running ON rounds (id) WHERE status = 'running';
 
 -- Socket-table samples: one row per sample per (port, protocol, family, state, pid).
 CREATE TABLE rounds_ports (

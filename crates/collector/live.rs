@@ -38,6 +38,7 @@ pub fn run(
         interface: args.interface.clone(),
         filter: args.filter.clone(),
         promiscuous: args.promiscuous,
+        buffer_size: i32::try_from(u64::from(args.buffer_size) * 1024).unwrap_or(i32::MAX),
         ..LiveConfig::default()
     };
     let (source, capture_error) = match LiveSource::open(&config) {

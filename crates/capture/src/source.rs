@@ -210,8 +210,9 @@ mod libpcap {
         /// Off by default: this is a host tool.
         pub promiscuous: bool,
         pub snaplen: i32,
-        /// Kernel buffer size in bytes. Large, so a burst does not drop packets while
-        /// the writer is busy: 32 MiB keeps 0 drops at 100k packets/s on loopback.
+        /// Kernel ring size in bytes. The ring is mapped into the process and counts in
+        /// its resident memory whole, so it is sized for the load rather than generous:
+        /// 8 MiB kept 0 drops at 100k packets/s on loopback (BENCHMARKS.md).
         pub buffer_size: i32,
         /// How long a read waits before returning `Ok(None)`, so the caller can check
         /// its stop flag.
@@ -225,8 +226,8 @@ mod libpcap {
                 filter: None,
                 promiscuous: false,
                 snaplen: 262_144,
-                buffer_size: 32 << 20,
-                read_timeout_ms: 100,
+                buffer_size: 8 << 20,
+                read_timeout_ms: 20,
             }
         }
     }
