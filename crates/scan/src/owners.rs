@@ -174,7 +174,6 @@ pub(crate) fn parse_socket_link(target: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-
     #[test]
     fn socket_links() {
         assert_eq!(parse_socket_link(b"socket:[12345]"), Some(12345));

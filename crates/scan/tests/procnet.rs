@@ -9,9 +9,7 @@ use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use portwatch_scan::{
-    Error, PortUsage, ProcNet, Socket, SocketSource, Transport, aggregate,
-};
+use portwatch_scan::{Error, PortUsage, ProcNet, Socket, SocketSource, Transport, aggregate};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
