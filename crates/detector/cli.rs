@@ -15,7 +15,8 @@ Exit codes:
 
 Files: --db, else $PORTWATCH_DB, else /var/lib/portwatch/ports.db (root) or
 $XDG_STATE_HOME/portwatch/ports.db; --model-dir, else $PORTWATCH_MODEL_DIR, else model/
-beside the database. Silent on success unless -v or --json.";
+beside the database. Silent on success unless -v or --json (an empty batch prints
+one line: no new rounds usually means the collector is not running).";
 
 /// Scores port usage with a CNN-LSTM autoencoder, records anomalies, keeps learning.
 #[derive(Debug, Parser)]

@@ -117,6 +117,10 @@ fn step(cli: &Cli, db: &Path, model_dir: &Path, opts: &Options) -> anyhow::Resul
 fn print_outcome(cli: &Cli, out: &Outcome, took: Duration) -> anyhow::Result<()> {
     if cli.common.json {
         println!("{}", serde_json::to_string(out)?);
+    } else if out.status == Status::NothingToDo {
+        // Printed even without -v: under cron an hour without new rounds means the
+        // collector is not running, which is worth a mail.
+        println!("detector: {}", out.message);
     } else if cli.common.verbose || (out.status == Status::Scored && !out.anomalies.is_empty()) {
         // Anomalies are worth a cron mail; everything else only with -v.
         if cli.common.verbose {
