@@ -260,3 +260,54 @@ fn corrupt_model_is_an_error_and_nothing_changes() {
     );
     assert_eq!(listing(&model), files, "nothing written to the model dir");
 }
+
+#[test]
+fn runs_while_a_collector_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ports.db");
+    let mut conn = open_db(&db);
+    let model = dir.path().join("model");
+    let mut sim = Sim::new(11, 1.0);
+    sim.append(&mut conn, 3.0, &[]);
+    let mut o = opts();
+    o.min_history_secs = 2.0 * 3600.0;
+    o.config = o.config.with_epochs(2);
+    run_once(&mut conn, &model, &o).unwrap();
+    sim.append(&mut conn, 1.0, &[]);
+    // A "collector" inserting packets in short transactions the whole time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = open_db(&db);
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let tx = c.transaction().unwrap();
+                tx.execute(
+                    "INSERT INTO rounds (start_time, source, status) VALUES ('2030-01-01T00:00:00.000000Z', 'live:eth0', 'running')",
+                    [],
+                )
+                .unwrap();
+                let rid = tx.last_insert_rowid();
+                for _ in 0..200 {
+                    tx.execute(
+                        "INSERT INTO packets (timestamp, protocols, round_id, length) VALUES ('2030-01-01T00:00:00.000000Z', 'eth:ipv4:tcp', ?1, 60)",
+                        [rid],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let out = run_once(&mut conn, &model, &o);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let commits = writer.join().unwrap();
+    let out = out.unwrap();
+    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    assert_eq!(out.rounds, 60, "the running round is not part of the batch");
+    assert!(commits > 0);
+}
