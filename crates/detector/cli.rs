@@ -47,6 +47,10 @@ pub struct Cli {
     /// scores that sets the threshold (default 1.5, see MODEL.md).
     #[arg(long, hide = true, default_value_t = 1.5)]
     pub threshold_margin: f32,
+    /// Benchmarks only: at cold start, average the K largest feature errors per step
+    /// instead of all (0 = all, see MODEL.md).
+    #[arg(long, hide = true, value_name = "K")]
+    pub score_top_k: Option<usize>,
     #[command(flatten)]
     pub common: Common,
 }

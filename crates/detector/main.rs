@@ -77,6 +77,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 threshold_margin: cli.threshold_margin,
                 ..Options::default()
             };
+            let mut opts = opts;
+            if let Some(k) = cli.score_top_k {
+                opts.config = opts.config.with_score_top_k(k);
+            }
             if cli.once {
                 step(cli, &db, &model_dir, &opts)
             } else {

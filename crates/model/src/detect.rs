@@ -502,6 +502,7 @@ fn cold_start(
         model: &valid,
         residual_scale: &sc.residual_scale,
         window: cfg.window,
+        top_k: cfg.score_top_k,
     };
     let scorer: &dyn Scorer = match &zscore {
         Some(z) => z,
@@ -631,6 +632,7 @@ fn scored_step(
         model: &valid,
         residual_scale: &sc.residual_scale,
         window: cfg.window,
+        top_k: cfg.score_top_k,
     };
     let scorer: &dyn Scorer = match &zscore {
         Some(z) => z,

@@ -166,6 +166,7 @@ pub const ACTIVE_MIN_RESIDUAL_SCALE: f32 = 0.5;
 pub fn aggregate(
     series: &Series,
     window: usize,
+    top_k: usize,
     mut per_window: impl FnMut(&mut dyn FnMut(WindowRef, usize, &[f32])) -> Result<()>,
 ) -> Result<StepScores> {
     let nf = series.n_features;
@@ -179,7 +180,7 @@ pub fn aggregate(
     let mut feat = vec![vec![0.0f32; nf]; total];
     per_window(&mut |(s, i), t, errs: &[f32]| {
         let g = offsets[s] + i + t;
-        lists[g].push(errs.iter().sum::<f32>() / nf as f32);
+        lists[g].push(step_error(errs, top_k));
         for (a, e) in feat[g].iter_mut().zip(errs) {
             *a += e;
         }
@@ -201,6 +202,18 @@ pub fn aggregate(
     })
 }
 
+/// A window-step's error from its per-feature errors: the mean over all features
+/// (`top_k` = 0), or over the `top_k` largest, so that an attack moving two or three
+/// features is not diluted by the fifty that stay normal.
+pub fn step_error(errs: &[f32], top_k: usize) -> f32 {
+    if top_k == 0 || top_k >= errs.len() {
+        return errs.iter().sum::<f32>() / errs.len().max(1) as f32;
+    }
+    let mut v = errs.to_vec();
+    v.select_nth_unstable_by(top_k - 1, |a, b| b.total_cmp(a));
+    v[..top_k].iter().sum::<f32>() / top_k as f32
+}
+
 /// The autoencoder as a [`Scorer`].
 pub struct ModelScorer<'a> {
     /// The model (inference device).
@@ -209,6 +222,8 @@ pub struct ModelScorer<'a> {
     pub residual_scale: &'a [f32],
     /// Steps per window.
     pub window: usize,
+    /// Features averaged per step error (0 = all; [`step_error`]).
+    pub top_k: usize,
 }
 
 impl Scorer for ModelScorer<'_> {
@@ -221,7 +236,7 @@ impl Scorer for ModelScorer<'_> {
         let nf = series.n_features;
         let w = series.width;
         let window = self.window;
-        aggregate(series, window, |sink| {
+        aggregate(series, window, self.top_k, |sink| {
             let mut errs = vec![0.0f32; nf];
             forward_windows(self.model, series, &refs, window, |chunk, out, inp| {
                 for (j, r) in chunk.iter().enumerate() {
@@ -282,7 +297,9 @@ mod tests {
         let mut s = Series::new(1, 1);
         s.segments.push(vec![0.0; 4]);
         let errs = [[1.0f32, 10.0], [3.0, 5.0], [7.0, 2.0]];
-        let out = aggregate(&s, 2, |sink| {
+        assert_eq!(step_error(&[1.0, 5.0, 3.0], 2), 4.0);
+        assert_eq!(step_error(&[1.0, 5.0, 3.0], 0), 3.0);
+        let out = aggregate(&s, 2, 0, |sink| {
             for (i, e) in errs.iter().enumerate() {
                 for (t, v) in e.iter().enumerate() {
                     sink((0, i), t, &[*v]);

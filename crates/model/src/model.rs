@@ -48,6 +48,10 @@ pub struct DetectorConfig {
     /// Most training windows per epoch at cold start (a random subset beyond that).
     #[config(default = 4000)]
     pub max_windows_per_epoch: usize,
+    /// Features averaged into a step's error: 0 = all (plain normalised MSE), k = the k
+    /// largest. MODEL.md compares the two.
+    #[config(default = 0)]
+    pub score_top_k: usize,
     /// Seed for initial weights and data order.
     #[config(default = 42)]
     pub seed: u64,

@@ -374,6 +374,7 @@ mod tests {
             model: &v,
             residual_scale: &sc.residual_scale,
             window: sc.config.window,
+            top_k: sc.config.score_top_k,
         }
         .score_steps(s)
         .unwrap()
