@@ -56,7 +56,7 @@ fn cold_start_warms_up_then_scores_once() {
 // Flaky, hence ignored in CI (run with `cargo test -- --ignored`): trained on one day
 // that holds a single run of the 03:00 backup, the round at the backup's start or end
 // scores within ±40 % of the threshold depending on training noise, and was flagged in
-// two of the last four runs; the backup-shaped exfiltration was missed in two of them.
+// three of the last five runs; the backup-shaped exfiltration was missed in two of them.
 // Port scans (also repeated two hours later), backdoor and DNS tunnel were caught in all.
 #[test]
 #[ignore = "flaky: the daily job's first/last round is borderline after one day of training (MODEL.md)"]
