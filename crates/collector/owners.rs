@@ -19,7 +19,8 @@ use portwatch_scan::Socket;
 /// (protocol, local address, local port) → owner; `None` for a socket the table shows
 /// but whose process is not visible (another user's, the kernel's). Wildcard listeners
 /// are keyed by the unspecified address of their family.
-type Map = HashMap<(Transport, IpAddr, u16), Option<(u32, Option<Arc<str>>)>>;
+type Owner = (u32, Option<Arc<str>>);
+type Map = HashMap<(Transport, IpAddr, u16), Option<Owner>>;
 
 /// Shared between the scanner (writer of the map) and the sniffer (reader).
 #[derive(Default)]
@@ -109,12 +110,7 @@ impl View {
 
     /// The socket entry for a local endpoint: the exact address, else a wildcard
     /// listener of its family (an IPv6 wildcard also takes IPv4 unless v6only).
-    fn lookup(
-        &self,
-        t: Transport,
-        addr: IpAddr,
-        port: u16,
-    ) -> Option<&Option<(u32, Option<Arc<str>>)>> {
+    fn lookup(&self, t: Transport, addr: IpAddr, port: u16) -> Option<&Option<Owner>> {
         let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
         let wild: &[IpAddr] = if addr.is_ipv4() {
@@ -153,10 +149,10 @@ impl View {
                 None => missed = missed.or(Some(port)),
             }
         }
-        if let Some(port) = missed {
-            if self.asked.insert((t, port)) {
-                self.shared.wanted.store(true, Ordering::Relaxed);
-            }
+        if let Some(port) = missed
+            && self.asked.insert((t, port))
+        {
+            self.shared.wanted.store(true, Ordering::Relaxed);
         }
     }
 }
