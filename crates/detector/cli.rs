@@ -89,39 +89,14 @@ pub enum Command {
     Evaluate,
 }
 
-/// Parses `90`, `90s`, `30m`, `1h`, `7d`, `1h30m`.
+/// Parses a duration as `collector prune` does (humantime: `90s`, `30m`, `1h30m`,
+/// `7d`), refusing zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d.is_zero() => Err("the duration must be longer than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (e.g. 90s, 30m, 1h, 7d)")),
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|e| e.to_string());
-    }
-    let mut total = 0.0f64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("bad duration {s:?} (e.g. 90s, 30m, 1h, 7d)"))?;
-        num.clear();
-        total += n * match c {
-            's' => 1.0,
-            'm' => 60.0,
-            'h' => 3600.0,
-            'd' => 86_400.0,
-            'w' => 7.0 * 86_400.0,
-            _ => return Err(format!("bad duration unit {c:?} in {s:?} (s, m, h, d, w)")),
-        };
-    }
-    if !num.is_empty() {
-        return Err(format!("bad duration {s:?}: missing unit after {num}"));
-    }
-    Duration::try_from_secs_f64(total).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -130,10 +105,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("1x").is_err());
-        assert!(parse_duration("1h3").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("").is_err());
     }
 }

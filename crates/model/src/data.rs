@@ -4,7 +4,6 @@
 //! last_packet_id`): `packets` has no index on `round_id` by design. Rows are streamed
 //! into the feature builder, so memory stays flat however busy the round was.
 
-use std::collections::HashSet;
 use std::ops::Range;
 
 use rusqlite::{Connection, params};
@@ -13,7 +12,7 @@ use crate::Result;
 
 /// A `rounds` row as selected by [`COLUMNS`], before parsing the timestamps.
 type RawRound = (i64, String, String, Option<f64>, Option<i64>, Option<i64>);
-use crate::features::{PktRow, RoundBuilder, RoundKeys, Seen, SockRow, Step};
+use crate::features::{Carry, PktRow, RoundBuilder, RoundKeys, Seen, SockRow, Step};
 use crate::time::parse_micros;
 
 /// A round the detector may evaluate.
@@ -137,13 +136,12 @@ pub fn split_segments(rounds: &[RoundInfo], spacing: i64) -> Vec<Range<usize>> {
 }
 
 /// Loads one round and turns it into steps. `seen` advances as ports and names appear;
-/// `local_addrs` holds the host's addresses learnt from the previous round and is
-/// replaced by this round's.
+/// `carry` holds what the previous round handed on and is replaced by this round's.
 pub fn load_round(
     conn: &Connection,
     info: &RoundInfo,
     seen: &mut Seen,
-    local_addrs: &mut HashSet<u64>,
+    carry: &mut Carry,
 ) -> Result<(Vec<Step>, RoundKeys)> {
     let mut socks = Vec::new();
     {
@@ -168,13 +166,12 @@ pub fn load_round(
     }
     let mut b = RoundBuilder::new(
         info.id,
-        info.start,
-        info.end,
+        (info.start, info.end),
         info.scan_interval,
         &socks,
         seen,
-    )
-    .with_local_addrs(local_addrs.clone());
+        std::mem::take(carry),
+    );
     if let (Some(lo), Some(hi)) = (info.first_packet_id, info.last_packet_id) {
         let mut st = conn.prepare_cached(
             "SELECT timestamp, protocols, qry_name, resp_name IS NOT NULL, port_id, dest_port, \
@@ -204,11 +201,9 @@ pub fn load_round(
             b.add_packet(&p);
         }
     }
-    let learnt = b.learnt_local_addrs();
-    if !learnt.is_empty() {
-        *local_addrs = learnt;
-    }
-    Ok(b.finish(seen))
+    let (steps, keys, next) = b.finish(seen);
+    *carry = next;
+    Ok((steps, keys))
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use serde_json::json;
 
 use crate::baseline::ZScore;
 use crate::data::{self, RoundInfo};
-use crate::features::{N_FEATURES, N_TIME, RoundKeys, Scaler, Seen, Step, feature_names};
+use crate::features::{
+    Carry, N_FEATURES, N_TIME, RoundKeys, SCAN_HORIZON, Scaler, Seen, Step, feature_names,
+};
 use crate::inference::{self, ModelScorer, Scorer, StepScores, threshold_from};
 use crate::model::{Autoencoder, DetectorConfig};
 use crate::persistence::{ModelDir, RawSegment, Sidecar, new_sidecar};
@@ -164,9 +166,9 @@ fn load_rounds(
 ) -> Result<Loaded> {
     let mut steps = Vec::with_capacity(rounds.len());
     let mut keys = Vec::with_capacity(rounds.len());
-    let mut local_addrs = HashSet::new();
+    let mut carry = Carry::default();
     for r in &rounds {
-        let (s, k) = data::load_round(conn, r, seen, &mut local_addrs)?;
+        let (s, k) = data::load_round(conn, r, seen, &mut carry)?;
         steps.push(s);
         keys.push(k);
     }
@@ -373,7 +375,7 @@ fn cold_start(
     previous: Option<Sidecar>,
     batch: Vec<RoundInfo>,
 ) -> Result<Outcome> {
-    let started = format_micros(chrono::Utc::now().timestamp_micros());
+    let started = format_micros(portwatch_store::time::now_micros());
     let history = data::history_rounds(conn)?;
     let spacing = data::usual_spacing(&history);
     let hours = history_hours(&history, spacing);
@@ -391,7 +393,7 @@ fn cold_start(
     // "new" at the first step of history and teach the model that this is normal.
     let mut seen = Seen::default();
     if let Some(first) = history.first() {
-        let (_, keys) = data::load_round(conn, first, &mut Seen::default(), &mut HashSet::new())?;
+        let (_, keys) = data::load_round(conn, first, &mut Seen::default(), &mut Carry::default())?;
         seen.add_keys(&keys);
     }
     let l = load_rounds(conn, history, spacing, &mut seen)?;
@@ -610,14 +612,21 @@ fn scored_step(
     model: Autoencoder,
     batch: Vec<RoundInfo>,
 ) -> Result<Outcome> {
-    let started = format_micros(chrono::Utc::now().timestamp_micros());
+    let started = format_micros(portwatch_store::time::now_micros());
     let cfg = sc.config.clone();
     let threshold = sc.threshold.ok_or_else(|| Error::CorruptModel {
         path: dir.path().join(crate::persistence::SIDECAR),
         reason: "a trained model without a threshold".into(),
     })?;
+    // Context: enough earlier rounds for the first windows, and for the scan tracker's
+    // horizon, so the batch's first rounds get the same features as any other.
     let steps_per_round = (60.0 / sc.scan_interval.max(0.5)).round().max(1.0) as usize;
-    let ctx_n = cfg.window.saturating_sub(1).div_ceil(steps_per_round);
+    let horizon_rounds = (SCAN_HORIZON as f64 / sc.round_spacing_us.max(1) as f64).ceil() as usize;
+    let ctx_n = cfg
+        .window
+        .saturating_sub(1)
+        .div_ceil(steps_per_round)
+        .max(horizon_rounds);
     let mut rounds = match batch.first() {
         Some(first) if ctx_n > 0 => data::context_rounds(conn, first, ctx_n)?,
         _ => Vec::new(),
@@ -822,7 +831,7 @@ fn write_batch(
     anomalies: &[AnomalyReport],
 ) -> Result<i64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let finished = format_micros(chrono::Utc::now().timestamp_micros());
+    let finished = format_micros(portwatch_store::time::now_micros());
     tx.execute(
         "INSERT INTO batches (timestamp, alg, finished_at, first_round_id, last_round_id, windows, \
          anomalies, threshold, loss_before, loss_after, model_version, status) \

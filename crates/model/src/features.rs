@@ -8,8 +8,9 @@
 //! show an empty sliver of time, which the model would have to learn as a pattern).
 //!
 //! Direction rule (the schema stores no local addresses): the host's own addresses are
-//! learnt from traffic — in a host capture they are on nearly every packet, so an
-//! address seen in at least a fifth of a round's packets is local for the next round.
+//! learnt from traffic — in a host capture they are on the host's side (the side whose
+//! port the host has a socket on) of nearly every packet, so an address on that side of
+//! at least a fifth of a round's packets is local for the next round.
 //! A packet from a local address to a non-local one is *outbound*, the reverse
 //! *inbound*. Otherwise (first round, loopback) ports decide: outbound when the source
 //! port is one the host has a socket on in this round and the destination port is not,
@@ -21,9 +22,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 /// Version of the feature definitions below; a model saved with another version is refused.
-pub const SPEC_VERSION: u32 = 1;
-/// Buckets for hashed listening ports.
-pub const N_BUCKETS: usize = 16;
+pub const SPEC_VERSION: u32 = 2;
+/// Buckets for hashed listening ports ([`listen_bucket`]).
+pub const N_BUCKETS: usize = 64;
 /// Calendar inputs per step (time of day, day of week; sin and cos): fed to the model
 /// but neither reconstructed nor scored.
 pub const N_TIME: usize = 4;
@@ -34,13 +35,23 @@ pub const CLIP: f32 = 30.0;
 pub const MIN_SCALE: f32 = 0.25;
 /// Most DNS names remembered in the seen-set (oldest forgotten first).
 pub const MAX_SEEN_NAMES: usize = 20_000;
+/// How far back a remote address's probes of closed ports are remembered for
+/// `scan_breadth` (µs): ten minutes, so a scan of one port every 10 s reaches 60.
+pub const SCAN_HORIZON: i64 = 600 * crate::time::SECOND;
 
 const SOCKET_STATES_TCP: [&str; 4] = ["listen", "estab", "timewait", "other"];
 const SOCKET_STATES_UDP: [&str; 2] = ["unconn", "estab"];
-const PORT_CLASSES: [&str; 3] = ["wk", "reg", "eph"];
+/// Where a socket's local port sits: below 1024 (`wk`), another port the host listens on
+/// in that sample (`svc`: the server side of inbound connections), or any other port
+/// (`cli`: the client side of the host's own connections). Not IANA's registered /
+/// dynamic split: Linux draws client ports from 32768–60999, across that boundary, so
+/// the same pool of connections would move between classes from one day to the next.
+const PORT_CLASSES: [&str; 3] = ["wk", "svc", "cli"];
+const N_SOCKET: usize = (SOCKET_STATES_TCP.len() + SOCKET_STATES_UDP.len()) * PORT_CLASSES.len();
 
 /// Index of the first feature after the socket counts and buckets.
-const F_NEW_LISTEN: usize = 18 + N_BUCKETS;
+const F_BUCKETS: usize = N_SOCKET;
+const F_NEW_LISTEN: usize = F_BUCKETS + N_BUCKETS;
 const F_PROCESSES: usize = F_NEW_LISTEN + 1;
 const F_PKTS: usize = F_PROCESSES + 1;
 const F_PKTS_TCP: usize = F_PKTS + 1;
@@ -62,8 +73,10 @@ const F_QUIC: usize = F_PKTS + 16;
 const F_TLS: usize = F_PKTS + 17;
 const F_BYTES_OUT_TOP: usize = F_PKTS + 18;
 const F_SYN_CLOSED: usize = F_PKTS + 19;
+const F_SCAN_BREADTH: usize = F_PKTS + 20;
+const F_SYN_TOP_NET: usize = F_PKTS + 21;
 /// Number of scored features per step.
-pub const N_FEATURES: usize = F_SYN_CLOSED + 1;
+pub const N_FEATURES: usize = F_SYN_TOP_NET + 1;
 /// Bits per character above which a DNS name looks random (tunnels, DGAs): English-like
 /// names such as `api.github.com` stay near 3.3.
 pub const HIGH_ENTROPY: f32 = 4.0;
@@ -109,6 +122,8 @@ pub fn feature_names() -> Vec<String> {
         "tls_packets",
         "bytes_out_top_remote",
         "inbound_syn_closed_ports",
+        "scan_breadth",
+        "inbound_syn_top_net",
     ] {
         v.push(n.to_string());
     }
@@ -150,16 +165,18 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The bucket of a listening (protocol, port).
-pub fn port_bucket(tcp: bool, port: u16) -> usize {
-    let p = port.to_be_bytes();
-    (fnv1a(&[u8::from(tcp), p[0], p[1]]) % N_BUCKETS as u64) as usize
+/// The bucket of a listening port: FNV-1a over its two big-endian bytes, modulo
+/// [`N_BUCKETS`], whatever the protocol. `collector simulate` aims its hard backdoor at
+/// this function, so it is the one definition both use.
+pub fn listen_bucket(port: u16) -> usize {
+    (fnv1a(&port.to_be_bytes()) % N_BUCKETS as u64) as usize
 }
 
-fn port_class(port: u16) -> usize {
-    match port {
-        0..=1023 => 0,
-        1024..=49151 => 1,
+/// [`PORT_CLASSES`] index of a local port, given whether the host listens on it.
+fn port_class(port: u16, listened: bool) -> usize {
+    match (port, listened) {
+        (0..=1023, _) => 0,
+        (_, true) => 1,
         _ => 2,
     }
 }
@@ -336,6 +353,7 @@ struct TrafficAcc {
     tls: f64,
     out_by_remote: HashMap<u64, f64>,
     syn_closed: HashSet<u16>,
+    syn_by_net: HashMap<u64, u32>,
 }
 
 impl TrafficAcc {
@@ -356,21 +374,85 @@ impl TrafficAcc {
         for (k, v) in o.out_by_remote {
             *self.out_by_remote.entry(k).or_default() += v;
         }
+        for (k, v) in o.syn_by_net {
+            *self.syn_by_net.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Closed ports each remote address probed (bare SYN to a port nothing listens on)
+/// within the last [`SCAN_HORIZON`], carried from round to round: a scan slow enough to
+/// touch one port per step is only visible over minutes.
+#[derive(Clone, Debug, Default)]
+pub struct ScanTracker {
+    /// Remote address hash → closed port → time of the latest probe.
+    by_remote: HashMap<u64, HashMap<u16, i64>>,
+}
+
+impl ScanTracker {
+    fn record(&mut self, remote: u64, port: u16, ts: i64) {
+        let last = self
+            .by_remote
+            .entry(remote)
+            .or_default()
+            .entry(port)
+            .or_insert(ts);
+        *last = (*last).max(ts);
+    }
+
+    /// Forgets probes older than the horizon before `now`; returns the most closed
+    /// ports any one remote probed within it.
+    fn breadth_at(&mut self, now: i64) -> usize {
+        let cutoff = now - SCAN_HORIZON;
+        self.by_remote.retain(|_, ports| {
+            ports.retain(|_, ts| *ts > cutoff);
+            !ports.is_empty()
+        });
+        self.by_remote.values().map(HashMap::len).max().unwrap_or(0)
+    }
+}
+
+/// What one round hands to the next: the host's addresses learnt from traffic, and
+/// recent probes of closed ports.
+#[derive(Clone, Debug, Default)]
+pub struct Carry {
+    /// Hashes ([`fnv1a`]) of the host's own addresses.
+    pub local_addrs: HashSet<u64>,
+    /// Recent probes per remote address.
+    pub scans: ScanTracker,
+}
+
+/// Hash of the network a remote address belongs to: its /24 (IPv4) or /48 (IPv6), the
+/// unit a flood from one provider's block arrives in.
+fn net_of(addr: &str) -> u64 {
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => {
+            let o = a.octets();
+            fnv1a(&[4, o[0], o[1], o[2]])
+        }
+        Ok(std::net::IpAddr::V6(a)) => {
+            let o = a.octets();
+            fnv1a(&[6, o[0], o[1], o[2], o[3], o[4], o[5]])
+        }
+        Err(_) => fnv1a(addr.as_bytes()),
     }
 }
 
 /// Builds the steps of one round from its socket samples and a stream of its packets.
 pub struct RoundBuilder {
     round_id: i64,
+    end: i64,
     step_ts: Vec<i64>,
     sock: Vec<Vec<f64>>,
     evidence: Vec<Evidence>,
     local: HashSet<u32>,
     listening: HashSet<u32>,
-    local_addrs: HashSet<u64>,
+    carry: Carry,
     addr_counts: HashMap<u64, u32>,
     packets: u32,
     traffic: Vec<TrafficAcc>,
+    /// Probes of closed ports in this round: (time, remote hash, port).
+    probes: Vec<(i64, u64, u16)>,
     keys: RoundKeys,
 }
 
@@ -378,14 +460,15 @@ impl RoundBuilder {
     /// Starts a round. `socks` are its `rounds_ports` rows; when it has none (an empty
     /// socket table, or no scanner), steps are laid out every `scan_interval` seconds
     /// from `start` to `end`. `seen` is updated as listening ports appear, so "new"
-    /// counts only the first sample a port shows up in.
+    /// counts only the first sample a port shows up in. `carry` comes from the round
+    /// before (default for the first).
     pub fn new(
         round_id: i64,
-        start: i64,
-        end: i64,
+        (start, end): (i64, i64),
         scan_interval: Option<f64>,
         socks: &[SockRow],
         seen: &mut Seen,
+        carry: Carry,
     ) -> Self {
         let mut step_ts: Vec<i64> = socks.iter().map(|s| s.ts).collect();
         step_ts.sort_unstable();
@@ -399,39 +482,47 @@ impl RoundBuilder {
             }
         }
         let n = step_ts.len();
-        let mut sock = vec![vec![0.0f64; F_PKTS]; n];
-        let mut evidence = vec![Evidence::default(); n];
-        let mut local = HashSet::new();
-        let mut listening_any = HashSet::new();
-        let mut listening: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
-        let mut procs: Vec<HashSet<&str>> = vec![HashSet::new(); n];
-        let mut owner: HashMap<u32, Option<String>> = HashMap::new();
-        for s in socks {
-            let Ok(i) = step_ts.binary_search(&s.ts) else {
-                continue;
-            };
-            local.insert(port_key(s.tcp, s.port));
-            let class = port_class(s.port);
-            let st = s.state.to_ascii_uppercase();
-            let (idx, listen) = if s.tcp {
-                let k = match st.as_str() {
-                    "LISTEN" => 0,
-                    "ESTABLISHED" => 1,
-                    "TIME_WAIT" => 2,
-                    _ => 3,
-                };
-                (k * 3 + class, k == 0)
+        let is_listen = |s: &SockRow| {
+            let st = s.state.as_str();
+            if s.tcp {
+                st.eq_ignore_ascii_case("LISTEN")
             } else {
-                let k = usize::from(st != "UNCONN");
-                (12 + k * 3 + class, k == 0)
-            };
-            sock[i][idx] += s.sockets.max(0) as f64;
-            if listen {
+                st.eq_ignore_ascii_case("UNCONN")
+            }
+        };
+        // Listening sockets first: they decide the class of every other socket.
+        let mut listening: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
+        let mut listening_any = HashSet::new();
+        let mut owner: HashMap<u32, Option<String>> = HashMap::new();
+        for s in socks.iter().filter(|s| is_listen(s)) {
+            if let Ok(i) = step_ts.binary_search(&s.ts) {
                 let key = port_key(s.tcp, s.port);
                 listening_any.insert(key);
                 listening[i].insert(key);
                 owner.entry(key).or_insert_with(|| s.process.clone());
             }
+        }
+        let mut sock = vec![vec![0.0f64; F_PKTS]; n];
+        let mut evidence = vec![Evidence::default(); n];
+        let mut local = HashSet::new();
+        let mut procs: Vec<HashSet<&str>> = vec![HashSet::new(); n];
+        for s in socks {
+            let Ok(i) = step_ts.binary_search(&s.ts) else {
+                continue;
+            };
+            let key = port_key(s.tcp, s.port);
+            local.insert(key);
+            let class = port_class(s.port, listening[i].contains(&key));
+            let st = s.state.as_str();
+            let state = if s.tcp {
+                ["LISTEN", "ESTABLISHED", "TIME_WAIT"]
+                    .iter()
+                    .position(|x| st.eq_ignore_ascii_case(x))
+                    .unwrap_or(3)
+            } else {
+                SOCKET_STATES_TCP.len() + usize::from(!is_listen(s))
+            };
+            sock[i][state * PORT_CLASSES.len() + class] += s.sockets.max(0) as f64;
             if let Some(p) = &s.process {
                 procs[i].insert(p.as_str());
             }
@@ -442,7 +533,7 @@ impl RoundBuilder {
             for &key in &listening[i] {
                 let tcp = key >> 16 == 1;
                 let port = (key & 0xffff) as u16;
-                sock[i][18 + port_bucket(tcp, port)] += 1.0;
+                sock[i][F_BUCKETS + listen_bucket(port)] += 1.0;
                 if seen.add_port(key) {
                     sock[i][F_NEW_LISTEN] += 1.0;
                     if evidence[i].new_ports.len() < 8 {
@@ -460,34 +551,19 @@ impl RoundBuilder {
         keys.ports = round_ports.into_iter().collect();
         RoundBuilder {
             round_id,
+            end: end.max(start),
             step_ts,
             sock,
             evidence,
             local,
             listening: listening_any,
-            local_addrs: HashSet::new(),
+            carry,
             addr_counts: HashMap::new(),
             packets: 0,
             traffic: vec![TrafficAcc::default(); n],
+            probes: Vec::new(),
             keys,
         }
-    }
-
-    /// The host's addresses (hashed with [`fnv1a`]) learnt from the previous round.
-    pub fn with_local_addrs(mut self, addrs: HashSet<u64>) -> Self {
-        self.local_addrs = addrs;
-        self
-    }
-
-    /// Addresses on at least [`LOCAL_ADDR_SHARE`] of this round's packets (call after
-    /// the packets, before [`RoundBuilder::finish`]).
-    pub fn learnt_local_addrs(&self) -> HashSet<u64> {
-        let min = (f64::from(self.packets) * LOCAL_ADDR_SHARE).max(1.0);
-        self.addr_counts
-            .iter()
-            .filter(|(_, c)| f64::from(**c) >= min)
-            .map(|(a, _)| *a)
-            .collect()
     }
 
     /// Adds one packet of the round.
@@ -521,57 +597,65 @@ impl RoundBuilder {
         if protos.contains("tls") {
             acc.tls += 1.0;
         }
-        if let Some(f) = p.tcp_flags
-            && tcp
-            && f & 0x02 != 0
-            && f & 0x10 == 0
-        {
+        let bare_syn = tcp && p.tcp_flags.is_some_and(|f| f & 0x02 != 0 && f & 0x10 == 0);
+        if bare_syn {
             acc.syn += 1.0;
         }
         let sp = p.sport.unwrap_or(0);
         let dp = p.dport.unwrap_or(0);
         let src_h = p.src.map(|a| fnv1a(a.as_bytes()));
         let dst_h = p.dst.map(|a| fnv1a(a.as_bytes()));
-        self.packets += 1;
-        for h in [src_h, dst_h].into_iter().flatten() {
-            *self.addr_counts.entry(h).or_default() += 1;
+        // The side whose port is one of the host's sockets is the host's: its address
+        // is counted towards the local addresses (a scanner's probes go to closed
+        // ports, so however many it sends, its address is not learnt as the host's).
+        let src_local = (tcp || udp) && self.local.contains(&port_key(tcp, sp));
+        let dst_local = (tcp || udp) && self.local.contains(&port_key(tcp, dp));
+        if src_local || dst_local {
+            self.packets += 1;
+            for h in [src_h.filter(|_| src_local), dst_h.filter(|_| dst_local)]
+                .into_iter()
+                .flatten()
+            {
+                *self.addr_counts.entry(h).or_default() += 1;
+            }
         }
-        let src_la = src_h.is_some_and(|h| self.local_addrs.contains(&h));
-        let dst_la = dst_h.is_some_and(|h| self.local_addrs.contains(&h));
+        let local_addrs = &self.carry.local_addrs;
+        let src_la = src_h.is_some_and(|h| local_addrs.contains(&h));
+        let dst_la = dst_h.is_some_and(|h| local_addrs.contains(&h));
         let outbound = match (src_la, dst_la) {
             (true, false) => true,
             (false, true) => false,
-            _ => {
-                let src_local = (tcp || udp) && self.local.contains(&port_key(tcp, sp));
-                let dst_local = (tcp || udp) && self.local.contains(&port_key(tcp, dp));
-                match (src_local, dst_local) {
-                    (true, false) => true,
-                    (false, true) => false,
-                    _ => sp >= dp,
-                }
-            }
+            _ => match (src_local, dst_local) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => sp >= dp,
+            },
         };
         let acc = &mut self.traffic[i];
-        if !outbound
-            && tcp
-            && p.tcp_flags.is_some_and(|f| f & 0x02 != 0 && f & 0x10 == 0)
-            && !self.listening.contains(&port_key(true, dp))
-        {
-            acc.syn_closed.insert(dp);
+        if !outbound && bare_syn {
+            if let Some(a) = p.src {
+                *acc.syn_by_net.entry(net_of(a)).or_default() += 1;
+            }
+            if !self.listening.contains(&port_key(true, dp)) {
+                acc.syn_closed.insert(dp);
+                if let Some(h) = src_h {
+                    self.probes.push((p.ts, h, dp));
+                }
+            }
         }
         let len = p.length.max(0) as f64;
         let (raddr, rport) = if outbound {
             acc.bytes_out += len;
-            if let Some(a) = p.dst {
-                *acc.out_by_remote.entry(fnv1a(a.as_bytes())).or_default() += len;
+            if let Some(h) = dst_h {
+                *acc.out_by_remote.entry(h).or_default() += len;
             }
-            (p.dst, p.dport)
+            (dst_h, p.dport)
         } else {
             acc.bytes_in += len;
-            (p.src, p.sport)
+            (src_h, p.sport)
         };
-        if let Some(a) = raddr {
-            acc.remote_addrs.insert(fnv1a(a.as_bytes()));
+        if let Some(h) = raddr {
+            acc.remote_addrs.insert(h);
         }
         if let Some(rp) = rport
             && (tcp || udp)
@@ -588,17 +672,56 @@ impl RoundBuilder {
         }
     }
 
-    /// Finishes the round: one [`Step`] per sample, and the round's keys for [`Seen`].
-    pub fn finish(mut self, seen: &mut Seen) -> (Vec<Step>, RoundKeys) {
+    /// Finishes the round: one [`Step`] per sample, the round's keys for [`Seen`], and
+    /// what the next round needs ([`Carry`]): the host's addresses are those on the
+    /// host's side (a port it has a socket on) of at least [`LOCAL_ADDR_SHARE`] of this
+    /// round's packets that have such a side, or the previous ones if none.
+    pub fn finish(mut self, seen: &mut Seen) -> (Vec<Step>, RoundKeys, Carry) {
         let n = self.step_ts.len();
         if n >= 2 {
             let last = std::mem::take(&mut self.traffic[n - 1]);
             self.traffic[n - 2].merge(last);
             self.traffic[n - 1] = self.traffic[n - 2].clone();
         }
+        let mut carry = std::mem::take(&mut self.carry);
+        let min = (f64::from(self.packets) * LOCAL_ADDR_SHARE).max(1.0);
+        let learnt: HashSet<u64> = self
+            .addr_counts
+            .iter()
+            .filter(|(_, c)| f64::from(**c) >= min)
+            .map(|(a, _)| *a)
+            .collect();
+        if !learnt.is_empty() {
+            carry.local_addrs = learnt;
+        }
+        // Scan breadth at the end of each step's traffic interval (the round's end for
+        // the merged last two), probes fed in time order.
+        self.probes.sort_unstable_by_key(|p| p.0);
+        let mut probes = self.probes.iter().peekable();
+        let mut breadth: Vec<usize> = Vec::with_capacity(n);
+        for i in 0..n {
+            if n >= 2 && i == n - 1 {
+                breadth.push(breadth[i - 1]);
+                break;
+            }
+            let merged_tail = i + 2 >= n;
+            let until = if merged_tail {
+                self.end
+            } else {
+                self.step_ts[i + 1]
+            };
+            while let Some(&&(ts, remote, port)) = probes.peek() {
+                if ts >= until && !merged_tail {
+                    break;
+                }
+                carry.scans.record(remote, port, ts);
+                probes.next();
+            }
+            breadth.push(carry.scans.breadth_at(until));
+        }
         let mut names_round: BTreeSet<String> = BTreeSet::new();
         let mut steps: Vec<Step> = Vec::with_capacity(n);
-        for i in 0..n {
+        for (i, breadth) in breadth.into_iter().enumerate() {
             let acc = &self.traffic[i];
             let mut v = std::mem::take(&mut self.sock[i]);
             v.resize(N_FEATURES, 0.0);
@@ -617,6 +740,8 @@ impl RoundBuilder {
             v[F_TLS] = acc.tls;
             v[F_BYTES_OUT_TOP] = acc.out_by_remote.values().copied().fold(0.0, f64::max);
             v[F_SYN_CLOSED] = acc.syn_closed.len() as f64;
+            v[F_SCAN_BREADTH] = breadth as f64;
+            v[F_SYN_TOP_NET] = f64::from(acc.syn_by_net.values().copied().max().unwrap_or(0));
             let distinct: BTreeSet<&str> = acc.names.iter().map(String::as_str).collect();
             v[F_DNS_NAMES] = distinct.len() as f64;
             let mut new = 0.0;
@@ -662,7 +787,7 @@ impl RoundBuilder {
             });
         }
         self.keys.names = names_round.into_iter().collect();
-        (steps, self.keys)
+        (steps, self.keys, carry)
     }
 }
 
@@ -748,7 +873,9 @@ mod tests {
     fn fnv_is_stable() {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert!(port_bucket(true, 22) < N_BUCKETS);
+        assert!(listen_bucket(22) < N_BUCKETS);
+        // The contract `collector simulate` aims at: FNV-1a of the big-endian port.
+        assert_eq!(listen_bucket(443), (fnv1a(&[1, 187]) % 64) as usize);
     }
 
     #[test]
@@ -767,11 +894,21 @@ mod tests {
             sock(5 * s, 22, true, "LISTEN", 1),
             sock(5 * s, 8080, true, "LISTEN", 1),
             sock(5 * s, 53000, false, "UNCONN", 1),
+            sock(5 * s, 8080, true, "ESTABLISHED", 3),
+            sock(5 * s, 41000, true, "ESTABLISHED", 4),
+            sock(5 * s, 50000, true, "TIME_WAIT", 5),
             sock(10 * s, 22, true, "LISTEN", 1),
         ];
         let mut seen = Seen::default();
         seen.add_port(port_key(true, 22));
-        let mut b = RoundBuilder::new(1, 0, 10 * s, Some(5.0), &socks, &mut seen);
+        let mut b = RoundBuilder::new(
+            1,
+            (0, 10 * s),
+            Some(5.0),
+            &socks,
+            &mut seen,
+            Carry::default(),
+        );
         // Inbound SYN to 22 at t=1 s, DNS query at 6 s, one at 10.5 s (merged into step 1).
         b.add_packet(&PktRow {
             ts: s,
@@ -798,8 +935,12 @@ mod tests {
                 ..Default::default()
             });
         }
-        let (steps, keys) = b.finish(&mut seen);
+        let (steps, keys, carry) = b.finish(&mut seen);
         assert_eq!(steps.len(), 3);
+        assert!(
+            carry.local_addrs.contains(&fnv1a(b"10.0.0.1")),
+            "on every packet"
+        );
         let names = feature_names();
         let get = |i: usize, n: &str| {
             let j = names.iter().position(|x| x == n).unwrap();
@@ -807,8 +948,12 @@ mod tests {
         };
         assert_eq!(get(0, "tcp_listen_wk"), 1.0);
         assert_eq!(get(0, "tcp_estab_wk"), 2.0);
-        assert_eq!(get(1, "tcp_listen_reg"), 1.0);
-        assert_eq!(get(1, "udp_unconn_eph"), 1.0);
+        assert_eq!(get(1, "tcp_listen_svc"), 1.0);
+        assert_eq!(get(1, "udp_unconn_svc"), 1.0);
+        assert_eq!(get(1, "tcp_estab_svc"), 3.0, "server side of a listener");
+        assert_eq!(get(1, "tcp_estab_cli"), 4.0, "the host's own connection");
+        assert_eq!(get(1, "tcp_timewait_cli"), 5.0);
+        assert_eq!(get(0, "tcp_estab_cli"), 0.0);
         assert_eq!(get(0, "new_listening_ports"), 0.0);
         assert_eq!(get(1, "new_listening_ports"), 2.0);
         assert_eq!(get(2, "new_listening_ports"), 0.0);
@@ -836,9 +981,84 @@ mod tests {
     fn round_without_samples_gets_steps_from_interval() {
         let mut seen = Seen::default();
         let s = crate::time::SECOND;
-        let b = RoundBuilder::new(1, 0, 55 * s, Some(5.0), &[], &mut seen);
-        let (steps, _) = b.finish(&mut seen);
+        let b = RoundBuilder::new(1, (0, 55 * s), Some(5.0), &[], &mut seen, Carry::default());
+        let (steps, _, _) = b.finish(&mut seen);
         assert_eq!(steps.len(), 12);
+    }
+
+    /// A remote probing one closed port every 10 s, over two rounds: breadth grows
+    /// across the round boundary and forgets probes older than the horizon; stray
+    /// probes from many addresses stay at 1; SYNs from one /24 add up per step.
+    #[test]
+    fn scan_breadth_spans_rounds_and_syns_group_by_network() {
+        let s = crate::time::SECOND;
+        let names = feature_names();
+        let col = |n: &str| names.iter().position(|x| x == n).unwrap();
+        let socks = |t0: i64| -> Vec<SockRow> {
+            (0..12)
+                .map(|k| sock(t0 + k * 5 * s, 22, true, "LISTEN", 1))
+                .collect()
+        };
+        fn syn(ts: i64, src: &str, dport: u16) -> PktRow<'_> {
+            PktRow {
+                ts,
+                protocols: "eth:ipv4:tcp",
+                sport: Some(40000),
+                dport: Some(dport),
+                src: Some(src),
+                dst: Some("10.0.0.1"),
+                length: 60,
+                tcp_flags: Some(0x02),
+                ..Default::default()
+            }
+        }
+        let mut seen = Seen::default();
+        let mut carry = Carry::default();
+        carry.local_addrs.insert(fnv1a(b"10.0.0.1"));
+        let mut breadth = Vec::new();
+        for round in 0..12i64 {
+            let t0 = round * 60 * s;
+            let rs = socks(t0);
+            let mut b =
+                RoundBuilder::new(round, (t0, t0 + 55 * s), Some(5.0), &rs, &mut seen, carry);
+            for k in 0..6 {
+                let port = 1000 + (round * 6 + k) as u16;
+                b.add_packet(&syn(t0 + k * 10 * s + s, "203.0.113.7", port));
+            }
+            // Strays from different networks, and one to the open port 22.
+            b.add_packet(&syn(t0 + 2 * s, &format!("198.51.{round}.9"), 23));
+            b.add_packet(&syn(t0 + 3 * s, "192.0.2.1", 22));
+            let (steps, _, c) = b.finish(&mut seen);
+            carry = c;
+            breadth.extend(
+                steps
+                    .iter()
+                    .map(|st| st.raw[col("scan_breadth")].exp_m1().round()),
+            );
+        }
+        assert_eq!(breadth[0], 1.0);
+        assert_eq!(breadth[11], 6.0, "six probes in the first round");
+        assert_eq!(breadth[12], 7.0, "the count goes on in the next round");
+        assert_eq!(breadth[9 * 12 + 11], 60.0, "ten minutes of probes");
+        assert_eq!(breadth[11 * 12 + 11], 60.0, "older probes are forgotten");
+        // /24 grouping: 20 SYNs from 20 addresses of one /24 in one step.
+        let rs = socks(0);
+        let mut b = RoundBuilder::new(99, (0, 55 * s), Some(5.0), &rs, &mut seen, Carry::default());
+        for k in 0..20 {
+            b.add_packet(&syn(s + k, &format!("192.0.2.{k}"), 22));
+        }
+        b.add_packet(&syn(s, "2001:db8:1::5", 22));
+        let (steps, _, _) = b.finish(&mut seen);
+        assert_eq!(
+            steps[0].raw[col("inbound_syn_top_net")].exp_m1().round(),
+            20.0
+        );
+        assert_eq!(steps[1].raw[col("inbound_syn_top_net")], 0.0);
+        assert_eq!(
+            steps[0].raw[col("scan_breadth")],
+            0.0,
+            "22 listens: not a probe"
+        );
     }
 
     #[test]

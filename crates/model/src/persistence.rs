@@ -162,7 +162,7 @@ impl ModelDir {
         sidecar.weights_file = name;
         sidecar.weights_sha256 = sha;
         sidecar.model_version += 1;
-        sidecar.updated_at = crate::time::format_micros(chrono::Utc::now().timestamp_micros());
+        sidecar.updated_at = crate::time::format_micros(portwatch_store::time::now_micros());
         let json = serde_json::to_vec(sidecar)?;
         let cur = self.path.join(SIDECAR);
         if cur.exists() {
@@ -312,7 +312,7 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
 
 /// A new sidecar for a freshly trained model (weights fields are filled by `save`).
 pub fn new_sidecar(config: DetectorConfig, scaler: Scaler) -> Sidecar {
-    let now = crate::time::format_micros(chrono::Utc::now().timestamp_micros());
+    let now = crate::time::format_micros(portwatch_store::time::now_micros());
     Sidecar {
         format_version: FORMAT_VERSION,
         model_version: 0,

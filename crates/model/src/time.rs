@@ -1,34 +1,16 @@
-//! Timestamps: the schema's `YYYY-MM-DDTHH:MM:SS.ffffffZ` text to and from microseconds
-//! since the Unix epoch (UTC).
+//! Time for the model: the database's timestamps (through the store crate, which owns
+//! their one format) and the calendar inputs of a step.
 
-use chrono::{DateTime, NaiveDateTime};
+pub use portwatch_store::time::format_micros;
 
 use crate::{Error, Result};
 
 /// Microseconds in one second.
 pub const SECOND: i64 = 1_000_000;
 
-/// Parses a stored timestamp (fraction optional, `Z` or `+00:00` suffix).
+/// Parses a stored timestamp (or a variant a user types) into microseconds.
 pub fn parse_micros(s: &str) -> Result<i64> {
-    let t = s.trim();
-    if let Ok(dt) = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.fZ") {
-        return Ok(dt.and_utc().timestamp_micros());
-    }
-    DateTime::parse_from_rfc3339(t)
-        .map(|d| d.timestamp_micros())
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
-                .map(|d| d.and_utc().timestamp_micros())
-        })
-        .map_err(|_| Error::Timestamp(s.to_string()))
-}
-
-/// Formats microseconds as the schema's timestamp text.
-pub fn format_micros(us: i64) -> String {
-    match DateTime::from_timestamp_micros(us) {
-        Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-        None => format!("@{us}us"),
-    }
+    portwatch_store::time::parse_micros(s).map_err(|_| Error::Timestamp(s.to_string()))
 }
 
 /// Time-of-day and day-of-week as points on circles: `[sin, cos]` of each, so 23:59 is
@@ -51,15 +33,6 @@ pub fn calendar_inputs(us: i64) -> [f32; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn round_trip() {
-        let s = "2026-11-25T17:54:15.123456Z";
-        let us = parse_micros(s).unwrap();
-        assert_eq!(format_micros(us), s);
-        assert_eq!(parse_micros("2026-11-25T17:54:15Z").unwrap(), us - 123_456);
-        assert!(parse_micros("yesterday").is_err());
-    }
 
     #[test]
     fn calendar_is_periodic() {

@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use portwatch_capture::{Packet, Transport};
 
 use crate::config::EventKind;
-use crate::hash::{listen_bucket, listen_bucket_proto16};
 use crate::host::{Host, MINUTE, SITE, ephemeral, is_open, random_public_v4};
 use crate::net::{Flow, Owner, SEC, Sock, TcpSession, dns_exchange, syn_probe};
 use crate::rng::{Rng, stream};
+use portwatch_model::features::listen_bucket;
 
 /// One planned event: its interval, label and everything it adds.
 pub(crate) struct Event {
@@ -195,24 +195,14 @@ fn backdoor(ev: &mut Event, r: &mut Rng, host: &Host, collide: bool) {
     }
 }
 
-/// A port above 1023 that is not one of the host's and shares the contract's bucket
-/// (and, when possible, the 16-bucket per-protocol one) with `target`.
+/// A port above 1023 that is not one of the host's and shares the detector's listening
+/// bucket ([`listen_bucket`]) with `target`.
 pub(crate) fn colliding_port(r: &mut Rng, target: u16) -> u16 {
     let taken = |p: u16| LISTENER_PORTS.contains(&p) || p == 68 || p == 323;
-    let both: Vec<u16> = (1024..=65_535u16)
-        .filter(|&p| {
-            !taken(p)
-                && listen_bucket(p) == listen_bucket(target)
-                && listen_bucket_proto16(true, p) == listen_bucket_proto16(true, target)
-        })
-        .collect();
-    if !both.is_empty() {
-        return *r.pick(&both);
-    }
-    let one: Vec<u16> = (1024..=65_535u16)
+    let same: Vec<u16> = (1024..=65_535u16)
         .filter(|&p| !taken(p) && listen_bucket(p) == listen_bucket(target))
         .collect();
-    *r.pick(&one)
+    *r.pick(&same)
 }
 
 /// Five minutes of a connection flood to HTTPS from one /24: at least ten times the
@@ -353,10 +343,6 @@ mod tests {
             let p = colliding_port(&mut r, target);
             assert!(p >= 1024 && !LISTENER_PORTS.contains(&p));
             assert_eq!(listen_bucket(p), listen_bucket(target));
-            assert_eq!(
-                listen_bucket_proto16(true, p),
-                listen_bucket_proto16(true, target)
-            );
         }
     }
 

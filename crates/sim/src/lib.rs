@@ -19,7 +19,6 @@ mod config;
 mod db;
 pub mod eval;
 mod events;
-pub mod hash;
 mod host;
 mod net;
 mod rng;

@@ -297,11 +297,11 @@ fn backdoor_collide_shares_a_bucket_with_a_listener() {
     assert_eq!(extra.len(), 1, "{ports:?}");
     let (port, process) = extra[0];
     assert_eq!(process.as_deref(), Some("sshd"));
-    let bucket = portwatch_sim::hash::listen_bucket(*port as u16);
+    let bucket = portwatch_model::features::listen_bucket(*port as u16);
     assert!(
         normal
             .iter()
-            .any(|&p| portwatch_sim::hash::listen_bucket(p) == bucket)
+            .any(|&p| portwatch_model::features::listen_bucket(p) == bucket)
     );
 }
 
