@@ -13,3 +13,6 @@ mod ingest;
 mod live;
 // One collector per database, SIGTERM, missing capture permission, prune.
 mod rounds;
+// The detector on simulated history: the binaries end to end, a corrupt model, and a
+// cron-like day with every kind of event.
+mod detector;

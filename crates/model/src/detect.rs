@@ -931,8 +931,8 @@ fn explain(
         .take(5)
         .filter(|&&f| fe[f] / total >= 0.02)
         .map(|&f| {
-            let value = step.map_or(0.0, |s| s.raw[f].exp_m1());
-            let typical = scaler.median[f].exp_m1();
+            let value = step.map_or(0.0, |s| s.raw[f]);
+            let typical = scaler.median_count(f);
             json!({
                 "feature": names[f],
                 "share": (fe[f] / total * 1000.0).round() / 1000.0,

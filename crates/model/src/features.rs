@@ -287,7 +287,7 @@ pub struct Step {
     pub ts: i64,
     /// The round the sample belongs to.
     pub round_id: i64,
-    /// `ln(1 + value)` of each feature.
+    /// The value of each feature (counts, bytes), before scaling.
     pub raw: Vec<f32>,
     /// [`crate::time::calendar_inputs`].
     pub time: [f32; N_TIME],
@@ -749,7 +749,7 @@ impl RoundBuilder {
             if n >= 2 && i == n - 1 {
                 // The last step repeats the previous one's traffic: its "new" names too.
                 if let Some(prev) = steps.last() {
-                    new = f64::from(prev.raw[F_DNS_NEW]).exp_m1();
+                    new = f64::from(prev.raw[F_DNS_NEW]);
                     evidence.new_names = prev.evidence.new_names.clone();
                 }
             } else {
@@ -777,7 +777,7 @@ impl RoundBuilder {
                 .iter()
                 .filter(|s| entropy(s) >= HIGH_ENTROPY)
                 .count() as f64;
-            let raw = v.iter().map(|x| (x.max(0.0)).ln_1p() as f32).collect();
+            let raw = v.iter().map(|x| x.max(0.0) as f32).collect();
             steps.push(Step {
                 ts: self.step_ts[i],
                 round_id: self.round_id,
@@ -791,15 +791,24 @@ impl RoundBuilder {
     }
 }
 
-/// Robust scaling fitted on training steps: `(x - median) / max(IQR, MIN_SCALE)`,
-/// clipped to ±[`CLIP`]; applied to log1p values.
+/// Robust scaling fitted on training steps. A count `x` is first compressed to
+/// `ln(1 + x / c)`, where the offset `c` is [`OFFSET_SHARE`] of the feature's median
+/// count (at least 1, so sparse counts get plain `ln(1 + x)`); then
+/// `(t - median) / max(IQR, MIN_SCALE)`, clipped to ±[`CLIP`]. The offset keeps a quiet
+/// few seconds (a busy count falling to zero) from looking like a jump of several
+/// orders of magnitude, while a tenfold rise moves as far as it does under plain log1p.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
-    /// Per-feature median.
+    /// Per-feature offset `c` (a count).
+    pub offset: Vec<f32>,
+    /// Per-feature median of the compressed values.
     pub median: Vec<f32>,
-    /// Per-feature scale.
+    /// Per-feature scale of the compressed values.
     pub scale: Vec<f32>,
 }
+
+/// Share of a feature's median count used as its compression offset.
+pub const OFFSET_SHARE: f32 = 0.1;
 
 /// Quantile by linear interpolation of a sorted slice (`q` in 0..=1).
 pub fn quantile_sorted(sorted: &[f32], q: f64) -> f32 {
@@ -814,31 +823,57 @@ pub fn quantile_sorted(sorted: &[f32], q: f64) -> f32 {
 }
 
 impl Scaler {
-    /// Fits on rows of raw features.
+    /// Fits on rows of raw counts.
     pub fn fit<'a>(rows: impl Iterator<Item = &'a [f32]>) -> Self {
         let mut cols: Vec<Vec<f32>> = vec![Vec::new(); N_FEATURES];
         for r in rows {
             for (c, x) in cols.iter_mut().zip(r.iter()) {
-                c.push(*x);
+                c.push(x.max(0.0));
             }
         }
+        let mut offset = Vec::with_capacity(N_FEATURES);
         let mut median = Vec::with_capacity(N_FEATURES);
         let mut scale = Vec::with_capacity(N_FEATURES);
         for mut c in cols {
             c.sort_by(f32::total_cmp);
-            median.push(quantile_sorted(&c, 0.5));
-            let iqr = quantile_sorted(&c, 0.75) - quantile_sorted(&c, 0.25);
-            scale.push(iqr.max(MIN_SCALE));
+            let off = (OFFSET_SHARE * quantile_sorted(&c, 0.5)).max(1.0);
+            // The compression is monotone: quantiles of compressed values are the
+            // compressed quantiles.
+            let t = |q: f64| compress(quantile_sorted(&c, q), off);
+            offset.push(off);
+            median.push(t(0.5));
+            scale.push((t(0.75) - t(0.25)).max(MIN_SCALE));
         }
-        Scaler { median, scale }
+        Scaler {
+            offset,
+            median,
+            scale,
+        }
     }
 
-    /// Scales one step's raw features into `out`.
+    /// Scales one step's raw counts into `out`.
     pub fn transform_into(&self, raw: &[f32], out: &mut Vec<f32>) {
-        for ((x, m), s) in raw.iter().zip(&self.median).zip(&self.scale) {
-            out.push(((x - m) / s).clamp(-CLIP, CLIP));
+        for (((x, c), m), s) in raw
+            .iter()
+            .zip(&self.offset)
+            .zip(&self.median)
+            .zip(&self.scale)
+        {
+            out.push(((compress(*x, *c) - m) / s).clamp(-CLIP, CLIP));
         }
     }
+
+    /// The training median of feature `f`, as a count.
+    pub fn median_count(&self, f: usize) -> f32 {
+        match (self.offset.get(f), self.median.get(f)) {
+            (Some(c), Some(m)) => c * m.exp_m1(),
+            _ => 0.0,
+        }
+    }
+}
+
+fn compress(x: f32, offset: f32) -> f32 {
+    (x.max(0.0) / offset).ln_1p()
 }
 
 #[cfg(test)]
@@ -944,7 +979,7 @@ mod tests {
         let names = feature_names();
         let get = |i: usize, n: &str| {
             let j = names.iter().position(|x| x == n).unwrap();
-            steps[i].raw[j].exp_m1().round()
+            steps[i].raw[j]
         };
         assert_eq!(get(0, "tcp_listen_wk"), 1.0);
         assert_eq!(get(0, "tcp_estab_wk"), 2.0);
@@ -1030,11 +1065,7 @@ mod tests {
             b.add_packet(&syn(t0 + 3 * s, "192.0.2.1", 22));
             let (steps, _, c) = b.finish(&mut seen);
             carry = c;
-            breadth.extend(
-                steps
-                    .iter()
-                    .map(|st| st.raw[col("scan_breadth")].exp_m1().round()),
-            );
+            breadth.extend(steps.iter().map(|st| st.raw[col("scan_breadth")]));
         }
         assert_eq!(breadth[0], 1.0);
         assert_eq!(breadth[11], 6.0, "six probes in the first round");
@@ -1049,10 +1080,7 @@ mod tests {
         }
         b.add_packet(&syn(s, "2001:db8:1::5", 22));
         let (steps, _, _) = b.finish(&mut seen);
-        assert_eq!(
-            steps[0].raw[col("inbound_syn_top_net")].exp_m1().round(),
-            20.0
-        );
+        assert_eq!(steps[0].raw[col("inbound_syn_top_net")], 20.0);
         assert_eq!(steps[1].raw[col("inbound_syn_top_net")], 0.0);
         assert_eq!(
             steps[0].raw[col("scan_breadth")],
@@ -1067,19 +1095,33 @@ mod tests {
             .map(|i| {
                 let mut r = vec![0.0; N_FEATURES];
                 r[0] = i as f32;
-                r[1] = if i == 100 { 100.0 } else { 1.0 };
+                r[1] = if i == 100 { 1e6 } else { 1.0 };
                 r
             })
             .collect();
         let sc = Scaler::fit(rows.iter().map(|r| r.as_slice()));
-        assert_eq!(sc.median[0], 50.0);
-        assert_eq!(sc.scale[0], 50.0);
-        assert_eq!(sc.median[1], 1.0);
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
+        // Feature 0: counts 0..=100, median 50, offset 5.
+        assert_eq!(sc.offset[0], 5.0);
+        assert!(close(sc.median[0], 11f32.ln()));
+        assert!(close(sc.scale[0], 16f32.ln() - 6f32.ln()));
+        assert!(close(sc.median_count(0), 50.0));
+        // Feature 1: constant 1 with one huge outlier; sparse, so offset 1.
+        assert_eq!(sc.offset[1], 1.0);
+        assert!(close(sc.median[1], 2f32.ln()));
         assert_eq!(sc.scale[1], MIN_SCALE, "an outlier does not move the scale");
         let mut out = Vec::new();
         sc.transform_into(&rows[100], &mut out);
-        assert_eq!(out[0], 1.0);
         assert_eq!(out[1], CLIP);
+        // A busy count dropping to zero stays within a few scales of its median.
+        out.clear();
+        sc.transform_into(&rows[0], &mut out);
+        assert!(
+            close(out[0], -(11f32.ln()) / (16f32.ln() - 6f32.ln())),
+            "{}",
+            out[0]
+        );
+        assert!(out[0] > -2.5);
     }
 
     #[test]

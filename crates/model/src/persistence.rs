@@ -28,7 +28,7 @@ use crate::training::train_device;
 use crate::{Error, Result};
 
 /// Version of the sidecar layout.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The sidecar's name.
 pub const SIDECAR: &str = "model.json";
 /// The previous sidecar's name.
@@ -36,7 +36,7 @@ pub const PREV_SIDECAR: &str = "model.prev.json";
 /// The lock file's name.
 pub const LOCK: &str = "detector.lock";
 
-/// Raw steps (log1p features followed by calendar inputs), row-major, one gap-free run.
+/// Raw steps (feature counts followed by calendar inputs), row-major, one gap-free run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RawSegment {
     /// Rows of `features + calendar` values.
@@ -264,7 +264,11 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
         });
     }
     let n = current.names.len();
-    if sc.scaler.median.len() != n || sc.scaler.scale.len() != n || sc.residual_scale.len() != n {
+    if sc.scaler.offset.len() != n
+        || sc.scaler.median.len() != n
+        || sc.scaler.scale.len() != n
+        || sc.residual_scale.len() != n
+    {
         return Err(corrupt(
             "scaler length does not match the feature spec".into(),
         ));
@@ -352,6 +356,7 @@ mod tests {
         let cfg = DetectorConfig::small();
         let model = fresh_model(&cfg, N_FEATURES, N_TIME);
         let scaler = Scaler {
+            offset: vec![1.0; N_FEATURES],
             median: vec![0.0; N_FEATURES],
             scale: vec![1.0; N_FEATURES],
         };

@@ -1,0 +1,410 @@
+//! The detector on `collector simulate` history: through the binaries as a user runs
+//! them (simulate → `--once` → `report --json` → `evaluate`, a corrupt model), and
+//! through the library for the long cron-like run, which uses a small model so that
+//! debug builds stay fast (the full-size model runs in benches/week.sh).
+
+use std::path::Path;
+use std::process::Output;
+
+use portwatch_model::{DetectorConfig, Options, Outcome, Status, run_once};
+use portwatch_sim::{Inject, SimConfig};
+use rusqlite::Connection;
+
+use crate::util::*;
+
+fn sim_args(db: &Path, hours: &str, seed: u64, rate: &str, inject: &[&str]) -> Output {
+    let mut c = collector(db);
+    c.args(["simulate", "--hours", hours, "--rate", rate, "--seed"])
+        .arg(seed.to_string());
+    for i in inject {
+        c.args(["--inject", i]);
+    }
+    let out = run(c);
+    assert!(out.status.success(), "simulate: {}", stderr(&out));
+    out
+}
+
+fn detector(db: &Path, args: &[&str]) -> Output {
+    let mut c = std::process::Command::new(DETECTOR);
+    c.arg("--db").arg(db).args(args);
+    c.env_remove("PORTWATCH_DB")
+        .env_remove("PORTWATCH_MODEL_DIR");
+    run(c)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn simulate_then_once_then_report_json_through_the_binaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    sim_args(&db, "3", 5, "10", &[]);
+    // Cold start with 3 h of history against a 2 h minimum: trains, then scores the
+    // warm-up rounds once.
+    let out = detector(&db, &["--once", "--min-history", "2h", "-v"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("trained on 3.0 h"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM batches_rounds"), 180);
+    assert!(
+        tmp.path().join("model/model.json").is_file(),
+        "model beside the DB"
+    );
+
+    // Nothing new: exit 0 and one clear line, even without -v (cron mails it).
+    let out = detector(&db, &["--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("nothing to do"), "{text}");
+
+    // An hour with a port scan: exit 1, the anomaly printed, stored and explained.
+    sim_args(&db, "1", 6, "10", &["portscan@0.3"]);
+    let before = query_i64(&db, "SELECT count(*) FROM anomalies");
+    let out = detector(&db, &["--once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("anomaly: round"), "{}", stdout(&out));
+    assert!(query_i64(&db, "SELECT count(*) FROM anomalies") > before);
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) - count(DISTINCT round_id) FROM batches_rounds"
+        ),
+        0,
+        "no round is evaluated twice"
+    );
+
+    let out = detector(&db, &["report", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let batches = rep["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 2, "cold start and the hour");
+    assert_eq!(batches[1]["rounds"], 60);
+    let scan_rounds: Vec<i64> = {
+        let conn = Connection::open(&db).unwrap();
+        let mut st = conn
+            .prepare("SELECT round_id FROM labels WHERE kind = 'portscan'")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let flagged: Vec<&serde_json::Value> = rep["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| scan_rounds.contains(&a["round_id"].as_i64().unwrap()))
+        .collect();
+    assert!(!flagged.is_empty(), "the scan's rounds are in the report");
+    let e = &flagged[0]["explanation"];
+    let features: Vec<&str> = e["top_features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    assert!(
+        features
+            .iter()
+            .any(|f| ["scan_breadth", "inbound_syn_closed_ports"].contains(f)),
+        "the explanation names the scan: {features:?}"
+    );
+    assert!(
+        e["top_sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["distinct_dest_ports"].as_i64().unwrap() >= 10),
+        "and its source: {}",
+        e["top_sources"]
+    );
+
+    let out = detector(&db, &["evaluate", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scan = ev["per_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "portscan")
+        .unwrap();
+    assert_eq!(scan["detected"], 1, "{ev}");
+}
+
+#[test]
+fn a_corrupt_model_is_exit_3_and_nothing_is_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    let model = tmp.path().join("model");
+    sim_args(&db, "2.5", 8, "5", &[]);
+    let out = detector(&db, &["--once", "--min-history", "2h"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    sim_args(&db, "0.5", 9, "5", &[]);
+
+    // --no-train scores but leaves the model directory as it was.
+    let files = listing(&model);
+    let out = detector(&db, &["--once", "--no-train"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    assert_eq!(listing(&model), files, "--no-train writes no model file");
+    sim_args(&db, "0.5", 10, "5", &[]);
+
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    let weights = model.join(side["weights_file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x40;
+    std::fs::write(&weights, &bytes).unwrap();
+    let files = listing(&model);
+    let batches = query_i64(&db, "SELECT count(*) FROM batches");
+    let out = detector(&db, &["--once"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("corrupt model") && err.contains("SHA-256"),
+        "{err}"
+    );
+    assert_eq!(listing(&model), files, "nothing in the model dir changed");
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM batches"), batches);
+
+    // A sidecar cut short is as clear, and as harmless.
+    let side_path = model.join("model.json");
+    let text = std::fs::read(&side_path).unwrap();
+    std::fs::write(&side_path, &text[..text.len() / 3]).unwrap();
+    let files = listing(&model);
+    let out = detector(&db, &["--once"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("corrupt model"), "{}", stderr(&out));
+    assert_eq!(listing(&model), files);
+}
+
+fn simulate(conn: &mut Connection, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
+    let cfg = SimConfig {
+        hours,
+        seed,
+        rate,
+        inject: inject
+            .iter()
+            .map(|i| i.parse::<Inject>().unwrap())
+            .collect(),
+        ..SimConfig::default()
+    };
+    portwatch_sim::simulate(conn, &cfg).unwrap();
+}
+
+/// History grown the way cron grows it, trained on a clean first day: each hour of
+/// day 2 is appended and evaluated. Every plain event kind is caught (the port scan
+/// twice: an attack seen once is not learnt as normal), the 03:00 backup of day 2 is
+/// not flagged, false alarms stay under one a day, and fine-tuning on the batches
+/// that held an attack neither trained on the attack nor raised the loss on held-out
+/// normal windows.
+#[test]
+fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut conn = portwatch_store::open(&tmp.path().join("ports.db")).unwrap();
+    let model = tmp.path().join("model");
+    let opts = Options {
+        config: DetectorConfig::small(),
+        ..Options::default()
+    };
+    let (seed, rate) = (21, 20.0);
+    simulate(&mut conn, 24.0, seed, rate, &[]);
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::Scored, "{}", out.message);
+
+    let plan = [
+        (1, "portscan@0.3"),
+        (5, "portscan@0.3"),
+        (8, "backdoor@0.2"),
+        (11, "burst@0.4"),
+        (14, "dnstunnel@0.5"),
+    ];
+    let mut with_attack: Vec<Outcome> = Vec::new();
+    for h in 0..24u64 {
+        let inject: Vec<&str> = plan
+            .iter()
+            .filter(|(at, _)| *at == h)
+            .map(|(_, i)| *i)
+            .collect();
+        simulate(&mut conn, 1.0, seed * 1000 + h, rate, &inject);
+        let out = run_once(&mut conn, &model, &opts).unwrap();
+        assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
+        if !inject.is_empty() {
+            with_attack.push(out);
+        }
+    }
+
+    let ev = portwatch_sim::eval::evaluate(&conn).unwrap();
+    eprintln!("{ev}");
+    let kind = |k: &str| {
+        ev.per_kind
+            .iter()
+            .find(|m| m.kind == k)
+            .unwrap_or_else(|| panic!("{k} in {ev}"))
+            .metrics
+            .clone()
+    };
+    assert_eq!(kind("portscan").detected, 2, "both scans: {ev}");
+    for k in ["backdoor", "burst", "dnstunnel"] {
+        assert_eq!(kind(k).detected, 1, "{k}: {ev}");
+    }
+    assert_eq!(ev.overall.events, 5, "{ev}");
+    let fa = ev.false_alarms_per_day.unwrap();
+    assert!(fa <= 1.0, "{fa} false alarms a day: {ev}");
+
+    // The backup runs 03:00–03:05 every day; day 2's must not be flagged.
+    let backup: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM batches_rounds b JOIN rounds r ON r.id = b.round_id \
+             WHERE b.anomalous AND r.start_time >= '2026-01-06T02:59' \
+               AND r.start_time < '2026-01-06T03:08'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(backup, 0, "the daily job is normal: {ev}");
+
+    for out in &with_attack {
+        assert_eq!(out.fine_tune, "accepted", "{}", out.message);
+        let (Some(before), Some(after)) = (out.loss_before, out.loss_after) else {
+            panic!("held-out loss measured: {}", out.message)
+        };
+        assert!(
+            after <= before * (1.0 + portwatch_model::detect::POISON_TOLERANCE),
+            "held-out normal loss rose from {before} to {after}"
+        );
+    }
+    let trained_attack: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
+             WHERE b.trained",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(trained_attack, 0, "no attack round was trained on");
+}
+
+/// Cold start: below `--min-history` the detector trains and reports warming up
+/// without evaluating anything; once enough history exists it scores every warm-up
+/// round exactly once.
+#[test]
+fn warming_up_until_enough_history_then_each_round_is_scored_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut conn = portwatch_store::open(&tmp.path().join("ports.db")).unwrap();
+    let model = tmp.path().join("model");
+    let opts = Options {
+        config: DetectorConfig::small().with_epochs(4),
+        min_history_secs: 3.0 * 3600.0,
+        ..Options::default()
+    };
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::NothingToDo);
+    simulate(&mut conn, 2.0, 31, 5.0, &[]);
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::WarmingUp, "{}", out.message);
+    assert!(out.message.contains("warming up"), "{}", out.message);
+    assert!(out.anomalies.is_empty());
+    let evaluated: i64 = conn
+        .query_row("SELECT count(*) FROM batches_rounds", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(evaluated, 0, "warm-up rounds wait until scoring starts");
+    simulate(&mut conn, 1.5, 32, 5.0, &[]);
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    assert_eq!(out.rounds, 210, "every warm-up round, once");
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::NothingToDo, "{}", out.message);
+    let (n, distinct): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT round_id) FROM batches_rounds",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n, distinct), (210, 210));
+}
+
+/// The hourly step runs while a collector commits packets to the same database: the
+/// busy timeout waits for the writer instead of failing with "database is locked",
+/// and the writer's open round is not part of the batch.
+#[test]
+fn the_detector_runs_while_a_collector_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    let mut conn = portwatch_store::open(&db).unwrap();
+    let model = tmp.path().join("model");
+    let opts = Options {
+        config: DetectorConfig::small().with_epochs(2),
+        min_history_secs: 2.0 * 3600.0,
+        ..Options::default()
+    };
+    simulate(&mut conn, 2.5, 41, 5.0, &[]);
+    run_once(&mut conn, &model, &opts).unwrap();
+    simulate(&mut conn, 1.0, 42, 5.0, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = portwatch_store::open(&db).unwrap();
+            let mut commits = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let tx = c.transaction().unwrap();
+                tx.execute(
+                    "INSERT INTO rounds (start_time, source, status) \
+                     VALUES ('2030-01-01T00:00:00.000000Z', 'live:eth0', 'running')",
+                    [],
+                )
+                .unwrap();
+                let rid = tx.last_insert_rowid();
+                for _ in 0..200 {
+                    tx.execute(
+                        "INSERT INTO packets (timestamp, protocols, round_id, length) \
+                         VALUES ('2030-01-01T00:00:00.000000Z', 'eth:ipv4:tcp', ?1, 60)",
+                        [rid],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+                commits += 1;
+            }
+            commits
+        })
+    };
+    let out = run_once(&mut conn, &model, &opts);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let commits = writer.join().unwrap();
+    let out = out.unwrap();
+    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    assert_eq!(out.rounds, 60, "the running round is not in the batch");
+    assert!(commits > 0, "the writer committed while the detector ran");
+}
