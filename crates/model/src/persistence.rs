@@ -41,6 +41,10 @@ pub const LOCK: &str = "detector.lock";
 pub struct RawSegment {
     /// Rows of `features + calendar` values.
     pub rows: Vec<f32>,
+    /// Highest round score in the segment over the threshold when it was scored (0 when
+    /// unknown): replay keeps the hardest normal segments.
+    #[serde(default)]
+    pub hardness: f32,
 }
 
 /// The JSON sidecar.

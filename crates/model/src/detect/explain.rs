@@ -1,0 +1,142 @@
+//! What an anomalous round's explanation says: its worst step, the features behind
+//! its error, and the ports, processes, addresses and names behind those.
+
+use rusqlite::{Connection, params};
+use serde_json::json;
+
+use crate::features::Scaler;
+use crate::inference::StepScores;
+use crate::time::{SECOND, format_micros};
+
+use crate::Result;
+
+use super::series::*;
+use super::*;
+
+/// Builds the explanation of an anomalous round: its worst step, the features with the
+/// largest share of that step's error, and the ports, processes and names behind them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn explain(
+    conn: &Connection,
+    l: &Loaded,
+    ri: usize,
+    owner: &[usize],
+    steps: &StepScores,
+    scaler: &Scaler,
+    names: &[String],
+    threshold: f32,
+) -> Result<AnomalyReport> {
+    let r = &l.rounds[ri];
+    let idx: Vec<usize> = (0..owner.len()).filter(|&g| owner[g] == ri).collect();
+    let worst = idx
+        .iter()
+        .copied()
+        .max_by(|&a, &b| {
+            steps.score[a]
+                .unwrap_or(f32::MIN)
+                .total_cmp(&steps.score[b].unwrap_or(f32::MIN))
+        })
+        .unwrap_or(0);
+    let k = idx.iter().position(|&g| g == worst).unwrap_or(0);
+    let step = l.steps[ri].get(k);
+    let score = steps.score.get(worst).copied().flatten().unwrap_or(0.0);
+    let fe = steps.feature_error.get(worst).cloned().unwrap_or_default();
+    let total: f32 = fe.iter().sum::<f32>().max(1e-12);
+    let mut order: Vec<usize> = (0..fe.len()).collect();
+    order.sort_by(|&a, &b| fe[b].total_cmp(&fe[a]));
+    let top: Vec<serde_json::Value> = order
+        .iter()
+        .take(5)
+        .filter(|&&f| fe[f] / total >= 0.02)
+        .map(|&f| {
+            let value = step.map_or(0.0, |s| s.raw[f]);
+            let typical = scaler.median_count(f);
+            json!({
+                "feature": names[f],
+                "share": (fe[f] / total * 1000.0).round() / 1000.0,
+                "value": (value * 100.0).round() / 100.0,
+                "typical": (typical * 100.0).round() / 100.0,
+            })
+        })
+        .collect();
+    let ts = step.map_or(r.start, |s| s.ts);
+    let next = l.steps[ri]
+        .get(k + 1)
+        .map_or(r.end, |s| s.ts)
+        .max(ts + SECOND);
+    let (lo, hi) = (format_micros(ts), format_micros(next));
+    let mut destinations = Vec::new();
+    let mut sources = Vec::new();
+    let mut dns = Vec::new();
+    if let (Some(a), Some(b)) = (r.first_packet_id, r.last_packet_id) {
+        let mut st = conn.prepare_cached(
+            "SELECT dst_addr, dest_port, process, count(*) AS c, sum(length) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+             GROUP BY dst_addr, dest_port, process ORDER BY c DESC LIMIT 5",
+        )?;
+        let mut rows = st.query(params![a, b, lo, hi])?;
+        while let Some(row) = rows.next()? {
+            destinations.push(json!({
+                "addr": row.get::<_, Option<String>>(0)?,
+                "port": row.get::<_, Option<i64>>(1)?,
+                "process": row.get::<_, Option<String>>(2)?,
+                "packets": row.get::<_, i64>(3)?,
+                "bytes": row.get::<_, Option<i64>>(4)?,
+            }));
+        }
+        let mut st = conn.prepare_cached(
+            "SELECT src_addr, count(*) AS c, count(DISTINCT dest_port) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+             GROUP BY src_addr ORDER BY c DESC LIMIT 3",
+        )?;
+        let mut rows = st.query(params![a, b, lo, hi])?;
+        while let Some(row) = rows.next()? {
+            sources.push(json!({
+                "addr": row.get::<_, Option<String>>(0)?,
+                "packets": row.get::<_, i64>(1)?,
+                "distinct_dest_ports": row.get::<_, i64>(2)?,
+            }));
+        }
+        let mut st = conn.prepare_cached(
+            "SELECT qry_name, count(*) AS c FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 AND qry_name IS NOT NULL \
+             GROUP BY qry_name ORDER BY length(qry_name) DESC, c DESC LIMIT 5",
+        )?;
+        let mut rows = st.query(params![a, b, lo, hi])?;
+        while let Some(row) = rows.next()? {
+            dns.push(json!({"name": row.get::<_, String>(0)?, "queries": row.get::<_, i64>(1)?}));
+        }
+    }
+    let mut new_ports = Vec::new();
+    let mut new_names = Vec::new();
+    for s in &l.steps[ri] {
+        for (proto, port, process) in &s.evidence.new_ports {
+            new_ports.push(json!({"protocol": proto, "port": port, "process": process, "at": format_micros(s.ts)}));
+        }
+        for n in &s.evidence.new_names {
+            if new_names.len() < 10 && !new_names.contains(n) {
+                new_names.push(n.clone());
+            }
+        }
+    }
+    let explanation = json!({
+        "round_score": (score * 1000.0).round() / 1000.0,
+        "threshold": (threshold * 1000.0).round() / 1000.0,
+        "worst_step": format_micros(ts),
+        "window_start": lo,
+        "window_end": hi,
+        "top_features": top,
+        "new_listening_ports": new_ports,
+        "new_dns_names": new_names,
+        "top_destinations": destinations,
+        "top_sources": sources,
+        "longest_dns_names": dns,
+    });
+    Ok(AnomalyReport {
+        round_id: r.id,
+        round_start: format_micros(r.start),
+        score,
+        threshold,
+        explanation,
+    })
+}
