@@ -42,12 +42,19 @@ pub(super) fn cold_start(
     let cfg = previous
         .as_ref()
         .map_or_else(|| opts.config.clone(), |p| p.config.clone());
-    // The first round defines what exists: without this, every port and name would be
-    // "new" at the first step of history and teach the model that this is normal.
+    // The first hour of history defines what exists: without this, every port and name
+    // would be "new" at its first sample (a host resolves most of its names within an
+    // hour) and the first rounds would be flagged, or teach that "new" is normal.
     let mut seen = Seen::default();
     if let Some(first) = history.first() {
-        let (_, keys) = data::load_round(conn, first, &mut Seen::default(), &mut Carry::default())?;
-        seen.add_keys(&keys);
+        let (mut scratch, mut carry) = (Seen::default(), Carry::default());
+        for r in history
+            .iter()
+            .take_while(|r| r.start < first.start + SEEN_SEED)
+        {
+            let (_, keys) = data::load_round(conn, r, &mut scratch, &mut carry)?;
+            seen.add_keys(&keys);
+        }
     }
     let l = load_rounds(conn, history, spacing, &mut seen)?;
     let split = split_history(&l);

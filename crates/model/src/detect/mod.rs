@@ -36,6 +36,8 @@ pub const REPLAY_HARD_SHARE: f32 = 0.33;
 /// Rounds per replay segment: small enough to choose among, and a daily job's few
 /// minutes fit in one or two.
 pub const REPLAY_CHUNK_ROUNDS: usize = 5;
+/// Cold start: the ports and names of this much history (µs) are what exists, not new.
+pub const SEEN_SEED: i64 = 3600 * crate::time::SECOND;
 /// Cold-start split: blocks of this many rounds, every fifth held out.
 pub(super) const BLOCK_ROUNDS: usize = 10;
 
