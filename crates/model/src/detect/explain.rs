@@ -60,11 +60,16 @@ pub(super) fn explain(
         })
         .collect();
     let ts = step.map_or(r.start, |s| s.ts);
-    let next = l.steps[ri]
-        .get(k + 1)
-        .map_or(r.end, |s| s.ts)
-        .max(ts + SECOND);
-    let (lo, hi) = (format_micros(ts), format_micros(next));
+    // The traffic behind the step: up to the next sample, except that the round's last
+    // two steps share the interval from the second-to-last sample to the round's end.
+    let steps_of = &l.steps[ri];
+    let n = steps_of.len();
+    let (from, until) = if n >= 2 && k + 2 >= n {
+        (steps_of[n - 2].ts, r.end + 1)
+    } else {
+        (ts, steps_of.get(k + 1).map_or(r.end + 1, |s| s.ts))
+    };
+    let (lo, hi) = (format_micros(from), format_micros(until.max(from + SECOND)));
     let mut destinations = Vec::new();
     let mut sources = Vec::new();
     let mut dns = Vec::new();
