@@ -10,6 +10,7 @@ use burn::prelude::*;
 
 use crate::features::quantile_sorted;
 use crate::model::Autoencoder;
+use crate::time::{DAY_SLOTS, day_slot};
 use crate::training::{Series, WindowRef, infer_device};
 use crate::{Error, Result};
 
@@ -105,11 +106,21 @@ pub const TAIL_QUANTILE: f64 = 0.995;
 /// estimate equals the RMS.
 pub const TAIL_Z: f32 = 2.81;
 
-/// Per-feature residual scale on some windows: the larger of the RMS residual and the
-/// 99.5th percentile of |residual| / 2.81, floored at [`MIN_RESIDUAL_SCALE`]. The tail
-/// term matters for sparse features: a count that is zero 99 % of the time but moves
-/// during a daily job has a tiny RMS, and would otherwise make the job's start and end
-/// (which the model cannot time to the step) look like attacks.
+/// Per-feature residual scales on some windows, for each half-hour of the day
+/// ([`DAY_SLOTS`] rows of `n_features`, row-major).
+///
+/// The day-wide scale of a feature is the larger of its RMS residual and the 99.5th
+/// percentile of |residual| / 2.81, floored at [`MIN_RESIDUAL_SCALE`]. The tail term
+/// matters for sparse features: a count that is zero 99 % of the time but moves during
+/// a daily job has a tiny RMS, and would otherwise make the job's start and end (which
+/// the model cannot time to the step) look like attacks.
+///
+/// A slot's scale is the larger of the day-wide one and the same estimate over the
+/// residuals of that half-hour and the two beside it: residuals are not equally large
+/// all day. A nightly backup's upload starts and stops at random seconds, so during its
+/// minutes the traffic features miss by more than at any other time; measured on the
+/// whole day, those misses look like attacks every night. Per slot, only the hour
+/// around the job is made more tolerant, and only for the features the job moves.
 pub fn residual_scale(
     model: &Autoencoder,
     series: &Series,
@@ -118,43 +129,72 @@ pub fn residual_scale(
 ) -> Result<Vec<f32>> {
     let nf = series.n_features;
     let w = series.width;
-    let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nf];
+    let mut by_slot: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); nf]; DAY_SLOTS];
     let mut moved = vec![0usize; nf];
     let mut n = 0usize;
     forward_windows(model, series, refs, window, |chunk, out, inp| {
         for k in 0..chunk.len() * window {
-            for (f, c) in cols.iter_mut().enumerate() {
-                c.push((out[k * nf + f] - inp[k * w + f]).abs());
-                if inp[k * w + f].abs() > 0.01 {
+            let row = &inp[k * w..(k + 1) * w];
+            let slot = match (row.get(nf), row.get(nf + 1)) {
+                (Some(s), Some(c)) => day_slot(*s, *c),
+                _ => 0,
+            };
+            for (f, c) in by_slot[slot].iter_mut().enumerate() {
+                c.push((out[k * nf + f] - row[f]).abs());
+                if row[f].abs() > 0.01 {
                     moved[f] += 1;
                 }
             }
             n += 1;
         }
     })?;
-    Ok(cols
-        .into_iter()
-        .zip(moved)
-        .map(|(mut c, moved)| {
-            if c.is_empty() {
-                return MIN_RESIDUAL_SCALE;
-            }
-            let rms =
-                (c.iter().map(|x| f64::from(x * x)).sum::<f64>() / c.len() as f64).sqrt() as f32;
-            c.sort_by(f32::total_cmp);
-            let tail = quantile_sorted(&c, TAIL_QUANTILE) / TAIL_Z;
-            // A feature that moves away from its median in normal history (a daily job's
-            // connections) cannot be timed to the step; one that never moves (an unused
-            // port class, a hash bucket) keeps the fine floor, so any change there counts.
-            let floor = if moved as f64 >= ACTIVE_FRACTION * n as f64 {
-                ACTIVE_MIN_RESIDUAL_SCALE
+    let estimate = |c: &mut Vec<f32>| -> f32 {
+        if c.is_empty() {
+            return 0.0;
+        }
+        let rms = (c.iter().map(|x| f64::from(x * x)).sum::<f64>() / c.len() as f64).sqrt() as f32;
+        c.sort_by(f32::total_cmp);
+        rms.max(quantile_sorted(c, TAIL_QUANTILE) / TAIL_Z)
+    };
+    let mut day = Vec::with_capacity(nf);
+    for (f, moved) in moved.iter().enumerate() {
+        let mut all: Vec<f32> = by_slot.iter().flat_map(|s| s[f].iter().copied()).collect();
+        // A feature that moves away from its median in normal history (a daily job's
+        // connections) cannot be timed to the step; one that never moves (an unused
+        // port class, a hash bucket) keeps the fine floor, so any change there counts.
+        let floor = if *moved as f64 >= ACTIVE_FRACTION * n as f64 {
+            ACTIVE_MIN_RESIDUAL_SCALE
+        } else {
+            MIN_RESIDUAL_SCALE
+        };
+        day.push(estimate(&mut all).max(floor));
+    }
+    let mut out = Vec::with_capacity(DAY_SLOTS * nf);
+    for slot in 0..DAY_SLOTS {
+        let near = [
+            (slot + DAY_SLOTS - 1) % DAY_SLOTS,
+            slot,
+            (slot + 1) % DAY_SLOTS,
+        ];
+        for (f, d) in day.iter().enumerate() {
+            let mut c: Vec<f32> = near
+                .iter()
+                .flat_map(|&s| by_slot[s][f].iter().copied())
+                .collect();
+            // Too few residuals to estimate a tail: keep the day-wide scale.
+            let local = if c.len() >= MIN_SLOT_RESIDUALS {
+                estimate(&mut c)
             } else {
-                MIN_RESIDUAL_SCALE
+                0.0
             };
-            rms.max(tail).max(floor)
-        })
-        .collect())
+            out.push(d.max(local));
+        }
+    }
+    Ok(out)
 }
+
+/// Fewest residuals around a slot for its own scale (below, the day-wide one is used).
+pub const MIN_SLOT_RESIDUALS: usize = 200;
 
 /// Fraction of training steps a feature must leave its median in to count as active.
 pub const ACTIVE_FRACTION: f64 = 0.002;
@@ -218,7 +258,7 @@ pub fn step_error(errs: &[f32], top_k: usize) -> f32 {
 pub struct ModelScorer<'a> {
     /// The model (inference device).
     pub model: &'a Autoencoder,
-    /// Per-feature residual scale from training.
+    /// Per-slot, per-feature residual scales from training ([`residual_scale`]).
     pub residual_scale: &'a [f32],
     /// Steps per window.
     pub window: usize,
@@ -242,8 +282,18 @@ impl Scorer for ModelScorer<'_> {
                 for (j, r) in chunk.iter().enumerate() {
                     for t in 0..window {
                         let k = j * window + t;
+                        let row = &inp[k * w..(k + 1) * w];
+                        let slot = match (row.get(nf), row.get(nf + 1)) {
+                            (Some(s), Some(c)) => day_slot(*s, *c),
+                            _ => 0,
+                        };
+                        let scale = self
+                            .residual_scale
+                            .get(slot * nf..(slot + 1) * nf)
+                            .unwrap_or(&[]);
                         for f in 0..nf {
-                            let d = (out[k * nf + f] - inp[k * w + f]) / self.residual_scale[f];
+                            let s = scale.get(f).copied().unwrap_or(MIN_RESIDUAL_SCALE);
+                            let d = (out[k * nf + f] - row[f]) / s;
                             errs[f] = d * d;
                         }
                         sink(*r, t, &errs);
@@ -283,6 +333,46 @@ pub fn threshold_from(scores: &[f32], quantile: f64, margin: f32) -> Option<f32>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DetectorConfig;
+    use crate::time::{SECOND, calendar_inputs};
+    use crate::training::fresh_model;
+    use burn::module::Module;
+
+    /// Feature 0 jumps about only between 03:00 and 03:30 of each day: its scale there
+    /// (and in the half-hours beside it) is larger than the day-wide one; everywhere
+    /// else, and for the quiet feature 1, the day-wide scale holds.
+    #[test]
+    fn residual_scales_follow_the_time_of_day() {
+        let (nf, w) = (2, 6);
+        let mut s = Series::new(nf, w);
+        let mut rows = Vec::new();
+        for i in 0..2 * 288 {
+            let ts = i as i64 * 300 * SECOND; // every 5 minutes, two days
+            let c = calendar_inputs(ts);
+            let in_job = day_slot(c[0], c[1]) == 6;
+            let wild = if in_job {
+                ((i * 7919) % 11) as f32 - 5.0
+            } else {
+                0.0
+            };
+            rows.extend_from_slice(&[wild, 0.1]);
+            rows.extend_from_slice(&c);
+        }
+        s.segments.push(rows);
+        let model = fresh_model(&DetectorConfig::small(), nf, 4).valid();
+        let refs = s.windows(12, 1);
+        let scale = residual_scale(&model, &s, &refs, 12).unwrap();
+        assert_eq!(scale.len(), DAY_SLOTS * nf);
+        let at = |slot: usize, f: usize| scale[slot * nf + f];
+        assert!(at(6, 0) > 1.5 * at(20, 0), "{} vs {}", at(6, 0), at(20, 0));
+        assert!(at(5, 0) > 1.5 * at(20, 0) && at(7, 0) > 1.5 * at(20, 0));
+        assert_eq!(
+            at(20, 0),
+            at(30, 0),
+            "away from the job: the day-wide scale"
+        );
+        assert_eq!(at(6, 1), at(20, 1), "the quiet feature is not affected");
+    }
 
     #[test]
     fn median_of_lists() {

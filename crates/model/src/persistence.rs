@@ -28,7 +28,7 @@ use crate::training::train_device;
 use crate::{Error, Result};
 
 /// Version of the sidecar layout.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The sidecar's name.
 pub const SIDECAR: &str = "model.json";
 /// The previous sidecar's name.
@@ -64,7 +64,8 @@ pub struct Sidecar {
     pub feature_spec: FeatureSpec,
     /// Robust scaler fitted at cold start.
     pub scaler: Scaler,
-    /// Per-feature RMS residual on training windows.
+    /// Per-feature residual scales on training windows, one row per half-hour of the
+    /// day (`inference::residual_scale`).
     pub residual_scale: Vec<f32>,
     /// Current threshold (None while warming up).
     pub threshold: Option<f32>,
@@ -271,7 +272,7 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
     if sc.scaler.offset.len() != n
         || sc.scaler.median.len() != n
         || sc.scaler.scale.len() != n
-        || sc.residual_scale.len() != n
+        || sc.residual_scale.len() != crate::time::DAY_SLOTS * n
     {
         return Err(corrupt(
             "scaler length does not match the feature spec".into(),
@@ -365,7 +366,7 @@ mod tests {
             scale: vec![1.0; N_FEATURES],
         };
         let mut sc = new_sidecar(cfg.clone(), scaler);
-        sc.residual_scale = vec![0.5; N_FEATURES];
+        sc.residual_scale = vec![0.5; crate::time::DAY_SLOTS * N_FEATURES];
         sc.threshold = Some(3.0);
         let w = N_FEATURES + N_TIME;
         let mut s = Series::new(N_FEATURES, w);

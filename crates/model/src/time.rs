@@ -30,9 +30,35 @@ pub fn calendar_inputs(us: i64) -> [f32; 4] {
     ]
 }
 
+/// Half-hours of the day: the slots residual scales are kept for.
+pub const DAY_SLOTS: usize = 48;
+
+/// The half-hour of the day (0..[`DAY_SLOTS`]) of a step, from its time-of-day inputs
+/// (the first two of [`calendar_inputs`]).
+pub fn day_slot(sin_tod: f32, cos_tod: f32) -> usize {
+    let frac =
+        (f64::from(sin_tod).atan2(f64::from(cos_tod)) / std::f64::consts::TAU).rem_euclid(1.0);
+    ((frac * DAY_SLOTS as f64) as usize).min(DAY_SLOTS - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_slots_follow_the_clock() {
+        for (h, m, slot) in [
+            (0, 0, 0),
+            (0, 29, 0),
+            (0, 30, 1),
+            (3, 0, 6),
+            (3, 4, 6),
+            (23, 59, 47),
+        ] {
+            let c = calendar_inputs((h * 3600 + m * 60 + 1) * SECOND + 5 * 86_400 * SECOND);
+            assert_eq!(day_slot(c[0], c[1]), slot, "{h}:{m}");
+        }
+    }
 
     #[test]
     fn calendar_is_periodic() {
