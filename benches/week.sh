@@ -4,7 +4,10 @@
 # --hours 1` (with the hour's injected event, if any) and `detector --once`.
 # Usage: benches/week.sh NAME SEED [RATE] [DAYS] [extra cold-start detector flags...]
 # Output in $PORTWATCH_BENCH/NAME (default /tmp/portwatch-week/NAME): log.txt, eval.txt,
-# eval.json. Seeds: day 1 `--seed SEED`, hour h after it `--seed SEED*1000+h`.
+# eval.json, events.tsv (each event's best round score and the threshold then),
+# alarms.tsv (every anomalous round, its labels and top features). The database (about
+# 1 GB per simulated day at 100 packets/s) is removed at the end unless
+# PORTWATCH_KEEP_DB=1. Seeds: day 1 `--seed SEED`, hour h after it `--seed SEED*1000+h`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 name=$1; seed=$2; rate=${3:-100}; days=${4:-7}
@@ -33,4 +36,14 @@ for h in $(seq 0 $(( hours - 1 ))); do
 done
 "$bin/detector" evaluate --db "$db" > "$work/eval.txt"
 "$bin/detector" evaluate --db "$db" --json > "$work/eval.json"
+sqlite3 -separator $'\t' "$db" "SELECT l.event, l.kind, min(r.start_time), \
+    round(max(b.score), 2), round(max(b.score) / bt.threshold, 2) FROM labels l \
+    JOIN batches_rounds b ON b.round_id = l.round_id JOIN rounds r ON r.id = l.round_id \
+    JOIN batches bt ON bt.id = b.batch_id GROUP BY l.event ORDER BY l.event" > "$work/events.tsv"
+sqlite3 -separator $'\t' "$db" "SELECT a.round_id, r.start_time, round(a.score, 2), \
+    round(a.threshold, 2), (SELECT group_concat(DISTINCT kind) FROM labels l \
+    WHERE l.round_id BETWEEN a.round_id - 15 AND a.round_id), \
+    substr(json_extract(a.explanation, '$.top_features'), 1, 300) \
+    FROM anomalies a JOIN rounds r ON r.id = a.round_id ORDER BY a.round_id" > "$work/alarms.tsv"
+if [ "${PORTWATCH_KEEP_DB:-0}" != 1 ]; then rm -f "$db" "$db-wal" "$db-shm"; fi
 cat "$work/eval.txt"
