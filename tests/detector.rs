@@ -206,6 +206,59 @@ fn a_corrupt_model_is_exit_3_and_nothing_is_overwritten() {
     assert_eq!(listing(&model), files);
 }
 
+/// A model directory that fills up: the save fails with one clear line and exit 3,
+/// the model in place is the previous one, whole; the evaluation of the batch is kept
+/// in the database, and once there is room the next hour is evaluated and saved.
+#[test]
+fn a_full_model_directory_is_a_clear_error_and_the_model_stays_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    let model = tmp.path().join("model");
+    let mount = Tmpfs::mount(&model, "16M");
+    sim_args(&db, "2.5", 12, "5", &[]);
+    let model_arg = model.to_str().unwrap();
+    let out = detector(
+        &db,
+        &["--once", "--min-history", "2h", "--model-dir", model_arg],
+    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let files = listing(&model);
+    let used: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+    // Room for what is there and a little more, not for a second model.
+    mount.resize(&format!("{}k", used / 1024 + 64));
+    sim_args(&db, "1", 13, "5", &[]);
+    let out = detector(&db, &["--once", "--model-dir", model_arg]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(
+        listing(&model),
+        files,
+        "the previous model is in place, whole, and no temp file is left"
+    );
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM batches_rounds"),
+        210,
+        "the hour's verdicts are kept"
+    );
+    mount.resize("16M");
+    sim_args(&db, "1", 14, "5", &[]);
+    let out = detector(&db, &["--once", "--model-dir", model_arg, "-v"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("fine-tuning accepted"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 fn simulate(conn: &mut Connection, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
     let cfg = SimConfig {
         hours,

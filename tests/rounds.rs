@@ -150,29 +150,11 @@ fn prune_removes_old_rounds_and_keeps_new_ones() {
 }
 
 /// Unmounts a test's tmpfs however the test ends.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("small");
-    std::fs::create_dir(&dir).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8M", "tmpfs"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "mounting a tmpfs needs root (CI runs as root)"
-    );
-    let _mount = Mount(dir.clone());
+    let mount = Tmpfs::mount(&dir, "8M");
     let db = dir.join("p.db");
     let pcaps = pcaps_dir();
     let out = run({
@@ -197,12 +179,7 @@ fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
     assert!(kept > 0);
     // Once there is room again, the next run closes the dead round, with the count of
     // what it kept.
-    let grown = std::process::Command::new("mount")
-        .args(["-o", "remount,size=32M"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(grown.success());
+    mount.resize("32M");
     let out = run({
         let mut c = collector(&db);
         c.arg("--read").arg(pcaps.join("tcpdump__dns_udp.pcap"));

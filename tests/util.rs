@@ -56,3 +56,39 @@ pub fn wait_for(db: &Path, sql: &str) {
     }
     panic!("timed out waiting for {sql}");
 }
+
+/// A small tmpfs mounted for one test (a full disk on demand), unmounted when dropped.
+/// Mounting needs root, which CI has.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Grows or shrinks it (never below what it holds).
+    pub fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "remount {size}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

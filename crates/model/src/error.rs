@@ -6,9 +6,10 @@ use std::path::PathBuf;
 /// Everything that can go wrong while loading data, training, scoring or persisting.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// SQLite failed (locked beyond the busy timeout, schema missing, constraint).
+    /// SQLite failed (locked beyond the busy timeout, schema missing, constraint, disk
+    /// full). Shown by its message, not as a source: rusqlite's chain repeats it.
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
     /// The store crate failed to open or migrate the database.
     #[error("store: {0}")]
     Store(String),
@@ -69,5 +70,11 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Db(e)
     }
 }

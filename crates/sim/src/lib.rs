@@ -44,6 +44,13 @@ pub enum Error {
     Config(String),
     #[error(transparent)]
     Store(#[from] portwatch_store::Error),
+    /// Shown by its message, not as a source: rusqlite's chain repeats it.
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
+    }
 }
