@@ -438,6 +438,36 @@ fn net_of(addr: &str) -> u64 {
     }
 }
 
+/// The layers of a packet's `protocols` stack that features look at, found in one pass
+/// (this runs once per packet).
+#[derive(Default)]
+struct Layers {
+    tcp: bool,
+    udp: bool,
+    icmp: bool,
+    quic: bool,
+    tls: bool,
+    dns: bool,
+}
+
+impl Layers {
+    fn of(protocols: &str) -> Layers {
+        let mut l = Layers::default();
+        for layer in protocols.split(':') {
+            match layer {
+                "tcp" => l.tcp = true,
+                "udp" => l.udp = true,
+                "icmp" | "icmpv6" => l.icmp = true,
+                "quic" => l.quic = true,
+                "tls" => l.tls = true,
+                "dns" => l.dns = true,
+                _ => {}
+            }
+        }
+        l
+    }
+}
+
 /// Builds the steps of one round from its socket samples and a stream of its packets.
 pub struct RoundBuilder {
     round_id: i64,
@@ -579,22 +609,22 @@ impl RoundBuilder {
         }
         let acc = &mut self.traffic[i];
         let protos = p.protocols;
-        let tcp = protos.contains("tcp");
-        let udp = protos.contains("udp");
+        let layers = Layers::of(protos);
+        let (tcp, udp) = (layers.tcp, layers.udp);
         acc.counts[0] += 1.0;
         if tcp {
             acc.counts[1] += 1.0;
         } else if udp {
             acc.counts[2] += 1.0;
-        } else if protos.contains("icmp") {
+        } else if layers.icmp {
             acc.counts[3] += 1.0;
         } else {
             acc.counts[4] += 1.0;
         }
-        if protos.contains("quic") {
+        if layers.quic {
             acc.quic += 1.0;
         }
-        if protos.contains("tls") {
+        if layers.tls {
             acc.tls += 1.0;
         }
         let bare_syn = tcp && p.tcp_flags.is_some_and(|f| f & 0x02 != 0 && f & 0x10 == 0);
@@ -664,7 +694,7 @@ impl RoundBuilder {
         }
         let is_query = match p.dns_qr {
             Some(q) => q == 0,
-            None => protos.contains("dns") && !p.has_resp,
+            None => layers.dns && !p.has_resp,
         };
         if is_query && let Some(name) = p.qry_name {
             acc.dns_queries += 1.0;

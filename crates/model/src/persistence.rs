@@ -89,6 +89,10 @@ pub struct Sidecar {
     pub replay: Vec<RawSegment>,
     /// Held-out normal steps: the loss on them must not rise after fine-tuning.
     pub holdout: Vec<RawSegment>,
+    /// The saved model's loss on `holdout` (None until measured): the next run's
+    /// "before" without scoring the held-out windows again.
+    #[serde(default)]
+    pub holdout_loss: Option<f32>,
     /// Per-feature scales of the z-score baseline, when it is the scorer.
     #[serde(default)]
     pub zscore: Option<Vec<f32>>,
@@ -347,6 +351,7 @@ pub fn new_sidecar(config: DetectorConfig, scaler: Scaler) -> Sidecar {
         seen: Seen::default(),
         replay: Vec::new(),
         holdout: Vec::new(),
+        holdout_loss: None,
         zscore: None,
         weights_file: String::new(),
         weights_sha256: String::new(),

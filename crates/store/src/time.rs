@@ -61,6 +61,11 @@ pub fn now_micros() -> i64 {
 /// Parses the database format (and the common variants a user types: no fraction,
 /// a space instead of `T`, `+00:00`) back into microseconds.
 pub fn parse_micros(s: &str) -> Result<i64, Error> {
+    // The detector reads one timestamp per stored packet: the database's own format
+    // skips chrono's general parser.
+    if let Some(us) = parse_exact(s.as_bytes()) {
+        return Ok(us);
+    }
     let t = s.trim();
     let parsed = chrono::DateTime::parse_from_rfc3339(t)
         .map(|d| d.with_timezone(&chrono::Utc))
@@ -74,6 +79,70 @@ pub fn parse_micros(s: &str) -> Result<i64, Error> {
         })
         .map_err(|_| Error::Timestamp(s.to_owned()))?;
     Ok(parsed.timestamp_micros())
+}
+
+/// Exactly [`format_into`]'s shape, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, with valid fields;
+/// anything else is left to the general parser.
+fn parse_exact(b: &[u8]) -> Option<i64> {
+    if b.len() != LEN
+        || [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ]
+        .iter()
+        .any(|&(i, c)| b[i] != c)
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss, us) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m)
+        || d < 1
+        || d > month_days[(m - 1) as usize]
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + us)
+}
+
+/// Howard Hinnant's civil-to-days: days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Howard Hinnant's days-to-civil: proleptic Gregorian (y, m, d) for days since
@@ -133,5 +202,19 @@ mod tests {
             parse_micros("yesterday"),
             Err(Error::Timestamp(_))
         ));
+        // The fast path refuses what chrono refuses, and agrees with it otherwise.
+        for bad in [
+            "2026-02-30T00:00:00.000000Z",
+            "2026-13-01T00:00:00.000000Z",
+            "2026-11-25T24:00:00.000000Z",
+            "2026-11-25T10:00:0x.000000Z",
+        ] {
+            assert!(parse_micros(bad).is_err(), "{bad}");
+        }
+        let leap = "2024-02-29T23:59:59.999999Z";
+        let chrono_us = chrono::DateTime::parse_from_rfc3339(leap)
+            .unwrap()
+            .timestamp_micros();
+        assert_eq!(parse_exact(leap.as_bytes()), Some(chrono_us));
     }
 }

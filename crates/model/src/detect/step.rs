@@ -113,7 +113,10 @@ pub(super) fn scored_step(
         if batch_windows > 0 {
             let hold = series_of_raw(&sc.holdout, &sc.scaler);
             let hold_w = hold.windows(cfg.window, 1);
-            let before = inference::mse(&valid, &hold, &hold_w, cfg.window)?;
+            let before = match sc.holdout_loss {
+                Some(loss) => loss,
+                None => inference::mse(&valid, &hold, &hold_w, cfg.window)?,
+            };
             let (m, _) = training::train(
                 model.clone(),
                 &train_series,
@@ -128,6 +131,7 @@ pub(super) fn scored_step(
             loss_after = Some(after);
             if hold_w.is_empty() || after <= before * (1.0 + POISON_TOLERANCE) + 1e-6 {
                 fine_tune = "accepted".into();
+                sc.holdout_loss = Some(after);
                 trained_rounds = (0..n).filter(|&i| trainable[i]).count();
                 new_model = Some((m, runs));
             } else {
