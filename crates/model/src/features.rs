@@ -389,8 +389,19 @@ pub struct ScanTracker {
     by_remote: HashMap<u64, HashMap<u16, i64>>,
 }
 
+/// Most remote addresses [`ScanTracker`] follows. A flood of SYNs from spoofed
+/// addresses would otherwise grow it without bound; each of those probes once, so they
+/// are the ones let go.
+pub const MAX_TRACKED_REMOTES: usize = 50_000;
+
 impl ScanTracker {
     fn record(&mut self, remote: u64, port: u16, ts: i64) {
+        if self.by_remote.len() >= MAX_TRACKED_REMOTES && !self.by_remote.contains_key(&remote) {
+            self.by_remote.retain(|_, ports| ports.len() > 1);
+            if self.by_remote.len() >= MAX_TRACKED_REMOTES {
+                return;
+            }
+        }
         let last = self
             .by_remote
             .entry(remote)
@@ -1049,6 +1060,19 @@ mod tests {
         let b = RoundBuilder::new(1, (0, 55 * s), Some(5.0), &[], &mut seen, Carry::default());
         let (steps, _, _) = b.finish(&mut seen);
         assert_eq!(steps.len(), 12);
+    }
+
+    #[test]
+    fn scan_tracker_is_bounded_under_a_spoofed_flood() {
+        let mut t = ScanTracker::default();
+        for p in 0..30u16 {
+            t.record(7, 1000 + p, 1);
+        }
+        for remote in 0..(MAX_TRACKED_REMOTES as u64 + 10_000) {
+            t.record(100 + remote, 80, 2);
+        }
+        assert!(t.by_remote.len() <= MAX_TRACKED_REMOTES);
+        assert_eq!(t.breadth_at(3), 30, "the real scanner is still followed");
     }
 
     /// A remote probing one closed port every 10 s, over two rounds: breadth grows
