@@ -157,7 +157,9 @@ pub(super) fn cold_start(
         &subsample(&windows, 3000),
         cfg.window,
     )?;
-    let zscore = opts.zscore_baseline.then(|| ZScore::fit(&train_series));
+    let zscore = opts
+        .zscore_baseline
+        .then(|| ZScore::fit(&train_series, cfg.score_top_k));
     sc.zscore = zscore.as_ref().map(|z| z.scale.clone());
     let model_scorer = ModelScorer {
         model: &valid,

@@ -52,7 +52,10 @@ pub(super) fn scored_step(
     let mut working_seen = sc.seen.clone();
     let l = load_rounds(conn, rounds, sc.round_spacing_us, &mut working_seen)?;
     let valid = model.valid();
-    let zscore = sc.zscore.clone().map(|scale| ZScore { scale });
+    let zscore = sc.zscore.clone().map(|scale| ZScore {
+        scale,
+        top_k: cfg.score_top_k,
+    });
     let model_scorer = ModelScorer {
         model: &valid,
         residual_scale: &sc.residual_scale,
