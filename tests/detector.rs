@@ -56,10 +56,44 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("ports.db");
     sim_args(&db, "3", 5, "10", &[]);
-    // Cold start with 3 h of history against a 2 h minimum: trains, then scores the
-    // warm-up rounds once.
-    let out = detector(&db, &["--once", "--min-history", "2h", "-v"]);
+    // A misspelt hyperparameter is a usage error before anything is trained or written.
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(&cfg, r#"{"hiden": 12}"#).unwrap();
+    let out = detector(&db, &["--once", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field \"hiden\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("model").exists());
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM batches"), 0);
+
+    // Cold start with 3 h of history against a 2 h minimum and a smaller model: trains,
+    // then scores the warm-up rounds once.
+    let small = r#"{"channels": 8, "hidden": 12, "bottleneck": 6, "decoder_hidden": 12,
+        "epochs": 16, "max_windows_per_epoch": 3000}"#;
+    std::fs::write(&cfg, small).unwrap();
+    let out = detector(
+        &db,
+        &[
+            "--once",
+            "--min-history",
+            "2h",
+            "-v",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("model/model.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        sidecar["config"],
+        serde_json::to_value(DetectorConfig::small()).unwrap(),
+        "the configuration given is the one saved"
+    );
     assert!(
         stdout(&out).contains("trained on 3.0 h"),
         "{}",

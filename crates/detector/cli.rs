@@ -47,10 +47,12 @@ pub struct Cli {
     /// scores that sets the threshold (default 1.5, see MODEL.md).
     #[arg(long, hide = true, default_value_t = 1.5)]
     pub threshold_margin: f32,
-    /// Benchmarks only: at cold start, average the K largest feature errors per step
-    /// instead of all (0 = all, see MODEL.md).
-    #[arg(long, hide = true, value_name = "K")]
-    pub score_top_k: Option<usize>,
+    /// Cold start only: the model's hyperparameters, a JSON file with any of the fields
+    /// of `config` in model.json (window, channels, hidden, epochs, lr, ...); the others
+    /// keep their defaults (MODEL.md says why they have them). Later runs use the
+    /// configuration saved with the model.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
 }

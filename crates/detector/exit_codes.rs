@@ -7,8 +7,7 @@ pub enum ExitCode {
     Ok = 0,
     /// Anomalies found.
     Anomalies = 1,
-    /// Usage error (clap exits with 2 itself).
-    #[allow(dead_code)]
+    /// Usage error: an unusable `--config` (clap exits with 2 itself for bad flags).
     Usage = 2,
     /// Runtime error: corrupt or mismatched model, database error.
     Error = 3,

@@ -70,16 +70,28 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         None => {
             let model_dir = portwatch_store::paths::model_dir(cli.model_dir.as_deref(), &db);
-            let opts = Options {
+            let mut opts = Options {
                 no_train: cli.no_train,
                 min_history_secs: cli.min_history.as_secs_f64(),
                 zscore_baseline: cli.zscore_baseline,
                 threshold_margin: cli.threshold_margin,
                 ..Options::default()
             };
-            let mut opts = opts;
-            if let Some(k) = cli.score_top_k {
-                opts.config = opts.config.with_score_top_k(k);
+            if let Some(path) = &cli.config {
+                // A config file that cannot be used is a usage error (exit 2), like a bad flag.
+                let cfg = std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| {
+                        portwatch_model::DetectorConfig::with_overrides(&text)
+                            .map_err(|e| e.to_string())
+                    });
+                match cfg {
+                    Ok(cfg) => opts.config = cfg,
+                    Err(e) => {
+                        eprintln!("detector: --config {}: {e}", path.display());
+                        return Ok(ExitCode::Usage);
+                    }
+                }
             }
             if cli.once {
                 step(cli, &db, &model_dir, &opts)

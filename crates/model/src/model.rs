@@ -8,6 +8,8 @@ use burn::nn::{Linear, LinearConfig, Lstm, LstmConfig, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
 
+use crate::{Error, Result};
+
 /// Hyperparameters; MODEL.md says why each default has its value.
 #[derive(Config, Debug, PartialEq)]
 pub struct DetectorConfig {
@@ -58,6 +60,63 @@ pub struct DetectorConfig {
 }
 
 impl DetectorConfig {
+    /// The defaults with some fields replaced by those of a JSON object, such as
+    /// `{"hidden": 64, "lr": 0.001}` (the `config` object of `model.json` is accepted
+    /// whole). An unknown field is an error: a misspelt name would otherwise keep its
+    /// default without a word.
+    pub fn with_overrides(json: &str) -> Result<Self> {
+        let bad = |e: &dyn std::fmt::Display| Error::Invalid(format!("model config: {e}"));
+        let over: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|e| bad(&e))?;
+        let mut merged = match serde_json::to_value(Self::new()).map_err(|e| bad(&e))? {
+            serde_json::Value::Object(m) => m,
+            _ => return Err(bad(&"defaults are not an object")),
+        };
+        for (k, v) in over {
+            if !merged.contains_key(&k) {
+                let known: Vec<&str> = merged.keys().map(String::as_str).collect();
+                return Err(bad(&format!(
+                    "unknown field {k:?} (known: {})",
+                    known.join(", ")
+                )));
+            }
+            merged.insert(k, v);
+        }
+        let cfg: Self =
+            serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| bad(&e))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects sizes the model cannot be built or trained with.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("window", self.window),
+            ("channels", self.channels),
+            ("kernel", self.kernel),
+            ("hidden", self.hidden),
+            ("bottleneck", self.bottleneck),
+            ("decoder_hidden", self.decoder_hidden),
+            ("batch_size", self.batch_size),
+            ("train_stride", self.train_stride),
+            ("max_windows_per_epoch", self.max_windows_per_epoch),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(Error::Invalid(format!(
+                    "model config: {name} must be at least 1"
+                )));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::Invalid(format!(
+                "model config: lr must be a positive number, not {}",
+                self.lr
+            )));
+        }
+        Ok(())
+    }
+
     /// A small configuration for tests (fast on 2 cores in debug builds).
     pub fn small() -> Self {
         DetectorConfig::new()
@@ -122,6 +181,35 @@ impl Autoencoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_replace_only_the_given_fields() {
+        let cfg = DetectorConfig::with_overrides(r#"{"hidden": 64, "lr": 0.001}"#).unwrap();
+        assert_eq!(cfg.hidden, 64);
+        assert_eq!(cfg.lr, 0.001);
+        assert_eq!(
+            cfg.clone().with_hidden(32).with_lr(2e-3),
+            DetectorConfig::new()
+        );
+        // The sidecar's own config object round-trips.
+        let whole = serde_json::to_string(&DetectorConfig::small()).unwrap();
+        assert_eq!(
+            DetectorConfig::with_overrides(&whole).unwrap(),
+            DetectorConfig::small()
+        );
+    }
+
+    #[test]
+    fn overrides_reject_typos_and_impossible_sizes() {
+        let e = DetectorConfig::with_overrides(r#"{"hiden": 64}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field \"hiden\""), "{e}");
+        let e = DetectorConfig::with_overrides(r#"{"window": 0}"#).unwrap_err();
+        assert!(e.to_string().contains("window must be at least 1"), "{e}");
+        let e = DetectorConfig::with_overrides(r#"{"lr": -1}"#).unwrap_err();
+        assert!(e.to_string().contains("lr must be"), "{e}");
+        assert!(DetectorConfig::with_overrides(r#"{"hidden": "big"}"#).is_err());
+        assert!(DetectorConfig::with_overrides("[1]").is_err());
+    }
 
     #[test]
     fn shapes() {
