@@ -50,7 +50,7 @@ impl Scorer for ZScore {
     fn score_steps(&self, series: &Series) -> Result<StepScores> {
         let nf = series.n_features;
         let w = series.width;
-        aggregate(series, 1, self.top_k, |sink| {
+        aggregate(series, self.top_k, |sink| {
             let mut errs = vec![0.0f32; nf];
             for (s, seg) in series.segments.iter().enumerate() {
                 for (i, row) in seg.chunks(w).enumerate() {

@@ -100,6 +100,15 @@ pub fn mse(model: &Autoencoder, series: &Series, refs: &[WindowRef], window: usi
     })
 }
 
+/// The half-hour slot of a series row, from its first two calendar inputs (time-of-day
+/// sin and cos, right after the `nf` features).
+fn row_slot(row: &[f32], nf: usize) -> usize {
+    match (row.get(nf), row.get(nf + 1)) {
+        (Some(s), Some(c)) => day_slot(*s, *c),
+        _ => 0,
+    }
+}
+
 /// Quantile of |residual| that sets a feature's scale, divided by [`TAIL_Z`].
 pub const TAIL_QUANTILE: f64 = 0.995;
 /// The standard normal's two-sided 0.995 point: for Gaussian residuals the tail
@@ -135,10 +144,7 @@ pub fn residual_scale(
     forward_windows(model, series, refs, window, |chunk, out, inp| {
         for k in 0..chunk.len() * window {
             let row = &inp[k * w..(k + 1) * w];
-            let slot = match (row.get(nf), row.get(nf + 1)) {
-                (Some(s), Some(c)) => day_slot(*s, *c),
-                _ => 0,
-            };
+            let slot = row_slot(row, nf);
             for (f, c) in by_slot[slot].iter_mut().enumerate() {
                 c.push((out[k * nf + f] - row[f]).abs());
                 if row[f].abs() > 0.01 {
@@ -205,7 +211,6 @@ pub const ACTIVE_MIN_RESIDUAL_SCALE: f32 = 0.5;
 /// window-step `k`'s normalised squared error of feature `f`.
 pub fn aggregate(
     series: &Series,
-    window: usize,
     top_k: usize,
     mut per_window: impl FnMut(&mut dyn FnMut(WindowRef, usize, &[f32])) -> Result<()>,
 ) -> Result<StepScores> {
@@ -235,7 +240,6 @@ pub fn aggregate(
         }
         score.push(median(l));
     }
-    let _ = window;
     Ok(StepScores {
         score,
         feature_error: feat,
@@ -276,17 +280,14 @@ impl Scorer for ModelScorer<'_> {
         let nf = series.n_features;
         let w = series.width;
         let window = self.window;
-        aggregate(series, window, self.top_k, |sink| {
+        aggregate(series, self.top_k, |sink| {
             let mut errs = vec![0.0f32; nf];
             forward_windows(self.model, series, &refs, window, |chunk, out, inp| {
                 for (j, r) in chunk.iter().enumerate() {
                     for t in 0..window {
                         let k = j * window + t;
                         let row = &inp[k * w..(k + 1) * w];
-                        let slot = match (row.get(nf), row.get(nf + 1)) {
-                            (Some(s), Some(c)) => day_slot(*s, *c),
-                            _ => 0,
-                        };
+                        let slot = row_slot(row, nf);
                         let scale = self
                             .residual_scale
                             .get(slot * nf..(slot + 1) * nf)
@@ -389,7 +390,7 @@ mod tests {
         let errs = [[1.0f32, 10.0], [3.0, 5.0], [7.0, 2.0]];
         assert_eq!(step_error(&[1.0, 5.0, 3.0], 2), 4.0);
         assert_eq!(step_error(&[1.0, 5.0, 3.0], 0), 3.0);
-        let out = aggregate(&s, 2, 0, |sink| {
+        let out = aggregate(&s, 0, |sink| {
             for (i, e) in errs.iter().enumerate() {
                 for (t, v) in e.iter().enumerate() {
                     sink((0, i), t, &[*v]);
