@@ -10,11 +10,14 @@
 # as a multiple of the threshold, the median of the events' best multiples, and the
 # threshold. The two days are simulated once per seed and kept in $work.
 set -euo pipefail
+export LC_ALL=C  # $EPOCHREALTIME with a decimal point
 here=$(cd "$(dirname "$0")/.." && pwd)
-seed=$1; rate=100
-shift
-if [ "${1:-}" != "--" ]; then rate=$1; shift; fi
-[ "${1:-}" = "--" ] && shift
+usage() { echo "usage: benches/sweep.sh SEED [RATE] -- 'JSON' ..." >&2; exit 2; }
+[ $# -ge 1 ] || usage
+seed=$1; rate=100; shift
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then rate=$1; shift; fi
+if [ "${1:-}" = "--" ]; then shift; fi
+[[ $seed =~ ^[0-9]+$ && $rate =~ ^[0-9]+$ && $# -gt 0 ]] || usage
 bin=${PORTWATCH_BIN:-$here/target/release}
 work=${PORTWATCH_BENCH:-/tmp/portwatch-sweep}/s$seed-r$rate
 mkdir -p "$work"
@@ -36,15 +39,26 @@ for cfg in "$@"; do
   model=$work/model; rm -rf "$model"
   printf '%s' "$cfg" > "$work/config.json"
   sqlite3 "$day1" "$clear"
-  t0=$EPOCHREALTIME
+  # Exit 1 only means anomalies; anything above is a failure worth its own row.
+  rc=0; t0=$EPOCHREALTIME
   "$bin/detector" --once --db "$day1" --model-dir "$model" --config "$work/config.json" \
-    > /dev/null || true
+    > "$work/run.log" 2>&1 || rc=$?
   t1=$EPOCHREALTIME
+  if [ "$rc" -gt 1 ]; then
+    printf '%s\tFAILED: cold start exit %s: %s\n' "$cfg" "$rc" "$(tail -1 "$work/run.log")"
+    continue
+  fi
   # Day 1's evaluation moves into the two-day database, so the scored batch is day 2.
   sqlite3 "$both" "$clear ATTACH '$day1' AS d1; INSERT INTO batches SELECT * FROM d1.batches;
     INSERT INTO batches_rounds SELECT * FROM d1.batches_rounds;
     INSERT INTO anomalies SELECT * FROM d1.anomalies;"
-  "$bin/detector" --once --no-train --db "$both" --model-dir "$model" > /dev/null || true
+  rc=0
+  "$bin/detector" --once --no-train --db "$both" --model-dir "$model" > "$work/run.log" 2>&1 \
+    || rc=$?
+  if [ "$rc" -gt 1 ]; then
+    printf '%s\tFAILED: day 2 exit %s: %s\n' "$cfg" "$rc" "$(tail -1 "$work/run.log")"
+    continue
+  fi
   ev=$("$bin/detector" evaluate --db "$both" --json)
   ratios=$(sqlite3 "$both" "SELECT max(b.score) / bt.threshold FROM labels l
     JOIN batches_rounds b ON b.round_id = l.round_id JOIN batches bt ON bt.id = b.batch_id

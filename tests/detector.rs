@@ -495,3 +495,43 @@ fn the_detector_runs_while_a_collector_writes() {
     assert_eq!(out.rounds, 60, "the running round is not in the batch");
     assert!(commits > 0, "the writer committed while the detector ran");
 }
+
+/// A window longer than every gap-free run of history can never train: once enough
+/// hours exist, the cold start says so (an error, exit 3 in the binary) instead of
+/// reporting "warming up" every hour, and writes no model.
+#[test]
+fn history_without_a_run_as_long_as_the_window_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut conn = portwatch_store::open(&tmp.path().join("ports.db")).unwrap();
+    let model = tmp.path().join("model");
+    simulate(&mut conn, 3.0, 51, 1.0, &[]);
+    // Keep 3 rounds of every 6: runs of 36 samples separated by 4-minute gaps.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TEMP TABLE gone AS SELECT id FROM rounds WHERE (id - 1) % 6 >= 3;
+         DELETE FROM packets WHERE round_id IN gone;
+         DELETE FROM rounds_ports WHERE round_id IN gone;
+         DELETE FROM labels WHERE round_id IN gone;
+         DELETE FROM rounds WHERE id IN gone;",
+    )
+    .unwrap();
+    let opts = Options {
+        config: DetectorConfig::small().with_window(48),
+        min_history_secs: 2.0 * 3600.0,
+        ..Options::default()
+    };
+    let err = run_once(&mut conn, &model, &opts).unwrap_err().to_string();
+    assert!(err.contains("no gap-free run of 48 samples"), "{err}");
+    assert!(!model.join("model.json").exists(), "no model was saved");
+    let batches: i64 = conn
+        .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(batches, 0);
+    // The same history with windows that fit trains and scores.
+    let opts = Options {
+        config: DetectorConfig::small().with_epochs(2),
+        ..opts
+    };
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::Scored, "{}", out.message);
+}

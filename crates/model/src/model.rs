@@ -88,29 +88,38 @@ impl DetectorConfig {
         Ok(cfg)
     }
 
-    /// Rejects sizes the model cannot be built or trained with.
+    /// Rejects values the model cannot be built or trained with, and sizes far beyond
+    /// anything useful on a host (which would only exhaust memory). A window must fit in
+    /// one held-out block of the cold start (10 rounds of 12 samples).
     pub fn validate(&self) -> Result<()> {
-        let positive = [
-            ("window", self.window),
-            ("channels", self.channels),
-            ("kernel", self.kernel),
-            ("hidden", self.hidden),
-            ("bottleneck", self.bottleneck),
-            ("decoder_hidden", self.decoder_hidden),
-            ("batch_size", self.batch_size),
-            ("train_stride", self.train_stride),
-            ("max_windows_per_epoch", self.max_windows_per_epoch),
+        let bounds = [
+            ("window", self.window, 1, 120),
+            ("channels", self.channels, 1, 1024),
+            ("kernel", self.kernel, 1, 64),
+            ("hidden", self.hidden, 1, 1024),
+            ("bottleneck", self.bottleneck, 1, 1024),
+            ("decoder_hidden", self.decoder_hidden, 1, 1024),
+            ("epochs", self.epochs, 1, 1000),
+            ("fine_tune_epochs", self.fine_tune_epochs, 1, 100),
+            ("batch_size", self.batch_size, 1, 4096),
+            ("train_stride", self.train_stride, 1, 1440),
+            (
+                "max_windows_per_epoch",
+                self.max_windows_per_epoch,
+                1,
+                1_000_000,
+            ),
         ];
-        for (name, v) in positive {
-            if v == 0 {
+        for (name, v, lo, hi) in bounds {
+            if !(lo..=hi).contains(&v) {
                 return Err(Error::Invalid(format!(
-                    "model config: {name} must be at least 1"
+                    "model config: {name} must be between {lo} and {hi}, not {v}"
                 )));
             }
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
             return Err(Error::Invalid(format!(
-                "model config: lr must be a positive number, not {}",
+                "model config: lr must be above 0 and at most 1, not {}",
                 self.lr
             )));
         }
@@ -204,7 +213,20 @@ mod tests {
         let e = DetectorConfig::with_overrides(r#"{"hiden": 64}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field \"hiden\""), "{e}");
         let e = DetectorConfig::with_overrides(r#"{"window": 0}"#).unwrap_err();
-        assert!(e.to_string().contains("window must be at least 1"), "{e}");
+        assert!(
+            e.to_string().contains("window must be between 1 and 120"),
+            "{e}"
+        );
+        for bad in [
+            r#"{"hidden": 100000}"#,
+            r#"{"epochs": 0}"#,
+            r#"{"fine_tune_epochs": 0}"#,
+            r#"{"channels": 4611686018427387904}"#,
+        ] {
+            assert!(DetectorConfig::with_overrides(bad).is_err(), "{bad}");
+        }
+        DetectorConfig::new().validate().unwrap();
+        DetectorConfig::small().validate().unwrap();
         let e = DetectorConfig::with_overrides(r#"{"lr": -1}"#).unwrap_err();
         assert!(e.to_string().contains("lr must be"), "{e}");
         assert!(DetectorConfig::with_overrides(r#"{"hidden": "big"}"#).is_err());

@@ -264,6 +264,10 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
     }
     let mut sc: Sidecar =
         serde_json::from_value(value).map_err(|e| corrupt(format!("sidecar: {e}")))?;
+    // A hand-edited config would otherwise fail deep inside training or scoring.
+    sc.config
+        .validate()
+        .map_err(|e| corrupt(format!("sidecar: {e}")))?;
     let current = FeatureSpec::current();
     if sc.feature_spec != current {
         return Err(Error::ModelMismatch {

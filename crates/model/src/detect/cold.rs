@@ -82,6 +82,15 @@ pub(super) fn cold_start(
         sc.created_at = p.created_at.clone();
         sc.model_version = p.model_version;
     }
+    if !warming && !opts.no_train && windows.is_empty() {
+        // Enough hours but no stretch without a gap as long as a window: waiting would
+        // not help, so say so instead of reporting "warming up" forever.
+        return Err(Error::Invalid(format!(
+            "{hours:.1} h of history hold no gap-free run of {} samples to train on \
+             (window {} in the model config)",
+            cfg.window, cfg.window
+        )));
+    }
     let mut loss = None;
     let mut model = None;
     if !opts.no_train && !windows.is_empty() {

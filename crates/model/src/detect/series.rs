@@ -252,7 +252,9 @@ pub(super) fn split_history(l: &Loaded) -> Split {
                 holdout.push(i..j);
             } else if let Some(last) = train
                 .last_mut()
-                .filter(|r: &&mut std::ops::Range<usize>| r.end == i)
+                // Blocks join only within a segment: one segment ends where the next
+                // begins, and a training window must not span the gap between them.
+                .filter(|r: &&mut std::ops::Range<usize>| r.end == i && i != seg.start)
             {
                 last.end = j;
             } else {
