@@ -246,12 +246,12 @@ pub(super) fn cold_start(
             )?);
         }
     }
-    sc.model_version += 1;
+    // The batch row carries the version the save below gives the model.
     let batch_id = write_batch(
         conn,
         &BatchRow {
             loss_after: loss,
-            model_version: Some(sc.model_version),
+            model_version: Some(sc.model_version + 1),
             ..BatchRow::scored(
                 started,
                 scorer.name(),
@@ -264,7 +264,6 @@ pub(super) fn cold_start(
         &rows,
         &anomalies,
     )?;
-    sc.model_version -= 1;
     dir.save(&model, &mut sc)?;
     let scored = rows.iter().filter(|r| r.score.is_some()).count();
     let trained = rows.iter().filter(|r| r.trained).count();
