@@ -1,17 +1,8 @@
-//! Time for the model: the database's timestamps (through the store crate, which owns
-//! their one format) and the calendar inputs of a step.
+//! Time as the model sees it: microsecond timestamps, and the calendar inputs of a
+//! step (time of day and day of week as points on circles).
 
-pub use portwatch_store::time::format_micros;
-
-use crate::{Error, Result};
-
-/// Microseconds in one second.
+/// Microseconds in one second (timestamps are µs since the Unix epoch, UTC).
 pub const SECOND: i64 = 1_000_000;
-
-/// Parses a stored timestamp (or a variant a user types) into microseconds.
-pub fn parse_micros(s: &str) -> Result<i64> {
-    portwatch_store::time::parse_micros(s).map_err(|_| Error::Timestamp(s.to_string()))
-}
 
 /// Time-of-day and day-of-week as points on circles: `[sin, cos]` of each, so 23:59 is
 /// next to 00:00 and Sunday next to Monday.

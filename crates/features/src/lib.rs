@@ -17,6 +17,10 @@
 //! inbound in the mirror case, and else the side with the higher port number is taken as
 //! the client. The remote address and port are the other side's.
 
+pub mod calendar;
+
+pub use calendar::SECOND;
+
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
@@ -37,7 +41,7 @@ pub const MIN_SCALE: f32 = 0.25;
 pub const MAX_SEEN_NAMES: usize = 20_000;
 /// How far back a remote address's probes of closed ports are remembered for
 /// `scan_breadth` (µs): ten minutes, so a scan of one port every 10 s reaches 60.
-pub const SCAN_HORIZON: i64 = 600 * crate::time::SECOND;
+pub const SCAN_HORIZON: i64 = 600 * crate::calendar::SECOND;
 
 const SOCKET_STATES_TCP: [&str; 4] = ["listen", "estab", "timewait", "other"];
 const SOCKET_STATES_UDP: [&str; 2] = ["unconn", "estab"];
@@ -289,7 +293,7 @@ pub struct Step {
     pub round_id: i64,
     /// The value of each feature (counts, bytes), before scaling.
     pub raw: Vec<f32>,
-    /// [`crate::time::calendar_inputs`].
+    /// [`crate::calendar::calendar_inputs`].
     pub time: [f32; N_TIME],
     /// Ports and names behind "new" counts.
     pub evidence: Evidence,
@@ -823,7 +827,7 @@ impl RoundBuilder {
                 ts: self.step_ts[i],
                 round_id: self.round_id,
                 raw,
-                time: crate::time::calendar_inputs(self.step_ts[i]),
+                time: crate::calendar::calendar_inputs(self.step_ts[i]),
                 evidence,
             });
         }
@@ -963,7 +967,7 @@ mod tests {
 
     #[test]
     fn socket_and_packet_features() {
-        let s = crate::time::SECOND;
+        let s = crate::calendar::SECOND;
         let socks = vec![
             sock(0, 22, true, "LISTEN", 1),
             sock(0, 22, true, "ESTABLISHED", 2),
@@ -1056,7 +1060,7 @@ mod tests {
     #[test]
     fn round_without_samples_gets_steps_from_interval() {
         let mut seen = Seen::default();
-        let s = crate::time::SECOND;
+        let s = crate::calendar::SECOND;
         let b = RoundBuilder::new(1, (0, 55 * s), Some(5.0), &[], &mut seen, Carry::default());
         let (steps, _, _) = b.finish(&mut seen);
         assert_eq!(steps.len(), 12);
@@ -1080,7 +1084,7 @@ mod tests {
     /// probes from many addresses stay at 1; SYNs from one /24 add up per step.
     #[test]
     fn scan_breadth_spans_rounds_and_syns_group_by_network() {
-        let s = crate::time::SECOND;
+        let s = crate::calendar::SECOND;
         let names = feature_names();
         let col = |n: &str| names.iter().position(|x| x == n).unwrap();
         let socks = |t0: i64| -> Vec<SockRow> {
