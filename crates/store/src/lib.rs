@@ -1,21 +1,36 @@
-//! The SQLite store shared by `collector` and `detector`.
+//! # portwatch-store
 //!
-//! It owns everything that touches the database file as a whole: where it lives and
-//! with which permissions ([`paths`]), how a connection is set up and the schema brought
-//! up to date ([`open`], [`migrate`]), the timestamp text format ([`time`]), the typed
-//! inserts both the collector and the simulator write through ([`write`], [`writer`]),
-//! and pruning ([`prune`]). Reading for the model lives with the model, which knows what
-//! it needs; the schema itself is `migrations/` (and `init.sql`) at the repository top.
+//! The SQLite store shared by `collector` and `detector`, and the only crate that
+//! speaks SQL. It owns the schema ([`migrate`], with the numbered steps in the crate's
+//! `migrations/`), where the database lives and with which permissions ([`paths`]),
+//! how a connection is set up ([`Db`]), the timestamp text format ([`time`]), and every
+//! statement, as methods named after what they read or write:
+//!
+//! - [`write`], [`writer`]: rounds, socket samples and packets (the collector's writer
+//!   thread, and the simulator through [`Tx`]);
+//! - [`rounds`]: the rounds the detector evaluates, their samples, their packets
+//!   streamed by rowid range;
+//! - [`traffic`]: aggregates over a round's packets, for explanations;
+//! - [`verdicts`]: batches, per-round verdicts and anomalies, and the report's reads;
+//! - [`labels`]: the simulator's ground truth;
+//! - [`prune`]: deleting old rounds.
+//!
+//! Other crates never see rusqlite: they get [`Db`], [`Tx`] and plain row types, and
+//! one error type, [`Error`].
 
+mod db;
 pub mod error;
-pub mod migrate;
+pub mod labels;
+mod migrate;
 pub mod paths;
 pub mod prune;
+pub mod rounds;
 pub mod time;
+pub mod traffic;
+pub mod verdicts;
 pub mod write;
 pub mod writer;
 
-mod conn;
-
-pub use conn::{open, open_existing};
+pub use db::{BUSY_TIMEOUT, Db, Tx};
 pub use error::Error;
+pub use migrate::CURRENT as SCHEMA_VERSION;

@@ -1,4 +1,4 @@
-//! Forward-only schema migrations, embedded from `migrations/` at build time.
+//! Forward-only schema migrations, embedded from the crate's `migrations/` at build time.
 //!
 //! `user_version` holds the number of the last step applied. Each step runs in its own
 //! `BEGIN IMMEDIATE` transaction and re-reads the version inside it, so a collector and
@@ -9,24 +9,24 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::Error;
 
 /// Every migration, in order: (version it brings the schema to, SQL).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
 
 /// The schema version this build writes.
 pub const CURRENT: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-pub fn user_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+pub(crate) fn user_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
 /// True for a database with no schema at all (a new or empty file).
-pub fn is_empty(conn: &Connection) -> Result<bool, rusqlite::Error> {
+pub(crate) fn is_empty(conn: &Connection) -> Result<bool, rusqlite::Error> {
     let n: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
     Ok(n == 0 && user_version(conn)? == 0)
 }
 
 /// Applies the missing steps. Returns how many were applied. A database newer than this
 /// build is refused rather than written with an older idea of the schema.
-pub fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<usize, Error> {
+pub(crate) fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<usize, Error> {
     let found = user_version(conn)?;
     if found > CURRENT {
         return Err(Error::SchemaTooNew {

@@ -6,7 +6,7 @@
 //! names) is private, hence 0700 directories and a 0600 database.
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -62,28 +62,11 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Creates `dir` and its missing parents with mode 0700 (existing ones are left alone).
-pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
-/// Prepares the database file before SQLite opens it: parent directories 0700, a new
-/// file created 0600, and an existing file that we own tightened to 0600 (the sqlite3
-/// CLI creates 0644). A file owned by someone else is left as it is.
-pub fn prepare_db_file(db: &Path) -> Result<(), Error> {
-    if let Some(parent) = db.parent() {
-        create_private_dir(parent)?;
-    }
+/// Prepares the database file before SQLite opens it: a new file created 0600, and an
+/// existing file that we own tightened to 0600 (the sqlite3 CLI creates 0644). A file
+/// owned by someone else is left as it is. Its directory is the caller's: the binaries
+/// create it private (0700) through `portwatch-cli`.
+pub(crate) fn prepare_db_file(db: &Path) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: db.to_path_buf(),
         source,
@@ -160,14 +143,17 @@ mod tests {
     }
 
     #[test]
-    fn new_files_and_dirs_are_private_and_existing_files_tightened() {
+    fn new_files_are_private_and_existing_files_tightened() {
+        // The directories' modes are tested where they are made (portwatch-cli's dirs).
         let tmp = tempfile::tempdir().unwrap();
-        let db = tmp.path().join("a/b/ports.db");
+        let db = tmp.path().join("ports.db");
         prepare_db_file(&db).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&db), 0o600);
-        assert_eq!(mode(&tmp.path().join("a")), 0o700);
-        assert_eq!(mode(&tmp.path().join("a/b")), 0o700);
+        assert!(
+            prepare_db_file(&tmp.path().join("missing/ports.db")).is_err(),
+            "the directory is the caller's to create"
+        );
 
         let loose = tmp.path().join("loose.db");
         fs::write(&loose, b"").unwrap();

@@ -5,10 +5,11 @@
 //! range (a primary-key range delete); the round rows then cascade to the indexed
 //! child tables. Freed pages are returned with `incremental_vacuum` afterwards.
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{TransactionBehavior, params};
 
-use crate::{Error, time};
+use crate::{Db, Error, time};
 
+/// What [`Db::prune`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub rounds: u64,
@@ -16,9 +17,15 @@ pub struct Pruned {
     pub freed_pages: i64,
 }
 
-/// Deletes the closed rounds that started before `cutoff_micros` (running rounds are
-/// left alone: a collector may still be writing them).
-pub fn prune(conn: &mut Connection, cutoff_micros: i64) -> Result<Pruned, Error> {
+impl Db {
+    /// Deletes the closed rounds that started before `cutoff_micros` (running rounds
+    /// are left alone: a collector may still be writing them).
+    pub fn prune(&mut self, cutoff_micros: i64) -> Result<Pruned, Error> {
+        prune(&mut self.conn, cutoff_micros)
+    }
+}
+
+fn prune(conn: &mut rusqlite::Connection, cutoff_micros: i64) -> Result<Pruned, Error> {
     let cutoff = time::format_micros(cutoff_micros);
     let mut out = Pruned::default();
     // Uses the start_time index; ranges come from the round rows themselves.

@@ -1,9 +1,9 @@
 //! Typed inserts with cached statements: the only code that writes rounds, socket
-//! samples and packets, used by the collector's writer thread and by the simulator.
+//! samples and packets, used by the collector's writer thread and, through [`Tx`], by
+//! the simulator and the collector's round start.
 //!
-//! Callers own the transaction; every function here takes the connection (or a
-//! transaction, which derefs to it) and binds parameters one by one on a cached
-//! statement, the fastest form INGEST_NOTES measured.
+//! Parameters are bound one by one on a cached statement: of the forms measured
+//! (`params!`, named parameters, multi-row `VALUES`), the fastest for this table.
 
 use std::fmt::Write as _;
 
@@ -11,7 +11,38 @@ use portwatch_capture::{DnsKind, Packet};
 use portwatch_scan::PortUsage;
 use rusqlite::{Connection, params};
 
-use crate::time;
+use crate::{Db, Error, Tx, time};
+
+/// Where a round's data came from (`rounds.source`): a live interface, a capture file,
+/// or the simulator. The detector learns from live and simulated rounds only.
+#[derive(Debug, Clone, Copy)]
+pub enum RoundSource<'a> {
+    /// `live:<interface>`.
+    Live(&'a str),
+    /// `file:<path>`.
+    File(&'a std::path::Path),
+    /// `simulated`.
+    Simulated,
+}
+
+impl RoundSource<'_> {
+    /// `rounds.source` of simulated rounds.
+    pub const SIMULATED: &'static str = "simulated";
+    /// Prefix of `rounds.source` for live rounds.
+    pub const LIVE_PREFIX: &'static str = "live:";
+    /// Prefix of `rounds.source` for capture files.
+    pub const FILE_PREFIX: &'static str = "file:";
+}
+
+impl std::fmt::Display for RoundSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoundSource::Live(iface) => write!(f, "{}{iface}", Self::LIVE_PREFIX),
+            RoundSource::File(path) => write!(f, "{}{}", Self::FILE_PREFIX, path.display()),
+            RoundSource::Simulated => f.write_str(Self::SIMULATED),
+        }
+    }
+}
 
 /// How a round ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +67,7 @@ impl RoundStatus {
 /// The figures written when a round is closed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoundClose {
-    /// Replaces the start time given to [`begin_round`] (capture files start at their
+    /// Replaces the start time given to [`Db::begin_round`] (capture files start at their
     /// first packet, known only at the end).
     pub start_micros: Option<i64>,
     pub end_micros: i64,
@@ -52,27 +83,27 @@ pub struct RoundClose {
 }
 
 /// Opens a round (status `running`) and returns its id.
-pub fn begin_round(
+pub(crate) fn begin_round(
     conn: &Connection,
     start_micros: i64,
-    source: &str,
+    source: RoundSource<'_>,
     scan_interval_secs: Option<f64>,
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO rounds (start_time, source, status, scan_interval) VALUES (?1, ?2, 'running', ?3)",
     )?
-    .execute(params![time::format_micros(start_micros), source, scan_interval_secs])?;
+    .execute(params![time::format_micros(start_micros), source.to_string(), scan_interval_secs])?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Records the round's figures so far without closing it, so a crash leaves a round
 /// whose packet range and counts are right up to the last commit.
-pub fn update_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlite::Result<()> {
+pub(crate) fn update_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlite::Result<()> {
     write_round(conn, round_id, c, None)
 }
 
 /// Closes a round: end time, status and figures.
-pub fn close_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlite::Result<()> {
+pub(crate) fn close_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlite::Result<()> {
     if let Some(start) = c.start_micros {
         conn.prepare_cached("UPDATE rounds SET start_time = ?2 WHERE id = ?1")?
             .execute(params![round_id, time::format_micros(start)])?;
@@ -112,7 +143,7 @@ fn write_round(
 /// Closes rounds left `running` by a collector that died (killed, or its disk filled
 /// up) as `failed`, ending them at their last stored packet. Only call this while
 /// holding the collector lock: then no round can really be running.
-pub fn fail_stale_rounds(conn: &Connection) -> rusqlite::Result<usize> {
+pub(crate) fn fail_stale_rounds(conn: &Connection) -> rusqlite::Result<usize> {
     conn.execute(
         "UPDATE rounds
             SET status = 'failed',
@@ -124,7 +155,7 @@ pub fn fail_stale_rounds(conn: &Connection) -> rusqlite::Result<usize> {
 }
 
 /// Writes one socket-table row of a sample taken at `ts_micros`.
-pub fn insert_port_usage(
+pub(crate) fn insert_port_usage(
     conn: &Connection,
     round_id: i64,
     ts_micros: i64,
@@ -159,7 +190,7 @@ pub struct PacketScratch {
 }
 
 /// Writes one packet and returns its rowid.
-pub fn insert_packet(
+pub(crate) fn insert_packet(
     conn: &Connection,
     round_id: i64,
     p: &Packet,
@@ -214,4 +245,56 @@ pub fn insert_packet(
     stmt.raw_bind_parameter(17, p.malformed)?;
     stmt.raw_execute()?;
     Ok(conn.last_insert_rowid())
+}
+
+impl Db {
+    /// Opens a round (status `running`) in its own transaction and returns its id.
+    pub fn begin_round(
+        &self,
+        start_micros: i64,
+        source: RoundSource<'_>,
+        scan_interval_secs: Option<f64>,
+    ) -> Result<i64, Error> {
+        Ok(begin_round(&self.conn, start_micros, source, scan_interval_secs)?)
+    }
+
+    /// Closes rounds left `running` by a collector that died (killed, or its disk
+    /// filled up) as `failed`, ending them at their last stored packet; returns how
+    /// many. Only call this while holding the collector lock: then no round can really
+    /// be running.
+    pub fn fail_stale_rounds(&self) -> Result<usize, Error> {
+        Ok(fail_stale_rounds(&self.conn)?)
+    }
+}
+
+impl Tx<'_> {
+    /// Opens a round (status `running`) and returns its id.
+    pub fn begin_round(
+        &self,
+        start_micros: i64,
+        source: RoundSource<'_>,
+        scan_interval_secs: Option<f64>,
+    ) -> Result<i64, Error> {
+        Ok(begin_round(&self.tx, start_micros, source, scan_interval_secs)?)
+    }
+
+    /// Writes one socket-table row of a sample taken at `ts_micros`.
+    pub fn insert_port_usage(&self, round_id: i64, ts_micros: i64, u: &PortUsage) -> Result<(), Error> {
+        Ok(insert_port_usage(&self.tx, round_id, ts_micros, u)?)
+    }
+
+    /// Writes one packet and returns its rowid.
+    pub fn insert_packet(
+        &self,
+        round_id: i64,
+        p: &Packet,
+        scratch: &mut PacketScratch,
+    ) -> Result<i64, Error> {
+        Ok(insert_packet(&self.tx, round_id, p, scratch)?)
+    }
+
+    /// Closes a round: end time, status and figures.
+    pub fn close_round(&self, round_id: i64, c: &RoundClose) -> Result<(), Error> {
+        Ok(close_round(&self.tx, round_id, c)?)
+    }
 }

@@ -4,7 +4,7 @@
 //! of unbounded memory when the disk is slow); the writer inserts them with cached
 //! statements and commits by count and by time, so a crash loses at most the last
 //! second. Checkpoints run on a second thread after each commit rather than inside the
-//! writer's commits (INGEST_NOTES: +15–40 % ingest), and only when there was a commit,
+//! writer's commits (+15–40 % ingest when measured), and only when there was a commit,
 //! so an idle round costs no wake-ups.
 
 use std::path::{Path, PathBuf};
@@ -16,10 +16,10 @@ use portwatch_capture::Packet;
 use portwatch_scan::PortUsage;
 use rusqlite::Connection;
 
-use crate::Error;
+use crate::{Db, Error};
 use crate::write::{self, PacketScratch, RoundClose, RoundStatus};
 
-/// Rows per transaction at most (INGEST_NOTES: 10k vs 50k made no difference).
+/// Rows per transaction at most (10k and 50k measured the same).
 pub const COMMIT_ROWS: usize = 20_000;
 /// Longest time rows wait uncommitted.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -85,13 +85,14 @@ impl Sender {
 }
 
 impl Writer {
-    /// Starts the writer thread for `round_id` on `conn`. `db` is used to open the
-    /// checkpointing connection.
-    pub fn spawn(conn: Connection, db: &Path, round_id: i64) -> Result<Writer, Error> {
+    /// Starts the writer thread for `round_id`; it owns `db` from now on. A second
+    /// connection to the same file does the checkpoints.
+    pub fn spawn(db: Db, round_id: i64) -> Result<Writer, Error> {
         let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
+        let (conn, path) = db.into_connection();
         // Opened here, on the caller's thread, so that it exists before the caller
         // drops privileges (`collector --user`).
-        let checkpointer = Checkpointer::spawn(db);
+        let checkpointer = Checkpointer::spawn(&path);
         let join = thread::Builder::new()
             .name("writer".into())
             .spawn(move || run(conn, checkpointer, round_id, rx))

@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use portwatch_capture::{DnsKind, Layer, Packet, Transport};
 use portwatch_scan::PortUsage;
-use portwatch_store::write::{self, RoundStatus};
+use portwatch_store::Db;
+use portwatch_store::write::{RoundSource, RoundStatus};
 use portwatch_store::writer::{Finish, Msg, Writer};
 use rusqlite::Connection;
 
@@ -31,9 +32,11 @@ fn packet(i: i64) -> Packet {
 }
 
 fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
-    let conn = portwatch_store::open(db).unwrap();
-    let id = write::begin_round(&conn, start, "file:test", Some(5.0)).unwrap();
-    let w = Writer::spawn(conn, db, id).unwrap();
+    let store = Db::open(db).unwrap();
+    let id = store
+        .begin_round(start, RoundSource::File(std::path::Path::new("test")), Some(5.0))
+        .unwrap();
+    let w = Writer::spawn(store, id).unwrap();
     let tx = w.sender();
     let batch: Vec<Packet> = (0..packets).map(packet).collect();
     for chunk in batch.chunks(1000) {
@@ -66,7 +69,7 @@ fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
         })
         .unwrap();
     assert_eq!(totals.close.packets_stored, packets as u64);
-    (id, portwatch_store::open(db).unwrap())
+    (id, Connection::open(db).unwrap())
 }
 
 #[test]
@@ -133,8 +136,8 @@ fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
     let t0 = 1_764_000_000_000_000;
     round(&db, t0, 3000);
     round(&db, t0 + day, 2000);
-    let (_, mut conn) = round(&db, t0 + 2 * day, 1000);
-    let pruned = portwatch_store::prune::prune(&mut conn, t0 + day + 1).unwrap();
+    let (_, conn) = round(&db, t0 + 2 * day, 1000);
+    let pruned = Db::open(&db).unwrap().prune(t0 + day + 1).unwrap();
     assert_eq!((pruned.rounds, pruned.packets), (2, 5000));
     // The space is given back: no free pages are left in the file.
     assert!(pruned.freed_pages > 0, "{pruned:?}");

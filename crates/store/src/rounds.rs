@@ -1,0 +1,162 @@
+//! Reading rounds back: the rounds the detector evaluates, their socket samples, and
+//! their packets streamed by rowid range.
+//!
+//! Packets of a round are read through its rowid range (`first_packet_id ..=
+//! last_packet_id`): `packets` has no index on `round_id` by design. Rows are handed to
+//! a callback one at a time, borrowed from SQLite's buffers, so memory stays flat
+//! however busy the round was.
+
+use portwatch_features::{PktRow, SockRow};
+use rusqlite::params;
+
+use crate::write::{RoundSource, RoundStatus};
+use crate::{Db, Error, time};
+
+/// A closed round as the detector sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundInfo {
+    /// `rounds.id`.
+    pub id: i64,
+    /// Start (µs).
+    pub start: i64,
+    /// End (µs).
+    pub end: i64,
+    /// `rounds.scan_interval` (s).
+    pub scan_interval: Option<f64>,
+    /// Packet rowid range.
+    pub first_packet_id: Option<i64>,
+    /// Packet rowid range.
+    pub last_packet_id: Option<i64>,
+}
+
+impl RoundInfo {
+    /// The round's packet rowid range, when it has packets.
+    pub fn packet_range(&self) -> Option<(i64, i64)> {
+        self.first_packet_id.zip(self.last_packet_id)
+    }
+}
+
+/// The rounds the detector looks at: live or simulated, closed (`end_time` set), not
+/// failed; file ingests are not host history.
+fn eligible() -> String {
+    format!(
+        "r.end_time IS NOT NULL AND r.status IN ('{}', '{}') \
+         AND (r.source = '{}' OR r.source LIKE '{}%')",
+        RoundStatus::Complete.as_str(),
+        RoundStatus::Partial.as_str(),
+        RoundSource::SIMULATED,
+        RoundSource::LIVE_PREFIX,
+    )
+}
+
+const COLUMNS: &str =
+    "r.id, r.start_time, r.end_time, r.scan_interval, r.first_packet_id, r.last_packet_id";
+
+impl Db {
+    /// The batch: eligible rounds no evaluation has seen, in time order.
+    pub fn unevaluated_rounds(&self) -> Result<Vec<RoundInfo>, Error> {
+        self.rounds_where(
+            "AND NOT EXISTS (SELECT 1 FROM batches_rounds b WHERE b.round_id = r.id) \
+             ORDER BY r.start_time, r.id",
+            [],
+        )
+    }
+
+    /// Every eligible round, evaluated or not, in time order (the cold start's history).
+    pub fn history_rounds(&self) -> Result<Vec<RoundInfo>, Error> {
+        self.rounds_where("ORDER BY r.start_time, r.id", [])
+    }
+
+    /// Up to `n` eligible rounds that started before `before` (context for a batch's
+    /// first windows), in time order.
+    pub fn rounds_before(&self, before: &RoundInfo, n: usize) -> Result<Vec<RoundInfo>, Error> {
+        let start = time::format_micros(before.start);
+        let mut v = self.rounds_where(
+            "AND r.start_time < ?1 ORDER BY r.start_time DESC, r.id DESC LIMIT ?2",
+            params![start, n as i64],
+        )?;
+        v.reverse();
+        Ok(v)
+    }
+
+    fn rounds_where(
+        &self,
+        rest: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<RoundInfo>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM rounds r WHERE {} {rest}", eligible());
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query(p)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(RoundInfo {
+                id: r.get(0)?,
+                start: time::parse_micros(&r.get::<_, String>(1)?)?,
+                end: time::parse_micros(&r.get::<_, String>(2)?)?,
+                scan_interval: r.get(3)?,
+                first_packet_id: r.get(4)?,
+                last_packet_id: r.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The socket-table rows of a round's samples.
+    pub fn round_sockets(&self, round_id: i64) -> Result<Vec<SockRow>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT timestamp, port_id, protocol, state, sockets, process FROM rounds_ports \
+             WHERE round_id = ?1",
+        )?;
+        let mut rows = st.query([round_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let port: i64 = r.get(1)?;
+            out.push(SockRow {
+                ts: time::parse_micros(&r.get::<_, String>(0)?)?,
+                port: port.clamp(0, 65535) as u16,
+                tcp: r.get::<_, String>(2)? == "tcp",
+                state: r.get(3)?,
+                sockets: r.get(4)?,
+                process: r.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Hands each packet of `round` to `f`, in rowid (capture) order.
+    pub fn for_each_packet(
+        &self,
+        round: &RoundInfo,
+        mut f: impl FnMut(&PktRow<'_>),
+    ) -> Result<(), Error> {
+        let Some((lo, hi)) = round.packet_range() else {
+            return Ok(());
+        };
+        let mut st = self.conn.prepare_cached(
+            "SELECT timestamp, protocols, qry_name, resp_name IS NOT NULL, port_id, dest_port, \
+             src_addr, dst_addr, length, tcp_flags, dns_qr FROM packets WHERE id BETWEEN ?1 AND ?2",
+        )?;
+        let mut rows = st.query(params![lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let port = |i: usize| -> rusqlite::Result<Option<u16>> {
+                Ok(r.get::<_, Option<i64>>(i)?
+                    .map(|p| p.clamp(0, 65535) as u16))
+            };
+            let p = PktRow {
+                ts: time::parse_micros(r.get_ref(0)?.as_str().unwrap_or(""))?,
+                protocols: r.get_ref(1)?.as_str().unwrap_or(""),
+                qry_name: r.get_ref(2)?.as_str_or_null().ok().flatten(),
+                has_resp: r.get::<_, bool>(3)?,
+                sport: port(4)?,
+                dport: port(5)?,
+                src: r.get_ref(6)?.as_str_or_null().ok().flatten(),
+                dst: r.get_ref(7)?.as_str_or_null().ok().flatten(),
+                length: r.get(8)?,
+                tcp_flags: r.get(9)?,
+                dns_qr: r.get(10)?,
+            };
+            f(&p);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Aggregates over part of a round's packets — the actors behind an anomalous step,
+//! for its explanation. Each query is bounded by the round's rowid range (the packets
+//! table's primary key) before it looks at timestamps.
+
+use crate::{Db, Error, time};
+
+/// Packets of one round within a time interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketSpan {
+    /// First packet rowid of the round.
+    pub first_id: i64,
+    /// Last packet rowid of the round.
+    pub last_id: i64,
+    /// Interval start (µs, inclusive).
+    pub from: i64,
+    /// Interval end (µs, exclusive).
+    pub until: i64,
+}
+
+/// Packets to one destination endpoint from one process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Destination {
+    /// Destination address.
+    pub addr: Option<String>,
+    /// Destination port.
+    pub port: Option<i64>,
+    /// The local process, when attributed.
+    pub process: Option<String>,
+    /// Packets.
+    pub packets: i64,
+    /// Bytes on the wire.
+    pub bytes: Option<i64>,
+}
+
+/// Packets from one source address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source {
+    /// Source address.
+    pub addr: Option<String>,
+    /// Packets.
+    pub packets: i64,
+    /// Distinct destination ports it sent to.
+    pub distinct_dest_ports: i64,
+}
+
+/// Queries of one DNS name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NameCount {
+    /// The query name.
+    pub name: String,
+    /// Packets carrying it.
+    pub queries: i64,
+}
+
+impl Db {
+    /// The busiest (destination, port, process) triples of a span.
+    pub fn top_destinations(&self, s: &PacketSpan, limit: usize) -> Result<Vec<Destination>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT dst_addr, dest_port, process, count(*) AS c, sum(length) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+             GROUP BY dst_addr, dest_port, process ORDER BY c DESC LIMIT ?5",
+        )?;
+        let mut rows = st.query(span_params(s, limit))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(Destination {
+                addr: row.get(0)?,
+                port: row.get(1)?,
+                process: row.get(2)?,
+                packets: row.get(3)?,
+                bytes: row.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The busiest source addresses of a span.
+    pub fn top_sources(&self, s: &PacketSpan, limit: usize) -> Result<Vec<Source>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT src_addr, count(*) AS c, count(DISTINCT dest_port) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+             GROUP BY src_addr ORDER BY c DESC LIMIT ?5",
+        )?;
+        let mut rows = st.query(span_params(s, limit))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(Source {
+                addr: row.get(0)?,
+                packets: row.get(1)?,
+                distinct_dest_ports: row.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The longest DNS query names of a span (long random names are what tunnels and
+    /// generated domains look like), with their counts.
+    pub fn longest_dns_names(&self, s: &PacketSpan, limit: usize) -> Result<Vec<NameCount>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT qry_name, count(*) AS c FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND qry_name IS NOT NULL \
+             GROUP BY qry_name ORDER BY length(qry_name) DESC, c DESC LIMIT ?5",
+        )?;
+        let mut rows = st.query(span_params(s, limit))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(NameCount {
+                name: row.get(0)?,
+                queries: row.get(1)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn span_params(s: &PacketSpan, limit: usize) -> (i64, i64, String, String, i64) {
+    (
+        s.first_id,
+        s.last_id,
+        time::format_micros(s.from),
+        time::format_micros(s.until),
+        limit as i64,
+    )
+}

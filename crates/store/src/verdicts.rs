@@ -1,0 +1,320 @@
+//! The detector's verdicts: `batches`, `batches_rounds` and `anomalies` written in one
+//! short transaction, and read back for `detector report`, `plot` and `evaluate`.
+
+use rusqlite::{TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::{Db, Error, time};
+
+/// What an evaluation did (`batches.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchStatus {
+    /// Not enough history yet: trained, nothing scored.
+    WarmingUp,
+    /// The batch was scored.
+    Scored,
+}
+
+impl BatchStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::WarmingUp => "warming up",
+            BatchStatus::Scored => "scored",
+        }
+    }
+}
+
+/// One `batches` row to write.
+#[derive(Debug, Clone)]
+pub struct NewBatch<'a> {
+    /// When the evaluation started (µs).
+    pub started: i64,
+    /// The scorer (`cnn-lstm-ae`, `zscore`).
+    pub alg: &'a str,
+    /// The first and last rounds evaluated.
+    pub first_round_id: Option<i64>,
+    /// See `first_round_id`.
+    pub last_round_id: Option<i64>,
+    /// Windows scored (or trained on, while warming up).
+    pub windows: usize,
+    /// Anomalous rounds.
+    pub anomalies: usize,
+    /// Threshold used.
+    pub threshold: Option<f32>,
+    /// Held-out loss before fine-tuning.
+    pub loss_before: Option<f32>,
+    /// Held-out loss after fine-tuning.
+    pub loss_after: Option<f32>,
+    /// The model's version once this run's save is done.
+    pub model_version: Option<u64>,
+    /// What the evaluation did.
+    pub status: BatchStatus,
+}
+
+/// One `batches_rounds` row: the verdict on one round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// `rounds.id`.
+    pub round_id: i64,
+    /// Round score (None: not enough steps to score).
+    pub score: Option<f32>,
+    /// Above the threshold.
+    pub anomalous: bool,
+    /// Fine-tuned on.
+    pub trained: bool,
+}
+
+/// One `anomalies` row.
+#[derive(Debug, Clone)]
+pub struct NewAnomaly<'a> {
+    /// `rounds.id`.
+    pub round_id: i64,
+    /// Start of the traffic interval the explanation describes (schema timestamp text).
+    pub window_start: &'a str,
+    /// Its end.
+    pub window_end: &'a str,
+    /// Round score.
+    pub score: f32,
+    /// Threshold it exceeded.
+    pub threshold: f32,
+    /// The explanation, JSON text.
+    pub explanation: &'a str,
+}
+
+/// One evaluation as `detector report` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchSummary {
+    /// `batches.id`.
+    pub id: i64,
+    /// When it ran.
+    pub timestamp: String,
+    /// `warming up` or `scored`.
+    pub status: Option<String>,
+    /// Rounds recorded in `batches_rounds`.
+    pub rounds: i64,
+    /// Anomalous rounds.
+    pub anomalies: i64,
+    /// Rounds fine-tuned on.
+    pub trained: i64,
+    /// Threshold used.
+    pub threshold: Option<f64>,
+    /// Held-out loss before fine-tuning.
+    pub loss_before: Option<f64>,
+    /// Held-out loss after.
+    pub loss_after: Option<f64>,
+    /// Model version after the run.
+    pub model_version: Option<String>,
+}
+
+/// One anomaly as `detector report` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnomalyRow {
+    /// `anomalies.id`.
+    pub id: i64,
+    /// The round.
+    pub round_id: i64,
+    /// Its start.
+    pub round_start: String,
+    /// Round score.
+    pub score: f64,
+    /// Threshold.
+    pub threshold: f64,
+    /// Stored explanation (a JSON string if the stored text is not JSON).
+    pub explanation: serde_json::Value,
+}
+
+/// A scored round, for the plot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoredRound {
+    /// Round start (µs).
+    pub start: i64,
+    /// Round score.
+    pub score: f64,
+    /// Above the threshold.
+    pub anomalous: bool,
+    /// The threshold of the evaluation that scored it.
+    pub threshold: Option<f64>,
+}
+
+/// An evaluated round in time order, for `detector evaluate`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvaluatedRound {
+    /// `rounds.id`.
+    pub id: i64,
+    /// Round start (µs).
+    pub start: i64,
+    /// The verdict.
+    pub anomalous: bool,
+}
+
+impl Db {
+    /// Writes one evaluation in a short `BEGIN IMMEDIATE` transaction (the collector
+    /// may be writing: the busy timeout waits for it instead of failing); returns the
+    /// batch's id.
+    pub fn record_batch(
+        &mut self,
+        b: &NewBatch<'_>,
+        verdicts: &[Verdict],
+        anomalies: &[NewAnomaly<'_>],
+    ) -> Result<i64, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finished = time::format_micros(time::now_micros());
+        tx.execute(
+            "INSERT INTO batches (timestamp, alg, finished_at, first_round_id, last_round_id, windows, \
+             anomalies, threshold, loss_before, loss_after, model_version, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                time::format_micros(b.started),
+                b.alg,
+                finished,
+                b.first_round_id,
+                b.last_round_id,
+                b.windows as i64,
+                b.anomalies as i64,
+                b.threshold.map(f64::from),
+                b.loss_before.map(f64::from),
+                b.loss_after.map(f64::from),
+                b.model_version.map(|v| v.to_string()),
+                b.status.as_str(),
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO batches_rounds (batch_id, round_id, score, anomalous, trained) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for v in verdicts {
+                st.execute(params![
+                    id,
+                    v.round_id,
+                    v.score.map(f64::from),
+                    v.anomalous,
+                    v.trained
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO anomalies (batch_id, round_id, window_start, window_end, score, \
+                 threshold, explanation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for a in anomalies {
+                st.execute(params![
+                    id,
+                    a.round_id,
+                    a.window_start,
+                    a.window_end,
+                    f64::from(a.score),
+                    f64::from(a.threshold),
+                    a.explanation
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Evaluations whose last round started at or after `since` (schema timestamp
+    /// text; all when None), oldest first.
+    pub fn batch_summaries(&self, since: Option<&str>) -> Result<Vec<BatchSummary>, Error> {
+        let mut st = self.conn.prepare(
+            "SELECT b.id, b.timestamp, b.status, b.threshold, b.loss_before, b.loss_after, \
+                    b.model_version, count(br.id), coalesce(sum(br.anomalous), 0), \
+                    coalesce(sum(br.trained), 0) \
+               FROM batches b LEFT JOIN batches_rounds br ON br.batch_id = b.id \
+              WHERE ?1 = '' OR EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.last_round_id \
+                                         AND r.start_time >= ?1) \
+              GROUP BY b.id ORDER BY b.id",
+        )?;
+        let rows = st.query_map(params![since.unwrap_or("")], |r| {
+            Ok(BatchSummary {
+                id: r.get(0)?,
+                timestamp: r.get(1)?,
+                status: r.get(2)?,
+                threshold: r.get(3)?,
+                loss_before: r.get(4)?,
+                loss_after: r.get(5)?,
+                model_version: r.get(6)?,
+                rounds: r.get(7)?,
+                anomalies: r.get(8)?,
+                trained: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Anomalies of rounds that started at or after `since` (all when None), in time
+    /// order.
+    pub fn anomaly_rows(&self, since: Option<&str>) -> Result<Vec<AnomalyRow>, Error> {
+        let mut st = self.conn.prepare(
+            "SELECT a.id, a.round_id, r.start_time, a.score, a.threshold, a.explanation \
+               FROM anomalies a JOIN rounds r ON r.id = a.round_id \
+              WHERE r.start_time >= ?1 ORDER BY r.start_time, a.id",
+        )?;
+        let rows = st.query_map(params![since.unwrap_or("")], |r| {
+            let text: String = r.get(5)?;
+            Ok(AnomalyRow {
+                id: r.get(0)?,
+                round_id: r.get(1)?,
+                round_start: r.get(2)?,
+                score: r.get(3)?,
+                threshold: r.get(4)?,
+                explanation: serde_json::from_str(&text)
+                    .unwrap_or(serde_json::Value::String(text)),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every scored round with its verdict and threshold, in time order; rounds whose
+    /// stored start does not parse are skipped.
+    pub fn scored_rounds(&self) -> Result<Vec<ScoredRound>, Error> {
+        let mut st = self.conn.prepare(
+            "SELECT r.start_time, br.score, br.anomalous, b.threshold FROM batches_rounds br \
+               JOIN rounds r ON r.id = br.round_id JOIN batches b ON b.id = br.batch_id \
+              WHERE br.score IS NOT NULL ORDER BY r.start_time",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (start, score, anomalous, threshold) = row?;
+            if let Ok(start) = time::parse_micros(&start) {
+                out.push(ScoredRound {
+                    start,
+                    score,
+                    anomalous,
+                    threshold,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every evaluated round with its verdict, in time order.
+    pub fn evaluated_rounds(&self) -> Result<Vec<EvaluatedRound>, Error> {
+        let mut st = self.conn.prepare(
+            "SELECT r.id, r.start_time, br.anomalous \
+               FROM batches_rounds br JOIN rounds r ON r.id = br.round_id \
+              ORDER BY r.start_time, r.id",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(EvaluatedRound {
+                id: row.get(0)?,
+                start: time::parse_micros(&row.get::<_, String>(1)?)?,
+                anomalous: row.get::<_, i64>(2)? != 0,
+            });
+        }
+        Ok(out)
+    }
+}
