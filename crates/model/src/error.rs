@@ -1,18 +1,11 @@
-//! The crate's one error type: callers (the `detector` binary) branch on it to choose an
-//! exit code (`Locked` → 75, everything else → 3).
+//! The crate's one error type: the detector branches on it (a corrupt or mismatched
+//! model is refused and left untouched).
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while loading data, training, scoring or persisting.
+/// Everything that can go wrong while training, scoring or persisting.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// SQLite failed (locked beyond the busy timeout, schema missing, constraint, disk
-    /// full). Shown by its message, not as a source: rusqlite's chain repeats it.
-    #[error("database: {0}")]
-    Db(rusqlite::Error),
-    /// The store crate failed to open or migrate the database.
-    #[error("store: {0}")]
-    Store(String),
     /// Reading or writing a file in the model directory failed.
     #[error("{path}: {source}")]
     Io {
@@ -21,9 +14,6 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// Another detector holds the lock file in the model directory.
-    #[error("another detector holds the lock {0} (exit 75: try again later)")]
-    Locked(PathBuf),
     /// The model files are unreadable, truncated, corrupt or fail their checksum.
     #[error(
         "corrupt model in {path}: {reason} (restore model.prev.json or remove the directory to retrain)"
@@ -44,12 +34,6 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
-    /// A timestamp in the database is not `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.
-    #[error("bad timestamp {0:?} in the database")]
-    Timestamp(String),
-    /// The operation needs a model but none exists (e.g. `--no-train` on a cold start).
-    #[error("{0}")]
-    NoModel(String),
     /// Burn failed to encode or decode weights.
     #[error("weights: {0}")]
     Weights(String),
@@ -70,11 +54,5 @@ impl Error {
             path: path.into(),
             source,
         }
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Db(e)
     }
 }

@@ -1,5 +1,5 @@
 //! Scoring: reconstruction errors per window, then per step (median over the windows that
-//! cover it), then per round (max over its steps, in [`crate::detect`]).
+//! cover it), then per round (max over its steps, in the detector).
 //!
 //! A window's error at a step is the mean over features of the squared residual divided
 //! by that feature's typical residual on training data (`residual_scale`): a feature the
@@ -8,9 +8,9 @@
 
 use burn::prelude::*;
 
-use crate::features::quantile_sorted;
+use portwatch_features::quantile_sorted;
 use crate::model::Autoencoder;
-use crate::time::{DAY_SLOTS, day_slot};
+use portwatch_features::calendar::{DAY_SLOTS, day_slot};
 use crate::training::{Series, WindowRef, infer_device};
 use crate::{Error, Result};
 
@@ -335,7 +335,7 @@ pub fn threshold_from(scores: &[f32], quantile: f64, margin: f32) -> Option<f32>
 mod tests {
     use super::*;
     use crate::model::DetectorConfig;
-    use crate::time::{SECOND, calendar_inputs};
+    use portwatch_features::calendar::{SECOND, calendar_inputs};
     use crate::training::fresh_model;
     use burn::module::Module;
 

@@ -1,24 +1,21 @@
 //! # portwatch-model
 //!
-//! Everything the `detector` binary does, as a library: reading rounds from SQLite
-//! ([`data`]), features per scanner sample ([`features`]), the Burn CNN-LSTM autoencoder
-//! ([`model`]), training ([`training`]), scoring ([`inference`]), persistence in the
-//! model directory ([`persistence`]), the hourly batch step ([`detect`]), and the
-//! report and plot ([`report`]). A per-feature z-score scorer ([`baseline`]) sits behind
-//! the same [`inference::Scorer`] interface for comparison.
+//! The neural network and what it needs to live on disk, and nothing else: the Burn
+//! CNN-LSTM autoencoder and its [`DetectorConfig`] ([`model`]), training on gap-free
+//! series of scaled steps ([`training`]), scoring steps by reconstruction error
+//! ([`inference`]), a per-feature z-score scorer behind the same
+//! [`inference::Scorer`] interface for comparison ([`baseline`]), and the model
+//! directory with its weights and sidecar ([`persistence`]).
+//!
+//! It reads no database and takes no lock: the detector feeds it series built by
+//! `portwatch-features` and holds the model directory's lock while it works.
 
 pub mod baseline;
-pub mod data;
-pub mod detect;
 mod error;
-pub mod features;
 pub mod inference;
 pub mod model;
 pub mod persistence;
-pub mod report;
-pub mod time;
 pub mod training;
 
-pub use detect::{Options, Outcome, Status, run_once};
 pub use error::{Error, Result};
 pub use model::{Autoencoder, DetectorConfig};

@@ -1,6 +1,7 @@
 //! The model directory: Burn weights (burnpack) and a JSON sidecar, written atomically,
-//! the previous model kept, the weights' SHA-256 verified before loading, and a lock
-//! file so two detectors never work on the same model.
+//! the previous model kept, the weights' SHA-256 verified before loading. The caller
+//! holds the directory's lock (`detector.lock`, taken by the detector) for as long as
+//! it uses a [`ModelDir`], so two detectors never work on the same model.
 //!
 //! Layout:
 //! - `model.json`: the sidecar (format version, config, feature spec, scaler, residual
@@ -9,11 +10,11 @@
 //!   by rename is the single commit point of a save.
 //! - `weights-<sha256 prefix>.bpk`: weights, immutable once written.
 //! - `model.prev.json`: the sidecar before the last save (its weights file is kept).
-//! - `detector.lock`: held with `File::try_lock` for the whole run.
+//! - `detector.lock`: the detector's lock file ([`LOCK`]), held for the whole run.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -22,7 +23,8 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::features::{FeatureSpec, Scaler, Seen};
+use portwatch_features::calendar::DAY_SLOTS;
+use portwatch_features::{FeatureSpec, Scaler, Seen};
 use crate::model::{Autoencoder, DetectorConfig};
 use crate::training::train_device;
 use crate::{Error, Result};
@@ -102,42 +104,17 @@ pub struct Sidecar {
     pub weights_sha256: String,
 }
 
-/// A held lock on a model directory; released when dropped.
+/// A model directory (which exists, and whose lock the caller holds).
 #[derive(Debug)]
 pub struct ModelDir {
     path: PathBuf,
-    _lock: File,
-}
-
-fn mkdir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(())
 }
 
 impl ModelDir {
-    /// Creates the directory (0700) if needed and takes its lock, or fails with
-    /// [`Error::Locked`] at once when another detector holds it.
-    pub fn lock(dir: &Path) -> Result<Self> {
-        mkdir(dir)?;
-        let path = dir.join(LOCK);
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match f.try_lock() {
-            Ok(()) => Ok(ModelDir {
-                path: dir.to_path_buf(),
-                _lock: f,
-            }),
-            Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(path)),
-            Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    /// The model directory at `dir`.
+    pub fn new(dir: &Path) -> Self {
+        ModelDir {
+            path: dir.to_path_buf(),
         }
     }
 
@@ -154,8 +131,9 @@ impl ModelDir {
     }
 
     /// Saves atomically: weights to a new content-named file, the old sidecar to
-    /// `model.prev.json`, then the new sidecar by rename. Bumps `model_version`.
-    pub fn save(&self, model: &Autoencoder, sidecar: &mut Sidecar) -> Result<()> {
+    /// `model.prev.json`, then the new sidecar by rename. Bumps `model_version` and
+    /// sets `updated_at` to `now` (the store's timestamp text).
+    pub fn save(&self, model: &Autoencoder, sidecar: &mut Sidecar, now: &str) -> Result<()> {
         let bytes = model
             .clone()
             .into_record()
@@ -171,7 +149,7 @@ impl ModelDir {
         sidecar.weights_file = name;
         sidecar.weights_sha256 = sha;
         sidecar.model_version += 1;
-        sidecar.updated_at = crate::time::format_micros(portwatch_store::time::now_micros());
+        sidecar.updated_at = now.to_string();
         let json = serde_json::to_vec(sidecar)?;
         let cur = self.path.join(SIDECAR);
         if cur.exists() {
@@ -285,7 +263,7 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
     if sc.scaler.offset.len() != n
         || sc.scaler.median.len() != n
         || sc.scaler.scale.len() != n
-        || sc.residual_scale.len() != crate::time::DAY_SLOTS * n
+        || sc.residual_scale.len() != DAY_SLOTS * n
     {
         return Err(corrupt(
             "scaler length does not match the feature spec".into(),
@@ -332,9 +310,10 @@ pub fn load_from(dir: &Path, name: &str) -> Result<Option<(Sidecar, Autoencoder)
     Ok(Some((sc, model)))
 }
 
-/// A new sidecar for a freshly trained model (weights fields are filled by `save`).
-pub fn new_sidecar(config: DetectorConfig, scaler: Scaler) -> Sidecar {
-    let now = crate::time::format_micros(portwatch_store::time::now_micros());
+/// A new sidecar for a freshly trained model made at `now` (weights fields are filled
+/// by `save`).
+pub fn new_sidecar(config: DetectorConfig, scaler: Scaler, now: &str) -> Sidecar {
+    let now = now.to_string();
     Sidecar {
         format_version: FORMAT_VERSION,
         model_version: 0,
@@ -365,10 +344,12 @@ pub fn new_sidecar(config: DetectorConfig, scaler: Scaler) -> Sidecar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::{N_FEATURES, N_TIME};
+    use portwatch_features::{N_FEATURES, N_TIME};
     use crate::inference::{ModelScorer, Scorer};
     use crate::training::{Series, fresh_model};
     use burn::module::Module;
+
+    const NOW: &str = "2026-01-05T00:00:00.000000Z";
 
     fn setup() -> (tempfile::TempDir, Autoencoder, Sidecar, Series) {
         let dir = tempfile::tempdir().unwrap();
@@ -379,8 +360,8 @@ mod tests {
             median: vec![0.0; N_FEATURES],
             scale: vec![1.0; N_FEATURES],
         };
-        let mut sc = new_sidecar(cfg.clone(), scaler);
-        sc.residual_scale = vec![0.5; crate::time::DAY_SLOTS * N_FEATURES];
+        let mut sc = new_sidecar(cfg.clone(), scaler, NOW);
+        sc.residual_scale = vec![0.5; DAY_SLOTS * N_FEATURES];
         sc.threshold = Some(3.0);
         let w = N_FEATURES + N_TIME;
         let mut s = Series::new(N_FEATURES, w);
@@ -408,13 +389,13 @@ mod tests {
     #[test]
     fn save_load_gives_identical_scores() {
         let (dir, model, mut sc, s) = setup();
-        let md = ModelDir::lock(dir.path()).unwrap();
-        md.save(&model, &mut sc).unwrap();
+        let md = ModelDir::new(dir.path());
+        md.save(&model, &mut sc, NOW).unwrap();
         let (sc2, m2) = md.load().unwrap().unwrap();
         assert_eq!(sc2.model_version, 1);
         assert_eq!(scores(&model, &sc, &s), scores(&m2, &sc2, &s));
         // A second save keeps the previous sidecar and its weights.
-        md.save(&m2, &mut sc.clone()).unwrap();
+        md.save(&m2, &mut sc.clone(), NOW).unwrap();
         assert!(dir.path().join(PREV_SIDECAR).exists());
         let (prev, _) = load_from(dir.path(), PREV_SIDECAR).unwrap().unwrap();
         assert_eq!(prev.model_version, 1);
@@ -423,8 +404,8 @@ mod tests {
     #[test]
     fn corrupt_weights_are_refused_and_left_alone() {
         let (dir, model, mut sc, _) = setup();
-        let md = ModelDir::lock(dir.path()).unwrap();
-        md.save(&model, &mut sc).unwrap();
+        let md = ModelDir::new(dir.path());
+        md.save(&model, &mut sc, NOW).unwrap();
         let w = dir.path().join(&sc.weights_file);
         let mut bytes = fs::read(&w).unwrap();
         let mid = bytes.len() / 2;
@@ -450,8 +431,8 @@ mod tests {
     #[test]
     fn mismatched_feature_spec_is_refused() {
         let (dir, model, mut sc, _) = setup();
-        let md = ModelDir::lock(dir.path()).unwrap();
-        md.save(&model, &mut sc).unwrap();
+        let md = ModelDir::new(dir.path());
+        md.save(&model, &mut sc, NOW).unwrap();
         let p = dir.path().join(SIDECAR);
         let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
         v["feature_spec"]["version"] = serde_json::json!(99);
@@ -463,16 +444,6 @@ mod tests {
         assert!(matches!(
             md.load().unwrap_err(),
             Error::ModelMismatch { .. }
-        ));
-    }
-
-    #[test]
-    fn second_detector_is_locked_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let _a = ModelDir::lock(dir.path()).unwrap();
-        assert!(matches!(
-            ModelDir::lock(dir.path()).unwrap_err(),
-            Error::Locked(_)
         ));
     }
 }

@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args
         .get(2)
         .map_or_else(|| dir.path().join("ports.db"), std::path::PathBuf::from);
-    let mut conn = portwatch_store::open(&path)?;
+    let mut conn = portwatch_store::Db::open(&path)?;
     let cfg = portwatch_sim::SimConfig {
         hours,
         rate,

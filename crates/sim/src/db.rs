@@ -1,11 +1,10 @@
 //! Where the simulator touches the database: finding where to append, and writing a
-//! round through the store's typed inserts (the same code path as the collector), plus
-//! the `labels` rows only the simulator writes.
+//! round through the store's typed inserts (the same code path as the collector).
 
 use portwatch_capture::Packet;
 use portwatch_scan::PortUsage;
-use portwatch_store::write::{self, PacketScratch, RoundClose, RoundStatus};
-use rusqlite::{Connection, OptionalExtension};
+use portwatch_store::write::{PacketScratch, RoundClose, RoundSource, RoundStatus};
+use portwatch_store::{Db, Tx};
 
 use crate::Error;
 use crate::host::MINUTE;
@@ -15,33 +14,11 @@ pub const DEFAULT_EPOCH_MICROS: i64 = 1_767_571_200 * 1_000_000;
 
 /// Start of the first new round: one minute after the latest start or end time of any
 /// round, floored to the minute (so never overlapping it), or [`DEFAULT_EPOCH_MICROS`].
-pub(crate) fn next_start(conn: &Connection) -> Result<i64, Error> {
-    let last: Option<String> = conn
-        .query_row(
-            "SELECT max(coalesce((SELECT max(end_time) FROM rounds), ''),
-                        coalesce((SELECT max(start_time) FROM rounds), ''))",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?
-        .flatten()
-        .filter(|s: &String| !s.is_empty());
-    Ok(match last {
+pub(crate) fn next_start(db: &Db) -> Result<i64, Error> {
+    Ok(match db.latest_round_time()? {
         None => DEFAULT_EPOCH_MICROS,
-        Some(s) => {
-            let t = portwatch_store::time::parse_micros(&s)?;
-            (t + MINUTE).div_euclid(MINUTE) * MINUTE
-        }
+        Some(t) => (t + MINUTE).div_euclid(MINUTE) * MINUTE,
     })
-}
-
-/// The first unused `labels.event` id.
-pub(crate) fn next_event_id(conn: &Connection) -> Result<i64, Error> {
-    Ok(
-        conn.query_row("SELECT coalesce(max(event), 0) + 1 FROM labels", [], |r| {
-            r.get(0)
-        })?,
-    )
 }
 
 /// One finished round, ready to write.
@@ -55,26 +32,25 @@ pub(crate) struct RoundRows<'a> {
 
 /// Writes a round (running → complete) and returns its id.
 pub(crate) fn write_round(
-    conn: &Connection,
+    tx: &Tx<'_>,
     rows: &RoundRows<'_>,
     scratch: &mut PacketScratch,
 ) -> Result<i64, Error> {
-    let id = write::begin_round(conn, rows.start, "simulated", Some(rows.scan_interval_secs))?;
+    let id = tx.begin_round(rows.start, RoundSource::Simulated, Some(rows.scan_interval_secs))?;
     for (ts, usages) in rows.samples {
         for u in usages {
-            write::insert_port_usage(conn, id, *ts, u)?;
+            tx.insert_port_usage(id, *ts, u)?;
         }
     }
     let mut first = None;
     let mut last = None;
     for p in rows.packets {
-        let rowid = write::insert_packet(conn, id, p, scratch)?;
+        let rowid = tx.insert_packet(id, p, scratch)?;
         first.get_or_insert(rowid);
         last = Some(rowid);
     }
     let n = rows.packets.len() as u64;
-    write::close_round(
-        conn,
+    tx.close_round(
         id,
         &RoundClose {
             start_micros: None,
@@ -91,18 +67,4 @@ pub(crate) fn write_round(
         },
     )?;
     Ok(id)
-}
-
-pub(crate) fn insert_label(
-    conn: &Connection,
-    round_id: i64,
-    event: i64,
-    kind: &str,
-    note: &str,
-) -> Result<(), Error> {
-    conn.prepare_cached(
-        "INSERT INTO labels (round_id, event, kind, note) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(rusqlite::params![round_id, event, kind, note])?;
-    Ok(())
 }

@@ -10,7 +10,7 @@ use crate::config::EventKind;
 use crate::host::{Host, MINUTE, SITE, ephemeral, is_open, random_public_v4};
 use crate::net::{Flow, Owner, SEC, Sock, TcpSession, dns_exchange, syn_probe};
 use crate::rng::{Rng, stream};
-use portwatch_model::features::listen_bucket;
+use portwatch_features::listen_bucket;
 
 /// One planned event: its interval, label and everything it adds.
 pub(crate) struct Event {

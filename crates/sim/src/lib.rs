@@ -8,8 +8,8 @@
 //! describe it)
 //! after the database's last round, through the store's own typed inserts, and injects
 //! the events asked for ([`EventKind`]), each with one `labels` row per affected round.
-//! [`eval::evaluate`] then scores the detector's verdicts in `batches_rounds` against
-//! those labels, event by event.
+//! `detector evaluate` then scores the detector's verdicts against those labels, event
+//! by event.
 //!
 //! Everything is a function of the seed and the database's state: the same seed on the
 //! same database gives identical rows, and each minute draws from its own random
@@ -17,7 +17,6 @@
 
 mod config;
 mod db;
-pub mod eval;
 mod events;
 mod host;
 mod net;
@@ -26,7 +25,6 @@ mod run;
 
 pub use config::{EventKind, Inject, SimConfig};
 pub use db::DEFAULT_EPOCH_MICROS;
-pub use eval::Evaluation;
 pub use run::{SimSummary, simulate};
 
 /// What can go wrong: bad parameters, or the database.
@@ -44,13 +42,4 @@ pub enum Error {
     Config(String),
     #[error(transparent)]
     Store(#[from] portwatch_store::Error),
-    /// Shown by its message, not as a source: rusqlite's chain repeats it.
-    #[error("database: {0}")]
-    Sqlite(rusqlite::Error),
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Sqlite(e)
-    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use portwatch_capture::Packet;
 use portwatch_scan::{PortUsage, Socket, aggregate};
 use portwatch_store::write::PacketScratch;
-use rusqlite::Connection;
+use portwatch_store::Db;
 
 use crate::Error;
 use crate::config::SimConfig;
@@ -35,9 +35,9 @@ const WARM_UP_MINUTES: i64 = 3;
 
 /// Appends `cfg.hours` of simulated rounds after the database's last round, with the
 /// injected events and their labels.
-pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Error> {
+pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
     cfg.validate()?;
-    let start = db::next_start(conn)?;
+    let start = db::next_start(db)?;
     let rounds = ((cfg.hours * 60.0).round() as u64).max(1);
     let host = Host::new(cfg.seed, cfg.rate);
     let round_len = i64::from(cfg.round_secs) * SEC;
@@ -46,7 +46,7 @@ pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Er
 
     let mut injects = cfg.inject.clone();
     injects.sort_by(|a, b| a.hour.total_cmp(&b.hour).then(a.kind.cmp(&b.kind)));
-    let first_event = db::next_event_id(conn)?;
+    let first_event = db.next_event_id()?;
     let mut events: Vec<Event> = injects
         .iter()
         .enumerate()
@@ -82,7 +82,7 @@ pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Er
 
     let mut r = 0;
     while r < rounds {
-        let tx = conn.transaction()?;
+        let tx = db.transaction()?;
         let chunk_end = (r + ROUNDS_PER_TX).min(rounds);
         while r < chunk_end {
             let t = start + r as i64 * MINUTE;
@@ -114,7 +114,7 @@ pub fn simulate(conn: &mut Connection, cfg: &SimConfig) -> Result<SimSummary, Er
                 &mut scratch,
             )?;
             for ev in events.iter().filter(|e| e.overlaps(t, window_end)) {
-                db::insert_label(&tx, id, ev.id, ev.kind.name(), &ev.note)?;
+                tx.insert_label(id, ev.id, ev.kind.name(), &ev.note)?;
             }
             if r == 0 {
                 summary.first_round_id = id;

@@ -9,10 +9,26 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use portwatch_sim::{EventKind, Inject, SimConfig, simulate};
 use rusqlite::Connection;
 
-fn open() -> (tempfile::TempDir, Connection) {
+/// The store's handle, which `simulate` writes through, and a plain connection to the
+/// same file for the tests' own queries.
+struct Opened {
+    db: portwatch_store::Db,
+    conn: Connection,
+}
+
+impl std::ops::Deref for Opened {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn open() -> (tempfile::TempDir, Opened) {
     let dir = tempfile::tempdir().unwrap();
-    let conn = portwatch_store::open(&dir.path().join("ports.db")).unwrap();
-    (dir, conn)
+    let path = dir.path().join("ports.db");
+    let db = portwatch_store::Db::open(&path).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    (dir, Opened { db, conn })
 }
 
 fn cfg(hours: f64, seed: u64, rate: f64, inject: &[&str]) -> SimConfig {
@@ -52,8 +68,7 @@ fn count(conn: &Connection, sql: &str) -> i64 {
 fn same_seed_same_rows_other_seed_other_rows() {
     let run = |seed| {
         let (_d, mut conn) = open();
-        simulate(
-            &mut conn,
+        simulate(&mut conn.db,
             &cfg(1.0, seed, 5.0, &["portscan@0.2", "dnstunnel@0.5"]),
         )
         .unwrap();
@@ -68,7 +83,7 @@ fn same_seed_same_rows_other_seed_other_rows() {
 #[test]
 fn rounds_are_complete_minutes_with_their_packets() {
     let (_d, mut conn) = open();
-    let s = simulate(&mut conn, &cfg(1.0, 1, 5.0, &[])).unwrap();
+    let s = simulate(&mut conn.db, &cfg(1.0, 1, 5.0, &[])).unwrap();
     assert_eq!(s.rounds, 60);
     assert_eq!(s.last_round_id - s.first_round_id, 59);
     assert_eq!(s.events, 0);
@@ -136,8 +151,8 @@ fn rounds_are_complete_minutes_with_their_packets() {
 #[test]
 fn second_call_appends_after_the_first() {
     let (_d, mut conn) = open();
-    let a = simulate(&mut conn, &cfg(1.0, 3, 2.0, &[])).unwrap();
-    let b = simulate(&mut conn, &cfg(1.0, 3, 2.0, &[])).unwrap();
+    let a = simulate(&mut conn.db, &cfg(1.0, 3, 2.0, &[])).unwrap();
+    let b = simulate(&mut conn.db, &cfg(1.0, 3, 2.0, &[])).unwrap();
     assert_eq!(b.first_round_id, a.last_round_id + 1);
     let times: Vec<(String, String)> = conn
         .prepare("SELECT start_time, end_time FROM rounds ORDER BY id")
@@ -162,10 +177,10 @@ fn second_call_appends_after_the_first() {
 #[test]
 fn history_does_not_depend_on_how_it_was_cut() {
     let (_d1, mut one) = open();
-    simulate(&mut one, &cfg(2.0, 11, 3.0, &[])).unwrap();
+    simulate(&mut one.db, &cfg(2.0, 11, 3.0, &[])).unwrap();
     let (_d2, mut two) = open();
-    simulate(&mut two, &cfg(1.0, 11, 3.0, &[])).unwrap();
-    simulate(&mut two, &cfg(1.0, 11, 3.0, &[])).unwrap();
+    simulate(&mut two.db, &cfg(1.0, 11, 3.0, &[])).unwrap();
+    simulate(&mut two.db, &cfg(1.0, 11, 3.0, &[])).unwrap();
     assert_eq!(content_hash(&one), content_hash(&two));
 }
 
@@ -173,7 +188,7 @@ fn history_does_not_depend_on_how_it_was_cut() {
 #[test]
 fn labels_group_each_events_rounds() {
     let (_d, mut conn) = open();
-    let s = simulate(&mut conn, &cfg(2.0, 5, 2.0, &["burst@0.5", "portscan@1"])).unwrap();
+    let s = simulate(&mut conn.db, &cfg(2.0, 5, 2.0, &["burst@0.5", "portscan@1"])).unwrap();
     assert_eq!(s.events, 2);
     let rows: Vec<(i64, String, i64)> = conn
         .prepare("SELECT event, kind, count(*) FROM labels GROUP BY event ORDER BY event")
@@ -195,7 +210,7 @@ fn labels_group_each_events_rounds() {
         )
         .unwrap();
     assert_eq!(first, "2026-01-05T00:30:00.000000Z");
-    simulate(&mut conn, &cfg(1.0, 5, 2.0, &["slowscan@0"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.0, 5, 2.0, &["slowscan@0"])).unwrap();
     assert_eq!(count(&conn, "SELECT max(event) FROM labels"), 3);
     assert_eq!(
         count(&conn, "SELECT count(*) FROM labels WHERE event = 3"),
@@ -228,7 +243,7 @@ fn max_syn_ports_from_one_source(conn: &Connection, labelled: bool) -> i64 {
 #[test]
 fn portscan_touches_hundreds_of_ports_from_one_source() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(1.0, 2, 5.0, &["portscan@0.5"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.0, 2, 5.0, &["portscan@0.5"])).unwrap();
     assert!(max_syn_ports_from_one_source(&conn, true) >= 150);
     assert!(max_syn_ports_from_one_source(&conn, false) <= 3);
     // The closed ports answer with RST-ACK.
@@ -238,7 +253,7 @@ fn portscan_touches_hundreds_of_ports_from_one_source() {
 #[test]
 fn slowscan_is_six_ports_a_minute() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(1.5, 2, 5.0, &["slowscan@0.25"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.5, 2, 5.0, &["slowscan@0.25"])).unwrap();
     let n = max_syn_ports_from_one_source(&conn, true);
     assert!((5..=7).contains(&n), "{n}");
     assert_eq!(
@@ -250,7 +265,7 @@ fn slowscan_is_six_ports_a_minute() {
 #[test]
 fn backdoor_adds_a_listener_of_a_new_process() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(1.5, 4, 5.0, &["backdoor@0.5"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.5, 4, 5.0, &["backdoor@0.5"])).unwrap();
     let normal = "(22, 53, 80, 443, 5432, 8000, 9100)";
     let new_listen = |labelled: &str| {
         count(
@@ -281,7 +296,7 @@ fn backdoor_adds_a_listener_of_a_new_process() {
 #[test]
 fn backdoor_collide_shares_a_bucket_with_a_listener() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(1.0, 4, 5.0, &["backdoor-collide@0.2"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.0, 4, 5.0, &["backdoor-collide@0.2"])).unwrap();
     let ports: Vec<(i64, Option<String>)> = conn
         .prepare("SELECT DISTINCT port_id, process FROM rounds_ports WHERE state = 'LISTEN' AND protocol = 'tcp'")
         .unwrap()
@@ -297,18 +312,18 @@ fn backdoor_collide_shares_a_bucket_with_a_listener() {
     assert_eq!(extra.len(), 1, "{ports:?}");
     let (port, process) = extra[0];
     assert_eq!(process.as_deref(), Some("sshd"));
-    let bucket = portwatch_model::features::listen_bucket(*port as u16);
+    let bucket = portwatch_features::listen_bucket(*port as u16);
     assert!(
         normal
             .iter()
-            .any(|&p| portwatch_model::features::listen_bucket(p) == bucket)
+            .any(|&p| portwatch_features::listen_bucket(p) == bucket)
     );
 }
 
 #[test]
 fn burst_piles_up_connections_on_https() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(1.0, 6, 5.0, &["burst@0.5"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.0, 6, 5.0, &["burst@0.5"])).unwrap();
     let max_tw = |filter: &str| {
         count(
             &conn,
@@ -330,7 +345,7 @@ fn burst_piles_up_connections_on_https() {
 #[test]
 fn dnstunnel_sends_hundreds_of_long_names_a_minute() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(1.0, 8, 5.0, &["dnstunnel@0.3"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.0, 8, 5.0, &["dnstunnel@0.3"])).unwrap();
     let per_round = |filter: &str, what: &str| {
         count(
             &conn,
@@ -349,7 +364,7 @@ fn dnstunnel_sends_hundreds_of_long_names_a_minute() {
 #[test]
 fn dnstunnel_slow_keeps_the_query_rate_but_not_the_names() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(3.0, 8, 5.0, &["dnstunnel-slow@1"])).unwrap();
+    simulate(&mut conn.db, &cfg(3.0, 8, 5.0, &["dnstunnel-slow@1"])).unwrap();
     let avg = |filter: &str| -> f64 {
         conn.query_row(
             &format!(
@@ -384,9 +399,9 @@ fn dnstunnel_slow_keeps_the_query_rate_but_not_the_names() {
 #[test]
 fn an_event_changes_only_its_own_rows() {
     let (_d1, mut plain) = open();
-    simulate(&mut plain, &cfg(1.0, 9, 3.0, &[])).unwrap();
+    simulate(&mut plain.db, &cfg(1.0, 9, 3.0, &[])).unwrap();
     let (_d2, mut attacked) = open();
-    simulate(&mut attacked, &cfg(1.0, 9, 3.0, &["portscan@0.5"])).unwrap();
+    simulate(&mut attacked.db, &cfg(1.0, 9, 3.0, &["portscan@0.5"])).unwrap();
     let normal_dns =
         |c: &Connection| count(c, "SELECT count(*) FROM packets WHERE dns_qr IS NOT NULL");
     assert_eq!(normal_dns(&plain), normal_dns(&attacked));
@@ -406,7 +421,7 @@ fn an_event_changes_only_its_own_rows() {
 #[test]
 fn normal_host_looks_like_a_server() {
     let (_d, mut conn) = open();
-    simulate(&mut conn, &cfg(4.0, 12, 5.0, &[])).unwrap();
+    simulate(&mut conn.db, &cfg(4.0, 12, 5.0, &[])).unwrap();
     let listeners: Vec<(i64, String, Option<String>)> = conn
         .prepare("SELECT DISTINCT port_id, protocol, process FROM rounds_ports WHERE state IN ('LISTEN', 'UNCONN') ORDER BY 1, 2")
         .unwrap()
@@ -461,7 +476,7 @@ fn inject_outside_the_span_is_refused() {
         ..SimConfig::default()
     };
     assert!(matches!(
-        simulate(&mut conn, &c),
+        simulate(&mut conn.db, &c),
         Err(portwatch_sim::Error::InjectOutOfSpan { .. })
     ));
     assert_eq!(count(&conn, "SELECT count(*) FROM rounds"), 0);
