@@ -54,6 +54,51 @@ impl Layer {
             Layer::Dlt(_) => "dlt",
         }
     }
+
+    /// The layer a `packets.protocols` entry names: the inverse of `Display` ([`name`]
+    /// for every layer but [`Layer::Dlt`], read from `dlt<N>`), so readers of stored
+    /// stacks share this vocabulary instead of keeping a copy of the names. `None` for a
+    /// name outside it, and for a bare `dlt` or a `dlt` followed by anything but
+    /// decimal digits, which `Display` never writes.
+    ///
+    /// [`name`]: Layer::name
+    #[inline]
+    pub fn from_name(name: &str) -> Option<Layer> {
+        Some(match name {
+            "eth" => Layer::Eth,
+            "sll" => Layer::Sll,
+            "sll2" => Layer::Sll2,
+            "null" => Layer::Null,
+            "raw" => Layer::Raw,
+            "vlan" => Layer::Vlan,
+            "arp" => Layer::Arp,
+            "ipv4" => Layer::Ipv4,
+            "ipv6" => Layer::Ipv6,
+            "icmp" => Layer::Icmp,
+            "icmpv6" => Layer::Icmpv6,
+            "tcp" => Layer::Tcp,
+            "udp" => Layer::Udp,
+            "dns" => Layer::Dns,
+            "quic" => Layer::Quic,
+            "tls" => Layer::Tls,
+            other => {
+                return other
+                    .strip_prefix("dlt")
+                    .and_then(link_type)
+                    .map(Layer::Dlt);
+            }
+        })
+    }
+}
+
+/// The link type of a `dlt<N>` name: decimal digits only (`u32::from_str` would also
+/// take a leading `+`, which `Display` never writes).
+#[inline]
+fn link_type(digits: &str) -> Option<u32> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 impl fmt::Display for Layer {
@@ -77,6 +122,7 @@ pub struct Layers {
 impl Layers {
     pub const CAP: usize = 10;
 
+    #[inline]
     pub fn push(&mut self, layer: Layer) {
         if (self.len as usize) < Self::CAP {
             self.items[self.len as usize] = Some(layer);
@@ -84,16 +130,39 @@ impl Layers {
         }
     }
 
+    #[inline]
     pub fn contains(&self, layer: Layer) -> bool {
         self.iter().any(|l| l == layer)
     }
 
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = Layer> + '_ {
         self.items[..self.len as usize].iter().flatten().copied()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Reads a stack back from its `Display` form, as stored in `packets.protocols`
+    /// (`eth:ipv4:udp:dns`). Names outside the vocabulary ([`Layer::from_name`]) are
+    /// skipped, so a stack written by a build that knows more layers still yields the
+    /// ones this build knows; past [`Layers::CAP`] the rest are dropped, as
+    /// [`Layers::push`] does. It runs once per stored packet when features are built,
+    /// hence one pass over the string and no allocation, and `#[inline]` (with the
+    /// small methods it and its callers use): a caller's optimised build then inlines it
+    /// instead of calling this crate's unoptimised dev build.
+    #[inline]
+    pub fn parse(protocols: &str) -> Layers {
+        let mut layers = Layers::default();
+        for layer in protocols
+            .split(':')
+            .filter_map(Layer::from_name)
+            .take(Self::CAP)
+        {
+            layers.push(layer);
+        }
+        layers
     }
 }
 
@@ -193,6 +262,92 @@ mod tests {
         let mut d = Layers::default();
         d.push(Layer::Dlt(281));
         assert_eq!(d.to_string(), "dlt281");
+    }
+
+    /// Every layer's name reads back as that layer.
+    #[test]
+    fn layer_from_name_inverts_display() {
+        for layer in [
+            Layer::Eth,
+            Layer::Sll,
+            Layer::Sll2,
+            Layer::Null,
+            Layer::Raw,
+            Layer::Vlan,
+            Layer::Arp,
+            Layer::Ipv4,
+            Layer::Ipv6,
+            Layer::Icmp,
+            Layer::Icmpv6,
+            Layer::Tcp,
+            Layer::Udp,
+            Layer::Dns,
+            Layer::Quic,
+            Layer::Tls,
+            Layer::Dlt(0),
+            Layer::Dlt(281),
+            Layer::Dlt(u32::MAX),
+        ] {
+            assert_eq!(Layer::from_name(&layer.to_string()), Some(layer), "{layer}");
+        }
+        for name in [
+            "",
+            "dlt",
+            "dlt+5",
+            "dlt-1",
+            "dltx",
+            "dlt4294967296",
+            "ETH",
+            " tcp",
+            "ip",
+        ] {
+            assert_eq!(Layer::from_name(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn layers_parse_round_trips_display() {
+        let stacks: [&[Layer]; 6] = [
+            &[Layer::Eth, Layer::Ipv4, Layer::Udp, Layer::Dns],
+            &[Layer::Eth, Layer::Ipv6, Layer::Tcp, Layer::Tls],
+            &[Layer::Sll2, Layer::Ipv4, Layer::Udp, Layer::Quic],
+            &[
+                Layer::Eth,
+                Layer::Vlan,
+                Layer::Vlan,
+                Layer::Ipv6,
+                Layer::Icmpv6,
+            ],
+            &[Layer::Dlt(281)],
+            &[],
+        ];
+        for stack in stacks {
+            let mut l = Layers::default();
+            for &x in stack {
+                l.push(x);
+            }
+            let text = l.to_string();
+            assert_eq!(Layers::parse(&text), l, "{text}");
+            assert_eq!(Layers::parse(&text).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn layers_parse_skips_unknown_names() {
+        let l = Layers::parse("eth:ipv4:gre:tcp::bogus:tls");
+        assert_eq!(l.to_string(), "eth:ipv4:tcp:tls");
+        assert!(l.contains(Layer::Tcp));
+        assert!(!l.contains(Layer::Udp));
+        assert!(Layers::parse("").is_empty());
+        assert!(Layers::parse("ppp:gre").is_empty());
+    }
+
+    #[test]
+    fn layers_parse_keeps_the_first_cap_layers() {
+        let deep = ["vlan"; 12].join(":") + ":ipv4:tcp";
+        let l = Layers::parse(&deep);
+        assert_eq!(l.iter().count(), Layers::CAP);
+        assert!(l.iter().all(|x| x == Layer::Vlan));
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! The seen-set: listening ports and DNS names met in earlier data, which every "new"
+//! count is relative to. It is saved with a model; a round's own ports and names come
+//! out as [`RoundKeys`], so a caller can extend its set only once the round is known to
+//! be normal.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// Most DNS names remembered in the seen-set (oldest forgotten first).
+pub const MAX_SEEN_NAMES: usize = 20_000;
+
+/// Listening ports and DNS names seen in earlier (normal) data: "new" counts are
+/// relative to this set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Seen {
+    /// `(tcp as u32) << 16 | port`.
+    pub ports: BTreeSet<u32>,
+    /// Names in insertion order (the set is rebuilt on load).
+    pub names: VecDeque<String>,
+    #[serde(skip)]
+    name_set: HashSet<String>,
+}
+
+impl Seen {
+    /// Rebuilds the lookup set after deserialising.
+    pub fn rebuild(&mut self) {
+        self.name_set = self.names.iter().cloned().collect();
+    }
+    /// Whether a listening port is known.
+    pub fn has_port(&self, key: u32) -> bool {
+        self.ports.contains(&key)
+    }
+    /// Adds a listening port; true if it was new.
+    pub fn add_port(&mut self, key: u32) -> bool {
+        self.ports.insert(key)
+    }
+    /// Whether a DNS name is known.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.name_set.contains(name)
+    }
+    /// Adds a DNS name; true if it was new.
+    pub fn add_name(&mut self, name: &str) -> bool {
+        if self.name_set.contains(name) {
+            return false;
+        }
+        self.name_set.insert(name.to_string());
+        self.names.push_back(name.to_string());
+        while self.names.len() > MAX_SEEN_NAMES {
+            if let Some(old) = self.names.pop_front() {
+                self.name_set.remove(&old);
+            }
+        }
+        true
+    }
+    /// Adds what a round contained.
+    pub fn add_keys(&mut self, keys: &RoundKeys) {
+        for p in &keys.ports {
+            self.add_port(*p);
+        }
+        for n in &keys.names {
+            self.add_name(n);
+        }
+    }
+}
+
+/// Key for a listening (protocol, port) in [`Seen`].
+pub fn port_key(tcp: bool, port: u16) -> u32 {
+    (u32::from(tcp) << 16) | u32::from(port)
+}
+
+/// Listening ports and DNS names that occurred in a round (to extend [`Seen`] once the
+/// round is known to be normal).
+#[derive(Clone, Debug, Default)]
+pub struct RoundKeys {
+    /// Port keys ([`port_key`]).
+    pub ports: Vec<u32>,
+    /// Query names.
+    pub names: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oldest_names_are_forgotten_first() {
+        let mut seen = Seen::default();
+        assert!(seen.add_name("first.example"));
+        assert!(!seen.add_name("first.example"), "already known");
+        for k in 0..MAX_SEEN_NAMES {
+            seen.add_name(&format!("n{k}.example"));
+        }
+        assert_eq!(seen.names.len(), MAX_SEEN_NAMES);
+        assert!(!seen.has_name("first.example"));
+        assert!(seen.has_name("n0.example"));
+    }
+
+    #[test]
+    fn keys_and_rebuild() {
+        let mut seen = Seen::default();
+        seen.add_keys(&RoundKeys {
+            ports: vec![port_key(true, 22), port_key(false, 53)],
+            names: vec!["example.com".into()],
+        });
+        assert!(seen.has_port(port_key(true, 22)));
+        assert!(!seen.has_port(port_key(true, 53)), "UDP 53 is not TCP 53");
+        // What deserialising leaves: the names without the lookup set.
+        let mut loaded = Seen {
+            ports: seen.ports.clone(),
+            names: seen.names.clone(),
+            ..Seen::default()
+        };
+        assert!(!loaded.has_name("example.com"));
+        loaded.rebuild();
+        assert!(loaded.has_name("example.com"));
+    }
+}
