@@ -41,13 +41,18 @@ pub fn is_locked(err: &anyhow::Error) -> bool {
 }
 
 /// Runs a program's `run`, prints its error as one line on stderr prefixed with the
-/// program's name, and exits with its code (see [`code_for`]).
-pub fn main(program: &str, runtime: i32, run: impl FnOnce() -> anyhow::Result<i32>) -> ! {
+/// program's name, and exits with the code `code_of` gives the error (usually
+/// [`code_for`] with the program's runtime-error code).
+pub fn main(
+    program: &str,
+    run: impl FnOnce() -> anyhow::Result<i32>,
+    code_of: impl FnOnce(&anyhow::Error) -> i32,
+) -> ! {
     let code = match run() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{program}: {err:#}");
-            code_for(&err, runtime)
+            code_of(&err)
         }
     };
     std::process::exit(code)

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::exit;
+use crate::exit_codes;
 
 /// Samples which TCP/UDP ports this host uses and captures the packets that flow
 /// through them, one round per run, into SQLite. Meant for cron, every minute.
 #[derive(Debug, Parser)]
-#[command(name = "collector", version, after_help = exit::HELP)]
+#[command(name = "collector", version, after_help = exit_codes::HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

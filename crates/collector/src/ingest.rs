@@ -5,13 +5,13 @@ use std::path::Path;
 
 use anyhow::Context;
 use portwatch_capture::{FileSource, PacketSource};
-use portwatch_store::write::{self, RoundStatus};
+use portwatch_cli::lock::Lock;
+use portwatch_cli::stop::Stop;
+use portwatch_store::write::{RoundSource, RoundStatus};
 use portwatch_store::writer::{Finish, Writer};
 
-use crate::exit::ExitCode;
-use crate::lock::Lock;
+use crate::exit_codes::ExitCode;
 use crate::pump::{self, End};
-use crate::stop::Stop;
 
 pub fn run(
     lock: &Lock,
@@ -22,11 +22,10 @@ pub fn run(
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut source = FileSource::open(file)?;
-    let conn = lock.open_db(db)?;
+    let store = crate::open_for_rounds(lock, db)?;
     let now = portwatch_store::time::now_micros();
-    let round = write::begin_round(&conn, now, &format!("file:{}", file.display()), None)
-        .map_err(portwatch_store::Error::from)?;
-    let writer = Writer::spawn(conn, db, round)?;
+    let round = store.begin_round(now, RoundSource::File(file), None)?;
+    let writer = Writer::spawn(store, round)?;
     let tx = writer.sender();
     let opts = pump::Options {
         payload_bytes,

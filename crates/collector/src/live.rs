@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use portwatch_capture::{Error as CaptureError, LiveConfig, LiveSource, PacketSource};
-use portwatch_scan::{BindProbe, SockDiag, SocketSource, aggregate};
-use portwatch_store::write::{self, RoundStatus};
+use portwatch_cli::exit::Usage;
+use portwatch_cli::lock::Lock;
+use portwatch_cli::stop::Stop;
+use portwatch_scan::{BindProbe, SharedOwners, SockDiag, SocketSource, View, aggregate};
+use portwatch_store::write::{RoundSource, RoundStatus};
 use portwatch_store::writer::{Finish, Msg, Sender, Totals, Writer};
 
 use crate::cli::{RoundArgs, ScanMethod};
-use crate::exit::ExitCode;
-use crate::lock::Lock;
-use crate::owners::{self, Owners, View};
+use crate::exit_codes::ExitCode;
 use crate::pump::{self, End};
-use crate::stop::Stop;
 
 /// Shortest gap between two owner refreshes asked for by the sniffer.
 const MIN_REFRESH: Duration = Duration::from_secs(1);
@@ -44,7 +44,7 @@ pub fn run(
     let (source, capture_error) = match LiveSource::open(&config) {
         Ok(s) => (Some(s), None),
         Err(e @ CaptureError::Filter { .. }) => {
-            return Err(crate::exit::Usage(e.to_string()).into());
+            return Err(Usage(e.to_string()).into());
         }
         // A missing permission still gives a round with the scanner's data.
         Err(e) => (None, Some(e)),
@@ -60,18 +60,17 @@ pub fn run(
         (None, None) => portwatch_capture::default_device().unwrap_or_else(|_| "?".into()),
     };
 
-    let conn = lock.open_db(db)?;
-    let round = write::begin_round(
-        &conn,
-        portwatch_store::time::now_micros(),
-        &format!("live:{iface}"),
-        Some(args.scan_interval),
-    )
-    .map_err(portwatch_store::Error::from)
-    .context("cannot start a round")?;
+    let store = crate::open_for_rounds(lock, db)?;
+    let round = store
+        .begin_round(
+            portwatch_store::time::now_micros(),
+            RoundSource::Live(&iface),
+            Some(args.scan_interval),
+        )
+        .context("cannot start a round")?;
     // The round's clock starts with its row, after opening and migrating the database.
     let started = Instant::now();
-    let writer = Writer::spawn(conn, db, round)?;
+    let writer = Writer::spawn(store, round)?;
     let tx = writer.sender();
     if let Some(e) = &capture_error {
         let _ = tx.send(Msg::Note(format!("capture failed: {e}")));
@@ -143,7 +142,7 @@ fn capture_and_scan(
 ) -> anyhow::Result<Outcome> {
     let duration = Duration::from_secs_f64(args.duration);
     let interval = Duration::from_secs_f64(args.scan_interval);
-    let owners = Arc::new(Owners::default());
+    let owners = Arc::new(SharedOwners::default());
     let scanner = {
         let (tx, stop, owners) = (tx.clone(), stop.clone(), Arc::clone(&owners));
         let method = args.scan_method;
@@ -218,7 +217,7 @@ fn scan_loop(
     method: ScanMethod,
     tx: &Sender,
     stop: &Stop,
-    owners: &Owners,
+    owners: &SharedOwners,
     started: Instant,
     interval: Duration,
     duration: Duration,
@@ -227,7 +226,7 @@ fn scan_loop(
         ScanMethod::Proc => Box::new(SockDiag::new()),
         ScanMethod::Bind => Box::new(BindProbe::new()),
     };
-    let ifaddrs: Vec<IpAddr> = owners::interface_addrs();
+    let ifaddrs: Vec<IpAddr> = portwatch_scan::interface_addrs();
     let samples = (duration.as_secs_f64() / interval.as_secs_f64()).floor() as u32 + 1;
     let mut first_error: Option<portwatch_scan::Error> = None;
     let mut last_refresh = Instant::now();

@@ -1,45 +1,43 @@
-//! `collector`: one run is one round. See `collector --help` and DESIGN.md.
+//! `collector`: one run is one round. See `collector --help` and docs/DESIGN.md.
 //!
-//! This binary only parses arguments and wires the library crates together: capture
-//! (`portwatch-capture`), socket tables (`portwatch-scan`), storage
-//! (`portwatch-store`) and simulation (`portwatch-sim`).
+//! The binary owns the round engine: a live round ([`live`]: scanner and sniffer
+//! threads feeding the store's writer), capture files ([`ingest`]), and the one capture
+//! loop both use ([`pump`]); `simulate` and `prune` are thin commands over
+//! `portwatch-sim` and `portwatch-store`. The mechanisms are the library crates'.
 
 mod cli;
-mod exit;
+mod exit_codes;
 mod ingest;
 mod live;
-mod lock;
-mod owners;
 mod privs;
 mod pump;
-mod stop;
 
+use std::path::Path;
+
+use anyhow::Context;
 use clap::Parser;
+use portwatch_cli::exit::code_for;
+use portwatch_cli::lock::{self, Lock};
+use portwatch_cli::stop::Stop;
+use portwatch_store::Db;
 
 use crate::cli::{Cli, Command};
-use crate::exit::ExitCode;
+use crate::exit_codes::ExitCode;
 
 fn main() {
     let cli = Cli::parse();
-    let code = match run(&cli) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("collector: {err:#}");
-            if err.downcast_ref::<exit::Usage>().is_some() {
-                ExitCode::Usage
-            } else {
-                ExitCode::Error
-            }
-        }
-    };
-    std::process::exit(code as i32);
+    portwatch_cli::exit::main(
+        "collector",
+        || run(&cli).map(i32::from),
+        |err| code_for(err, ExitCode::Error.into()),
+    )
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let db = portwatch_store::paths::resolve_db(cli.common.db.as_deref())?;
     let verbose = cli.common.verbose;
     if let Some(dir) = db.parent() {
-        portwatch_store::paths::create_private_dir(dir)?;
+        portwatch_cli::dirs::create_private_dir(dir)?;
     }
     // Prune only deletes closed rounds and needs no lock (SQLite serialises it with a
     // running round), so the daily job never makes a minute's round fail.
@@ -48,15 +46,15 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     // Everything that appends rounds holds the database's lock for its whole run: one
     // writer at a time keeps each round's packets a contiguous rowid range.
-    let lock = match lock::acquire(&db) {
+    let lock = match Lock::acquire(&lock::beside(&db), "collector") {
         Ok(l) => l,
-        Err(e @ lock::LockError::Held { .. }) => {
+        Err(e @ portwatch_cli::Error::Held { .. }) => {
             eprintln!("collector: {e}");
             return Ok(ExitCode::Locked);
         }
-        Err(lock::LockError::Other(e)) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    let stop = stop::Stop::on_signals()?;
+    let stop = Stop::on_signals()?;
     match &cli.command {
         Some(Command::Prune(p)) => prune(&db, p, verbose),
         Some(Command::Simulate(s)) => simulate(&lock, &db, s, verbose),
@@ -82,13 +80,24 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Opens the database for appending rounds. Holding the lock proves no other
+/// collector is running, so rounds still marked `running` are leftovers of one that
+/// died; they are closed as `failed` here.
+fn open_for_rounds(_lock: &Lock, db: &Path) -> anyhow::Result<Db> {
+    let store = Db::open(db).with_context(|| format!("cannot open {}", db.display()))?;
+    store
+        .fail_stale_rounds()
+        .with_context(|| format!("cannot update {}", db.display()))?;
+    Ok(store)
+}
+
 fn simulate(
-    lock: &lock::Lock,
-    db: &std::path::Path,
+    lock: &Lock,
+    db: &Path,
     s: &cli::SimulateArgs,
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut conn = lock.open_db(db)?;
+    let mut store = open_for_rounds(lock, db)?;
     let cfg = portwatch_sim::SimConfig {
         hours: s.hours,
         seed: s.seed,
@@ -96,7 +105,7 @@ fn simulate(
         inject: s.inject.clone(),
         ..portwatch_sim::SimConfig::default()
     };
-    let sum = portwatch_sim::simulate(&mut conn, &cfg)?;
+    let sum = portwatch_sim::simulate(&mut store, &cfg)?;
     if verbose {
         println!(
             "simulated {} rounds ({}..{}), {} packets, {} events",
@@ -106,11 +115,11 @@ fn simulate(
     Ok(ExitCode::Complete)
 }
 
-fn prune(db: &std::path::Path, p: &cli::PruneArgs, verbose: bool) -> anyhow::Result<ExitCode> {
-    let mut conn = portwatch_store::open(db)?;
+fn prune(db: &Path, p: &cli::PruneArgs, verbose: bool) -> anyhow::Result<ExitCode> {
+    let mut store = Db::open(db)?;
     let cutoff = portwatch_store::time::now_micros()
         - i64::try_from(p.older_than.as_micros()).unwrap_or(i64::MAX);
-    let pruned = portwatch_store::prune::prune(&mut conn, cutoff)?;
+    let pruned = store.prune(cutoff)?;
     if verbose {
         println!(
             "pruned {} rounds ({} packets) older than {}; {} pages freed",

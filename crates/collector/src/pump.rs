@@ -7,8 +7,8 @@ use portwatch_capture::source::{Frame, copy_payload};
 use portwatch_capture::{Packet, PacketSource, Parser};
 use portwatch_store::writer::{Msg, Sender};
 
-use crate::owners::View;
-use crate::stop::Stop;
+use portwatch_cli::stop::Stop;
+use portwatch_scan::View;
 
 /// Packets per message to the writer.
 const BATCH: usize = 2048;

@@ -1,9 +1,9 @@
-//! End-to-end tests of both binaries, run as a user runs them: real SQLite files,
-//! real capture files, live capture on loopback, real signals.
+//! End-to-end tests of the collector, run as a user runs it: real SQLite files, real
+//! capture files, live capture on loopback, real signals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-// Shared helpers: running the binaries, temporary databases, queries.
+// The binary, and helpers shared with the detector's tests (portwatch-testkit).
 mod util;
 
 // `collector --read` of every shared capture, checked against tshark's counts.
@@ -13,6 +13,5 @@ mod ingest;
 mod live;
 // One collector per database, SIGTERM, missing capture permission, prune.
 mod rounds;
-// The detector on simulated history: the binaries end to end, a corrupt model, and a
-// cron-like day with every kind of event.
-mod detector;
+// `collector simulate` through the binary: its summary line and a bad --inject.
+mod simulate;

@@ -101,6 +101,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `--since`: a duration ago (`24h`) or a date/timestamp, as the schema's text.
+pub fn parse_since(s: &str) -> anyhow::Result<String> {
+    use portwatch_store::time::{format_micros, now_micros, parse_micros};
+    if let Ok(d) = parse_duration(s) {
+        let ago = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        return Ok(format_micros(now_micros().saturating_sub(ago)));
+    }
+    if let Ok(us) = parse_micros(s) {
+        return Ok(format_micros(us));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(format_micros(t.and_utc().timestamp_micros()));
+    }
+    anyhow::bail!(
+        "--since {s:?}: expected a duration (24h, 7d) or a date/timestamp (2026-11-25, 2026-11-25T10:00:00Z)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,10 +24,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use rusqlite::Connection;
+use portwatch_store::Db;
 use serde::Serialize;
 
-use crate::Error;
+use crate::Result;
 
 /// Evaluated rounds after an event's last round in which an anomaly still counts.
 pub const TOLERANCE_ROUNDS: usize = 5;
@@ -83,48 +83,26 @@ struct EventRows {
 }
 
 /// Scores `batches_rounds` against `labels` (see the module docs for the definitions).
-pub fn evaluate(conn: &Connection) -> Result<Evaluation, Error> {
+pub fn evaluate(db: &Db) -> Result<Evaluation> {
     let mut rounds = Vec::new();
     let mut index: HashMap<i64, usize> = HashMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT r.id, r.start_time, br.anomalous
-               FROM batches_rounds br JOIN rounds r ON r.id = br.round_id
-              ORDER BY r.start_time, r.id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            let start: String = row.get(1)?;
-            index.insert(id, rounds.len());
-            rounds.push(Round {
-                start: portwatch_store::time::parse_micros(&start)?,
-                anomalous: row.get::<_, i64>(2)? != 0,
-            });
-        }
+    for r in db.evaluated_rounds()? {
+        index.insert(r.id, rounds.len());
+        rounds.push(Round {
+            start: r.start,
+            anomalous: r.anomalous,
+        });
     }
     let mut events: BTreeMap<i64, EventRows> = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT l.event, l.kind, l.round_id, r.start_time
-               FROM labels l JOIN rounds r ON r.id = l.round_id
-              ORDER BY l.event, r.start_time",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let event: i64 = row.get(0)?;
-            let kind: String = row.get(1)?;
-            let round_id: i64 = row.get(2)?;
-            let start = portwatch_store::time::parse_micros(&row.get::<_, String>(3)?)?;
-            let e = events.entry(event).or_insert_with(|| EventRows {
-                kind,
-                start,
-                idx: Vec::new(),
-            });
-            e.start = e.start.min(start);
-            if let Some(&i) = index.get(&round_id) {
-                e.idx.push(i);
-            }
+    for l in db.labelled_rounds()? {
+        let e = events.entry(l.event).or_insert_with(|| EventRows {
+            kind: l.kind,
+            start: l.start,
+            idx: Vec::new(),
+        });
+        e.start = e.start.min(l.start);
+        if let Some(&i) = index.get(&l.round_id) {
+            e.idx.push(i);
         }
     }
     Ok(score(
@@ -284,15 +262,28 @@ impl fmt::Display for Evaluation {
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
-    const SCHEMA: &str = include_str!("../../../migrations/0001_initial.sql");
+    /// Verdicts and labels written by hand into a real database, and the store's
+    /// handle that `evaluate` reads through.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        db: Db,
+        conn: Connection,
+    }
+
+    /// Where the rounds start: the simulator's epoch, a Monday.
+    const EPOCH: i64 = 1_767_571_200 * 1_000_000;
 
     /// A database with `n` rounds one minute apart, all evaluated in one batch, the
     /// given ones anomalous.
-    fn db(n: i64, anomalous: &[i64], unevaluated: &[i64]) -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+    fn db(n: i64, anomalous: &[i64], unevaluated: &[i64]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.db");
+        let db = Db::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
         conn.execute(
             "INSERT INTO batches (id, timestamp, alg) VALUES (1, '2026-01-06T00:00:00.000000Z', 'test')",
             [],
@@ -300,7 +291,7 @@ mod tests {
         .unwrap();
         for i in 0..n {
             let start =
-                portwatch_store::time::format_micros(crate::DEFAULT_EPOCH_MICROS + i * 60_000_000);
+                portwatch_store::time::format_micros(EPOCH + i * 60_000_000);
             conn.execute(
                 "INSERT INTO rounds (id, start_time, end_time, source, status) VALUES (?1, ?2, ?2, 'simulated', 'complete')",
                 rusqlite::params![i + 1, start],
@@ -314,12 +305,16 @@ mod tests {
                 .unwrap();
             }
         }
-        conn
+        Fixture {
+            _dir: dir,
+            db,
+            conn,
+        }
     }
 
-    fn label(conn: &Connection, event: i64, kind: &str, rounds: std::ops::RangeInclusive<i64>) {
+    fn label(f: &Fixture, event: i64, kind: &str, rounds: std::ops::RangeInclusive<i64>) {
         for i in rounds {
-            conn.execute(
+            f.conn.execute(
                 "INSERT INTO labels (round_id, event, kind, note) VALUES (?1, ?2, ?3, 'test')",
                 rusqlite::params![i + 1, event, kind],
             )
@@ -339,7 +334,7 @@ mod tests {
         label(&conn, 1, "portscan", 10..=12);
         label(&conn, 2, "backdoor", 40..=49);
         label(&conn, 3, "burst", 70..=72);
-        let e = evaluate(&conn).unwrap();
+        let e = evaluate(&conn.db).unwrap();
         assert_eq!(e.evaluated_rounds, 100);
         assert_eq!(e.alarms, 4);
         let o = &e.overall;
@@ -370,7 +365,7 @@ mod tests {
     fn anomaly_beyond_tolerance_is_a_false_alarm() {
         let conn = db(30, &[10 + TOLERANCE_ROUNDS as i64 + 1], &[]);
         label(&conn, 7, "burst", 8..=10);
-        let e = evaluate(&conn).unwrap();
+        let e = evaluate(&conn.db).unwrap();
         assert_eq!(e.overall.detected, 0);
         assert_eq!(e.overall.false_alarms, 1);
         assert!(close(e.overall.precision, 0.0));
@@ -381,7 +376,7 @@ mod tests {
         let conn = db(40, &[10, 11, 12, 13, 14, 15], &[]);
         label(&conn, 1, "portscan", 10..=11);
         label(&conn, 2, "burst", 14..=15);
-        let e = evaluate(&conn).unwrap();
+        let e = evaluate(&conn.db).unwrap();
         assert_eq!(e.alarms, 1);
         assert_eq!(e.overall.detected, 2);
         assert!(close(e.overall.precision, 1.0));
@@ -395,7 +390,7 @@ mod tests {
         let conn = db(30, &[12], &[2, 3, 4, 10]);
         label(&conn, 1, "dnstunnel", 2..=4);
         label(&conn, 2, "dnstunnel", 10..=12);
-        let e = evaluate(&conn).unwrap();
+        let e = evaluate(&conn.db).unwrap();
         assert_eq!(e.evaluated_rounds, 26);
         assert_eq!(e.overall.events, 1);
         assert_eq!(e.overall.detected, 1);
@@ -405,7 +400,7 @@ mod tests {
     #[test]
     fn empty_database_has_no_metrics() {
         let conn = db(0, &[], &[]);
-        let e = evaluate(&conn).unwrap();
+        let e = evaluate(&conn.db).unwrap();
         assert_eq!(e.evaluated_rounds, 0);
         assert_eq!(e.overall.precision, None);
         assert_eq!(e.overall.recall, None);

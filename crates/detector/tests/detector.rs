@@ -3,32 +3,35 @@
 //! through the library for the long cron-like run, which uses a small model so that
 //! debug builds stay fast (the full-size model runs in benches/week.sh).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::path::Path;
 use std::process::Output;
 
-use portwatch_model::{DetectorConfig, Options, Outcome, Status, run_once};
+use portwatch_detector::{Options, Outcome, Status, run_once};
+use portwatch_model::DetectorConfig;
 use portwatch_sim::{Inject, SimConfig};
-use rusqlite::Connection;
+use portwatch_store::Db;
+use portwatch_testkit::*;
 
-use crate::util::*;
+const DETECTOR: &str = env!("CARGO_BIN_EXE_detector");
 
-fn sim_args(db: &Path, hours: &str, seed: u64, rate: &str, inject: &[&str]) -> Output {
-    let mut c = collector(db);
-    c.args(["simulate", "--hours", hours, "--rate", rate, "--seed"])
-        .arg(seed.to_string());
-    for i in inject {
-        c.args(["--inject", i]);
-    }
-    let out = run(c);
-    assert!(out.status.success(), "simulate: {}", stderr(&out));
-    out
+/// What `collector simulate --hours H --rate R --seed S --inject …` appends (the same
+/// library call; the collector's own tests run it through its binary).
+fn sim_args(db: &Path, hours: &str, seed: u64, rate: &str, inject: &[&str]) {
+    let mut store = Db::open(db).unwrap();
+    simulate(
+        &mut store,
+        hours.parse().unwrap(),
+        seed,
+        rate.parse().unwrap(),
+        inject,
+    );
 }
 
 fn detector(db: &Path, args: &[&str]) -> Output {
-    let mut c = std::process::Command::new(DETECTOR);
-    c.arg("--db").arg(db).args(args);
-    c.env_remove("PORTWATCH_DB")
-        .env_remove("PORTWATCH_MODEL_DIR");
+    let mut c = command(DETECTOR, db);
+    c.args(args);
     run(c)
 }
 
@@ -36,9 +39,12 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The model directory's files and contents, but the lock file, which names the pid
+/// of the last detector that ran.
 fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "detector.lock")
         .map(|e| {
             let e = e.unwrap();
             (
@@ -141,7 +147,7 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
     assert_eq!(batches.len(), 2, "cold start and the hour");
     assert_eq!(batches[1]["rounds"], 60);
     let scan_rounds: Vec<i64> = {
-        let conn = Connection::open(&db).unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
         let mut st = conn
             .prepare("SELECT round_id FROM labels WHERE kind = 'portscan'")
             .unwrap();
@@ -293,7 +299,7 @@ fn a_full_model_directory_is_a_clear_error_and_the_model_stays_whole() {
     );
 }
 
-fn simulate(conn: &mut Connection, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
+fn simulate(conn: &mut Db, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
     let cfg = SimConfig {
         hours,
         seed,
@@ -316,7 +322,8 @@ fn simulate(conn: &mut Connection, hours: f64, seed: u64, rate: f64, inject: &[&
 #[test]
 fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut conn = portwatch_store::open(&tmp.path().join("ports.db")).unwrap();
+    let db_path = tmp.path().join("ports.db");
+    let mut conn = Db::open(&db_path).unwrap();
     let model = tmp.path().join("model");
     let opts = Options {
         config: DetectorConfig::small(),
@@ -349,7 +356,7 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
         }
     }
 
-    let ev = portwatch_sim::eval::evaluate(&conn).unwrap();
+    let ev = portwatch_detector::evaluate::evaluate(&conn).unwrap();
     eprintln!("{ev}");
     let kind = |k: &str| {
         ev.per_kind
@@ -368,15 +375,9 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
     assert!(fa <= 1.0, "{fa} false alarms a day: {ev}");
 
     // The backup runs 03:00–03:05 every day; day 2's must not be flagged.
-    let backup: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM batches_rounds b JOIN rounds r ON r.id = b.round_id \
+    let backup: i64 = query_i64(&db_path, "SELECT count(*) FROM batches_rounds b JOIN rounds r ON r.id = b.round_id \
              WHERE b.anomalous AND r.start_time >= '2026-01-06T02:59' \
-               AND r.start_time < '2026-01-06T03:08'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+               AND r.start_time < '2026-01-06T03:08'");
     assert_eq!(backup, 0, "the daily job is normal: {ev}");
 
     for out in &with_attack {
@@ -385,18 +386,12 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
             panic!("held-out loss measured: {}", out.message)
         };
         assert!(
-            after <= before * (1.0 + portwatch_model::detect::POISON_TOLERANCE),
+            after <= before * (1.0 + portwatch_detector::step::POISON_TOLERANCE),
             "held-out normal loss rose from {before} to {after}"
         );
     }
-    let trained_attack: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
-             WHERE b.trained",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let trained_attack: i64 = query_i64(&db_path, "SELECT count(*) FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
+             WHERE b.trained");
     assert_eq!(trained_attack, 0, "no attack round was trained on");
 }
 
@@ -406,7 +401,8 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
 #[test]
 fn warming_up_until_enough_history_then_each_round_is_scored_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut conn = portwatch_store::open(&tmp.path().join("ports.db")).unwrap();
+    let db_path = tmp.path().join("ports.db");
+    let mut conn = Db::open(&db_path).unwrap();
     let model = tmp.path().join("model");
     let opts = Options {
         config: DetectorConfig::small().with_epochs(4),
@@ -420,9 +416,7 @@ fn warming_up_until_enough_history_then_each_round_is_scored_once() {
     assert_eq!(out.status, Status::WarmingUp, "{}", out.message);
     assert!(out.message.contains("warming up"), "{}", out.message);
     assert!(out.anomalies.is_empty());
-    let evaluated: i64 = conn
-        .query_row("SELECT count(*) FROM batches_rounds", [], |r| r.get(0))
-        .unwrap();
+    let evaluated: i64 = query_i64(&db_path, "SELECT count(*) FROM batches_rounds");
     assert_eq!(evaluated, 0, "warm-up rounds wait until scoring starts");
     simulate(&mut conn, 1.5, 32, 5.0, &[]);
     let out = run_once(&mut conn, &model, &opts).unwrap();
@@ -430,7 +424,8 @@ fn warming_up_until_enough_history_then_each_round_is_scored_once() {
     assert_eq!(out.rounds, 210, "every warm-up round, once");
     let out = run_once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::NothingToDo, "{}", out.message);
-    let (n, distinct): (i64, i64) = conn
+    let (n, distinct): (i64, i64) = rusqlite::Connection::open(&db_path)
+        .unwrap()
         .query_row(
             "SELECT count(*), count(DISTINCT round_id) FROM batches_rounds",
             [],
@@ -447,7 +442,7 @@ fn warming_up_until_enough_history_then_each_round_is_scored_once() {
 fn the_detector_runs_while_a_collector_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("ports.db");
-    let mut conn = portwatch_store::open(&db).unwrap();
+    let mut conn = Db::open(&db).unwrap();
     let model = tmp.path().join("model");
     let opts = Options {
         config: DetectorConfig::small().with_epochs(2),
@@ -462,7 +457,8 @@ fn the_detector_runs_while_a_collector_writes() {
         let stop = stop.clone();
         let db = db.clone();
         std::thread::spawn(move || {
-            let mut c = portwatch_store::open(&db).unwrap();
+            let mut c = rusqlite::Connection::open(&db).unwrap();
+            c.busy_timeout(portwatch_store::BUSY_TIMEOUT).unwrap();
             let mut commits = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let tx = c.transaction().unwrap();
@@ -502,11 +498,12 @@ fn the_detector_runs_while_a_collector_writes() {
 #[test]
 fn history_without_a_run_as_long_as_the_window_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut conn = portwatch_store::open(&tmp.path().join("ports.db")).unwrap();
+    let db_path = tmp.path().join("ports.db");
+    let mut conn = Db::open(&db_path).unwrap();
     let model = tmp.path().join("model");
     simulate(&mut conn, 3.0, 51, 1.0, &[]);
     // Keep 3 rounds of every 6: runs of 36 samples separated by 4-minute gaps.
-    conn.execute_batch(
+    rusqlite::Connection::open(&db_path).unwrap().execute_batch(
         "PRAGMA foreign_keys = OFF;
          CREATE TEMP TABLE gone AS SELECT id FROM rounds WHERE (id - 1) % 6 >= 3;
          DELETE FROM packets WHERE round_id IN gone;
@@ -523,9 +520,7 @@ fn history_without_a_run_as_long_as_the_window_is_a_clear_error() {
     let err = run_once(&mut conn, &model, &opts).unwrap_err().to_string();
     assert!(err.contains("no gap-free run of 48 samples"), "{err}");
     assert!(!model.join("model.json").exists(), "no model was saved");
-    let batches: i64 = conn
-        .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
-        .unwrap();
+    let batches: i64 = query_i64(&db_path, "SELECT count(*) FROM batches");
     assert_eq!(batches, 0);
     // The same history with windows that fit trains and scores.
     let opts = Options {

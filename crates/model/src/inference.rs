@@ -337,7 +337,6 @@ mod tests {
     use crate::model::DetectorConfig;
     use portwatch_features::calendar::{SECOND, calendar_inputs};
     use crate::training::fresh_model;
-    use burn::module::Module;
 
     /// Feature 0 jumps about only between 03:00 and 03:30 of each day: its scale there
     /// (and in the half-hours beside it) is larger than the day-wide one; everywhere

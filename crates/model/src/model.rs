@@ -181,6 +181,12 @@ impl Autoencoder {
         self.output.forward(seq)
     }
 
+    /// A copy for scoring, without gradient tracking (Burn's `Module::valid`, here so
+    /// that callers need not depend on Burn).
+    pub fn valid(&self) -> Self {
+        burn::module::Module::valid(self)
+    }
+
     /// Number of scored features.
     pub fn n_features(&self) -> usize {
         self.n_features

@@ -347,7 +347,6 @@ mod tests {
     use portwatch_features::{N_FEATURES, N_TIME};
     use crate::inference::{ModelScorer, Scorer};
     use crate::training::{Series, fresh_model};
-    use burn::module::Module;
 
     const NOW: &str = "2026-01-05T00:00:00.000000Z";
 

@@ -18,6 +18,7 @@
 //! puts every OS input behind a small trait so the binaries can be tested on fakes
 //! ([`Replay`]) and the OS layer on recorded files.
 
+pub mod attribution;
 pub mod bind;
 pub mod error;
 pub mod owners;
@@ -26,6 +27,7 @@ pub mod sockdiag;
 pub mod socket;
 pub mod source;
 
+pub use attribution::{SharedOwners, View, interface_addrs};
 pub use bind::{BindProbe, Probe, UNKNOWN_UID, classify};
 pub use error::Error;
 pub use owners::Owner;

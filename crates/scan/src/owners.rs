@@ -27,7 +27,7 @@ pub struct Owner {
 
 /// The cached map and what the last walk could not attribute.
 #[derive(Debug)]
-pub(crate) struct Owners {
+pub(crate) struct OwnerMap {
     root: PathBuf,
     map: HashMap<u64, Owner>,
     /// Inodes of the sample that triggered the last walk that no visible process
@@ -37,9 +37,9 @@ pub(crate) struct Owners {
     refreshes: u64,
 }
 
-impl Owners {
+impl OwnerMap {
     pub(crate) fn new(root: PathBuf) -> Self {
-        Owners {
+        OwnerMap {
             root,
             map: HashMap::new(),
             ownerless: HashSet::new(),

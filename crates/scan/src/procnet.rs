@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::owners::Owners;
+use crate::owners::OwnerMap;
 use crate::socket::{Socket, Transport};
 use crate::source::SocketSource;
 
@@ -214,7 +214,7 @@ fn hex_u32(text: &[u8]) -> Option<u32> {
 pub struct ProcNet {
     root: PathBuf,
     buf: Vec<u8>,
-    owners: Option<Owners>,
+    owners: Option<OwnerMap>,
 }
 
 impl Default for ProcNet {
@@ -234,7 +234,7 @@ impl ProcNet {
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         ProcNet {
-            owners: Some(Owners::new(root.clone())),
+            owners: Some(OwnerMap::new(root.clone())),
             root,
             buf: Vec::new(),
         }
@@ -261,7 +261,7 @@ impl ProcNet {
 
     /// How many process-table walks this source has made (for tests and `-v`).
     pub fn owner_refreshes(&self) -> u64 {
-        self.owners.as_ref().map_or(0, Owners::refreshes)
+        self.owners.as_ref().map_or(0, OwnerMap::refreshes)
     }
 
     /// Reads and parses the four tables without owner lookup.

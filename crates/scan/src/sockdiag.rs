@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::owners::Owners;
+use crate::owners::OwnerMap;
 use crate::procnet::{ProcNet, TABLES, tcp_state_name, udp_state_name};
 use crate::socket::{Socket, Transport};
 use crate::source::SocketSource;
@@ -161,7 +161,7 @@ pub struct SockDiag {
     /// the file.
     use_file: [bool; 4],
     fallback: ProcNet,
-    owners: Option<Owners>,
+    owners: Option<OwnerMap>,
     buf: Vec<u8>,
     seq: u32,
     /// The last sample's size, to allocate the next one once.
@@ -188,7 +188,7 @@ impl SockDiag {
             netlink: open_netlink().ok(),
             use_file: [false; 4],
             fallback: ProcNet::with_root(root.clone()).without_owners(),
-            owners: Some(Owners::new(root)),
+            owners: Some(OwnerMap::new(root)),
             // The kernel sends at most ~32 KiB per read of a dump.
             buf: vec![0; 64 * 1024],
             seq: 0,
@@ -221,7 +221,7 @@ impl SockDiag {
 
     /// How many process-table walks this source has made.
     pub fn owner_refreshes(&self) -> u64 {
-        self.owners.as_ref().map_or(0, Owners::refreshes)
+        self.owners.as_ref().map_or(0, OwnerMap::refreshes)
     }
 
     /// Reads the four tables without owners.

@@ -1,17 +1,18 @@
+//! Helpers the binaries' end-to-end tests share: the shared captures, running a binary
+//! on a database, queries on a database file, a tmpfs that fills up on demand.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-pub const COLLECTOR: &str = env!("CARGO_BIN_EXE_collector");
-#[allow(dead_code)]
-pub const DETECTOR: &str = env!("CARGO_BIN_EXE_detector");
 
 /// `$PORTWATCH_PCAPS`, else `shared/pcaps` beside the repository. Missing is a
 /// failure: CI has them.
 pub fn pcaps_dir() -> PathBuf {
     let dir = match std::env::var_os("PORTWATCH_PCAPS") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps"),
     };
     assert!(
         dir.join("EXPECTED.tsv").is_file(),
@@ -21,10 +22,12 @@ pub fn pcaps_dir() -> PathBuf {
     dir
 }
 
-pub fn collector(db: &Path) -> Command {
-    let mut c = Command::new(COLLECTOR);
+/// `bin --db DB`, with the environment variables that would choose other files
+/// removed.
+pub fn command(bin: &str, db: &Path) -> Command {
+    let mut c = Command::new(bin);
     c.arg("--db").arg(db);
-    c.env_remove("PORTWATCH_DB");
+    c.env_remove("PORTWATCH_DB").env_remove("PORTWATCH_MODEL_DIR");
     c
 }
 

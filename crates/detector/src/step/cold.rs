@@ -3,34 +3,45 @@
 
 use std::collections::HashSet;
 
+use portwatch_features::{Carry, N_FEATURES, N_TIME, Scaler, Seen, feature_names};
+use portwatch_model::baseline::ZScore;
+use portwatch_model::inference::{self, threshold_from};
+use portwatch_model::persistence::{ModelDir, Sidecar, new_sidecar};
+use portwatch_model::training::{self, Series, WindowRef};
+use portwatch_model::{Autoencoder, DetectorConfig};
+use portwatch_store::Db;
+use portwatch_store::rounds::RoundInfo;
+use portwatch_store::time::{format_micros, now_micros};
+use portwatch_store::verdicts::{BatchStatus, Verdict};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rusqlite::Connection;
 
-use crate::baseline::ZScore;
-use crate::data::{self, RoundInfo};
-use crate::features::{Carry, N_FEATURES, N_TIME, Scaler, Seen, feature_names};
-use crate::inference::{self, ModelScorer, Scorer, threshold_from};
-use crate::persistence::{ModelDir, Sidecar, new_sidecar};
-use crate::time::format_micros;
-use burn::module::Module;
-
-use crate::training;
+use super::explain::explain;
+use super::record::{Conclusion, record_and_save};
+use super::rounds::{load_round, usual_spacing};
+use super::series::{
+    Loaded, Split, cap_segments, history_hours, load_rounds, raw_segments, round_scores,
+    series_of, split_history, subsample,
+};
+use super::{
+    MAX_REPLAY_STEPS, Options, Outcome, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, SEEN_SEED,
+    Scoring, Status,
+};
 use crate::{Error, Result};
 
-use super::*;
-use super::{explain::*, record::*, series::*};
+/// Training windows sampled for the residual scales.
+const RESIDUAL_WINDOWS: usize = 3000;
 
 pub(super) fn cold_start(
-    conn: &mut Connection,
+    db: &mut Db,
     dir: &ModelDir,
     opts: &Options,
     previous: Option<Sidecar>,
     batch: Vec<RoundInfo>,
 ) -> Result<Outcome> {
-    let started = format_micros(portwatch_store::time::now_micros());
-    let history = data::history_rounds(conn)?;
-    let spacing = data::usual_spacing(&history);
+    let started = now_micros();
+    let history = db.history_rounds()?;
+    let spacing = usual_spacing(&history);
     let hours = history_hours(&history, spacing);
     let warming = hours * 3600.0 + 1.0 < opts.min_history_secs;
     if opts.no_train && (previous.is_none() || !warming) {
@@ -42,21 +53,8 @@ pub(super) fn cold_start(
     let cfg = previous
         .as_ref()
         .map_or_else(|| opts.config.clone(), |p| p.config.clone());
-    // The first hour of history defines what exists: without this, every port and name
-    // would be "new" at its first sample (a host resolves most of its names within an
-    // hour) and the first rounds would be flagged, or teach that "new" is normal.
-    let mut seen = Seen::default();
-    if let Some(first) = history.first() {
-        let (mut scratch, mut carry) = (Seen::default(), Carry::default());
-        for r in history
-            .iter()
-            .take_while(|r| r.start < first.start + SEEN_SEED)
-        {
-            let (_, keys) = data::load_round(conn, r, &mut scratch, &mut carry)?;
-            seen.add_keys(&keys);
-        }
-    }
-    let l = load_rounds(conn, history, spacing, &mut seen)?;
+    let mut seen = seed_seen(db, &history)?;
+    let l = load_rounds(db, history, spacing, &mut seen)?;
     let split = split_history(&l);
     let scaler = Scaler::fit(
         split
@@ -68,7 +66,7 @@ pub(super) fn cold_start(
     );
     let (train_series, _) = series_of(&l, &split.train, &scaler);
     let windows = train_series.windows(cfg.window, cfg.train_stride);
-    let mut sc = new_sidecar(cfg.clone(), scaler.clone());
+    let mut sc = new_sidecar(cfg.clone(), scaler, &format_micros(now_micros()));
     sc.round_spacing_us = spacing;
     sc.scan_interval = l
         .rounds
@@ -91,95 +89,149 @@ pub(super) fn cold_start(
             cfg.window, cfg.window
         )));
     }
-    let mut loss = None;
-    let mut model = None;
-    if !opts.no_train && !windows.is_empty() {
-        let fresh = training::fresh_model(&cfg, N_FEATURES, N_TIME);
-        let (m, last) = training::train(
-            fresh,
+    let trained = if !opts.no_train && !windows.is_empty() {
+        Some(training::train(
+            training::fresh_model(&cfg, N_FEATURES, N_TIME),
             &train_series,
             &windows,
             &cfg,
             cfg.epochs,
             cfg.max_windows_per_epoch,
             cfg.seed,
-        )?;
-        loss = Some(last);
-        model = Some(m);
-    }
+        )?)
+    } else {
+        None
+    };
     let n_train_rounds: usize = split.train.iter().map(|r| r.len()).sum();
-    if warming || model.is_none() {
-        let msg = format!(
-            "warming up: {hours:.1} h of history, scoring starts at {:.1} h",
-            opts.min_history_secs / 3600.0
-        );
-        if let Some(m) = &model {
-            sc.residual_scale = inference::residual_scale(
-                &m.valid(),
-                &train_series,
-                &subsample(&windows, 3000),
-                cfg.window,
-            )?;
-            sc.seen = seen;
-            sc.rounds_trained = n_train_rounds as u64;
-            sc.warming_up = true;
-            dir.save(m, &mut sc)?;
+    sc.seen = seen;
+    sc.rounds_trained = n_train_rounds as u64;
+    let cold = Cold {
+        started,
+        hours,
+        batch: &batch,
+        train_series: &train_series,
+        windows: &windows,
+        cfg: &cfg,
+    };
+    match trained {
+        Some((model, loss)) if !warming => {
+            scored_cold_start(db, dir, opts, &cold, &l, &split, sc, model, loss)
         }
-        let batch_id = write_batch(
-            conn,
-            &BatchRow {
-                started,
-                alg: "cnn-lstm-ae",
-                batch: &batch,
-                windows: windows.len(),
-                anomalies: 0,
-                threshold: None,
-                loss_before: None,
-                loss_after: loss,
-                model_version: model.as_ref().map(|_| sc.model_version),
-                status: "warming up",
-            },
-            &[],
-            &[],
+        trained => warming_up(db, dir, opts, &cold, sc, trained),
+    }
+}
+
+/// What both endings of a cold start need to know.
+struct Cold<'a> {
+    started: i64,
+    hours: f64,
+    batch: &'a [RoundInfo],
+    train_series: &'a Series,
+    windows: &'a [WindowRef],
+    cfg: &'a DetectorConfig,
+}
+
+/// The first hour of history defines what exists: without this, every port and name
+/// would be "new" at its first sample (a host resolves most of its names within an
+/// hour) and the first rounds would be flagged, or teach that "new" is normal.
+fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
+    let mut seen = Seen::default();
+    if let Some(first) = history.first() {
+        let (mut scratch, mut carry) = (Seen::default(), Carry::default());
+        for r in history
+            .iter()
+            .take_while(|r| r.start < first.start + SEEN_SEED)
+        {
+            let (_, keys) = load_round(db, r, &mut scratch, &mut carry)?;
+            seen.add_keys(&keys);
+        }
+    }
+    Ok(seen)
+}
+
+/// Not enough history yet: keep what was trained (if anything) and score nothing.
+fn warming_up(
+    db: &mut Db,
+    dir: &ModelDir,
+    opts: &Options,
+    c: &Cold<'_>,
+    mut sc: Sidecar,
+    trained: Option<(Autoencoder, f32)>,
+) -> Result<Outcome> {
+    let loss = trained.as_ref().map(|(_, l)| *l);
+    if let Some((m, _)) = &trained {
+        sc.residual_scale = inference::residual_scale(
+            &m.valid(),
+            c.train_series,
+            &subsample(c.windows, RESIDUAL_WINDOWS),
+            c.cfg.window,
         )?;
-        return Ok(Outcome {
-            status: Status::WarmingUp,
-            message: msg,
-            batch_id: Some(batch_id),
-            rounds: batch.len(),
-            scored_rounds: 0,
-            anomalies: Vec::new(),
+        sc.warming_up = true;
+    }
+    let (batch_id, version) = record_and_save(
+        db,
+        dir,
+        &Conclusion {
+            started: c.started,
+            alg: "cnn-lstm-ae",
+            batch: c.batch,
+            windows: c.windows.len(),
+            status: BatchStatus::WarmingUp,
             threshold: None,
-            trained_rounds: 0,
             loss_before: None,
             loss_after: loss,
-            fine_tune: "skipped".into(),
-            history_hours: hours,
-            model_version: model.as_ref().map(|_| sc.model_version),
-        });
-    }
-    let model = model.ok_or_else(|| Error::Invalid("no model".into()))?;
+            verdicts: &[],
+            anomalies: &[],
+            version: None,
+        },
+        trained.as_ref().map(|(m, _)| (m, &mut sc)),
+    )?;
+    Ok(Outcome {
+        status: Status::WarmingUp,
+        message: format!(
+            "warming up: {:.1} h of history, scoring starts at {:.1} h",
+            c.hours,
+            opts.min_history_secs / 3600.0
+        ),
+        batch_id: Some(batch_id),
+        rounds: c.batch.len(),
+        scored_rounds: 0,
+        anomalies: Vec::new(),
+        threshold: None,
+        trained_rounds: 0,
+        loss_before: None,
+        loss_after: loss,
+        fine_tune: "skipped".into(),
+        history_hours: c.hours,
+        model_version: version,
+    })
+}
+
+/// Enough history: set the threshold on held-out rounds, keep replay and held-out
+/// samples, score the whole history once and record the rounds not yet evaluated.
+#[allow(clippy::too_many_arguments)]
+fn scored_cold_start(
+    db: &mut Db,
+    dir: &ModelDir,
+    opts: &Options,
+    c: &Cold<'_>,
+    l: &Loaded,
+    split: &Split,
+    mut sc: Sidecar,
+    model: Autoencoder,
+    loss: f32,
+) -> Result<Outcome> {
+    let cfg = c.cfg;
     let valid = model.valid();
     sc.residual_scale = inference::residual_scale(
         &valid,
-        &train_series,
-        &subsample(&windows, 3000),
+        c.train_series,
+        &subsample(c.windows, RESIDUAL_WINDOWS),
         cfg.window,
     )?;
-    let zscore = opts
+    sc.zscore = opts
         .zscore_baseline
-        .then(|| ZScore::fit(&train_series, cfg.score_top_k));
-    sc.zscore = zscore.as_ref().map(|z| z.scale.clone());
-    let model_scorer = ModelScorer {
-        model: &valid,
-        residual_scale: &sc.residual_scale,
-        window: cfg.window,
-        top_k: cfg.score_top_k,
-    };
-    let scorer: &dyn Scorer = match &zscore {
-        Some(z) => z,
-        None => &model_scorer,
-    };
+        .then(|| ZScore::fit(c.train_series, cfg.score_top_k).scale);
     // Threshold from held-out rounds (or, with too little history to hold any out, from
     // the training rounds themselves: optimistic, hence the margin).
     let hold_runs = if split.holdout.is_empty() {
@@ -187,34 +239,37 @@ pub(super) fn cold_start(
     } else {
         split.holdout.clone()
     };
-    let (hold_series, hold_owner) = series_of(&l, &hold_runs, &scaler);
-    let hold_steps = scorer.score_steps(&hold_series)?;
-    let hold_scores: Vec<f32> = round_scores(l.rounds.len(), &hold_owner, &hold_steps)
-        .into_iter()
-        .flatten()
-        .collect();
-    let threshold = threshold_from(&hold_scores, sc.threshold_quantile, sc.threshold_margin)
-        .ok_or_else(|| Error::Invalid("no held-out round could be scored".into()))?;
+    let (alg, threshold, hold_scores, scores, series, owner, steps) = {
+        let scoring = Scoring::new(&valid, &sc);
+        let scorer = scoring.scorer();
+        let (hold_series, hold_owner) = series_of(l, &hold_runs, &sc.scaler);
+        let hold_steps = scorer.score_steps(&hold_series)?;
+        let hold_scores: Vec<f32> = round_scores(l.rounds.len(), &hold_owner, &hold_steps)
+            .into_iter()
+            .flatten()
+            .collect();
+        let threshold = threshold_from(&hold_scores, sc.threshold_quantile, sc.threshold_margin)
+            .ok_or_else(|| Error::Invalid("no held-out round could be scored".into()))?;
+        // Score the whole history once.
+        let (series, owner) = series_of(l, &l.segments, &sc.scaler);
+        let steps = scorer.score_steps(&series)?;
+        let scores = round_scores(l.rounds.len(), &owner, &steps);
+        let alg = scorer.name().to_string();
+        (alg, threshold, hold_scores, scores, series, owner, steps)
+    };
     sc.threshold = Some(threshold);
     sc.normal_scores = hold_scores;
-    sc.seen = seen;
-    sc.rounds_trained = n_train_rounds as u64;
     sc.warming_up = false;
-    // Score the whole history once and record the rounds not yet evaluated.
-    let all_runs = l.segments.clone();
-    let (series, owner) = series_of(&l, &all_runs, &scaler);
-    let steps = scorer.score_steps(&series)?;
-    let scores = round_scores(l.rounds.len(), &owner, &steps);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
     sc.holdout = cap_segments(
-        raw_segments(&l, &hold_runs, usize::MAX, None),
+        raw_segments(l, &hold_runs, usize::MAX, None),
         MAX_REPLAY_STEPS,
         0.0,
         &mut rng,
     );
     sc.replay = cap_segments(
         raw_segments(
-            &l,
+            l,
             &split.train,
             REPLAY_CHUNK_ROUNDS,
             Some((&scores, threshold)),
@@ -223,10 +278,10 @@ pub(super) fn cold_start(
         REPLAY_HARD_SHARE,
         &mut rng,
     );
-    let in_batch: HashSet<i64> = batch.iter().map(|r| r.id).collect();
+    let in_batch: HashSet<i64> = c.batch.iter().map(|r| r.id).collect();
     let trained_set: HashSet<usize> = split.train.iter().flat_map(|r| r.clone()).collect();
     let names = feature_names();
-    let mut rows = Vec::new();
+    let mut verdicts = Vec::new();
     let mut anomalies = Vec::new();
     for (ri, r) in l.rounds.iter().enumerate() {
         if !in_batch.contains(&r.id) {
@@ -234,7 +289,7 @@ pub(super) fn cold_start(
         }
         let score = scores[ri];
         let anomalous = score.is_some_and(|s| s > threshold);
-        rows.push(RoundRow {
+        verdicts.push(Verdict {
             round_id: r.id,
             score,
             anomalous,
@@ -242,47 +297,47 @@ pub(super) fn cold_start(
         });
         if anomalous {
             anomalies.push(explain(
-                conn, &l, ri, &owner, &steps, &scaler, &names, threshold,
+                db, l, ri, &owner, &steps, &sc.scaler, &names, threshold,
             )?);
         }
     }
-    // The batch row carries the version the save below gives the model.
-    let batch_id = write_batch(
-        conn,
-        &BatchRow {
-            loss_after: loss,
-            model_version: Some(sc.model_version + 1),
-            ..BatchRow::scored(
-                started,
-                scorer.name(),
-                &batch,
-                series.windows(cfg.window, 1).len(),
-                &anomalies,
-                threshold,
-            )
+    let (batch_id, version) = record_and_save(
+        db,
+        dir,
+        &Conclusion {
+            started: c.started,
+            alg: &alg,
+            batch: c.batch,
+            windows: series.windows(cfg.window, 1).len(),
+            status: BatchStatus::Scored,
+            threshold: Some(threshold),
+            loss_before: None,
+            loss_after: Some(loss),
+            verdicts: &verdicts,
+            anomalies: &anomalies,
+            version: None,
         },
-        &rows,
-        &anomalies,
+        Some((&model, &mut sc)),
     )?;
-    dir.save(&model, &mut sc)?;
-    let scored = rows.iter().filter(|r| r.score.is_some()).count();
-    let trained = rows.iter().filter(|r| r.trained).count();
+    let scored = verdicts.iter().filter(|r| r.score.is_some()).count();
+    let trained = verdicts.iter().filter(|r| r.trained).count();
     Ok(Outcome {
         status: Status::Scored,
         message: format!(
-            "trained on {hours:.1} h of history; scored {scored} rounds, {} anomalous (threshold {threshold:.3})",
+            "trained on {:.1} h of history; scored {scored} rounds, {} anomalous (threshold {threshold:.3})",
+            c.hours,
             anomalies.len()
         ),
         batch_id: Some(batch_id),
-        rounds: batch.len(),
+        rounds: c.batch.len(),
         scored_rounds: scored,
         anomalies,
         threshold: Some(threshold),
         trained_rounds: trained,
         loss_before: None,
-        loss_after: loss,
+        loss_after: Some(loss),
         fine_tune: "cold start".into(),
-        history_hours: hours,
-        model_version: Some(sc.model_version),
+        history_hours: c.hours,
+        model_version: version,
     })
 }

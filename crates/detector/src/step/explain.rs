@@ -1,23 +1,27 @@
 //! What an anomalous round's explanation says: its worst step, the features behind
 //! its error, and the ports, processes, addresses and names behind those.
 
-use rusqlite::{Connection, params};
+use portwatch_features::{SECOND, Scaler};
+use portwatch_model::inference::StepScores;
+use portwatch_store::Db;
+use portwatch_store::time::format_micros;
+use portwatch_store::traffic::PacketSpan;
 use serde_json::json;
 
-use crate::features::Scaler;
-use crate::inference::StepScores;
-use crate::time::{SECOND, format_micros};
-
+use super::AnomalyReport;
+use super::series::Loaded;
 use crate::Result;
 
-use super::series::*;
-use super::*;
+/// Most destinations, sources and DNS names an explanation lists.
+const TOP_DESTINATIONS: usize = 5;
+const TOP_SOURCES: usize = 3;
+const TOP_NAMES: usize = 5;
 
 /// Builds the explanation of an anomalous round: its worst step, the features with the
 /// largest share of that step's error, and the ports, processes and names behind them.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn explain(
-    conn: &Connection,
+    db: &Db,
     l: &Loaded,
     ri: usize,
     owner: &[usize],
@@ -69,47 +73,36 @@ pub(super) fn explain(
     } else {
         (ts, steps_of.get(k + 1).map_or(r.end + 1, |s| s.ts))
     };
-    let (lo, hi) = (format_micros(from), format_micros(until.max(from + SECOND)));
+    let until = until.max(from + SECOND);
+    let (lo, hi) = (format_micros(from), format_micros(until));
     let mut destinations = Vec::new();
     let mut sources = Vec::new();
     let mut dns = Vec::new();
-    if let (Some(a), Some(b)) = (r.first_packet_id, r.last_packet_id) {
-        let mut st = conn.prepare_cached(
-            "SELECT dst_addr, dest_port, process, count(*) AS c, sum(length) FROM packets \
-             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
-             GROUP BY dst_addr, dest_port, process ORDER BY c DESC LIMIT 5",
-        )?;
-        let mut rows = st.query(params![a, b, lo, hi])?;
-        while let Some(row) = rows.next()? {
+    if let Some((first_id, last_id)) = r.packet_range() {
+        let span = PacketSpan {
+            first_id,
+            last_id,
+            from,
+            until,
+        };
+        for d in db.top_destinations(&span, TOP_DESTINATIONS)? {
             destinations.push(json!({
-                "addr": row.get::<_, Option<String>>(0)?,
-                "port": row.get::<_, Option<i64>>(1)?,
-                "process": row.get::<_, Option<String>>(2)?,
-                "packets": row.get::<_, i64>(3)?,
-                "bytes": row.get::<_, Option<i64>>(4)?,
+                "addr": d.addr,
+                "port": d.port,
+                "process": d.process,
+                "packets": d.packets,
+                "bytes": d.bytes,
             }));
         }
-        let mut st = conn.prepare_cached(
-            "SELECT src_addr, count(*) AS c, count(DISTINCT dest_port) FROM packets \
-             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
-             GROUP BY src_addr ORDER BY c DESC LIMIT 3",
-        )?;
-        let mut rows = st.query(params![a, b, lo, hi])?;
-        while let Some(row) = rows.next()? {
+        for s in db.top_sources(&span, TOP_SOURCES)? {
             sources.push(json!({
-                "addr": row.get::<_, Option<String>>(0)?,
-                "packets": row.get::<_, i64>(1)?,
-                "distinct_dest_ports": row.get::<_, i64>(2)?,
+                "addr": s.addr,
+                "packets": s.packets,
+                "distinct_dest_ports": s.distinct_dest_ports,
             }));
         }
-        let mut st = conn.prepare_cached(
-            "SELECT qry_name, count(*) AS c FROM packets \
-             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 AND qry_name IS NOT NULL \
-             GROUP BY qry_name ORDER BY length(qry_name) DESC, c DESC LIMIT 5",
-        )?;
-        let mut rows = st.query(params![a, b, lo, hi])?;
-        while let Some(row) = rows.next()? {
-            dns.push(json!({"name": row.get::<_, String>(0)?, "queries": row.get::<_, i64>(1)?}));
+        for n in db.longest_dns_names(&span, TOP_NAMES)? {
+            dns.push(json!({"name": n.name, "queries": n.queries}));
         }
     }
     let mut new_ports = Vec::new();

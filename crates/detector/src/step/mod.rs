@@ -1,22 +1,33 @@
-//! The hourly step (`detector --once`): load the batch with its context, score steps and
-//! rounds, record batches / batches_rounds / anomalies, fine-tune on the normal part of
-//! the batch (plus replay), check that held-out normal loss did not rise, save.
+//! One detector step (`detector --once`): load the rounds no evaluation has seen with
+//! their context, score steps and rounds, record the verdicts, fine-tune on the normal
+//! part (plus replay) unless held-out normal loss would rise, save.
+//!
+//! - [`rounds`]: spacing, gap-free segments, one round loaded into steps;
+//! - [`series`]: loaded rounds as scaled series, the cold-start split, replay;
+//! - [`cold`]: no trained model yet — train on all history, set the threshold;
+//! - [`scored`]: a trained model — score the batch, fine-tune;
+//! - [`verdict`]: which rounds are anomalous and which may be trained on (pure);
+//! - [`explain`]: what an anomalous round's explanation says;
+//! - [`record`]: the ending both share — verdicts recorded, then the model saved.
 
 mod cold;
 mod explain;
 mod record;
+pub mod rounds;
+mod scored;
 mod series;
-mod step;
+mod verdict;
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use portwatch_cli::lock::Lock;
+use portwatch_model::inference::{ModelScorer, Scorer};
+use portwatch_model::persistence::{LOCK, ModelDir, Sidecar};
+use portwatch_model::{Autoencoder, DetectorConfig, baseline::ZScore};
+use portwatch_store::Db;
 use serde::Serialize;
 
 use crate::Result;
-use crate::data;
-use crate::model::DetectorConfig;
-use crate::persistence::ModelDir;
 
 /// Rounds scoring above `NEAR × threshold` are neither trained on nor used for the
 /// threshold: close calls stay out of "normal".
@@ -37,9 +48,9 @@ pub const REPLAY_HARD_SHARE: f32 = 0.33;
 /// minutes fit in one or two.
 pub const REPLAY_CHUNK_ROUNDS: usize = 5;
 /// Cold start: the ports and names of this much history (µs) are what exists, not new.
-pub const SEEN_SEED: i64 = 3600 * crate::time::SECOND;
+pub const SEEN_SEED: i64 = 3600 * portwatch_features::SECOND;
 /// Cold-start split: blocks of this many rounds, every fifth held out.
-pub(super) const BLOCK_ROUNDS: usize = 10;
+const BLOCK_ROUNDS: usize = 10;
 
 /// What a run should do.
 #[derive(Clone, Debug)]
@@ -131,7 +142,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub(super) fn nothing(msg: &str) -> Self {
+    fn nothing(msg: &str) -> Self {
         Outcome {
             status: Status::NothingToDo,
             message: msg.to_string(),
@@ -150,11 +161,14 @@ impl Outcome {
     }
 }
 
-/// One detector step on `conn` with the model in `model_dir`.
-pub fn run_once(conn: &mut Connection, model_dir: &Path, opts: &Options) -> Result<Outcome> {
-    let dir = ModelDir::lock(model_dir)?;
+/// One detector step on `db` with the model in `model_dir` (created 0700 if missing),
+/// holding the directory's lock for the whole run.
+pub fn run_once(db: &mut Db, model_dir: &Path, opts: &Options) -> Result<Outcome> {
+    portwatch_cli::dirs::create_private_dir(model_dir)?;
+    let _lock = Lock::acquire(&model_dir.join(LOCK), "detector")?;
+    let dir = ModelDir::new(model_dir);
     let loaded = dir.load()?;
-    let batch = data::batch_rounds(conn)?;
+    let batch = db.unevaluated_rounds()?;
     if batch.is_empty() {
         return Ok(Outcome::nothing(
             "nothing to do: no new closed rounds since the last evaluation",
@@ -162,8 +176,44 @@ pub fn run_once(conn: &mut Connection, model_dir: &Path, opts: &Options) -> Resu
     }
     match loaded {
         Some((sc, model)) if !sc.warming_up => {
-            step::scored_step(conn, &dir, opts, sc, model, batch)
+            scored::scored_step(db, &dir, opts, sc, model, batch)
         }
-        other => cold::cold_start(conn, &dir, opts, other.map(|(sc, _)| sc), batch),
+        other => cold::cold_start(db, &dir, opts, other.map(|(sc, _)| sc), batch),
+    }
+}
+
+/// The scorer a model directory's sidecar asks for: the autoencoder, or the z-score
+/// baseline when it was chosen at cold start.
+enum Scoring<'a> {
+    Model(ModelScorer<'a>),
+    ZScore(ZScore),
+}
+
+impl<'a> Scoring<'a> {
+    fn new(model: &'a Autoencoder, sc: &'a Sidecar) -> Self {
+        let cfg = &sc.config;
+        match &sc.zscore {
+            Some(scale) => Scoring::ZScore(ZScore {
+                scale: scale.clone(),
+                top_k: cfg.score_top_k,
+            }),
+            None => Scoring::Model(ModelScorer {
+                model,
+                residual_scale: &sc.residual_scale,
+                window: cfg.window,
+                top_k: cfg.score_top_k,
+            }),
+        }
+    }
+
+    fn scorer(&self) -> &dyn Scorer {
+        match self {
+            Scoring::Model(m) => m,
+            Scoring::ZScore(z) => z,
+        }
+    }
+
+    fn is_model(&self) -> bool {
+        matches!(self, Scoring::Model(_))
     }
 }

@@ -1,31 +1,31 @@
 //! Rounds loaded into steps and turned into series: scaling, gap-free runs, the
 //! cold-start split, replay and held-out samples, round scores.
 
+use std::ops::Range;
+
+use portwatch_features::{Carry, N_FEATURES, N_TIME, RoundKeys, SECOND, Scaler, Seen, Step};
+use portwatch_model::inference::StepScores;
+use portwatch_model::persistence::RawSegment;
+use portwatch_model::training::{Series, WindowRef};
+use portwatch_store::Db;
+use portwatch_store::rounds::RoundInfo;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use rusqlite::Connection;
 
-use crate::data::{self, RoundInfo};
-use crate::features::{Carry, N_FEATURES, N_TIME, RoundKeys, Scaler, Seen, Step};
-use crate::inference::StepScores;
-use crate::persistence::RawSegment;
-use crate::time::SECOND;
-
+use super::BLOCK_ROUNDS;
+use super::rounds::{load_round, split_segments};
 use crate::Result;
-use crate::training::Series;
-
-use super::*;
 
 /// Rounds loaded into steps, in time order, with gap-free segments.
 pub(super) struct Loaded {
     pub(super) rounds: Vec<RoundInfo>,
     pub(super) steps: Vec<Vec<Step>>,
     pub(super) keys: Vec<RoundKeys>,
-    pub(super) segments: Vec<std::ops::Range<usize>>,
+    pub(super) segments: Vec<Range<usize>>,
 }
 
 pub(super) fn load_rounds(
-    conn: &Connection,
+    db: &Db,
     rounds: Vec<RoundInfo>,
     spacing: i64,
     seen: &mut Seen,
@@ -34,11 +34,11 @@ pub(super) fn load_rounds(
     let mut keys = Vec::with_capacity(rounds.len());
     let mut carry = Carry::default();
     for r in &rounds {
-        let (s, k) = data::load_round(conn, r, seen, &mut carry)?;
+        let (s, k) = load_round(db, r, seen, &mut carry)?;
         steps.push(s);
         keys.push(k);
     }
-    let segments = data::split_segments(&rounds, spacing);
+    let segments = split_segments(&rounds, spacing);
     Ok(Loaded {
         rounds,
         steps,
@@ -62,7 +62,7 @@ pub(super) const WIDTH: usize = N_FEATURES + N_TIME;
 /// Scales runs of rounds into a series; returns it and, per series step, the round index.
 pub(super) fn series_of(
     l: &Loaded,
-    runs: &[std::ops::Range<usize>],
+    runs: &[Range<usize>],
     scaler: &Scaler,
 ) -> (Series, Vec<usize>) {
     let mut s = Series::new(N_FEATURES, WIDTH);
@@ -88,7 +88,7 @@ pub(super) fn series_of(
 /// (0 without scores), so replay can keep the normal rounds the model found hardest.
 pub(super) fn raw_segments(
     l: &Loaded,
-    runs: &[std::ops::Range<usize>],
+    runs: &[Range<usize>],
     chunk: usize,
     scored: Option<(&[Option<f32>], f32)>,
 ) -> Vec<RawSegment> {
@@ -189,9 +189,9 @@ pub(super) fn round_scores(
 
 /// Runs of consecutive rounds (within segments) satisfying `keep`.
 pub(super) fn runs_where(
-    segments: &[std::ops::Range<usize>],
+    segments: &[Range<usize>],
     keep: impl Fn(usize) -> bool,
-) -> Vec<std::ops::Range<usize>> {
+) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     for seg in segments {
         let mut begin = None;
@@ -214,9 +214,9 @@ pub(super) fn runs_where(
 
 /// Every k-th window, so that at most `max` remain.
 pub(super) fn subsample(
-    w: &[crate::training::WindowRef],
+    w: &[WindowRef],
     max: usize,
-) -> Vec<crate::training::WindowRef> {
+) -> Vec<WindowRef> {
     let k = w.len().div_ceil(max.max(1)).max(1);
     w.iter().step_by(k).copied().collect()
 }
@@ -233,8 +233,8 @@ pub(super) fn history_hours(rounds: &[RoundInfo], spacing: i64) -> f64 {
 }
 
 pub(super) struct Split {
-    pub(super) train: Vec<std::ops::Range<usize>>,
-    pub(super) holdout: Vec<std::ops::Range<usize>>,
+    pub(super) train: Vec<Range<usize>>,
+    pub(super) holdout: Vec<Range<usize>>,
 }
 
 /// Blocks of [`BLOCK_ROUNDS`] rounds inside segments; every fifth block is held out
@@ -254,7 +254,7 @@ pub(super) fn split_history(l: &Loaded) -> Split {
                 .last_mut()
                 // Blocks join only within a segment: one segment ends where the next
                 // begins, and a training window must not span the gap between them.
-                .filter(|r: &&mut std::ops::Range<usize>| r.end == i && i != seg.start)
+                .filter(|r: &&mut Range<usize>| r.end == i && i != seg.start)
             {
                 last.end = j;
             } else {

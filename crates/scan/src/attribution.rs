@@ -1,5 +1,6 @@
-//! Which local process owns a packet: the scanner publishes a map of local endpoints
-//! to owners at each sample, and the sniffer looks packets up in its own copy.
+//! Which local process owns a packet: the collector's scanner thread publishes a map
+//! of local endpoints to owners at each sample, and its sniffer thread looks packets
+//! up in its own copy ([`View`]).
 //!
 //! The sniffer must never wait for the scanner (it keeps up with 100k packets/s), so the
 //! map is swapped whole behind a generation counter and the sniffer re-reads it only
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use portwatch_capture::{Packet, Transport};
-use portwatch_scan::Socket;
+use crate::socket::Socket;
 
 /// (protocol, local address, local port) → owner; `None` for a socket the table shows
 /// but whose process is not visible (another user's, the kernel's). Wildcard listeners
@@ -24,7 +25,7 @@ type Map = HashMap<(Transport, IpAddr, u16), Option<Owner>>;
 
 /// Shared between the scanner (writer of the map) and the sniffer (reader).
 #[derive(Default)]
-pub struct Owners {
+pub struct SharedOwners {
     map: Mutex<Arc<Map>>,
     local: Mutex<Arc<HashSet<IpAddr>>>,
     generation: AtomicU64,
@@ -35,7 +36,7 @@ pub struct Owners {
     pub wanted: AtomicBool,
 }
 
-impl Owners {
+impl SharedOwners {
     /// Publishes the owners seen in a sample (`regular`: one of the round's samples, not
     /// an early refresh), plus the host's own addresses (those of its sockets and of
     /// its interfaces), which tell which end of a packet is local.
@@ -70,7 +71,7 @@ impl Owners {
 
 /// The sniffer's view: a snapshot refreshed when the scanner publishes.
 pub struct View {
-    shared: Arc<Owners>,
+    shared: Arc<SharedOwners>,
     seen: u64,
     seen_samples: u64,
     map: Arc<Map>,
@@ -79,7 +80,7 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(shared: Arc<Owners>) -> View {
+    pub fn new(shared: Arc<SharedOwners>) -> View {
         View {
             shared,
             seen: u64::MAX,
@@ -227,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_local_end_decides_and_a_remote_port_never_matches_a_local_service() {
-        let shared = Arc::new(Owners::default());
+        let shared = Arc::new(SharedOwners::default());
         let me = IpAddr::from([10, 0, 0, 5]);
         // nginx listens on *:443; a browser has 50000 open to a remote 443.
         let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -258,7 +259,7 @@ mod tests {
 
     #[test]
     fn services_bound_to_different_addresses_on_one_port_are_told_apart() {
-        let shared = Arc::new(Owners::default());
+        let shared = Arc::new(SharedOwners::default());
         let resolved = IpAddr::from([127, 0, 0, 53]);
         let lan = IpAddr::from([192, 168, 1, 1]);
         shared.publish(
@@ -286,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_miss_asks_once_per_port_per_sample_and_unowned_sockets_never_ask() {
-        let shared = Arc::new(Owners::default());
+        let shared = Arc::new(SharedOwners::default());
         let lo = IpAddr::from([127, 0, 0, 1]);
         shared.publish(&[sock(TCP, lo, 7000, None)], &[], true);
         let mut v = View::new(Arc::clone(&shared));

@@ -1,5 +1,6 @@
 //! The collector's exit codes, in one place (as fd does), so `--help`, the README and
-//! the code cannot disagree.
+//! the code cannot disagree; the codes both binaries share (2, 75) come from
+//! `portwatch-cli`.
 
 /// How a collector run ended, as cron and scripts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,15 +46,27 @@ Exit codes:
   3   round partial (capture failed or was interrupted; scanner data kept)
   75  another collector holds the lock on this database (EX_TEMPFAIL)";
 
-/// An error in what the user asked for (a bad BPF filter) that clap could not see:
-/// reported like clap's own, with exit code 2.
-#[derive(Debug)]
-pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl From<ExitCode> for i32 {
+    fn from(c: ExitCode) -> i32 {
+        c as i32
     }
 }
 
-impl std::error::Error for Usage {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_codes_agree_with_portwatch_cli() {
+        assert_eq!(i32::from(ExitCode::Usage), portwatch_cli::exit::USAGE);
+        assert_eq!(i32::from(ExitCode::Locked), portwatch_cli::exit::LOCKED);
+    }
+
+    #[test]
+    fn the_worst_outcome_of_several_files_wins() {
+        use ExitCode::*;
+        assert_eq!(Complete.worst(Partial), Partial);
+        assert_eq!(Error.worst(Partial), Error);
+        assert_eq!(Complete.worst(Complete), Complete);
+    }
+}
