@@ -62,7 +62,7 @@ CREATE TABLE rounds_ports (
 CREATE INDEX rounds_ports_round ON rounds_ports (round_id, timestamp);
 CREATE INDEX rounds_ports_port ON rounds_ports (port_id, state);
 
--- The hot table: no secondary index (each one costs ingest speed, see INGEST_NOTES) and
+-- The hot table: no secondary index (each one measurably costs ingest speed) and
 -- no foreign key on round_id (deleting a round would then scan this table); a round's
 -- rows are found through its rowid range in `rounds`.
 CREATE TABLE packets (

@@ -1,6 +1,6 @@
 //! DNS message summary: the QR bit, the first question name and the answer names.
 //!
-//! simple-dns parses the message first (DESIGN.md: a kept crate over hand-written code).
+//! simple-dns parses the message first (a maintained crate over hand-written code where one fits).
 //! It is strict — it refuses forward compression pointers, reserved header bits, labels
 //! over 63 bytes and anything truncated — while tshark, the oracle the tests compare
 //! with, reads what it can. So when simple-dns refuses a message, a small bounds-checked

@@ -2,7 +2,7 @@
 //!
 //! Stored names (DNS names, TLS SNI, process names) are compared against tshark's output
 //! in the tests and read by people in `sqlite3`, so they use tshark's convention rather
-//! than one of our own. The expected files under `shared/pcaps/expected/` show it
+//! than one of our own. tshark's expected names for the reference captures show it
 //! (Wireshark's `format_text`):
 //!
 //! * printable ASCII and valid, printable UTF-8 are copied as they are — including `.`,

@@ -10,9 +10,9 @@
 //!   [`Packet`] without linking libpcap; `quic-sni` (on with `pcap`) adds ring to read
 //!   the SNI of QUIC client Initial packets, whose keys anyone can derive.
 //!
-//! Counts are checked against tshark 4.0 on the shared captures (`tests/pcaps.rs`);
-//! where they differ on purpose, `tests/deviations.tsv` names the rule from
-//! `shared/pcaps/README.md`.
+//! Counts are checked against tshark 4.0 on a set of reference captures
+//! (`tests/pcaps.rs`); where they differ on purpose, `tests/deviations.tsv` names the
+//! rule (listed in [`parse`]'s documentation) that explains it.
 
 pub(crate) mod dns;
 pub mod error;

@@ -9,8 +9,8 @@
 //! Link layers are read by hand (a handful of fixed offsets, and etherparse does not
 //! know NULL/LOOP or SLL2); IPv4/IPv6 with extension headers and the TCP/UDP headers go
 //! through etherparse's lax slicers, which accept a length field larger than what was
-//! captured. What is deliberately *not* done, matching the named rules in
-//! `shared/pcaps/README.md`:
+//! captured. What is deliberately *not* done — the numbered rules that
+//! `tests/deviations.tsv` cites for every difference from tshark:
 //! 1. IP fragments are not reassembled: the first fragment is parsed as far as it goes,
 //!    later fragments have no transport layer.
 //! 2. TCP segments are not reassembled: DNS over TCP is read from a segment that starts a

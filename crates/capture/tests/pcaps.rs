@@ -11,26 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use portwatch_testkit::pcaps_dir;
 
 use portwatch_capture::{
     DnsKind, Error, FileSource, Layer, Packet, PacketSource, Parser, Transport,
 };
-
-/// `$PORTWATCH_PCAPS`, else `shared/pcaps` beside the workspace. Missing is a failure:
-/// CI has them.
-fn pcaps_dir() -> PathBuf {
-    let dir = match std::env::var_os("PORTWATCH_PCAPS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps"),
-    };
-    assert!(
-        dir.join("EXPECTED.tsv").is_file(),
-        "shared captures not found at {} (set PORTWATCH_PCAPS)",
-        dir.display()
-    );
-    dir
-}
 
 /// What we count for one file.
 #[derive(Debug, Default)]

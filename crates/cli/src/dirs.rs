@@ -31,7 +31,10 @@ mod tests {
         let deep = tmp.path().join("a/b/c");
         create_private_dir(&deep).unwrap();
         for d in ["a", "a/b", "a/b/c"] {
-            let mode = fs::metadata(tmp.path().join(d)).unwrap().permissions().mode();
+            let mode = fs::metadata(tmp.path().join(d))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o700, "{d}");
         }
         let open = tmp.path().join("open");

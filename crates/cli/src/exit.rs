@@ -36,8 +36,12 @@ pub fn code_for(err: &anyhow::Error, runtime: i32) -> i32 {
 
 /// Whether another instance holding a lock is behind `err`.
 pub fn is_locked(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|e| matches!(e.downcast_ref::<crate::Error>(), Some(crate::Error::Held { .. })))
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<crate::Error>(),
+            Some(crate::Error::Held { .. })
+        )
+    })
 }
 
 /// Runs a program's `run`, prints its error as one line on stderr prefixed with the

@@ -65,7 +65,10 @@ mod tests {
         let h = std::thread::spawn(move || other.sleep_until(t + Duration::from_secs(600)));
         stop.request();
         assert!(h.join().unwrap());
-        assert!(t.elapsed() < Duration::from_secs(300), "woken by the stop, not the deadline");
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "woken by the stop, not the deadline"
+        );
         assert!(stop.requested());
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use portwatch_capture::{FileSource, PacketSource};
 use portwatch_cli::lock::Lock;
 use portwatch_cli::stop::Stop;
-use portwatch_store::write::{RoundSource, RoundStatus};
+use portwatch_store::insert::{RoundSource, RoundStatus};
 use portwatch_store::writer::{Finish, Writer};
 
 use crate::exit_codes::ExitCode;

@@ -15,7 +15,7 @@ use portwatch_cli::exit::Usage;
 use portwatch_cli::lock::Lock;
 use portwatch_cli::stop::Stop;
 use portwatch_scan::{BindProbe, SharedOwners, SockDiag, SocketSource, View, aggregate};
-use portwatch_store::write::{RoundSource, RoundStatus};
+use portwatch_store::insert::{RoundSource, RoundStatus};
 use portwatch_store::writer::{Finish, Msg, Sender, Totals, Writer};
 
 use crate::cli::{RoundArgs, ScanMethod};

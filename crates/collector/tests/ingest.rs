@@ -1,4 +1,4 @@
-//! Every capture in `shared/pcaps` through `collector --read` into SQLite; the stored
+//! Every shared capture (`$PORTWATCH_PCAPS`) through `collector --read` into SQLite; the stored
 //! figures must equal tshark's (EXPECTED.tsv) except where `deviations.tsv` of the
 //! capture crate names a rule (each rule has its own test in that crate).
 
@@ -19,7 +19,7 @@ fn tsv(path: &Path) -> Vec<Vec<String>> {
 /// (file, column) → what we give instead of tshark's: a number, or for `dns_qnames`
 /// the JSON lists of names only we / only tshark give.
 fn deviations() -> BTreeMap<(String, String), (String, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/capture/tests/deviations.tsv");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../capture/tests/deviations.tsv");
     tsv(&path)
         .into_iter()
         .skip(1)

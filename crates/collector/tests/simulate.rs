@@ -9,7 +9,9 @@ fn simulate_appends_labelled_history_and_says_what_it_wrote() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("ports.db");
     let mut c = collector(&db);
-    c.args(["simulate", "--hours", "1", "--rate", "5", "--seed", "3", "-v"]);
+    c.args([
+        "simulate", "--hours", "1", "--rate", "5", "--seed", "3", "-v",
+    ]);
     c.args(["--inject", "portscan@0.3"]);
     let out = run(c);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -19,8 +21,19 @@ fn simulate_appends_labelled_history_and_says_what_it_wrote() {
         text.trim(),
         format!("simulated 60 rounds (1..60), {packets} packets, 1 events"),
     );
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM rounds WHERE source = 'simulated' AND status = 'complete'"), 60);
-    assert!(query_i64(&db, "SELECT count(DISTINCT round_id) FROM labels WHERE kind = 'portscan'") > 0);
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM rounds WHERE source = 'simulated' AND status = 'complete'"
+        ),
+        60
+    );
+    assert!(
+        query_i64(
+            &db,
+            "SELECT count(DISTINCT round_id) FROM labels WHERE kind = 'portscan'"
+        ) > 0
+    );
 
     // A second run appends after the first, under the same lock as live rounds.
     let mut c = collector(&db);

@@ -290,8 +290,7 @@ mod tests {
         )
         .unwrap();
         for i in 0..n {
-            let start =
-                portwatch_store::time::format_micros(EPOCH + i * 60_000_000);
+            let start = portwatch_store::time::format_micros(EPOCH + i * 60_000_000);
             conn.execute(
                 "INSERT INTO rounds (id, start_time, end_time, source, status) VALUES (?1, ?2, ?2, 'simulated', 'complete')",
                 rusqlite::params![i + 1, start],
@@ -314,11 +313,12 @@ mod tests {
 
     fn label(f: &Fixture, event: i64, kind: &str, rounds: std::ops::RangeInclusive<i64>) {
         for i in rounds {
-            f.conn.execute(
-                "INSERT INTO labels (round_id, event, kind, note) VALUES (?1, ?2, ?3, 'test')",
-                rusqlite::params![i + 1, event, kind],
-            )
-            .unwrap();
+            f.conn
+                .execute(
+                    "INSERT INTO labels (round_id, event, kind, note) VALUES (?1, ?2, ?3, 'test')",
+                    rusqlite::params![i + 1, event, kind],
+                )
+                .unwrap();
         }
     }
 

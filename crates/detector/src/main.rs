@@ -23,17 +23,21 @@ use crate::exit_codes::ExitCode;
 
 fn main() {
     let cli = Cli::parse();
-    portwatch_cli::exit::main("detector", || run(&cli).map(i32::from), |err| {
-        let locked = err.chain().any(|e| {
-            e.downcast_ref::<portwatch_detector::Error>()
-                .is_some_and(portwatch_detector::Error::is_locked)
-        });
-        if locked {
-            LOCKED
-        } else {
-            code_for(err, ExitCode::Error.into())
-        }
-    })
+    portwatch_cli::exit::main(
+        "detector",
+        || run(&cli).map(i32::from),
+        |err| {
+            let locked = err.chain().any(|e| {
+                e.downcast_ref::<portwatch_detector::Error>()
+                    .is_some_and(portwatch_detector::Error::is_locked)
+            });
+            if locked {
+                LOCKED
+            } else {
+                code_for(err, ExitCode::Error.into())
+            }
+        },
+    )
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {

@@ -375,9 +375,12 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
     assert!(fa <= 1.0, "{fa} false alarms a day: {ev}");
 
     // The backup runs 03:00–03:05 every day; day 2's must not be flagged.
-    let backup: i64 = query_i64(&db_path, "SELECT count(*) FROM batches_rounds b JOIN rounds r ON r.id = b.round_id \
+    let backup: i64 = query_i64(
+        &db_path,
+        "SELECT count(*) FROM batches_rounds b JOIN rounds r ON r.id = b.round_id \
              WHERE b.anomalous AND r.start_time >= '2026-01-06T02:59' \
-               AND r.start_time < '2026-01-06T03:08'");
+               AND r.start_time < '2026-01-06T03:08'",
+    );
     assert_eq!(backup, 0, "the daily job is normal: {ev}");
 
     for out in &with_attack {
@@ -390,8 +393,11 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
             "held-out normal loss rose from {before} to {after}"
         );
     }
-    let trained_attack: i64 = query_i64(&db_path, "SELECT count(*) FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
-             WHERE b.trained");
+    let trained_attack: i64 = query_i64(
+        &db_path,
+        "SELECT count(*) FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
+             WHERE b.trained",
+    );
     assert_eq!(trained_attack, 0, "no attack round was trained on");
 }
 
@@ -503,15 +509,17 @@ fn history_without_a_run_as_long_as_the_window_is_a_clear_error() {
     let model = tmp.path().join("model");
     simulate(&mut conn, 3.0, 51, 1.0, &[]);
     // Keep 3 rounds of every 6: runs of 36 samples separated by 4-minute gaps.
-    rusqlite::Connection::open(&db_path).unwrap().execute_batch(
-        "PRAGMA foreign_keys = OFF;
+    rusqlite::Connection::open(&db_path)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
          CREATE TEMP TABLE gone AS SELECT id FROM rounds WHERE (id - 1) % 6 >= 3;
          DELETE FROM packets WHERE round_id IN gone;
          DELETE FROM rounds_ports WHERE round_id IN gone;
          DELETE FROM labels WHERE round_id IN gone;
          DELETE FROM rounds WHERE id IN gone;",
-    )
-    .unwrap();
+        )
+        .unwrap();
     let opts = Options {
         config: DetectorConfig::small().with_window(48),
         min_history_secs: 2.0 * 3600.0,

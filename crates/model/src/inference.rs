@@ -8,11 +8,11 @@
 
 use burn::prelude::*;
 
-use portwatch_features::quantile_sorted;
 use crate::model::Autoencoder;
-use portwatch_features::calendar::{DAY_SLOTS, day_slot};
 use crate::training::{Series, WindowRef, infer_device};
 use crate::{Error, Result};
+use portwatch_features::calendar::{DAY_SLOTS, day_slot};
+use portwatch_features::quantile_sorted;
 
 /// Smallest residual scale (scaled units), so perfectly reconstructed features do not
 /// divide by zero.
@@ -335,8 +335,8 @@ pub fn threshold_from(scores: &[f32], quantile: f64, margin: f32) -> Option<f32>
 mod tests {
     use super::*;
     use crate::model::DetectorConfig;
-    use portwatch_features::calendar::{SECOND, calendar_inputs};
     use crate::training::fresh_model;
+    use portwatch_features::calendar::{SECOND, calendar_inputs};
 
     /// Feature 0 jumps about only between 03:00 and 03:30 of each day: its scale there
     /// (and in the half-hours beside it) is larger than the day-wide one; everywhere

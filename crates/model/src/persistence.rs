@@ -23,11 +23,11 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use portwatch_features::calendar::DAY_SLOTS;
-use portwatch_features::{FeatureSpec, Scaler, Seen};
 use crate::model::{Autoencoder, DetectorConfig};
 use crate::training::train_device;
 use crate::{Error, Result};
+use portwatch_features::calendar::DAY_SLOTS;
+use portwatch_features::{FeatureSpec, Scaler, Seen};
 
 /// Version of the sidecar layout.
 pub const FORMAT_VERSION: u32 = 3;
@@ -344,9 +344,9 @@ pub fn new_sidecar(config: DetectorConfig, scaler: Scaler, now: &str) -> Sidecar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portwatch_features::{N_FEATURES, N_TIME};
     use crate::inference::{ModelScorer, Scorer};
     use crate::training::{Series, fresh_model};
+    use portwatch_features::{N_FEATURES, N_TIME};
 
     const NOW: &str = "2026-01-05T00:00:00.000000Z";
 

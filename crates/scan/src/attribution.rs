@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use portwatch_capture::{Packet, Transport};
 use crate::socket::Socket;
+use portwatch_capture::{Packet, Transport};
 
 /// (protocol, local address, local port) → owner; `None` for a socket the table shows
 /// but whose process is not visible (another user's, the kernel's). Wildcard listeners

@@ -2,7 +2,7 @@
 //! `ROOT/PID/fd/*` symlinks of the form `socket:[INODE]`, as ss and lsof do.
 //!
 //! The walk is the expensive part of a sample (~50 ms for 10,000 sockets over 100
-//! processes, INGEST_NOTES.md), so the map is cached and rebuilt only when a sample
+//! processes, measured), so the map is cached and rebuilt only when a sample
 //! holds an inode the last walk did not account for. Processes exit and fds close
 //! during a walk, and a non-root user cannot read other users' fd directories: every
 //! such failure just means "no owner visible", never an error.

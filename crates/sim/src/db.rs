@@ -3,7 +3,7 @@
 
 use portwatch_capture::Packet;
 use portwatch_scan::PortUsage;
-use portwatch_store::write::{PacketScratch, RoundClose, RoundSource, RoundStatus};
+use portwatch_store::insert::{PacketScratch, RoundClose, RoundSource, RoundStatus};
 use portwatch_store::{Db, Tx};
 
 use crate::Error;
@@ -36,7 +36,11 @@ pub(crate) fn write_round(
     rows: &RoundRows<'_>,
     scratch: &mut PacketScratch,
 ) -> Result<i64, Error> {
-    let id = tx.begin_round(rows.start, RoundSource::Simulated, Some(rows.scan_interval_secs))?;
+    let id = tx.begin_round(
+        rows.start,
+        RoundSource::Simulated,
+        Some(rows.scan_interval_secs),
+    )?;
     for (ts, usages) in rows.samples {
         for u in usages {
             tx.insert_port_usage(id, *ts, u)?;

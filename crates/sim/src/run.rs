@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use portwatch_capture::Packet;
 use portwatch_scan::{PortUsage, Socket, aggregate};
-use portwatch_store::write::PacketScratch;
 use portwatch_store::Db;
+use portwatch_store::insert::PacketScratch;
 
 use crate::Error;
 use crate::config::SimConfig;

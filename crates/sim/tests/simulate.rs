@@ -68,7 +68,8 @@ fn count(conn: &Connection, sql: &str) -> i64 {
 fn same_seed_same_rows_other_seed_other_rows() {
     let run = |seed| {
         let (_d, mut conn) = open();
-        simulate(&mut conn.db,
+        simulate(
+            &mut conn.db,
             &cfg(1.0, seed, 5.0, &["portscan@0.2", "dnstunnel@0.5"]),
         )
         .unwrap();
@@ -188,7 +189,11 @@ fn history_does_not_depend_on_how_it_was_cut() {
 #[test]
 fn labels_group_each_events_rounds() {
     let (_d, mut conn) = open();
-    let s = simulate(&mut conn.db, &cfg(2.0, 5, 2.0, &["burst@0.5", "portscan@1"])).unwrap();
+    let s = simulate(
+        &mut conn.db,
+        &cfg(2.0, 5, 2.0, &["burst@0.5", "portscan@1"]),
+    )
+    .unwrap();
     assert_eq!(s.events, 2);
     let rows: Vec<(i64, String, i64)> = conn
         .prepare("SELECT event, kind, count(*) FROM labels GROUP BY event ORDER BY event")

@@ -67,9 +67,17 @@ impl Db {
 
 impl Tx<'_> {
     /// Labels one round as part of an injected event.
-    pub fn insert_label(&self, round_id: i64, event: i64, kind: &str, note: &str) -> Result<(), Error> {
+    pub fn insert_label(
+        &self,
+        round_id: i64,
+        event: i64,
+        kind: &str,
+        note: &str,
+    ) -> Result<(), Error> {
         self.tx
-            .prepare_cached("INSERT INTO labels (round_id, event, kind, note) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT INTO labels (round_id, event, kind, note) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(params![round_id, event, kind, note])?;
         Ok(())
     }

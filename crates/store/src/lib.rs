@@ -6,7 +6,7 @@
 //! how a connection is set up ([`Db`]), the timestamp text format ([`time`]), and every
 //! statement, as methods named after what they read or write:
 //!
-//! - [`write`], [`writer`]: rounds, socket samples and packets (the collector's writer
+//! - [`insert`], [`writer`]: rounds, socket samples and packets (the collector's writer
 //!   thread, and the simulator through [`Tx`]);
 //! - [`rounds`]: the rounds the detector evaluates, their samples, their packets
 //!   streamed by rowid range;
@@ -20,6 +20,7 @@
 
 mod db;
 pub mod error;
+pub mod insert;
 pub mod labels;
 mod migrate;
 pub mod paths;
@@ -28,7 +29,6 @@ pub mod rounds;
 pub mod time;
 pub mod traffic;
 pub mod verdicts;
-pub mod write;
 pub mod writer;
 
 pub use db::{BUSY_TIMEOUT, Db, Tx};

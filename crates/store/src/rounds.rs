@@ -9,7 +9,7 @@
 use portwatch_features::{PktRow, SockRow};
 use rusqlite::params;
 
-use crate::write::{RoundSource, RoundStatus};
+use crate::insert::{RoundSource, RoundStatus};
 use crate::{Db, Error, time};
 
 /// A closed round as the detector sees it.
@@ -79,11 +79,7 @@ impl Db {
         Ok(v)
     }
 
-    fn rounds_where(
-        &self,
-        rest: &str,
-        p: impl rusqlite::Params,
-    ) -> Result<Vec<RoundInfo>, Error> {
+    fn rounds_where(&self, rest: &str, p: impl rusqlite::Params) -> Result<Vec<RoundInfo>, Error> {
         let sql = format!("SELECT {COLUMNS} FROM rounds r WHERE {} {rest}", eligible());
         let mut st = self.conn.prepare_cached(&sql)?;
         let mut rows = st.query(p)?;

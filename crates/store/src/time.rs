@@ -2,7 +2,7 @@
 //! sorts as text and which SQLite's date functions read.
 //!
 //! Formatting is on the ingest hot path (one per packet), so it is hand-rolled on the
-//! stack: INGEST_NOTES measured chrono at 281 ns and a direct formatter at 21 ns.
+//! stack: chrono measured 281 ns against 21 ns for a direct formatter.
 
 use crate::Error;
 

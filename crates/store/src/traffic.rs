@@ -54,7 +54,11 @@ pub struct NameCount {
 
 impl Db {
     /// The busiest (destination, port, process) triples of a span.
-    pub fn top_destinations(&self, s: &PacketSpan, limit: usize) -> Result<Vec<Destination>, Error> {
+    pub fn top_destinations(
+        &self,
+        s: &PacketSpan,
+        limit: usize,
+    ) -> Result<Vec<Destination>, Error> {
         let mut st = self.conn.prepare_cached(
             "SELECT dst_addr, dest_port, process, count(*) AS c, sum(length) FROM packets \
              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \

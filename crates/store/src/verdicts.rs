@@ -261,8 +261,7 @@ impl Db {
                 round_start: r.get(2)?,
                 score: r.get(3)?,
                 threshold: r.get(4)?,
-                explanation: serde_json::from_str(&text)
-                    .unwrap_or(serde_json::Value::String(text)),
+                explanation: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

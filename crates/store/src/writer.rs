@@ -16,8 +16,8 @@ use portwatch_capture::Packet;
 use portwatch_scan::PortUsage;
 use rusqlite::Connection;
 
+use crate::insert::{self, PacketScratch, RoundClose, RoundStatus};
 use crate::{Db, Error};
-use crate::write::{self, PacketScratch, RoundClose, RoundStatus};
 
 /// Rows per transaction at most (10k and 50k measured the same).
 pub const COMMIT_ROWS: usize = 20_000;
@@ -213,7 +213,7 @@ fn run(
                 note.push_str("; ");
             }
             note.push_str(&format!("writer failed: {e}"));
-            let _ = write::close_round(&conn, st.round_id, c);
+            let _ = insert::close_round(&conn, st.round_id, c);
             Err(e)
         }
     }
@@ -249,7 +249,7 @@ fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
             }
             begin(conn, st)?;
             for p in &pkts {
-                let id = write::insert_packet(conn, st.round_id, p, &mut st.scratch)?;
+                let id = insert::insert_packet(conn, st.round_id, p, &mut st.scratch)?;
                 let c = &mut st.totals.close;
                 c.first_packet_id.get_or_insert(id);
                 c.last_packet_id = Some(id);
@@ -265,7 +265,7 @@ fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
         Msg::Sample { ts_micros, rows } => {
             begin(conn, st)?;
             for r in &rows {
-                write::insert_port_usage(conn, st.round_id, ts_micros, r)?;
+                insert::insert_port_usage(conn, st.round_id, ts_micros, r)?;
             }
             st.totals.close.samples += 1;
             st.totals.sample_rows += rows.len() as u64;
@@ -296,9 +296,9 @@ fn commit(conn: &Connection, st: &mut State, status: Option<RoundStatus>) -> Res
     match status {
         Some(s) => {
             c.status = Some(s);
-            write::close_round(conn, st.round_id, c)?;
+            insert::close_round(conn, st.round_id, c)?;
         }
-        None => write::update_round(conn, st.round_id, c)?,
+        None => insert::update_round(conn, st.round_id, c)?,
     }
     conn.execute_batch("COMMIT")?;
     st.committed = st.totals.close.clone();

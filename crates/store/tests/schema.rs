@@ -130,7 +130,10 @@ fn reopening_applies_nothing_and_a_newer_schema_is_refused() {
     let path = tmp.path().join("v.db");
     let mut db = portwatch_store::Db::open(&path).unwrap();
     assert_eq!(db.migrate().unwrap(), 0);
-    assert_eq!(db.schema_version().unwrap(), portwatch_store::SCHEMA_VERSION);
+    assert_eq!(
+        db.schema_version().unwrap(),
+        portwatch_store::SCHEMA_VERSION
+    );
     drop(db);
     let conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 999).unwrap();

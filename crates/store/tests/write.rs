@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use portwatch_capture::{DnsKind, Layer, Packet, Transport};
 use portwatch_scan::PortUsage;
 use portwatch_store::Db;
-use portwatch_store::write::{RoundSource, RoundStatus};
+use portwatch_store::insert::{RoundSource, RoundStatus};
 use portwatch_store::writer::{Finish, Msg, Writer};
 use rusqlite::Connection;
 
@@ -34,7 +34,11 @@ fn packet(i: i64) -> Packet {
 fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
     let store = Db::open(db).unwrap();
     let id = store
-        .begin_round(start, RoundSource::File(std::path::Path::new("test")), Some(5.0))
+        .begin_round(
+            start,
+            RoundSource::File(std::path::Path::new("test")),
+            Some(5.0),
+        )
         .unwrap();
     let w = Writer::spawn(store, id).unwrap();
     let tx = w.sender();

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// `$PORTWATCH_PCAPS`, else `shared/pcaps` beside the repository. Missing is a
-/// failure: CI has them.
+/// The reference captures with tshark's counts: `$PORTWATCH_PCAPS`, else the
+/// captures' directory beside the checkout. Missing is a failure: CI has them.
 pub fn pcaps_dir() -> PathBuf {
     let dir = match std::env::var_os("PORTWATCH_PCAPS") {
         Some(d) => PathBuf::from(d),
@@ -27,7 +27,8 @@ pub fn pcaps_dir() -> PathBuf {
 pub fn command(bin: &str, db: &Path) -> Command {
     let mut c = Command::new(bin);
     c.arg("--db").arg(db);
-    c.env_remove("PORTWATCH_DB").env_remove("PORTWATCH_MODEL_DIR");
+    c.env_remove("PORTWATCH_DB")
+        .env_remove("PORTWATCH_MODEL_DIR");
     c
 }
 

@@ -20,12 +20,12 @@ use super::explain::explain;
 use super::record::{Conclusion, record_and_save};
 use super::rounds::{load_round, usual_spacing};
 use super::series::{
-    Loaded, Split, cap_segments, history_hours, load_rounds, raw_segments, round_scores,
-    series_of, split_history, subsample,
+    Loaded, Split, cap_segments, history_hours, load_rounds, raw_segments, round_scores, series_of,
+    split_history, subsample,
 };
 use super::{
-    MAX_REPLAY_STEPS, Options, Outcome, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, SEEN_SEED,
-    Scoring, Status,
+    MAX_REPLAY_STEPS, Options, Outcome, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, SEEN_SEED, Scoring,
+    Status,
 };
 use crate::{Error, Result};
 

@@ -217,3 +217,23 @@ impl<'a> Scoring<'a> {
         matches!(self, Scoring::Model(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_detector_is_locked_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("p.db")).unwrap();
+        let model = tmp.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        let _held = Lock::acquire(&model.join(LOCK), "detector").unwrap();
+        let err = run_once(&mut db, &model, &Options::default()).unwrap_err();
+        assert!(err.is_locked(), "{err}");
+        assert!(
+            err.to_string().starts_with("another detector (pid "),
+            "{err}"
+        );
+    }
+}

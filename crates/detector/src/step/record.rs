@@ -50,7 +50,11 @@ pub(super) fn record_and_save(
         .iter()
         .map(|a| {
             let field = |k: &str| a.explanation.get(k).and_then(|v| v.as_str()).unwrap_or("");
-            (a.explanation.to_string(), field("window_start"), field("window_end"))
+            (
+                a.explanation.to_string(),
+                field("window_start"),
+                field("window_end"),
+            )
         })
         .collect();
     let anomalies: Vec<NewAnomaly<'_>> = c

@@ -96,10 +96,7 @@ mod tests {
         assert_eq!(split_segments(&rounds, sp), vec![0..3, 3..6]);
         // 89 s is still "about a minute", 91 s is a missed run.
         let rounds = vec![r(1, 0), r(2, 89), r(3, 180)];
-        assert_eq!(
-            split_segments(&rounds, 60 * SECOND),
-            vec![0..2, 2..3]
-        );
+        assert_eq!(split_segments(&rounds, 60 * SECOND), vec![0..2, 2..3]);
         assert!(split_segments(&[], 1).is_empty());
     }
 }

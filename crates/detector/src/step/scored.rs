@@ -21,7 +21,7 @@ use super::series::{
 };
 use super::verdict::{absorb_normal_scores, judge};
 use super::{
-    Options, Outcome, POISON_TOLERANCE, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, MAX_REPLAY_STEPS,
+    MAX_REPLAY_STEPS, Options, Outcome, POISON_TOLERANCE, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE,
     Scoring, Status,
 };
 use crate::{Error, Result};
@@ -48,7 +48,11 @@ pub(super) fn scored_step(
     let (alg, steps, is_model) = {
         let scoring = Scoring::new(&valid, &sc);
         let scorer = scoring.scorer();
-        (scorer.name().to_string(), scorer.score_steps(&series)?, scoring.is_model())
+        (
+            scorer.name().to_string(),
+            scorer.score_steps(&series)?,
+            scoring.is_model(),
+        )
     };
     let scores = round_scores(l.rounds.len(), &owner, &steps);
     let n = l.rounds.len();

@@ -213,10 +213,7 @@ pub(super) fn runs_where(
 }
 
 /// Every k-th window, so that at most `max` remain.
-pub(super) fn subsample(
-    w: &[WindowRef],
-    max: usize,
-) -> Vec<WindowRef> {
+pub(super) fn subsample(w: &[WindowRef], max: usize) -> Vec<WindowRef> {
     let k = w.len().div_ceil(max.max(1)).max(1);
     w.iter().step_by(k).copied().collect()
 }

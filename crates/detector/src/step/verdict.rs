@@ -92,7 +92,11 @@ mod tests {
         let flagged: Vec<usize> = (0..scores.len()).filter(|&i| v.anomalous[i]).collect();
         assert_eq!(flagged, vec![5]);
         let trained: Vec<usize> = (0..scores.len()).filter(|&i| v.trainable[i]).collect();
-        assert_eq!(trained, vec![2, 8, 11], "neighbours 3..=7, the close call and None out");
+        assert_eq!(
+            trained,
+            vec![2, 8, 11],
+            "neighbours 3..=7, the close call and None out"
+        );
     }
 
     #[test]
@@ -110,14 +114,24 @@ mod tests {
             median: vec![],
             scale: vec![],
         };
-        let mut sc = new_sidecar(DetectorConfig::small(), scaler, "2026-01-05T00:00:00.000000Z");
-        sc.threshold_quantile = 1.0;
+        let mut sc = new_sidecar(
+            DetectorConfig::small(),
+            scaler,
+            "2026-01-05T00:00:00.000000Z",
+        );
+        sc.threshold_quantile = 0.9;
         sc.threshold_margin = 2.0;
+        // Only trainable rounds count: [3, 5] → 0.9-quantile 4.8, × 2. With the
+        // untrainable 100 it would be 162.
+        let scores = [Some(3.0), Some(100.0), None, Some(5.0)];
+        absorb_normal_scores(&mut sc, &scores, &[true, false, true, true]);
+        assert_eq!(sc.normal_scores, vec![3.0, 5.0]);
+        let t = sc.threshold.unwrap();
+        assert!((t - 9.6).abs() < 1e-4, "{t}");
+        // A full buffer drops its oldest scores.
         sc.normal_scores = vec![1.0; MAX_NORMAL_SCORES];
-        let scores = [Some(3.0), Some(100.0), None];
-        absorb_normal_scores(&mut sc, &scores, &[true, false, true]);
-        assert_eq!(sc.normal_scores.len(), MAX_NORMAL_SCORES, "oldest dropped");
-        assert_eq!(sc.normal_scores.last(), Some(&3.0));
-        assert_eq!(sc.threshold, Some(6.0), "max × margin; the untrainable 100 is out");
+        absorb_normal_scores(&mut sc, &[Some(7.0)], &[true]);
+        assert_eq!(sc.normal_scores.len(), MAX_NORMAL_SCORES);
+        assert_eq!(sc.normal_scores.last(), Some(&7.0));
     }
 }

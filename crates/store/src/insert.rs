@@ -98,12 +98,20 @@ pub(crate) fn begin_round(
 
 /// Records the round's figures so far without closing it, so a crash leaves a round
 /// whose packet range and counts are right up to the last commit.
-pub(crate) fn update_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlite::Result<()> {
+pub(crate) fn update_round(
+    conn: &Connection,
+    round_id: i64,
+    c: &RoundClose,
+) -> rusqlite::Result<()> {
     write_round(conn, round_id, c, None)
 }
 
 /// Closes a round: end time, status and figures.
-pub(crate) fn close_round(conn: &Connection, round_id: i64, c: &RoundClose) -> rusqlite::Result<()> {
+pub(crate) fn close_round(
+    conn: &Connection,
+    round_id: i64,
+    c: &RoundClose,
+) -> rusqlite::Result<()> {
     if let Some(start) = c.start_micros {
         conn.prepare_cached("UPDATE rounds SET start_time = ?2 WHERE id = ?1")?
             .execute(params![round_id, time::format_micros(start)])?;
@@ -255,7 +263,12 @@ impl Db {
         source: RoundSource<'_>,
         scan_interval_secs: Option<f64>,
     ) -> Result<i64, Error> {
-        Ok(begin_round(&self.conn, start_micros, source, scan_interval_secs)?)
+        Ok(begin_round(
+            &self.conn,
+            start_micros,
+            source,
+            scan_interval_secs,
+        )?)
     }
 
     /// Closes rounds left `running` by a collector that died (killed, or its disk
@@ -275,11 +288,21 @@ impl Tx<'_> {
         source: RoundSource<'_>,
         scan_interval_secs: Option<f64>,
     ) -> Result<i64, Error> {
-        Ok(begin_round(&self.tx, start_micros, source, scan_interval_secs)?)
+        Ok(begin_round(
+            &self.tx,
+            start_micros,
+            source,
+            scan_interval_secs,
+        )?)
     }
 
     /// Writes one socket-table row of a sample taken at `ts_micros`.
-    pub fn insert_port_usage(&self, round_id: i64, ts_micros: i64, u: &PortUsage) -> Result<(), Error> {
+    pub fn insert_port_usage(
+        &self,
+        round_id: i64,
+        ts_micros: i64,
+        u: &PortUsage,
+    ) -> Result<(), Error> {
         Ok(insert_port_usage(&self.tx, round_id, ts_micros, u)?)
     }
 
