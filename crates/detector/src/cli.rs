@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0   no anomaly (or warming up, or nothing to do)
-  1   anomalies found (a systemd unit sets SuccessExitStatus=1)
+  0   no incident opened (or warming up, or nothing to do)
+  1   this run opened an incident (a systemd unit sets SuccessExitStatus=1)
   2   usage error
   3   runtime error (corrupt or mismatched model, database error)
   75  another detector holds the lock in the model directory
@@ -39,6 +39,21 @@ pub struct Cli {
     /// History needed before scoring starts (cold start).
     #[arg(long, value_parser = parse_duration, default_value = "24h")]
     pub min_history: Duration,
+    /// Fine-tune only when the newest round is DURATION past the latest round learnt
+    /// (scoring runs every minute; learning hourly is enough).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub train_every: Duration,
+    /// Fine-tune in this run, whatever --train-every says.
+    #[arg(long, conflicts_with = "no_train")]
+    pub train: bool,
+    /// Close an incident after N evaluated rounds without its cause.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub close_after: i64,
+    /// Accept an incident nobody acknowledged as normal once its cause has been
+    /// present this long (drift: a service deployed for good); 0 = never.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration_or_zero)]
+    pub adapt_after: Duration,
     /// Benchmarks only: at cold start, choose the per-feature z-score baseline as the
     /// scorer (MODEL.md compares it with the autoencoder).
     #[arg(long, hide = true)]
@@ -89,6 +104,61 @@ pub enum Command {
     /// Event-level precision, recall, F1, delay and false alarms per day against the
     /// `labels` that `collector simulate` wrote.
     Evaluate,
+    /// Incidents: anomalous rounds grouped by cause, with the actor named.
+    Incidents {
+        /// Only open and acknowledged ones.
+        #[arg(long)]
+        open: bool,
+        /// Only those seen since WHEN: a duration ago (24h, 7d) or a timestamp.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+    },
+    /// Acknowledge an incident: seen, being handled. It stays recorded and its rounds
+    /// are still never trained on.
+    Ack {
+        /// The incident's id (`detector incidents`).
+        id: i64,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Accept an incident as normal: its rounds become trainable, its ports and names
+    /// join what the model knows, and the same cause opens no incident again.
+    Accept {
+        /// The incident's id (`detector incidents`).
+        id: i64,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Rules for activity that is normal: matching activity opens no incident and
+    /// counts as normal for training.
+    Allow {
+        #[command(subcommand)]
+        command: AllowCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowCommand {
+    /// Add a rule: `port tcp/8080` (or `udp/53`, `8080`), `process NAME`, `dns SUFFIX`,
+    /// `cidr 203.0.113.0/24`.
+    Add {
+        /// port, process, dns or cidr.
+        kind: String,
+        /// What it matches.
+        value: String,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// List the rules.
+    List,
+    /// Remove a rule by id.
+    Remove {
+        /// The rule's id (`detector allow list`).
+        id: i64,
+    },
 }
 
 /// Parses a duration as `collector prune` does (humantime: `90s`, `30m`, `1h30m`,
@@ -99,6 +169,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Ok(d) => Ok(d),
         Err(e) => Err(format!("{e} (e.g. 90s, 30m, 1h, 7d)")),
     }
+}
+
+/// A duration where `0` means "never" (returned as zero).
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 /// `--since`: a duration ago (`24h`) or a date/timestamp, as the schema's text.

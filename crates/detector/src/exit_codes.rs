@@ -4,10 +4,10 @@
 /// What the process returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitCode {
-    /// No anomaly (or warming up, or nothing to do).
+    /// No incident opened (or warming up, or nothing to do).
     Ok = 0,
-    /// Anomalies found.
-    Anomalies = 1,
+    /// This run opened an incident.
+    Incident = 1,
     /// Usage error: an unusable `--config` (clap exits with 2 itself for bad flags).
     Usage = 2,
     /// Runtime error: corrupt or mismatched model, database error.

@@ -1,8 +1,9 @@
 //! # portwatch-detector
 //!
 //! The `detector` program, as a library its binary and its tests share: the step that
-//! scores new rounds, records verdicts and keeps the model learning ([`step`]), and what
-//! a user reads back — the report ([`report`]), the plot ([`plot`]) and the event-level
+//! scores new rounds, records verdicts and keeps the model learning ([`step`]), the
+//! incidents that group anomalous rounds by cause and the operator's triage
+//! ([`incidents`]), and what a user reads back — the report ([`report`]), the plot ([`plot`]) and the event-level
 //! evaluation against the simulator's labels ([`evaluate`]).
 //!
 //! The mechanisms live below it: `portwatch-store` holds every SQL statement,
@@ -12,9 +13,10 @@
 
 mod error;
 pub mod evaluate;
+pub mod incidents;
 pub mod plot;
 pub mod report;
 pub mod step;
 
 pub use error::{Error, Result};
-pub use step::{AnomalyReport, Options, Outcome, Status, run_once};
+pub use step::{AnomalyReport, IncidentEvent, Options, Outcome, Status, run_once};

@@ -14,11 +14,13 @@ use clap::Parser;
 use portwatch_cli::exit::{LOCKED, Usage, code_for};
 use portwatch_cli::output::emit;
 use portwatch_cli::stop::Stop;
+use portwatch_detector::incidents::rules::Rule;
 use portwatch_detector::{Options, Outcome, Status, report, run_once};
 use portwatch_model::DetectorConfig;
 use portwatch_store::Db;
+use portwatch_store::incidents::IncidentFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AllowCommand, Cli, Command};
 use crate::exit_codes::ExitCode;
 
 fn main() {
@@ -62,6 +64,52 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
+        Some(Command::Incidents { open, since }) => {
+            let store = open_existing(&db)?;
+            let since = since.as_deref().map(cli::parse_since).transpose()?;
+            let list = store.incidents(&IncidentFilter {
+                active_only: *open,
+                since: since.as_deref(),
+            })?;
+            if cli.common.json {
+                let mut text = String::new();
+                for i in &list {
+                    text.push_str(&serde_json::to_string(i)?);
+                    text.push('\n');
+                }
+                emit(&text)?;
+            } else {
+                emit(&report::incident_table(&list))?;
+            }
+            Ok(ExitCode::Ok)
+        }
+        Some(Command::Ack { id, note }) => {
+            let mut store = open_existing(&db)?;
+            if !store.acknowledge_incident(*id, note.as_deref())? {
+                return Err(Usage(format!(
+                    "no open incident {id} (see `detector incidents --open`)"
+                ))
+                .into());
+            }
+            if cli.common.verbose {
+                println!("incident {id} acknowledged");
+            }
+            Ok(ExitCode::Ok)
+        }
+        Some(Command::Accept { id, note }) => {
+            let mut store = open_existing(&db)?;
+            if !store.accept_incident(*id, "operator", note.as_deref())? {
+                return Err(Usage(format!(
+                    "no incident {id} left to accept (see `detector incidents`)"
+                ))
+                .into());
+            }
+            if cli.common.verbose {
+                println!("incident {id} accepted: the next fine-tune learns it");
+            }
+            Ok(ExitCode::Ok)
+        }
+        Some(Command::Allow { command }) => allow(cli, &db, command),
         Some(Command::Evaluate) => {
             let store = open_existing(&db)?;
             let ev = portwatch_detector::evaluate::evaluate(&store).context("evaluate")?;
@@ -84,6 +132,42 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `detector allow add|list|remove`.
+fn allow(cli: &Cli, db: &Path, command: &AllowCommand) -> anyhow::Result<ExitCode> {
+    let mut store = open_existing(db)?;
+    match command {
+        AllowCommand::Add { kind, value, note } => {
+            let rule = Rule::parse(kind, value).map_err(Usage)?;
+            let id = store.add_allow_rule(rule.kind(), &rule.value(), note.as_deref())?;
+            if cli.common.verbose {
+                println!("rule {id}: allow {} {}", rule.kind(), rule.value());
+            }
+        }
+        AllowCommand::List => {
+            let rules = store.allow_rules()?;
+            if cli.common.json {
+                let mut text = String::new();
+                for r in &rules {
+                    text.push_str(&serde_json::to_string(r)?);
+                    text.push('\n');
+                }
+                emit(&text)?;
+            } else {
+                emit(&report::rule_table(&rules))?;
+            }
+        }
+        AllowCommand::Remove { id } => {
+            if !store.remove_allow_rule(*id)? {
+                return Err(Usage(format!("no rule {id} (see `detector allow list`)")).into());
+            }
+            if cli.common.verbose {
+                println!("rule {id} removed");
+            }
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
 /// The step's options from the flags; an unusable `--config` file is a usage error
 /// (exit 2), like a bad flag.
 fn options(cli: &Cli) -> anyhow::Result<Options> {
@@ -92,6 +176,10 @@ fn options(cli: &Cli) -> anyhow::Result<Options> {
         min_history_secs: cli.min_history.as_secs_f64(),
         zscore_baseline: cli.zscore_baseline,
         threshold_margin: cli.threshold_margin,
+        close_after: cli.close_after,
+        train_every: cli.train_every,
+        train_now: cli.train,
+        adapt_after: (!cli.adapt_after.is_zero()).then_some(cli.adapt_after),
         ..Options::default()
     };
     if let Some(path) = &cli.config {
@@ -120,37 +208,50 @@ fn step(cli: &Cli, db: &Path, model_dir: &Path, opts: &Options) -> anyhow::Resul
     let out = run_once(&mut store, model_dir, opts)
         .with_context(|| format!("model {}", model_dir.display()))?;
     print_outcome(cli, &out, t.elapsed())?;
-    Ok(if out.anomalies.is_empty() {
-        ExitCode::Ok
+    Ok(if out.opened_incident() {
+        ExitCode::Incident
     } else {
-        ExitCode::Anomalies
+        ExitCode::Ok
     })
 }
 
+/// Prints a run's result: with `--json`, one JSON line per incident event and one for
+/// the batch; otherwise one line per incident opened, closed or adapted (never one per
+/// round), the batch's line with `-v`, and the "nothing to do" line always.
 fn print_outcome(cli: &Cli, out: &Outcome, took: Duration) -> anyhow::Result<()> {
+    let mut text = String::new();
     if cli.common.json {
-        println!("{}", serde_json::to_string(out)?);
-    } else if out.status == Status::NothingToDo {
-        // Printed even without -v: under cron an hour without new rounds means the
-        // collector is not running, which is worth a mail.
-        println!("detector: {}", out.message);
-    } else if cli.common.verbose || (out.status == Status::Scored && !out.anomalies.is_empty()) {
-        // Anomalies are worth a cron mail; everything else only with -v.
-        if cli.common.verbose {
-            println!("detector: {} [{:.2} s]", out.message, took.as_secs_f64());
+        for e in &out.incidents {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
         }
-        for a in &out.anomalies {
-            println!(
-                "anomaly: round {} at {} score {:.3} > {:.3}: {}",
-                a.round_id,
-                a.round_start,
-                a.score,
-                a.threshold,
-                report::summarize(&a.explanation)
-            );
+        let mut batch = serde_json::to_value(out)?;
+        if let serde_json::Value::Object(m) = &mut batch {
+            m.remove("incidents");
+            m.insert("event".into(), "batch".into());
+        }
+        text.push_str(&serde_json::to_string(&batch)?);
+        text.push('\n');
+        return Ok(emit(&text)?);
+    }
+    if out.status == Status::NothingToDo {
+        // Printed even without -v: under cron a run without new rounds means the
+        // collector is not running, which is worth a mail.
+        text.push_str(&format!("detector: {}\n", out.message));
+    } else if cli.common.verbose {
+        text.push_str(&format!(
+            "detector: {} [{:.2} s]\n",
+            out.message,
+            took.as_secs_f64()
+        ));
+    }
+    for e in &out.incidents {
+        if let Some(line) = report::event_line(e, cli.common.verbose) {
+            text.push_str(&line);
+            text.push('\n');
         }
     }
-    Ok(())
+    Ok(emit(&text)?)
 }
 
 /// The long-running mode: the same step every `--interval` until SIGINT/SIGTERM.
@@ -160,7 +261,7 @@ fn serve(cli: &Cli, db: &Path, model_dir: &Path, opts: &Options) -> anyhow::Resu
     while !stop.requested() {
         let started = Instant::now();
         match step(cli, db, model_dir, opts) {
-            Ok(ExitCode::Anomalies) => worst = ExitCode::Anomalies,
+            Ok(ExitCode::Incident) => worst = ExitCode::Incident,
             Ok(_) => {}
             // A busy lock or a transient DB error: report and try again next interval.
             Err(e) => eprintln!("detector: {e:#}"),

@@ -4,10 +4,14 @@
 use std::fmt;
 
 use portwatch_store::Db;
+use portwatch_store::incidents::{AllowRule, Incident, IncidentFilter};
+use portwatch_store::time::format_micros;
 use portwatch_store::verdicts::{AnomalyRow, BatchSummary};
 use serde::Serialize;
 
 use crate::Result;
+use crate::incidents::tracker::EventKind;
+use crate::step::IncidentEvent;
 
 /// What `detector report` shows.
 #[derive(Clone, Debug, Serialize)]
@@ -18,6 +22,8 @@ pub struct Report {
     pub batches: Vec<BatchSummary>,
     /// Anomalies, oldest first.
     pub anomalies: Vec<AnomalyRow>,
+    /// Incidents seen since `since`, oldest first.
+    pub incidents: Vec<Incident>,
 }
 
 /// Reads evaluations and anomalies whose rounds started at or after `since` (schema
@@ -27,6 +33,10 @@ pub fn report(db: &Db, since: Option<&str>) -> Result<Report> {
         since: since.map(str::to_string),
         batches: db.batch_summaries(since)?,
         anomalies: db.anomaly_rows(since)?,
+        incidents: db.incidents(&IncidentFilter {
+            active_only: false,
+            since,
+        })?,
     })
 }
 
@@ -117,6 +127,12 @@ impl fmt::Display for Report {
             )?;
         }
         writeln!(f)?;
+        if self.incidents.is_empty() {
+            writeln!(f, "no incidents")?;
+        } else {
+            write!(f, "{}", incident_table(&self.incidents))?;
+        }
+        writeln!(f)?;
         if self.anomalies.is_empty() {
             return writeln!(f, "no anomalies");
         }
@@ -138,4 +154,57 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// The line a run prints for an incident event: opened, closed and adapted always,
+/// updated only with `-v`.
+pub fn event_line(e: &IncidentEvent, verbose: bool) -> Option<String> {
+    let i = &e.incident;
+    let what = match e.event {
+        EventKind::Opened => "opened",
+        EventKind::Closed => "closed",
+        EventKind::Adapted => "accepted as drift",
+        EventKind::Updated if verbose => "updated",
+        EventKind::Updated => return None,
+    };
+    Some(format!("incident {} {what}: {}", i.id, i.summary))
+}
+
+/// Incidents as a table, one per line, the summary last.
+pub fn incident_table(list: &[Incident]) -> String {
+    let mut out = format!(
+        "{:>5}  {:<12}  {:<13}  {:<17}  {:>6}  summary\n",
+        "id", "status", "kind", "last seen", "rounds"
+    );
+    for i in list {
+        let last = format_micros(i.end);
+        out.push_str(&format!(
+            "{:>5}  {:<12}  {:<13}  {:<17}  {:>6}  {}\n",
+            i.id,
+            i.status.as_str(),
+            i.kind,
+            last.get(..16).unwrap_or(&last).replace('T', " "),
+            i.rounds,
+            i.summary
+        ));
+    }
+    out
+}
+
+/// Allow rules as a table.
+pub fn rule_table(rules: &[AllowRule]) -> String {
+    if rules.is_empty() {
+        return "no allow rules\n".into();
+    }
+    let mut out = format!("{:>4}  {:<8}  {:<32}  note\n", "id", "kind", "value");
+    for r in rules {
+        out.push_str(&format!(
+            "{:>4}  {:<8}  {:<32}  {}\n",
+            r.id,
+            r.kind,
+            r.value,
+            r.note.as_deref().unwrap_or("")
+        ));
+    }
+    out
 }

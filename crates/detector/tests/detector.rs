@@ -118,7 +118,8 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("nothing to do"), "{text}");
 
-    // An hour with a port scan: exit 1, the anomaly printed, stored and explained.
+    // An hour with a port scan: exit 1, one incident line naming the scanner, the
+    // anomalies stored and explained.
     sim_args(&db, "1", 6, "10", &["portscan@0.3"]);
     let before = query_i64(&db, "SELECT count(*) FROM anomalies");
     let out = detector(&db, &["--once"]);
@@ -129,8 +130,38 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
         stdout(&out),
         stderr(&out)
     );
-    assert!(stdout(&out).contains("anomaly: round"), "{}", stdout(&out));
+    let text = stdout(&out);
+    let note: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT note FROM labels WHERE kind = 'portscan' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // "SYN scan from ADDRESS: N ports in 200 s"
+    let scanner = note
+        .strip_prefix("SYN scan from ")
+        .and_then(|r| r.split(':').next())
+        .unwrap();
+    let scan_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("opened: port scan from"))
+        .collect();
+    assert_eq!(scan_lines.len(), 1, "{text}");
+    assert!(scan_lines[0].contains(scanner), "{scanner} in {text}");
+    assert!(
+        !text.contains("anomaly: round"),
+        "one line per incident, not per round: {text}"
+    );
     assert!(query_i64(&db, "SELECT count(*) FROM anomalies") > before);
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM incidents WHERE kind = 'remote_source'"
+        ),
+        1
+    );
     assert_eq!(
         query_i64(
             &db,
@@ -163,6 +194,13 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
         .filter(|a| scan_rounds.contains(&a["round_id"].as_i64().unwrap()))
         .collect();
     assert!(!flagged.is_empty(), "the scan's rounds are in the report");
+    let incidents = rep["incidents"].as_array().unwrap();
+    assert!(
+        incidents
+            .iter()
+            .any(|i| i["kind"] == "remote_source" && i["details"]["addresses"][0] == scanner),
+        "the report lists the incident with the scanner: {incidents:?}"
+    );
     let e = &flagged[0]["explanation"];
     let features: Vec<&str> = e["top_features"]
         .as_array()
@@ -396,9 +434,48 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
     let trained_attack: i64 = query_i64(
         &db_path,
         "SELECT count(*) FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
-             WHERE b.trained",
+             WHERE b.trained AND NOT b.masked",
     );
-    assert_eq!(trained_attack, 0, "no attack round was trained on");
+    assert_eq!(
+        trained_attack, 0,
+        "no attack round was trained on as it was"
+    );
+    // Learning went on while incidents were open: attack rounds were learnt with the
+    // incident's actor (the scanner's network, the backdoor's port, the tunnel's
+    // domain) left out.
+    let masked: i64 = query_i64(
+        &db_path,
+        "SELECT count(*) FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
+             WHERE b.trained AND b.masked",
+    );
+    assert!(
+        masked > 0,
+        "attack rounds learnt without their actors: {masked}"
+    );
+    // One incident per event, each naming its actor.
+    let incidents: Vec<String> = with_attack
+        .iter()
+        .flat_map(|o| &o.incidents)
+        .filter(|e| e.event == portwatch_detector::incidents::tracker::EventKind::Opened)
+        .map(|e| e.incident.summary.clone())
+        .collect();
+    assert_eq!(incidents.len(), 5, "{incidents:#?}");
+    assert_eq!(
+        incidents
+            .iter()
+            .filter(|s| s.starts_with("port scan from "))
+            .count(),
+        2,
+        "{incidents:#?}"
+    );
+    assert!(
+        incidents.iter().any(|s| s.starts_with("new listener tcp/")),
+        "{incidents:#?}"
+    );
+    assert!(
+        incidents.iter().any(|s| s.starts_with("DNS: ")),
+        "{incidents:#?}"
+    );
 }
 
 /// Cold start: below `--min-history` the detector trains and reports warming up

@@ -47,4 +47,7 @@ pub struct PktRow<'a> {
     pub tcp_flags: Option<i64>,
     /// 0 query, 1 response, None when not DNS.
     pub dns_qr: Option<i64>,
+    /// The local process the packet was attributed to. Not a feature: the detector
+    /// uses it to leave an incident's process out of what it learns.
+    pub process: Option<&'a str>,
 }

@@ -12,6 +12,7 @@
 //!   streamed by rowid range;
 //! - [`traffic`]: aggregates over a round's packets, for explanations;
 //! - [`verdicts`]: batches, per-round verdicts and anomalies, and the report's reads;
+//! - [`incidents`]: incidents and the allow rules;
 //! - [`labels`]: the simulator's ground truth;
 //! - [`prune`]: deleting old rounds.
 //!
@@ -20,6 +21,7 @@
 
 mod db;
 pub mod error;
+pub mod incidents;
 pub mod insert;
 pub mod labels;
 mod migrate;

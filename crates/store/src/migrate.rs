@@ -9,7 +9,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::Error;
 
 /// Every migration, in order: (version it brings the schema to, SQL).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_incidents.sql")),
+];
 
 /// The schema version this build writes.
 pub const CURRENT: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

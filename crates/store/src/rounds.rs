@@ -7,7 +7,7 @@
 //! however busy the round was.
 
 use portwatch_features::{PktRow, SockRow};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::insert::{RoundSource, RoundStatus};
 use crate::{Db, Error, time};
@@ -27,6 +27,15 @@ pub struct RoundInfo {
     pub first_packet_id: Option<i64>,
     /// Packet rowid range.
     pub last_packet_id: Option<i64>,
+}
+
+/// Who listens on a port, as the scanner saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerOwner {
+    /// The owning pid, when visible.
+    pub pid: Option<i64>,
+    /// The owning process, when visible.
+    pub process: Option<String>,
 }
 
 impl RoundInfo {
@@ -119,6 +128,31 @@ impl Db {
         Ok(out)
     }
 
+    /// The owner (pid, process) of a listening port in a round, as the scanner saw it
+    /// (a row with a visible owner preferred); None when the port did not listen.
+    pub fn listener_owner(
+        &self,
+        round_id: i64,
+        port: u16,
+        tcp: bool,
+    ) -> Result<Option<ListenerOwner>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT pid, process FROM rounds_ports \
+              WHERE round_id = ?1 AND port_id = ?2 AND protocol = ?3 \
+                AND state IN ('LISTEN', 'UNCONN') \
+              ORDER BY pid IS NULL LIMIT 1",
+        )?;
+        let proto = if tcp { "tcp" } else { "udp" };
+        Ok(st
+            .query_row(params![round_id, port, proto], |r| {
+                Ok(ListenerOwner {
+                    pid: r.get(0)?,
+                    process: r.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
     /// Hands each packet of `round` to `f`, in rowid (capture) order.
     pub fn for_each_packet(
         &self,
@@ -130,7 +164,8 @@ impl Db {
         };
         let mut st = self.conn.prepare_cached(
             "SELECT timestamp, protocols, qry_name, resp_name IS NOT NULL, port_id, dest_port, \
-             src_addr, dst_addr, length, tcp_flags, dns_qr FROM packets WHERE id BETWEEN ?1 AND ?2",
+             src_addr, dst_addr, length, tcp_flags, dns_qr, process FROM packets \
+             WHERE id BETWEEN ?1 AND ?2",
         )?;
         let mut rows = st.query(params![lo, hi])?;
         while let Some(r) = rows.next()? {
@@ -150,6 +185,7 @@ impl Db {
                 length: r.get(8)?,
                 tcp_flags: r.get(9)?,
                 dns_qr: r.get(10)?,
+                process: r.get_ref(11)?.as_str_or_null().ok().flatten(),
             };
             f(&p);
         }

@@ -52,7 +52,137 @@ pub struct NameCount {
     pub queries: i64,
 }
 
+/// A sender's traffic in a span: who it is and how broadly it reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SenderStats {
+    /// Source address.
+    pub addr: String,
+    /// The local process that sent it, when attributed (`None` for remote senders and
+    /// unattributed local ones).
+    pub process: Option<String>,
+    /// Its pid, when attributed.
+    pub pid: Option<i64>,
+    /// Packets.
+    pub packets: i64,
+    /// Bytes on the wire.
+    pub bytes: i64,
+    /// Distinct destination addresses.
+    pub destinations: i64,
+    /// Distinct destination ports.
+    pub dest_ports: i64,
+    /// TCP packets with SYN set and ACK clear (connection attempts, probes).
+    pub syns: i64,
+    /// Distinct destination ports of those (what a scan reaches).
+    pub syn_ports: i64,
+    /// Distinct destination addresses of those.
+    pub syn_destinations: i64,
+    /// First packet (µs).
+    pub first: i64,
+    /// Last packet (µs).
+    pub last: i64,
+}
+
+/// How to rank senders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SenderOrder {
+    /// Most distinct destination ports reached by connection attempts first (scans).
+    Breadth,
+    /// Most packets first (floods, uploads).
+    Packets,
+    /// Most bytes first.
+    Bytes,
+}
+
+/// Queries of one DNS name by one process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NameQueries {
+    /// The query name.
+    pub name: String,
+    /// The local process, when attributed.
+    pub process: Option<String>,
+    /// Query packets.
+    pub queries: i64,
+}
+
+impl PacketSpan {
+    /// Every packet of a round's rowid range.
+    pub fn whole(first_id: i64, last_id: i64) -> PacketSpan {
+        PacketSpan {
+            first_id,
+            last_id,
+            from: i64::MIN / 2,
+            until: i64::MAX / 2,
+        }
+    }
+}
+
 impl Db {
+    /// The senders of a span (source address, and the local process when attributed),
+    /// ranked by `order`.
+    pub fn senders(
+        &self,
+        s: &PacketSpan,
+        order: SenderOrder,
+        limit: usize,
+    ) -> Result<Vec<SenderStats>, Error> {
+        let by = match order {
+            SenderOrder::Breadth => "syn_ports DESC, packets DESC",
+            SenderOrder::Packets => "packets DESC",
+            SenderOrder::Bytes => "bytes DESC",
+        };
+        let sql = format!(
+            "SELECT src_addr, process, max(pid), count(*) AS packets, \
+                    coalesce(sum(length), 0) AS bytes, count(DISTINCT dst_addr), \
+                    count(DISTINCT dest_port) AS dest_ports, \
+                    sum(tcp_flags IS NOT NULL AND (tcp_flags & 18) = 2), \
+                    min(timestamp), max(timestamp), \
+                    count(DISTINCT CASE WHEN (tcp_flags & 18) = 2 THEN dest_port END) \
+                        AS syn_ports, \
+                    count(DISTINCT CASE WHEN (tcp_flags & 18) = 2 THEN dst_addr END) \
+               FROM packets \
+              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+                AND src_addr IS NOT NULL \
+              GROUP BY src_addr, process ORDER BY {by} LIMIT ?5"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query(span_params(s, limit))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(SenderStats {
+                addr: row.get(0)?,
+                process: row.get(1)?,
+                pid: row.get(2)?,
+                packets: row.get(3)?,
+                bytes: row.get(4)?,
+                destinations: row.get(5)?,
+                dest_ports: row.get(6)?,
+                syns: row.get(7)?,
+                first: time::parse_micros(&row.get::<_, String>(8)?)?,
+                last: time::parse_micros(&row.get::<_, String>(9)?)?,
+                syn_ports: row.get(10)?,
+                syn_destinations: row.get(11)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The DNS names queried in a span, most queried first, with the querying process.
+    pub fn dns_queries(&self, s: &PacketSpan, limit: usize) -> Result<Vec<NameQueries>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT qry_name, process, count(*) AS c FROM packets              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4                AND qry_name IS NOT NULL AND coalesce(dns_qr, 0) = 0              GROUP BY qry_name, process ORDER BY c DESC LIMIT ?5",
+        )?;
+        let mut rows = st.query(span_params(s, limit))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(NameQueries {
+                name: row.get(0)?,
+                process: row.get(1)?,
+                queries: row.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// The busiest (destination, port, process) triples of a span.
     pub fn top_destinations(
         &self,

@@ -4,6 +4,7 @@
 use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
+use crate::incidents::{IncidentWrite, write_incidents};
 use crate::{Db, Error, time};
 
 /// What an evaluation did (`batches.status`).
@@ -61,6 +62,8 @@ pub struct Verdict {
     pub score: Option<f32>,
     /// Above the threshold.
     pub anomalous: bool,
+    /// Normal enough to learn from (trained on now, or by a later fine-tune).
+    pub trainable: bool,
     /// Fine-tuned on.
     pub trained: bool,
 }
@@ -149,15 +152,17 @@ pub struct EvaluatedRound {
 }
 
 impl Db {
-    /// Writes one evaluation in a short `BEGIN IMMEDIATE` transaction (the collector
+    /// Writes one evaluation — the batch, its verdicts and anomalies, and the incidents
+    /// they opened or moved — in a short `BEGIN IMMEDIATE` transaction (the collector
     /// may be writing: the busy timeout waits for it instead of failing); returns the
-    /// batch's id.
+    /// batch's id and the incidents' ids, in the order given.
     pub fn record_batch(
         &mut self,
         b: &NewBatch<'_>,
         verdicts: &[Verdict],
         anomalies: &[NewAnomaly<'_>],
-    ) -> Result<i64, Error> {
+        incidents: &[IncidentWrite],
+    ) -> Result<(i64, Vec<i64>), Error> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -184,8 +189,8 @@ impl Db {
         let id = tx.last_insert_rowid();
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO batches_rounds (batch_id, round_id, score, anomalous, trained) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO batches_rounds (batch_id, round_id, score, anomalous, trainable, \
+                 trained) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for v in verdicts {
                 st.execute(params![
@@ -193,6 +198,7 @@ impl Db {
                     v.round_id,
                     v.score.map(f64::from),
                     v.anomalous,
+                    v.trainable || v.trained,
                     v.trained
                 ])?;
             }
@@ -212,8 +218,9 @@ impl Db {
                 ])?;
             }
         }
+        let ids = write_incidents(&tx, incidents)?;
         tx.commit()?;
-        Ok(id)
+        Ok((id, ids))
     }
 
     /// Evaluations whose last round started at or after `since` (schema timestamp
@@ -296,6 +303,23 @@ impl Db {
             }
         }
         Ok(out)
+    }
+
+    /// The scores of up to `n` evaluated rounds that started before `before` (µs), in
+    /// time order: what a sum over rounds carries into a run.
+    pub fn scores_before(&self, before: i64, n: usize) -> Result<Vec<Option<f32>>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT br.score FROM batches_rounds br JOIN rounds r ON r.id = br.round_id \
+              WHERE r.start_time < ?1 ORDER BY r.start_time DESC, r.id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![time::format_micros(before), n as i64], |r| {
+            r.get::<_, Option<f64>>(0)
+        })?;
+        let mut v: Vec<Option<f32>> = rows
+            .map(|r| r.map(|s| s.map(|s| s as f32)))
+            .collect::<rusqlite::Result<_>>()?;
+        v.reverse();
+        Ok(v)
     }
 
     /// Every evaluated round with its verdict, in time order.

@@ -78,6 +78,7 @@ fn init_sql_and_migrations_give_the_same_schema() {
     let tmp = tempfile::tempdir().unwrap();
     let by_cli = tmp.path().join("cli.db");
     let status = Command::new("sqlite3")
+        .current_dir(repo())
         .arg("-init")
         .arg(repo().join("init.sql"))
         .arg(&by_cli)

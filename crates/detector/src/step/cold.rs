@@ -23,6 +23,8 @@ use super::series::{
     Loaded, Split, cap_segments, history_hours, load_rounds, raw_segments, round_scores, series_of,
     split_history, subsample,
 };
+use super::sustained::sustained_rounds;
+use super::triage::triage_rounds;
 use super::{
     MAX_REPLAY_STEPS, Options, Outcome, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, SEEN_SEED, Scoring,
     Status,
@@ -142,7 +144,7 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
             .iter()
             .take_while(|r| r.start < first.start + SEEN_SEED)
         {
-            let (_, keys) = load_round(db, r, &mut scratch, &mut carry)?;
+            let (_, keys) = load_round(db, r, &mut scratch, &mut carry, None)?;
             seen.add_keys(&keys);
         }
     }
@@ -168,7 +170,7 @@ fn warming_up(
         )?;
         sc.warming_up = true;
     }
-    let (batch_id, version) = record_and_save(
+    let saved = record_and_save(
         db,
         dir,
         &Conclusion {
@@ -183,9 +185,11 @@ fn warming_up(
             verdicts: &[],
             anomalies: &[],
             version: None,
+            incidents: &[],
         },
         trained.as_ref().map(|(m, _)| (m, &mut sc)),
     )?;
+    let (batch_id, version) = (saved.batch_id, saved.version);
     Ok(Outcome {
         status: Status::WarmingUp,
         message: format!(
@@ -197,6 +201,7 @@ fn warming_up(
         rounds: c.batch.len(),
         scored_rounds: 0,
         anomalies: Vec::new(),
+        incidents: Vec::new(),
         threshold: None,
         trained_rounds: 0,
         loss_before: None,
@@ -280,28 +285,52 @@ fn scored_cold_start(
     );
     let in_batch: HashSet<i64> = c.batch.iter().map(|r| r.id).collect();
     let trained_set: HashSet<usize> = split.train.iter().flat_map(|r| r.clone()).collect();
+    let batch_idx: Vec<usize> = (0..l.rounds.len())
+        .filter(|&ri| in_batch.contains(&l.rounds[ri].id))
+        .collect();
+    let over: Vec<bool> = scores
+        .iter()
+        .map(|s| s.is_some_and(|s| s > threshold))
+        .collect();
+    let shifted = sustained_rounds(
+        db,
+        &sc.normal_scores,
+        l,
+        &batch_idx,
+        &scores,
+        &over,
+        threshold,
+    )?;
     let names = feature_names();
-    let mut verdicts = Vec::new();
     let mut anomalies = Vec::new();
-    for (ri, r) in l.rounds.iter().enumerate() {
-        if !in_batch.contains(&r.id) {
-            continue;
+    let mut explained = Vec::new();
+    for &ri in batch_idx.iter().filter(|&&ri| over[ri] || shifted[ri]) {
+        let e = explain(db, l, ri, &owner, &steps, &sc.scaler, &names, threshold)?;
+        if over[ri] {
+            anomalies.push(e.clone());
         }
-        let score = scores[ri];
-        let anomalous = score.is_some_and(|s| s > threshold);
-        verdicts.push(Verdict {
-            round_id: r.id,
-            score,
-            anomalous,
-            trained: trained_set.contains(&ri) && !anomalous,
-        });
-        if anomalous {
-            anomalies.push(explain(
-                db, l, ri, &owner, &steps, &sc.scaler, &names, threshold,
-            )?);
-        }
+        explained.push(e);
     }
-    let (batch_id, version) = record_and_save(
+    let triaged = triage_rounds(
+        db, l, &batch_idx, &scores, &shifted, threshold, &explained, &sc.seen, opts,
+    )?;
+    let verdicts: Vec<Verdict> = batch_idx
+        .iter()
+        .map(|&ri| {
+            let anomalous = scores[ri].is_some_and(|s| s > threshold);
+            let t = triaged.triage[ri];
+            let trained = trained_set.contains(&ri) && (!anomalous || t.normal) && !t.held;
+            Verdict {
+                round_id: l.rounds[ri].id,
+                score: scores[ri],
+                anomalous,
+                // Held-out rounds measure the model: they are never learnt later either.
+                trainable: trained,
+                trained,
+            }
+        })
+        .collect();
+    let saved = record_and_save(
         db,
         dir,
         &Conclusion {
@@ -316,9 +345,12 @@ fn scored_cold_start(
             verdicts: &verdicts,
             anomalies: &anomalies,
             version: None,
+            incidents: &triaged.writes,
         },
         Some((&model, &mut sc)),
     )?;
+    let incidents = triaged.events(&saved.incident_ids);
+    let (batch_id, version) = (saved.batch_id, saved.version);
     let scored = verdicts.iter().filter(|r| r.score.is_some()).count();
     let trained = verdicts.iter().filter(|r| r.trained).count();
     Ok(Outcome {
@@ -332,6 +364,7 @@ fn scored_cold_start(
         rounds: c.batch.len(),
         scored_rounds: scored,
         anomalies,
+        incidents,
         threshold: Some(threshold),
         trained_rounds: trained,
         loss_before: None,

@@ -12,11 +12,16 @@
 
 mod cold;
 mod explain;
+mod mask;
 mod record;
 pub mod rounds;
 mod scored;
 mod series;
+mod sustained;
+mod triage;
 mod verdict;
+
+pub use triage::IncidentEvent;
 
 use std::path::Path;
 
@@ -68,6 +73,16 @@ pub struct Options {
     /// Score with the per-feature z-score baseline instead of the autoencoder (chosen
     /// at cold start and kept in the sidecar; the baseline is never fine-tuned).
     pub zscore_baseline: bool,
+    /// Evaluated rounds without its cause after which an incident closes.
+    pub close_after: i64,
+    /// Presence after which an incident nobody acknowledged is accepted as drift
+    /// (None: never).
+    pub adapt_after: Option<std::time::Duration>,
+    /// Fine-tune only when the newest round is this far past the latest round
+    /// trained on (scoring runs every minute; learning hourly is enough).
+    pub train_every: std::time::Duration,
+    /// Fine-tune now, whatever `train_every` says.
+    pub train_now: bool,
 }
 
 impl Default for Options {
@@ -79,6 +94,10 @@ impl Default for Options {
             threshold_margin: 1.5,
             threshold_quantile: 1.0 - 1.0 / 1440.0,
             zscore_baseline: false,
+            close_after: 5,
+            adapt_after: Some(std::time::Duration::from_secs(24 * 3600)),
+            train_every: std::time::Duration::from_secs(3600),
+            train_now: false,
         }
     }
 }
@@ -125,6 +144,8 @@ pub struct Outcome {
     pub scored_rounds: usize,
     /// Anomalous rounds.
     pub anomalies: Vec<AnomalyReport>,
+    /// What this run did to incidents: opened, updated, closed, adapted.
+    pub incidents: Vec<IncidentEvent>,
     /// Threshold used.
     pub threshold: Option<f32>,
     /// Rounds fine-tuned on.
@@ -142,6 +163,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether this run opened an incident (exit code 1).
+    pub fn opened_incident(&self) -> bool {
+        self.incidents
+            .iter()
+            .any(|e| e.event == crate::incidents::tracker::EventKind::Opened)
+    }
+
     fn nothing(msg: &str) -> Self {
         Outcome {
             status: Status::NothingToDo,
@@ -150,6 +178,7 @@ impl Outcome {
             rounds: 0,
             scored_rounds: 0,
             anomalies: Vec::new(),
+            incidents: Vec::new(),
             threshold: None,
             trained_rounds: 0,
             loss_before: None,

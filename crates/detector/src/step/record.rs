@@ -5,6 +5,7 @@
 use portwatch_model::Autoencoder;
 use portwatch_model::persistence::{ModelDir, Sidecar};
 use portwatch_store::Db;
+use portwatch_store::incidents::IncidentWrite;
 use portwatch_store::rounds::RoundInfo;
 use portwatch_store::time::{format_micros, now_micros};
 use portwatch_store::verdicts::{BatchStatus, NewAnomaly, NewBatch, Verdict};
@@ -31,16 +32,26 @@ pub(super) struct Conclusion<'a> {
     pub(super) anomalies: &'a [AnomalyReport],
     /// The model's version now, before any save.
     pub(super) version: Option<u64>,
+    /// Incidents opened or moved.
+    pub(super) incidents: &'a [IncidentWrite],
 }
 
-/// Records `c`, then saves `save` (the model and its sidecar) if given. Returns the
-/// batch's id and the model's version after the run.
+/// What was recorded.
+pub(super) struct Recorded {
+    pub(super) batch_id: i64,
+    /// The model's version after the run.
+    pub(super) version: Option<u64>,
+    /// The incidents' ids, in the order of `Conclusion::incidents`.
+    pub(super) incident_ids: Vec<i64>,
+}
+
+/// Records `c`, then saves `save` (the model and its sidecar) if given.
 pub(super) fn record_and_save(
     db: &mut Db,
     dir: &ModelDir,
     c: &Conclusion<'_>,
     save: Option<(&Autoencoder, &mut Sidecar)>,
-) -> Result<(i64, Option<u64>)> {
+) -> Result<Recorded> {
     let version = match (&save, c.version) {
         (Some((_, sc)), _) => Some(sc.model_version + 1),
         (None, v) => v,
@@ -70,7 +81,7 @@ pub(super) fn record_and_save(
             explanation: text,
         })
         .collect();
-    let batch_id = db.record_batch(
+    let (batch_id, incident_ids) = db.record_batch(
         &NewBatch {
             started: c.started,
             alg: c.alg,
@@ -86,9 +97,14 @@ pub(super) fn record_and_save(
         },
         c.verdicts,
         &anomalies,
+        c.incidents,
     )?;
     if let Some((model, sc)) = save {
         dir.save(model, sc, &format_micros(now_micros()))?;
     }
-    Ok((batch_id, version))
+    Ok(Recorded {
+        batch_id,
+        version,
+        incident_ids,
+    })
 }

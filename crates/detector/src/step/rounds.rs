@@ -11,6 +11,7 @@ use portwatch_features::{Carry, RoundBuilder, RoundKeys, SECOND, Seen, Step};
 use portwatch_store::Db;
 use portwatch_store::rounds::RoundInfo;
 
+use super::mask::Mask;
 use crate::Result;
 
 /// The usual spacing between round starts: the median difference (60 s for a minutely
@@ -43,15 +44,20 @@ pub fn split_segments(rounds: &[RoundInfo], spacing: i64) -> Vec<Range<usize>> {
     out
 }
 
-/// Loads one round and turns it into steps. `seen` advances as ports and names appear;
-/// `carry` holds what the previous round handed on and is replaced by this round's.
-pub fn load_round(
+/// Loads one round and turns it into steps, leaving out what `mask` names. `seen`
+/// advances as ports and names appear; `carry` holds what the previous round handed on
+/// and is replaced by this round's.
+pub(super) fn load_round(
     db: &Db,
     info: &RoundInfo,
     seen: &mut Seen,
     carry: &mut Carry,
+    mask: Option<&Mask>,
 ) -> Result<(Vec<Step>, RoundKeys)> {
-    let socks = db.round_sockets(info.id)?;
+    let mut socks = db.round_sockets(info.id)?;
+    if let Some(m) = mask {
+        socks.retain(|s| m.keeps_socket(s));
+    }
     let mut b = RoundBuilder::new(
         info.id,
         (info.start, info.end),
@@ -60,7 +66,11 @@ pub fn load_round(
         seen,
         std::mem::take(carry),
     );
-    db.for_each_packet(info, |p| b.add_packet(p))?;
+    db.for_each_packet(info, |p| {
+        if mask.is_none_or(|m| m.keeps_packet(p)) {
+            b.add_packet(p);
+        }
+    })?;
     let (steps, keys, next) = b.finish(seen);
     *carry = next;
     Ok((steps, keys))

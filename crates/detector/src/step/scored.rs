@@ -1,5 +1,7 @@
-//! The step with a trained model: score the batch, record it, fine-tune on its normal
-//! part with replay, keep the update only if held-out normal loss did not rise.
+//! The step with a trained model: score the batch, turn its anomalous rounds into
+//! incidents, record it; when a fine-tune is due, learn the normal rounds scored since
+//! the last one (and those of incidents accepted meanwhile) with replay, and keep the
+//! update only if held-out normal loss did not rise.
 
 use portwatch_features::{SCAN_HORIZON, feature_names};
 use portwatch_model::Autoencoder;
@@ -13,16 +15,21 @@ use portwatch_store::verdicts::{BatchStatus, Verdict};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use std::collections::HashMap;
+
 use super::explain::explain;
+use super::mask::{Actor, Mask};
 use super::record::{Conclusion, record_and_save};
 use super::series::{
-    Loaded, cap_segments, load_rounds, raw_segments, round_scores, runs_where, series_of,
-    series_of_raw,
+    Loaded, cap_segments, load_rounds, load_rounds_masked, raw_segments, round_scores, runs_where,
+    series_of, series_of_raw,
 };
-use super::verdict::{absorb_normal_scores, judge};
+use super::sustained::sustained_rounds;
+use super::triage::triage_rounds;
+use super::verdict::{absorb_normal_scores, judge, over_threshold};
 use super::{
-    MAX_REPLAY_STEPS, Options, Outcome, POISON_TOLERANCE, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE,
-    Scoring, Status,
+    MAX_REPLAY_STEPS, NEAR, Options, Outcome, POISON_TOLERANCE, REPLAY_CHUNK_ROUNDS,
+    REPLAY_HARD_SHARE, Scoring, Status,
 };
 use crate::{Error, Result};
 
@@ -56,22 +63,53 @@ pub(super) fn scored_step(
     };
     let scores = round_scores(l.rounds.len(), &owner, &steps);
     let n = l.rounds.len();
-    let v = judge(&scores, n_ctx, threshold);
+    let over = over_threshold(&scores, n_ctx, threshold);
+    let batch_idx: Vec<usize> = (n_ctx..n).collect();
+    let shifted = sustained_rounds(
+        db,
+        &sc.normal_scores,
+        &l,
+        &batch_idx,
+        &scores,
+        &over,
+        threshold,
+    )?;
     let names = feature_names();
     let mut anomalies = Vec::new();
-    for i in (n_ctx..n).filter(|&i| v.anomalous[i]) {
-        anomalies.push(explain(
-            db, &l, i, &owner, &steps, &sc.scaler, &names, threshold,
-        )?);
+    let mut explained = Vec::new();
+    for i in (n_ctx..n).filter(|&i| over[i] || shifted[i]) {
+        let e = explain(db, &l, i, &owner, &steps, &sc.scaler, &names, threshold)?;
+        if over[i] {
+            anomalies.push(e.clone());
+        }
+        explained.push(e);
     }
-    let tune = if !opts.no_train && is_model {
-        fine_tune(&l, &sc, &model, &valid, &v.trainable)?
+    let triaged = triage_rounds(
+        db, &l, &batch_idx, &scores, &shifted, threshold, &explained, &sc.seen, opts,
+    )?;
+    let v = judge(&scores, n_ctx, threshold, &triaged.triage);
+    let train = !opts.no_train && is_model && training_due(db, opts, &batch)?;
+    let pending = if train {
+        pending_rounds(db, &sc, &batch)?
+    } else {
+        None
+    };
+    let tune = if train {
+        fine_tune(
+            &l,
+            pending.as_ref().map(|p| &p.loaded),
+            &sc,
+            &model,
+            &valid,
+            &v.trainable,
+        )?
     } else {
         FineTune::default()
     };
     let new_model = tune.model.is_some();
     let trained_rounds = if new_model {
         v.trainable.iter().filter(|t| **t).count()
+            + pending.as_ref().map_or(0, |p| p.loaded.rounds.len())
     } else {
         0
     };
@@ -80,6 +118,7 @@ pub(super) fn scored_step(
             round_id: l.rounds[i].id,
             score: scores[i],
             anomalous: v.anomalous[i],
+            trainable: v.trainable[i] || triaged.triage[i].maskable,
             trained: new_model && v.trainable[i],
         })
         .collect();
@@ -95,12 +134,27 @@ pub(super) fn scored_step(
         verdicts: &verdicts,
         anomalies: &anomalies,
         version: Some(sc.model_version),
+        incidents: &triaged.writes,
     };
     let saved = match tune.model {
         Some((m, runs)) => {
             sc.holdout_loss = tune.loss_after;
             absorb_normal_scores(&mut sc, &scores, &v.trainable);
+            if let Some(p) = &pending {
+                // Rounds of accepted incidents scored high: only normal scores move the
+                // threshold.
+                let normal: Vec<bool> = p
+                    .scores
+                    .iter()
+                    .map(|s| s.is_some_and(|s| s <= NEAR * threshold))
+                    .collect();
+                absorb_normal_scores(&mut sc, &p.scores, &normal);
+            }
+            // What was learnt is known from now on: its ports and names are not new.
             for (keys, _) in l.keys.iter().zip(&v.trainable).filter(|(_, t)| **t) {
+                sc.seen.add_keys(keys);
+            }
+            for keys in pending.iter().flat_map(|p| &p.loaded.keys) {
                 sc.seen.add_keys(keys);
             }
             let mut rng =
@@ -112,13 +166,25 @@ pub(super) fn scored_step(
                 REPLAY_CHUNK_ROUNDS,
                 Some((&scores, threshold)),
             ));
+            if let Some(p) = &pending {
+                pool.extend(raw_segments(
+                    &p.loaded,
+                    &p.loaded.segments,
+                    REPLAY_CHUNK_ROUNDS,
+                    Some((&p.scores, threshold)),
+                ));
+            }
             sc.replay = cap_segments(pool, MAX_REPLAY_STEPS, REPLAY_HARD_SHARE, &mut rng);
             sc.rounds_trained += trained_rounds as u64;
             record_and_save(db, dir, &conclusion, Some((&m, &mut sc)))?
         }
         None => record_and_save(db, dir, &conclusion, None)?,
     };
-    let (batch_id, version) = saved;
+    if new_model && let Some(p) = &pending {
+        let ids: Vec<i64> = p.loaded.rounds.iter().map(|r| r.id).collect();
+        db.mark_trained(&ids, &p.masked)?;
+    }
+    let incidents = triaged.events(&saved.incident_ids);
     let scored = verdicts.iter().filter(|r| r.score.is_some()).count();
     Ok(Outcome {
         status: Status::Scored,
@@ -128,18 +194,74 @@ pub(super) fn scored_step(
             anomalies.len(),
             tune.verdict,
         ),
-        batch_id: Some(batch_id),
+        batch_id: Some(saved.batch_id),
         rounds: batch.len(),
         scored_rounds: scored,
         anomalies,
+        incidents,
         threshold: Some(threshold),
         trained_rounds,
         loss_before: tune.loss_before,
         loss_after: tune.loss_after,
         fine_tune: tune.verdict.to_string(),
         history_hours: 0.0,
-        model_version: version,
+        model_version: saved.version,
     })
+}
+
+/// Whether this run fine-tunes: with `--train`, or when the newest round is at least
+/// `--train-every` (less 5 %, so hourly runs are not put off by a few seconds of
+/// jitter) past the latest round trained on, by the rounds' own clock.
+fn training_due(db: &Db, opts: &Options, batch: &[RoundInfo]) -> Result<bool> {
+    if opts.train_now {
+        return Ok(true);
+    }
+    let every = i64::try_from(opts.train_every.as_micros()).unwrap_or(i64::MAX);
+    let newest = batch.iter().map(|r| r.end).max().unwrap_or(i64::MIN);
+    Ok(match db.latest_trained_round()? {
+        None => true,
+        Some(t) => newest.saturating_sub(t) >= every / 20 * 19,
+    })
+}
+
+/// Most rounds learnt in one fine-tune besides the batch's own (a day of minutely
+/// rounds); older ones are left.
+const MAX_PENDING_ROUNDS: usize = 1440;
+
+/// Rounds judged trainable by earlier runs and not trained on yet (outside this
+/// batch), loaded, with their scores.
+struct Pending {
+    loaded: Loaded,
+    scores: Vec<Option<f32>>,
+    /// Rounds learnt with their incidents' actors left out.
+    masked: Vec<i64>,
+}
+
+fn pending_rounds(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<Option<Pending>> {
+    let in_batch: std::collections::HashSet<i64> = batch.iter().map(|r| r.id).collect();
+    let (rounds, scores): (Vec<RoundInfo>, Vec<Option<f32>>) = db
+        .pending_training_rounds(MAX_PENDING_ROUNDS)?
+        .into_iter()
+        .filter(|(r, _)| !in_batch.contains(&r.id))
+        .unzip();
+    if rounds.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<i64> = rounds.iter().map(|r| r.id).collect();
+    let mut masks: HashMap<i64, Mask> = HashMap::new();
+    for (round, kind, cause) in db.incident_causes_of(&ids)? {
+        if let Some(a) = Actor::of(&kind, &cause) {
+            masks.entry(round).or_default().0.push(a);
+        }
+    }
+    let masked: Vec<i64> = masks.keys().copied().collect();
+    let mut seen = sc.seen.clone();
+    let loaded = load_rounds_masked(db, rounds, sc.round_spacing_us, &mut seen, &masks)?;
+    Ok(Some(Pending {
+        loaded,
+        scores,
+        masked,
+    }))
 }
 
 /// Loads the batch after enough earlier rounds for the first windows and for the scan
@@ -185,10 +307,13 @@ impl Default for FineTune {
     }
 }
 
-/// Fine-tunes on the trainable rounds with replay; refuses the update if the loss on
-/// held-out normal windows rises by more than [`POISON_TOLERANCE`].
+/// Fine-tunes on the trainable rounds and on `accepted` (rounds of incidents an
+/// operator or the drift rule accepted since the last fine-tune) with replay; refuses
+/// the update if the loss on held-out normal windows rises by more than
+/// [`POISON_TOLERANCE`].
 fn fine_tune(
     l: &Loaded,
+    accepted: Option<&Loaded>,
     sc: &Sidecar,
     model: &Autoencoder,
     valid: &Autoencoder,
@@ -197,8 +322,13 @@ fn fine_tune(
     let cfg = &sc.config;
     let runs = runs_where(&l.segments, |i| trainable[i]);
     let (mut train_series, _) = series_of(l, &runs, &sc.scaler);
-    let batch_windows = train_series.windows(cfg.window, cfg.train_stride).len();
-    if batch_windows == 0 {
+    if let Some(a) = accepted {
+        train_series
+            .segments
+            .extend(series_of(a, &a.segments, &sc.scaler).0.segments);
+    }
+    let new_windows = train_series.windows(cfg.window, cfg.train_stride).len();
+    if new_windows == 0 {
         return Ok(FineTune::default());
     }
     let replay = series_of_raw(&sc.replay, &sc.scaler);

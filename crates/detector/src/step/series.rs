@@ -12,7 +12,10 @@ use portwatch_store::rounds::RoundInfo;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use std::collections::HashMap;
+
 use super::BLOCK_ROUNDS;
+use super::mask::Mask;
 use super::rounds::{load_round, split_segments};
 use crate::Result;
 
@@ -22,6 +25,8 @@ pub(super) struct Loaded {
     pub(super) steps: Vec<Vec<Step>>,
     pub(super) keys: Vec<RoundKeys>,
     pub(super) segments: Vec<Range<usize>>,
+    /// Hashes of the host's own addresses, as learnt by the last round.
+    pub(super) local_addrs: std::collections::HashSet<u64>,
 }
 
 pub(super) fn load_rounds(
@@ -30,11 +35,22 @@ pub(super) fn load_rounds(
     spacing: i64,
     seen: &mut Seen,
 ) -> Result<Loaded> {
+    load_rounds_masked(db, rounds, spacing, seen, &HashMap::new())
+}
+
+/// [`load_rounds`], leaving out of each round what its entry in `masks` names.
+pub(super) fn load_rounds_masked(
+    db: &Db,
+    rounds: Vec<RoundInfo>,
+    spacing: i64,
+    seen: &mut Seen,
+    masks: &HashMap<i64, Mask>,
+) -> Result<Loaded> {
     let mut steps = Vec::with_capacity(rounds.len());
     let mut keys = Vec::with_capacity(rounds.len());
     let mut carry = Carry::default();
     for r in &rounds {
-        let (s, k) = load_round(db, r, seen, &mut carry)?;
+        let (s, k) = load_round(db, r, seen, &mut carry, masks.get(&r.id))?;
         steps.push(s);
         keys.push(k);
     }
@@ -44,6 +60,7 @@ pub(super) fn load_rounds(
         steps,
         keys,
         segments,
+        local_addrs: carry.local_addrs,
     })
 }
 

@@ -17,14 +17,38 @@ pub(super) struct Verdicts {
     pub(super) trainable: Vec<bool>,
 }
 
-/// Judges rounds by their scores; the first `n_ctx` rounds are context only.
-pub(super) fn judge(scores: &[Option<f32>], n_ctx: usize, threshold: f32) -> Verdicts {
-    let n = scores.len();
-    let anomalous: Vec<bool> = (0..n)
+/// What triage said about a round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Triage {
+    /// Every cause of the round is allowed or accepted: it counts as normal.
+    pub(super) normal: bool,
+    /// The round belongs to an incident nobody accepted: never trained on as it is.
+    pub(super) held: bool,
+    /// Held, and every incident it belongs to names an actor that can be left out:
+    /// learnt later, without them.
+    pub(super) maskable: bool,
+}
+
+/// Which rounds score above the threshold; the first `n_ctx` rounds are context only.
+pub(super) fn over_threshold(scores: &[Option<f32>], n_ctx: usize, threshold: f32) -> Vec<bool> {
+    (0..scores.len())
         .map(|i| i >= n_ctx && scores[i].is_some_and(|s| s > threshold))
-        .collect();
+        .collect()
+}
+
+/// Judges rounds by their scores and their triage (`triage` may be empty: nothing
+/// allowed, nothing held); the first `n_ctx` rounds are context only.
+pub(super) fn judge(
+    scores: &[Option<f32>],
+    n_ctx: usize,
+    threshold: f32,
+    triage: &[Triage],
+) -> Verdicts {
+    let n = scores.len();
+    let t = |i: usize| triage.get(i).copied().unwrap_or_default();
+    let anomalous = over_threshold(scores, n_ctx, threshold);
     let mut excluded = vec![false; n];
-    for i in (0..n).filter(|&i| anomalous[i]) {
+    for i in (0..n).filter(|&i| anomalous[i] && !t(i).normal) {
         for e in excluded
             .iter_mut()
             .take((i + NEIGHBOURS + 1).min(n))
@@ -34,7 +58,12 @@ pub(super) fn judge(scores: &[Option<f32>], n_ctx: usize, threshold: f32) -> Ver
         }
     }
     let trainable = (0..n)
-        .map(|i| i >= n_ctx && !excluded[i] && scores[i].is_some_and(|s| s <= NEAR * threshold))
+        .map(|i| {
+            i >= n_ctx
+                && !excluded[i]
+                && !t(i).held
+                && scores[i].is_some_and(|s| t(i).normal || s <= NEAR * threshold)
+        })
         .collect();
     Verdicts {
         anomalous,
@@ -88,7 +117,7 @@ mod tests {
             None,   // unscored
             s(1.0),
         ];
-        let v = judge(&scores, 2, 10.0);
+        let v = judge(&scores, 2, 10.0, &[]);
         let flagged: Vec<usize> = (0..scores.len()).filter(|&i| v.anomalous[i]).collect();
         assert_eq!(flagged, vec![5]);
         let trained: Vec<usize> = (0..scores.len()).filter(|&i| v.trainable[i]).collect();
@@ -101,10 +130,45 @@ mod tests {
 
     #[test]
     fn a_flagged_round_at_the_edge_excludes_what_exists() {
-        let v = judge(&[Some(20.0), Some(1.0)], 0, 10.0);
+        let v = judge(&[Some(20.0), Some(1.0)], 0, 10.0, &[]);
         assert_eq!(v.anomalous, vec![true, false]);
         assert_eq!(v.trainable, vec![false, false]);
-        assert_eq!(judge(&[], 0, 1.0).anomalous, Vec::<bool>::new());
+        assert_eq!(judge(&[], 0, 1.0, &[]).anomalous, Vec::<bool>::new());
+    }
+
+    #[test]
+    fn allowed_rounds_are_trained_on_and_held_ones_are_not() {
+        let normal = Triage {
+            normal: true,
+            ..Triage::default()
+        };
+        let held = Triage {
+            held: true,
+            ..Triage::default()
+        };
+        let scores = [
+            Some(1.0),
+            Some(20.0),
+            Some(1.0),
+            Some(1.0),
+            Some(1.0),
+            Some(1.0),
+        ];
+        let triage = [
+            Triage::default(),
+            normal,
+            Triage::default(),
+            held,
+            Triage::default(),
+            Triage::default(),
+        ];
+        let v = judge(&scores, 0, 10.0, &triage);
+        assert!(v.anomalous[1], "the verdict stays the model's");
+        assert_eq!(
+            v.trainable,
+            vec![true, true, true, false, true, true],
+            "an allowed anomaly neither excludes its neighbours nor is left out"
+        );
     }
 
     #[test]

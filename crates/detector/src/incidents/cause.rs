@@ -1,0 +1,443 @@
+//! Why a round is anomalous, named as an actor an operator can act on: a new listener
+//! (port, protocol, process), a remote source (its address and network), a local
+//! process sending unusual traffic, a DNS domain — or, when nothing more specific
+//! explains the round, the group of features that moved.
+//!
+//! The group of features with the largest share of the round's worst step decides
+//! where to look; new listeners are named whatever the group, because a port that
+//! starts listening is always worth a line.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+
+use portwatch_features::{RoundKeys, Seen, fnv1a};
+use portwatch_store::Db;
+use portwatch_store::rounds::RoundInfo;
+use portwatch_store::time::format_micros;
+use portwatch_store::traffic::{PacketSpan, SenderOrder, SenderStats};
+use serde_json::json;
+
+use super::rules::mask;
+use crate::Result;
+
+/// Distinct destination ports one sender's connection attempts (SYN without ACK)
+/// reach in one round that make it a scanner. Replies to the host's own connections
+/// reach many of its ephemeral ports, but never with a bare SYN.
+pub const SCAN_PORTS: i64 = 10;
+/// Distinct hosts one local sender's connection attempts reach in one round that make
+/// it a host scan.
+pub const SCAN_HOSTS: i64 = 20;
+
+/// Names never seen that make a domain the actor of a sustained shift.
+pub const SHIFT_NEW_NAMES: u64 = 10;
+
+/// What an incident is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A port that the model's history never saw listening.
+    NewListener,
+    /// A remote address or network (scans, floods, unusual inbound traffic).
+    RemoteSource,
+    /// A local process as the source of unusual traffic.
+    LocalProcess,
+    /// Unusual DNS: a registered domain.
+    Dns,
+    /// A group of features, when no actor stands out.
+    Features,
+    /// A moderate shift that lasted (no single round over the threshold).
+    Sustained,
+}
+
+impl Kind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::NewListener => "new_listener",
+            Kind::RemoteSource => "remote_source",
+            Kind::LocalProcess => "local_process",
+            Kind::Dns => "dns",
+            Kind::Features => "features",
+            Kind::Sustained => "sustained",
+        }
+    }
+
+    /// The feature group whose later echoes (features that remember for minutes, such
+    /// as the scan breadth) belong to an incident of this kind.
+    pub fn echoes(self) -> &'static [&'static str] {
+        match self {
+            Kind::RemoteSource => &["scan", "traffic"],
+            Kind::LocalProcess => &["traffic", "scan"],
+            Kind::NewListener => &["sockets"],
+            Kind::Dns => &["dns"],
+            Kind::Features | Kind::Sustained => &[],
+        }
+    }
+}
+
+/// What an allow rule can match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A listening port and its process.
+    Listener {
+        tcp: bool,
+        port: u16,
+        process: Option<String>,
+    },
+    /// Remote addresses.
+    Remote(Vec<IpAddr>),
+    /// A local process.
+    Process(String),
+    /// A DNS domain.
+    Domain(String),
+    /// Nothing a rule can name.
+    None,
+}
+
+/// One cause seen in one round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cause {
+    pub kind: Kind,
+    /// The same for every round this cause explains.
+    pub key: String,
+    /// What rules match.
+    pub subject: Subject,
+    /// The feature group that pointed here (for echoes).
+    pub group: &'static str,
+    /// The actor and its figures in this round, as JSON.
+    pub details: serde_json::Value,
+}
+
+/// The feature group of a feature name.
+pub fn group_of(feature: &str) -> &'static str {
+    match feature {
+        "tcp_bare_syn" | "inbound_syn_closed_ports" | "scan_breadth" | "inbound_syn_top_net" => {
+            "scan"
+        }
+        f if f.starts_with("dns_") => "dns",
+        f if f.starts_with("tcp_")
+            || f.starts_with("udp_")
+            || f.starts_with("listen_bucket_")
+            || f == "new_listening_ports"
+            || f == "processes" =>
+        {
+            "sockets"
+        }
+        _ => "traffic",
+    }
+}
+
+/// The group with the largest share among `(feature, share)` pairs.
+pub fn top_group(top: &[(String, f32)]) -> &'static str {
+    let mut by: BTreeMap<&'static str, f32> = BTreeMap::new();
+    for (f, share) in top {
+        *by.entry(group_of(f)).or_default() += share;
+    }
+    by.into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or("traffic", |(g, _)| g)
+}
+
+/// The /24 (IPv4) or /48 (IPv6) of an address: the unit remote sources are grouped by.
+pub fn network_of(addr: IpAddr) -> String {
+    match addr.to_canonical() {
+        a @ IpAddr::V4(_) => format!("{}/24", mask(a, 24)),
+        a @ IpAddr::V6(_) => format!("{}/48", mask(a, 48)),
+    }
+}
+
+/// The registered domain of a name, approximately: the last two labels, or three when
+/// the second-to-last is a short second-level label under a two-letter country code
+/// (`example.co.uk`). Good enough to group a tunnel's random names under one domain.
+pub fn registered_domain(name: &str) -> String {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = name.split('.').filter(|l| !l.is_empty()).collect();
+    let n = labels.len();
+    if n <= 2 {
+        return labels.join(".");
+    }
+    let keep = if labels[n - 1].len() == 2 && labels[n - 2].len() <= 3 {
+        3
+    } else {
+        2
+    };
+    labels[n - keep.min(n)..].join(".")
+}
+
+/// Everything cause-finding needs about one anomalous round.
+pub struct RoundView<'a> {
+    pub round: &'a RoundInfo,
+    /// The round's listening ports and DNS names.
+    pub keys: &'a RoundKeys,
+    /// The features with the largest share of the worst step's error.
+    pub top_features: &'a [(String, f32)],
+    /// What the model knows: ports and names not in it are new.
+    pub seen: &'a Seen,
+    /// Hashes of the host's own addresses.
+    pub local: &'a HashSet<u64>,
+    /// A round of a sustained shift rather than one over the threshold: only strong
+    /// evidence names an actor (a new listener, a scanner, names never seen), since the
+    /// heaviest sender of an ordinary round is the host's own main service.
+    pub shift: bool,
+}
+
+/// The causes of one anomalous round.
+pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
+    let mut out = new_listeners(db, v)?;
+    let group = top_group(v.top_features);
+    let span = v.round.packet_range().map(|(a, b)| PacketSpan::whole(a, b));
+    let found = match (group, span) {
+        ("scan", Some(span)) => scanner(db, v, &span)?,
+        ("traffic", Some(span)) if !v.shift => heavy_sender(db, v, &span)?,
+        ("dns", Some(span)) => domain(db, v, &span)?.filter(|c| {
+            !v.shift || c.details["new_names"].as_u64().unwrap_or(0) >= SHIFT_NEW_NAMES
+        }),
+        _ => None,
+    };
+    match found {
+        Some(c) => out.push(c),
+        // New listeners explain a sockets anomaly; otherwise name the group.
+        None if group != "sockets" || out.is_empty() => out.push(Cause {
+            kind: Kind::Features,
+            key: group.to_string(),
+            subject: Subject::None,
+            group,
+            details: json!({
+                "group": group,
+                "top_features": v.top_features.iter().map(|(f, s)| json!({"feature": f, "share": s})).collect::<Vec<_>>(),
+            }),
+        }),
+        None => {}
+    }
+    Ok(out)
+}
+
+fn new_listeners(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
+    let mut out = Vec::new();
+    for &key in &v.keys.ports {
+        if v.seen.has_port(key) {
+            continue;
+        }
+        let tcp = key >> 16 == 1;
+        let port = (key & 0xffff) as u16;
+        let proto = if tcp { "tcp" } else { "udp" };
+        let owner = db.listener_owner(v.round.id, port, tcp)?;
+        let (pid, process) = owner.map_or((None, None), |o| (o.pid, o.process));
+        out.push(Cause {
+            kind: Kind::NewListener,
+            key: format!("{proto}/{port}"),
+            subject: Subject::Listener {
+                tcp,
+                port,
+                process: process.clone(),
+            },
+            group: "sockets",
+            details: json!({
+                "protocol": proto,
+                "port": port,
+                "process": process,
+                "pid": pid,
+            }),
+        });
+    }
+    Ok(out)
+}
+
+fn is_local(local: &HashSet<u64>, addr: &str) -> bool {
+    local.contains(&fnv1a(addr.as_bytes()))
+}
+
+/// A remote scanner (most distinct ports probed), or the host scanning others.
+fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
+    let senders = db.senders(span, SenderOrder::Breadth, 20)?;
+    if let Some(s) = senders
+        .iter()
+        .find(|s| !is_local(v.local, &s.addr) && s.syn_ports >= SCAN_PORTS)
+    {
+        return Ok(remote(s, &senders, v.local, "scan"));
+    }
+    Ok(senders
+        .iter()
+        .find(|s| {
+            is_local(v.local, &s.addr)
+                && (s.syn_ports >= SCAN_PORTS || s.syn_destinations >= SCAN_HOSTS)
+        })
+        .map(|s| local_process(s, "scan")))
+}
+
+/// The sender of the most bytes: a local process (an upload, beaconing) or a remote
+/// source (a flood).
+fn heavy_sender(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
+    let senders = db.senders(span, SenderOrder::Bytes, 20)?;
+    Ok(senders.first().map(|s| {
+        if is_local(v.local, &s.addr) {
+            local_process(s, "traffic")
+        } else {
+            remote(s, &senders, v.local, "traffic").unwrap_or_else(|| local_process(s, "traffic"))
+        }
+    }))
+}
+
+/// A remote sender as a cause, keyed by its network; the other senders of the same
+/// network in the round are named with it.
+fn remote(
+    s: &SenderStats,
+    all: &[SenderStats],
+    local: &HashSet<u64>,
+    group: &'static str,
+) -> Option<Cause> {
+    let addr: IpAddr = s.addr.parse().ok()?;
+    let net = network_of(addr);
+    let peers: Vec<&SenderStats> = all
+        .iter()
+        .filter(|o| {
+            !is_local(local, &o.addr)
+                && o.addr.parse::<IpAddr>().is_ok_and(|a| network_of(a) == net)
+        })
+        .collect();
+    let mut addrs: Vec<IpAddr> = peers.iter().filter_map(|o| o.addr.parse().ok()).collect();
+    addrs.sort();
+    addrs.dedup();
+    let packets: i64 = peers.iter().map(|o| o.packets).sum();
+    let syns: i64 = peers.iter().map(|o| o.syns).sum();
+    let first = peers.iter().map(|o| o.first).min().unwrap_or(s.first);
+    let last = peers.iter().map(|o| o.last).max().unwrap_or(s.last);
+    Some(Cause {
+        kind: Kind::RemoteSource,
+        key: net.clone(),
+        subject: Subject::Remote(addrs.clone()),
+        group,
+        details: json!({
+            "activity": if group == "scan" { "port scan" } else { "traffic" },
+            "network": net,
+            "addresses": addrs.iter().take(10).map(ToString::to_string).collect::<Vec<_>>(),
+            "top_address": s.addr,
+            "ports": if group == "scan" { s.syn_ports } else { s.dest_ports },
+            "destinations": s.destinations,
+            "packets": packets,
+            "syns": syns,
+            "bytes": s.bytes,
+            "first": format_micros(first),
+            "last": format_micros(last),
+        }),
+    })
+}
+
+fn local_process(s: &SenderStats, group: &'static str) -> Cause {
+    let name = s
+        .process
+        .clone()
+        .unwrap_or_else(|| format!("unattributed {}", s.addr));
+    Cause {
+        kind: Kind::LocalProcess,
+        key: name.clone(),
+        subject: match &s.process {
+            Some(p) => Subject::Process(p.clone()),
+            None => Subject::None,
+        },
+        group,
+        details: json!({
+            "activity": if group == "scan" { "scan of other hosts" } else { "traffic" },
+            "process": s.process,
+            "pid": s.pid,
+            "source": s.addr,
+            "destinations": if group == "scan" { s.syn_destinations } else { s.destinations },
+            "ports": if group == "scan" { s.syn_ports } else { s.dest_ports },
+            "packets": s.packets,
+            "bytes": s.bytes,
+            "first": format_micros(s.first),
+            "last": format_micros(s.last),
+        }),
+    }
+}
+
+/// The registered domain with the most names the model has not seen (else the most
+/// queries), and the process asking, where known.
+fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
+    #[derive(Default)]
+    struct Acc {
+        queries: i64,
+        new_names: HashSet<String>,
+        names: HashSet<String>,
+        processes: BTreeMap<String, i64>,
+    }
+    let mut by: BTreeMap<String, Acc> = BTreeMap::new();
+    for q in db.dns_queries(span, 2000)? {
+        let d = registered_domain(&q.name);
+        let a = by.entry(d).or_default();
+        a.queries += q.queries;
+        if !v.seen.has_name(&q.name) {
+            a.new_names.insert(q.name.clone());
+        }
+        a.names.insert(q.name);
+        if let Some(p) = q.process {
+            *a.processes.entry(p).or_default() += q.queries;
+        }
+    }
+    let best = by
+        .into_iter()
+        .max_by_key(|(_, a)| (a.new_names.len(), a.queries));
+    Ok(best.map(|(domain, a)| {
+        let process = a
+            .processes
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(p, _)| p.clone());
+        let mut examples: Vec<&String> = a.new_names.iter().collect();
+        examples.sort();
+        Cause {
+            kind: Kind::Dns,
+            key: domain.clone(),
+            subject: Subject::Domain(domain.clone()),
+            group: "dns",
+            details: json!({
+                "domain": domain,
+                "queries": a.queries,
+                "names": a.names.len(),
+                "new_names": a.new_names.len(),
+                "examples": examples.into_iter().take(5).collect::<Vec<_>>(),
+                "process": process,
+            }),
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_fall_into_groups() {
+        assert_eq!(group_of("scan_breadth"), "scan");
+        assert_eq!(group_of("dns_new_names"), "dns");
+        assert_eq!(group_of("tcp_estab_svc"), "sockets");
+        assert_eq!(group_of("listen_bucket_07"), "sockets");
+        assert_eq!(group_of("bytes_out"), "traffic");
+        let top = vec![
+            ("bytes_out".to_string(), 0.3),
+            ("scan_breadth".to_string(), 0.25),
+            ("inbound_syn_closed_ports".to_string(), 0.2),
+        ];
+        assert_eq!(top_group(&top), "scan", "shares add up per group");
+        assert_eq!(top_group(&[]), "traffic");
+    }
+
+    #[test]
+    fn networks_and_domains() {
+        assert_eq!(
+            network_of("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            network_of("2001:db8:1:2::5".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
+        assert_eq!(
+            network_of("::ffff:192.0.2.9".parse().unwrap()),
+            "192.0.2.0/24"
+        );
+        assert_eq!(registered_domain("a1b2c3.t.evil.example"), "evil.example");
+        assert_eq!(registered_domain("www.bbc.co.uk."), "bbc.co.uk");
+        assert_eq!(registered_domain("api.github.com"), "github.com");
+        assert_eq!(registered_domain("localhost"), "localhost");
+    }
+}

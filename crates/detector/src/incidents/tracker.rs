@@ -1,0 +1,597 @@
+//! The life of incidents, round by round — a pure state machine over the causes found
+//! in each evaluated round, tested here without a database:
+//!
+//! - a cause not allowed and not accepted extends the active incident with the same
+//!   kind and key, or opens one (two causes in one round are two incidents);
+//! - a cause that only names a group of features, in the minutes after an incident
+//!   whose kind explains that group (the scan breadth remembers probes for ten
+//!   minutes), is that incident's echo: linked, never extending it;
+//! - an active incident whose cause is absent for `close_after` evaluated rounds
+//!   closes; a new listener counts as present while its port listens, anomalous round
+//!   or not, so a service that stays is one incident, not one per flare-up;
+//! - an open incident present for `adapt_after` without anyone acknowledging it is
+//!   accepted as drift, and said once;
+//! - a round whose every cause is allowed or accepted counts as normal (trainable).
+
+use std::collections::HashSet;
+
+use portwatch_features::port_key;
+use portwatch_store::incidents::{Incident, IncidentStatus, IncidentWrite};
+use portwatch_store::rounds::RoundInfo;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::cause::{Cause, Kind};
+use super::rules::Rule;
+use super::summary::summarize;
+
+/// How incidents live.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Evaluated rounds without the cause after which an incident closes.
+    pub close_after: i64,
+    /// Presence (µs) after which an unacknowledged incident is accepted as drift; None:
+    /// never.
+    pub adapt_after: Option<i64>,
+    /// How long (µs) after an incident's last round a group-only cause is its echo.
+    pub echo_window: i64,
+}
+
+/// What happened to an incident in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Opened,
+    Updated,
+    Closed,
+    /// Accepted automatically as drift.
+    Adapted,
+}
+
+/// One round, as the tracker sees it.
+pub struct Observation<'a> {
+    pub round: &'a RoundInfo,
+    pub score: Option<f32>,
+    pub threshold: f32,
+    pub anomalous: bool,
+    /// The round's causes (empty unless anomalous).
+    pub causes: Vec<Cause>,
+    /// Ports listening in the round (`port_key`s).
+    pub listening: &'a [u32],
+}
+
+struct Tracked {
+    inc: Incident,
+    new: bool,
+    dirty: bool,
+    rounds: Vec<(i64, Option<f32>)>,
+    events: Vec<EventKind>,
+}
+
+/// Incidents being tracked through one run.
+pub struct Tracker {
+    cfg: Config,
+    rules: Vec<Rule>,
+    accepted: HashSet<(String, String)>,
+    tracked: Vec<Tracked>,
+    now: String,
+}
+
+impl Tracker {
+    /// Starts from the incidents that may still move (active ones, and closed ones
+    /// recent enough to have echoes), the allow rules, and the accepted causes. `now`
+    /// is the run's time as stored text.
+    pub fn new(
+        cfg: Config,
+        known: Vec<Incident>,
+        rules: Vec<Rule>,
+        accepted: Vec<(String, String)>,
+        now: &str,
+    ) -> Self {
+        Tracker {
+            cfg,
+            rules,
+            accepted: accepted.into_iter().collect(),
+            tracked: known
+                .into_iter()
+                .map(|inc| Tracked {
+                    inc,
+                    new: false,
+                    dirty: false,
+                    rounds: Vec::new(),
+                    events: Vec::new(),
+                })
+                .collect(),
+            now: now.to_string(),
+        }
+    }
+
+    /// Whether a cause is normal by an allow rule or an accepted incident.
+    pub fn is_allowed(&self, c: &Cause) -> bool {
+        self.accepted
+            .contains(&(c.kind.as_str().to_string(), c.key.clone()))
+            || self.rules.iter().any(|r| r.allows(&c.subject))
+    }
+
+    /// Takes one evaluated round (in time order); returns true when the round counts as
+    /// normal although anomalous (every cause allowed or accepted).
+    pub fn observe(&mut self, o: Observation<'_>) -> bool {
+        let mut touched: HashSet<usize> = HashSet::new();
+        let live: Vec<Cause> = o
+            .causes
+            .iter()
+            .filter(|c| !self.is_allowed(c))
+            .cloned()
+            .collect();
+        let suppressed = o.anomalous && !o.causes.is_empty() && live.is_empty();
+        if o.anomalous {
+            for c in live {
+                if c.kind == Kind::Features
+                    && let Some(t) = self.echo_target(c.group, o.round)
+                {
+                    self.link(t, o.round.id, o.score);
+                    continue;
+                }
+                let t = match self.active(c.kind, &c.key) {
+                    Some(t) => {
+                        self.extend(t, &o, &c.details);
+                        t
+                    }
+                    None => self.open(&o, &c),
+                };
+                touched.insert(t);
+            }
+        }
+        // A new listener is present while its port listens.
+        for t in 0..self.tracked.len() {
+            if touched.contains(&t) {
+                continue;
+            }
+            let inc = &self.tracked[t].inc;
+            if inc.status.is_active()
+                && inc.kind == Kind::NewListener.as_str()
+                && listener_key(&inc.cause).is_some_and(|k| o.listening.contains(&k))
+            {
+                self.extend(t, &o, &Value::Null);
+                touched.insert(t);
+            }
+        }
+        for t in 0..self.tracked.len() {
+            if !self.tracked[t].inc.status.is_active() {
+                continue;
+            }
+            if touched.contains(&t) {
+                self.maybe_adapt(t, o.round);
+            } else {
+                self.quiet(t);
+            }
+        }
+        suppressed
+    }
+
+    /// The incidents written by this run and what happened to each, in the order
+    /// they were first seen.
+    pub fn finish(self) -> (Vec<IncidentWrite>, Vec<Vec<EventKind>>) {
+        let mut writes = Vec::new();
+        let mut events = Vec::new();
+        for t in self.tracked.into_iter().filter(|t| t.dirty) {
+            writes.push(IncidentWrite {
+                incident: t.inc,
+                new: t.new,
+                rounds: t.rounds,
+            });
+            events.push(t.events);
+        }
+        (writes, events)
+    }
+
+    fn active(&self, kind: Kind, key: &str) -> Option<usize> {
+        self.tracked.iter().position(|t| {
+            t.inc.status.is_active() && t.inc.kind == kind.as_str() && t.inc.cause == key
+        })
+    }
+
+    /// The most recent incident (active, or ended within the echo window) whose kind
+    /// explains `group`.
+    fn echo_target(&self, group: &str, r: &RoundInfo) -> Option<usize> {
+        self.tracked
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                let kind_explains = [
+                    Kind::NewListener,
+                    Kind::RemoteSource,
+                    Kind::LocalProcess,
+                    Kind::Dns,
+                ]
+                .iter()
+                .any(|k| k.as_str() == t.inc.kind && k.echoes().contains(&group));
+                kind_explains
+                    && t.inc.status != IncidentStatus::Accepted
+                    && r.start - t.inc.end <= self.cfg.echo_window
+            })
+            .max_by_key(|(_, t)| t.inc.end)
+            .map(|(i, _)| i)
+    }
+
+    fn link(&mut self, t: usize, round_id: i64, score: Option<f32>) {
+        let tr = &mut self.tracked[t];
+        tr.rounds.push((round_id, score));
+        tr.dirty = true;
+    }
+
+    fn open(&mut self, o: &Observation<'_>, c: &Cause) -> usize {
+        let score = o.score.map_or(0.0, f64::from);
+        let mut details = c.details.clone();
+        set_peak(&mut details, o.score, o.threshold);
+        let mut inc = Incident {
+            id: 0,
+            kind: c.kind.as_str().to_string(),
+            cause: c.key.clone(),
+            first_round_id: o.round.id,
+            last_round_id: o.round.id,
+            start: o.round.start,
+            end: o.round.end,
+            peak_score: score,
+            status: IncidentStatus::Open,
+            quiet_rounds: 0,
+            rounds: 1,
+            summary: String::new(),
+            details,
+            opened_at: self.now.clone(),
+            updated_at: self.now.clone(),
+            acknowledged_at: None,
+            accepted_at: None,
+            accepted_by: None,
+            closed_at: None,
+            note: None,
+        };
+        inc.summary = summarize(&inc);
+        self.tracked.push(Tracked {
+            inc,
+            new: true,
+            dirty: true,
+            rounds: vec![(o.round.id, o.score)],
+            events: vec![EventKind::Opened],
+        });
+        self.tracked.len() - 1
+    }
+
+    fn extend(&mut self, t: usize, o: &Observation<'_>, details: &Value) {
+        let now = self.now.clone();
+        let tr = &mut self.tracked[t];
+        let inc = &mut tr.inc;
+        if inc.last_round_id != o.round.id {
+            inc.rounds += 1;
+        }
+        inc.last_round_id = o.round.id;
+        inc.end = inc.end.max(o.round.end);
+        inc.quiet_rounds = 0;
+        if let Some(s) = o.score
+            && o.anomalous
+        {
+            inc.peak_score = inc.peak_score.max(f64::from(s));
+            set_peak(&mut inc.details, Some(s), o.threshold);
+        }
+        merge(&mut inc.details, details);
+        inc.summary = summarize(inc);
+        inc.updated_at = now;
+        tr.rounds.push((o.round.id, o.score));
+        tr.dirty = true;
+        if !tr.new && !tr.events.contains(&EventKind::Updated) {
+            tr.events.push(EventKind::Updated);
+        }
+    }
+
+    fn quiet(&mut self, t: usize) {
+        let now = self.now.clone();
+        let close_after = self.cfg.close_after;
+        let tr = &mut self.tracked[t];
+        tr.inc.quiet_rounds += 1;
+        tr.dirty = true;
+        if tr.inc.quiet_rounds >= close_after {
+            tr.inc.status = IncidentStatus::Closed;
+            tr.inc.closed_at = Some(now.clone());
+            tr.inc.updated_at = now;
+            tr.events.push(EventKind::Closed);
+        }
+    }
+
+    fn maybe_adapt(&mut self, t: usize, r: &RoundInfo) {
+        let Some(after) = self.cfg.adapt_after else {
+            return;
+        };
+        let now = self.now.clone();
+        let tr = &mut self.tracked[t];
+        if tr.inc.status != IncidentStatus::Open || r.end - tr.inc.start < after {
+            return;
+        }
+        tr.inc.status = IncidentStatus::Accepted;
+        tr.inc.accepted_at = Some(now.clone());
+        tr.inc.accepted_by = Some("drift".into());
+        let line = format!(
+            "accepted as drift: present for {} without acknowledgement",
+            humantime::format_duration(std::time::Duration::from_secs(
+                u64::try_from(after / 1_000_000).unwrap_or(0)
+            ))
+        );
+        tr.inc.note = Some(match tr.inc.note.take() {
+            Some(n) => format!("{n}; {line}"),
+            None => line,
+        });
+        tr.inc.updated_at = now;
+        tr.dirty = true;
+        tr.events.push(EventKind::Adapted);
+        self.accepted
+            .insert((tr.inc.kind.clone(), tr.inc.cause.clone()));
+    }
+}
+
+/// The port key of a `new_listener` cause (`tcp/4444`).
+fn listener_key(cause: &str) -> Option<u32> {
+    let (proto, port) = cause.split_once('/')?;
+    Some(port_key(proto == "tcp", port.parse().ok()?))
+}
+
+fn set_peak(details: &mut Value, score: Option<f32>, threshold: f32) {
+    if let (Some(s), Value::Object(m)) = (score, details) {
+        let ratio = f64::from(s) / f64::from(threshold.max(f32::MIN_POSITIVE));
+        let old = m.get("peak_ratio").and_then(Value::as_f64).unwrap_or(0.0);
+        if ratio > old {
+            m.insert("peak_ratio".into(), json!((ratio * 100.0).round() / 100.0));
+        }
+    }
+}
+
+/// Folds a later round's details into an incident's: counts add up, breadths keep
+/// their maximum, lists are united, the first time stays, the last time moves.
+fn merge(into: &mut Value, new: &Value) {
+    let (Value::Object(a), Value::Object(b)) = (into, new) else {
+        return;
+    };
+    for (k, v) in b {
+        match (k.as_str(), a.get_mut(k), v) {
+            (
+                "packets" | "bytes" | "syns" | "queries",
+                Some(Value::Number(x)),
+                Value::Number(y),
+            ) => {
+                *a.get_mut(k).unwrap_or(&mut Value::Null) =
+                    json!(x.as_i64().unwrap_or(0) + y.as_i64().unwrap_or(0));
+            }
+            (
+                "ports" | "destinations" | "names" | "new_names",
+                Some(Value::Number(x)),
+                Value::Number(y),
+            ) => {
+                let m = x.as_i64().unwrap_or(0).max(y.as_i64().unwrap_or(0));
+                a.insert(k.clone(), json!(m));
+            }
+            ("addresses" | "examples", Some(Value::Array(x)), Value::Array(y)) => {
+                for item in y {
+                    if x.len() < 10 && !x.contains(item) {
+                        x.push(item.clone());
+                    }
+                }
+            }
+            ("first" | "peak_ratio", Some(_), _) => {}
+            (_, _, v) if !v.is_null() => {
+                a.insert(k.clone(), v.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incidents::cause::Subject;
+
+    const MIN: i64 = 60_000_000;
+
+    fn round(i: i64) -> RoundInfo {
+        RoundInfo {
+            id: i,
+            start: i * MIN,
+            end: i * MIN + 55_000_000,
+            scan_interval: Some(5.0),
+            first_packet_id: None,
+            last_packet_id: None,
+        }
+    }
+
+    fn cause(kind: Kind, key: &str, group: &'static str, subject: Subject) -> Cause {
+        Cause {
+            kind,
+            key: key.into(),
+            subject,
+            group,
+            details: json!({"packets": 10, "ports": 3}),
+        }
+    }
+
+    fn scan() -> Cause {
+        cause(
+            Kind::RemoteSource,
+            "203.0.113.0/24",
+            "scan",
+            Subject::Remote(vec!["203.0.113.7".parse().unwrap()]),
+        )
+    }
+
+    fn listener() -> Cause {
+        cause(
+            Kind::NewListener,
+            "tcp/4444",
+            "sockets",
+            Subject::Listener {
+                tcp: true,
+                port: 4444,
+                process: Some("nc".into()),
+            },
+        )
+    }
+
+    fn cfg() -> Config {
+        Config {
+            close_after: 5,
+            adapt_after: Some(24 * 60 * MIN),
+            echo_window: 15 * MIN,
+        }
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(cfg(), Vec::new(), Vec::new(), Vec::new(), "now")
+    }
+
+    /// Runs rounds `from..to`; `f(i)` gives (anomalous, causes, listening).
+    fn run(
+        t: &mut Tracker,
+        rounds: std::ops::Range<i64>,
+        f: impl Fn(i64) -> (bool, Vec<Cause>, Vec<u32>),
+    ) -> Vec<bool> {
+        rounds
+            .map(|i| {
+                let r = round(i);
+                let (anomalous, causes, listening) = f(i);
+                t.observe(Observation {
+                    round: &r,
+                    score: Some(if anomalous { 20.0 } else { 1.0 }),
+                    threshold: 10.0,
+                    anomalous,
+                    causes,
+                    listening: &listening,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fifteen_minute_backdoor_is_one_incident_that_closes_after_five_quiet_rounds() {
+        let mut t = tracker();
+        let key = port_key(true, 4444);
+        run(&mut t, 0..40, |i| {
+            let on = (10..25).contains(&i);
+            // Anomalous only now and then while it listens: still one incident.
+            let anomalous = on && i % 4 == 2;
+            (
+                anomalous,
+                if anomalous { vec![listener()] } else { vec![] },
+                if on { vec![key] } else { vec![] },
+            )
+        });
+        let (writes, events) = t.finish();
+        assert_eq!(writes.len(), 1, "{writes:#?}");
+        let inc = &writes[0].incident;
+        assert_eq!((inc.first_round_id, inc.last_round_id), (10, 24));
+        assert_eq!(inc.status, IncidentStatus::Closed);
+        assert_eq!(inc.rounds, 15);
+        assert_eq!(events[0], vec![EventKind::Opened, EventKind::Closed]);
+        assert!(inc.summary.contains("tcp/4444"), "{}", inc.summary);
+    }
+
+    #[test]
+    fn two_causes_in_one_round_are_two_incidents_and_echoes_do_not_extend() {
+        let mut t = tracker();
+        let echo = cause(Kind::Features, "scan", "scan", Subject::None);
+        run(&mut t, 0..30, |i| match i {
+            5..=7 => (true, vec![scan(), listener()], vec![port_key(true, 4444)]),
+            // Ten more minutes of scan breadth, but no scanner in the traffic.
+            8..=17 => (true, vec![echo.clone()], vec![]),
+            _ => (false, vec![], vec![]),
+        });
+        let (writes, _) = t.finish();
+        assert_eq!(writes.len(), 2, "{writes:#?}");
+        let s = writes
+            .iter()
+            .find(|w| w.incident.kind == "remote_source")
+            .unwrap();
+        assert_eq!(
+            s.incident.last_round_id, 7,
+            "the echo does not extend the scan"
+        );
+        assert_eq!(s.incident.status, IncidentStatus::Closed);
+        assert!(
+            s.rounds.iter().any(|(r, _)| *r == 12),
+            "echo rounds are linked"
+        );
+        assert!(!writes.iter().any(|w| w.incident.kind == "features"));
+    }
+
+    #[test]
+    fn allowed_and_accepted_causes_open_nothing_and_the_round_counts_as_normal() {
+        let rules = vec![Rule::parse("cidr", "203.0.113.0/24").unwrap()];
+        let mut t = Tracker::new(
+            cfg(),
+            Vec::new(),
+            rules,
+            vec![("new_listener".into(), "tcp/4444".into())],
+            "now",
+        );
+        let suppressed = run(&mut t, 0..3, |i| match i {
+            0 => (true, vec![scan()], vec![]),
+            1 => (true, vec![listener()], vec![port_key(true, 4444)]),
+            _ => (
+                true,
+                vec![
+                    scan(),
+                    cause(
+                        Kind::Dns,
+                        "evil.example",
+                        "dns",
+                        Subject::Domain("x.evil.example".into()),
+                    ),
+                ],
+                vec![],
+            ),
+        });
+        assert_eq!(suppressed, vec![true, true, false]);
+        let (writes, _) = t.finish();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].incident.kind, "dns");
+    }
+
+    #[test]
+    fn a_change_that_stays_is_announced_once_then_adapted_after_a_day() {
+        let mut t = tracker();
+        let key = port_key(true, 4444);
+        let day = 24 * 60;
+        let suppressed = run(&mut t, 0..day + 120, |_| {
+            (true, vec![listener()], vec![key])
+        });
+        let (writes, events) = t.finish();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(events[0], vec![EventKind::Opened, EventKind::Adapted]);
+        let inc = &writes[0].incident;
+        assert_eq!(inc.status, IncidentStatus::Accepted);
+        assert_eq!(inc.accepted_by.as_deref(), Some("drift"));
+        assert!(inc.note.as_deref().unwrap_or("").contains("drift"));
+        // After the adaptation the same cause is normal.
+        assert!(!suppressed[day as usize - 10]);
+        assert!(suppressed[day as usize + 10]);
+    }
+
+    #[test]
+    fn an_acknowledged_incident_is_not_adapted_and_an_update_is_said_once() {
+        let mut known = tracker();
+        run(&mut known, 0..1, |_| (true, vec![scan()], vec![]));
+        let (mut writes, _) = known.finish();
+        let mut inc = writes.remove(0).incident;
+        inc.id = 7;
+        inc.status = IncidentStatus::Acknowledged;
+        let mut cfg = cfg();
+        cfg.adapt_after = Some(MIN);
+        let mut t = Tracker::new(cfg, vec![inc], Vec::new(), Vec::new(), "later");
+        run(&mut t, 1..10, |_| (true, vec![scan()], vec![]));
+        let (writes, events) = t.finish();
+        assert_eq!(writes.len(), 1);
+        assert!(!writes[0].new);
+        assert_eq!(writes[0].incident.status, IncidentStatus::Acknowledged);
+        assert_eq!(events[0], vec![EventKind::Updated]);
+        assert_eq!(
+            writes[0].incident.details["packets"], 100,
+            "counts add up over rounds"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Learning while an incident is open: a round an incident covers is learnt with the
+//! incident's actor left out — the new listener's sockets and packets, the remote
+//! network's packets, the domain's queries — so the daily cycle keeps being learnt
+//! without the incident being learnt. An incident that names no actor (a group of
+//! features, a sustained shift) cannot be left out, and neither can a local process:
+//! the busiest one is usually the host's own main service, and learning the host
+//! without it would teach the model an empty host. Their rounds wait until someone
+//! accepts the incident.
+
+use std::net::IpAddr;
+
+use portwatch_features::{PktRow, SockRow};
+
+use crate::incidents::rules::mask as net_mask;
+
+/// One actor to leave out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Actor {
+    Listener { tcp: bool, port: u16 },
+    Network { net: IpAddr, prefix: u8 },
+    Domain(String),
+}
+
+impl Actor {
+    /// The actor of an incident's (kind, cause), or None when it names none.
+    pub(super) fn of(kind: &str, cause: &str) -> Option<Actor> {
+        match kind {
+            "new_listener" => {
+                let (proto, port) = cause.split_once('/')?;
+                Some(Actor::Listener {
+                    tcp: proto == "tcp",
+                    port: port.parse().ok()?,
+                })
+            }
+            "remote_source" => {
+                let (addr, prefix) = cause.split_once('/')?;
+                Some(Actor::Network {
+                    net: addr.parse().ok()?,
+                    prefix: prefix.parse().ok()?,
+                })
+            }
+            "dns" => Some(Actor::Domain(cause.to_ascii_lowercase())),
+            _ => None,
+        }
+    }
+}
+
+/// The actors to leave out of one round.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Mask(pub(super) Vec<Actor>);
+
+impl Mask {
+    /// Whether a socket-table row stays.
+    pub(super) fn keeps_socket(&self, s: &SockRow) -> bool {
+        !self.0.iter().any(|a| match a {
+            Actor::Listener { tcp, port } => s.tcp == *tcp && s.port == *port,
+            _ => false,
+        })
+    }
+
+    /// Whether a packet stays.
+    pub(super) fn keeps_packet(&self, p: &PktRow<'_>) -> bool {
+        !self.0.iter().any(|a| match a {
+            Actor::Listener { tcp, port } => {
+                let layer = if *tcp { ":tcp" } else { ":udp" };
+                p.protocols.contains(layer) && (p.sport == Some(*port) || p.dport == Some(*port))
+            }
+            Actor::Network { net, prefix } => [p.src, p.dst].into_iter().flatten().any(|a| {
+                a.parse::<IpAddr>().is_ok_and(|a| {
+                    let a = a.to_canonical();
+                    a.is_ipv4() == net.is_ipv4() && net_mask(a, *prefix) == *net
+                })
+            }),
+            Actor::Domain(d) => p.qry_name.is_some_and(|q| {
+                let q = q.trim_end_matches('.').to_ascii_lowercase();
+                q == *d || q.ends_with(&format!(".{d}"))
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt<'a>(
+        src: &'a str,
+        dst: &'a str,
+        sport: u16,
+        dport: u16,
+        qry: Option<&'a str>,
+    ) -> PktRow<'a> {
+        PktRow {
+            protocols: "eth:ipv4:tcp",
+            src: Some(src),
+            dst: Some(dst),
+            sport: Some(sport),
+            dport: Some(dport),
+            qry_name: qry,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_actor_leaves_out_its_own_rows_only() {
+        let m = Mask(vec![
+            Actor::of("new_listener", "tcp/4444").unwrap(),
+            Actor::of("remote_source", "203.0.113.0/24").unwrap(),
+            Actor::of("dns", "evil.example").unwrap(),
+        ]);
+        assert!(!m.keeps_packet(&pkt("10.0.0.1", "10.0.0.2", 50000, 4444, None)));
+        assert!(!m.keeps_packet(&pkt("203.0.113.9", "10.0.0.1", 40000, 22, None)));
+        assert!(!m.keeps_packet(&pkt(
+            "10.0.0.1",
+            "10.0.0.53",
+            5353,
+            53,
+            Some("x1.t.Evil.example")
+        )));
+        assert!(m.keeps_packet(&pkt(
+            "198.51.100.1",
+            "10.0.0.1",
+            40000,
+            22,
+            Some("example.com")
+        )));
+        let sock = |port: u16, tcp: bool, process: Option<&str>| SockRow {
+            ts: 0,
+            port,
+            tcp,
+            state: "LISTEN".into(),
+            sockets: 1,
+            process: process.map(str::to_string),
+        };
+        assert!(!m.keeps_socket(&sock(4444, true, Some("nc"))));
+        assert!(
+            m.keeps_socket(&sock(4444, false, Some("nc"))),
+            "udp/4444 is another port"
+        );
+        assert_eq!(Actor::of("features", "scan"), None);
+        assert_eq!(Actor::of("sustained", "scores"), None);
+        assert_eq!(Actor::of("local_process", "nginx"), None, "never masked");
+    }
+}

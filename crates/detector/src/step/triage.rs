@@ -1,0 +1,201 @@
+//! From verdicts to incidents: the causes of each anomalous round of the batch, the
+//! incidents they open, extend or close, and what that means for training.
+
+use std::collections::HashMap;
+
+use portwatch_features::Seen;
+use portwatch_store::Db;
+use portwatch_store::incidents::{Incident, IncidentFilter, IncidentStatus, IncidentWrite};
+use portwatch_store::time::format_micros;
+use serde::Serialize;
+
+use super::mask::Actor;
+use super::series::Loaded;
+use super::verdict::Triage;
+use super::{AnomalyReport, Options};
+use crate::Result;
+use crate::incidents::cause::{self, Kind, RoundView};
+use crate::incidents::rules;
+use crate::incidents::tracker::{Config, EventKind, Observation, Tracker};
+
+/// How long after an incident's last round a cause that only names a group of features
+/// is taken as its echo: the scan breadth remembers probes for ten minutes.
+const ECHO_WINDOW: i64 = 15 * 60 * portwatch_features::SECOND;
+
+/// What a run did to one incident.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentEvent {
+    /// `opened`, `updated`, `closed` or `adapted`.
+    pub event: EventKind,
+    /// The incident after the run.
+    pub incident: Incident,
+}
+
+/// The triage of the batch's rounds, and the incidents to write with the verdicts.
+pub(super) struct Triaged {
+    /// One per loaded round (context rounds keep the default).
+    pub(super) triage: Vec<Triage>,
+    pub(super) writes: Vec<IncidentWrite>,
+    events: Vec<Vec<EventKind>>,
+}
+
+impl Triaged {
+    /// The events, once the writes have ids (`ids` in the order of `writes`).
+    pub(super) fn events(&self, ids: &[i64]) -> Vec<IncidentEvent> {
+        let mut out = Vec::new();
+        for ((w, ev), id) in self.writes.iter().zip(&self.events).zip(ids) {
+            for e in ev {
+                let mut incident = w.incident.clone();
+                incident.id = *id;
+                out.push(IncidentEvent {
+                    event: *e,
+                    incident,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Runs the batch's rounds (`batch`: their indices in `l`, in time order) through the
+/// incident tracker. `sustained` flags rounds of a lasting shift under the threshold;
+/// `explained` are the explanations of the anomalous and sustained ones; `seen` is what
+/// the model knows (ports and names outside it are new).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn triage_rounds(
+    db: &Db,
+    l: &Loaded,
+    batch: &[usize],
+    scores: &[Option<f32>],
+    sustained: &[bool],
+    threshold: f32,
+    explained: &[AnomalyReport],
+    seen: &Seen,
+    opts: &Options,
+) -> Result<Triaged> {
+    let mut triage = vec![Triage::default(); l.rounds.len()];
+    let Some(first) = batch.first().and_then(|&i| l.rounds.get(i)) else {
+        return Ok(Triaged {
+            triage,
+            writes: Vec::new(),
+            events: Vec::new(),
+        });
+    };
+    let since = format_micros(first.start - ECHO_WINDOW);
+    let known: Vec<Incident> = db
+        .incidents(&IncidentFilter {
+            active_only: false,
+            since: Some(&since),
+        })?
+        .into_iter()
+        .filter(|i| i.status != IncidentStatus::Accepted)
+        .collect();
+    let mut tracker = Tracker::new(
+        Config {
+            close_after: opts.close_after.max(1),
+            adapt_after: opts
+                .adapt_after
+                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            echo_window: ECHO_WINDOW,
+        },
+        known,
+        rules::load(&db.allow_rules()?),
+        db.accepted_causes()?,
+        &format_micros(portwatch_store::time::now_micros()),
+    );
+    let by_round: HashMap<i64, &AnomalyReport> =
+        explained.iter().map(|a| (a.round_id, a)).collect();
+    for &i in batch {
+        let r = &l.rounds[i];
+        let over = scores[i].is_some_and(|s| s > threshold);
+        let shifted = !over && sustained.get(i).copied().unwrap_or(false);
+        let anomalous = over || shifted;
+        let mut causes = match by_round.get(&r.id) {
+            Some(a) if anomalous => cause::derive(
+                db,
+                &RoundView {
+                    round: r,
+                    keys: &l.keys[i],
+                    top_features: &top_features(&a.explanation),
+                    seen,
+                    local: &l.local_addrs,
+                    shift: shifted,
+                },
+            )?,
+            _ => Vec::new(),
+        };
+        if shifted {
+            // A lasting shift that no actor explains is one incident, whatever features
+            // lead from round to round.
+            for c in causes.iter_mut().filter(|c| c.kind == Kind::Features) {
+                c.kind = Kind::Sustained;
+                c.key = "scores".into();
+                if let serde_json::Value::Object(m) = &mut c.details {
+                    m.insert(
+                        "what".into(),
+                        format!(
+                            "round scores well above their usual level (mostly {})",
+                            c.group
+                        )
+                        .into(),
+                    );
+                }
+            }
+        }
+        triage[i].normal = tracker.observe(Observation {
+            round: r,
+            score: scores[i],
+            threshold,
+            anomalous,
+            causes,
+            listening: &l.keys[i].ports,
+        });
+    }
+    let (writes, events) = tracker.finish();
+    // Rounds of incidents nobody accepted are held out of training as they are; they
+    // are learnt later without the incidents' actors where every one names an actor.
+    let index: HashMap<i64, usize> = l
+        .rounds
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id, i))
+        .collect();
+    let mut unmaskable = vec![false; l.rounds.len()];
+    for w in writes
+        .iter()
+        .filter(|w| w.incident.status != IncidentStatus::Accepted)
+    {
+        let actor = Actor::of(&w.incident.kind, &w.incident.cause).is_some();
+        for (round, _) in &w.rounds {
+            if let Some(&i) = index.get(round) {
+                triage[i].held = true;
+                unmaskable[i] |= !actor;
+            }
+        }
+    }
+    for (t, u) in triage.iter_mut().zip(unmaskable) {
+        t.maskable = t.held && !u;
+    }
+    Ok(Triaged {
+        triage,
+        writes,
+        events,
+    })
+}
+
+/// `(feature, share)` of an explanation's top features.
+fn top_features(e: &serde_json::Value) -> Vec<(String, f32)> {
+    e.get("top_features")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| {
+                    Some((
+                        t.get("feature")?.as_str()?.to_string(),
+                        t.get("share")?.as_f64()? as f32,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
