@@ -114,7 +114,8 @@ pub enum Command {
         since: Option<String>,
     },
     /// Acknowledge an incident: seen, being handled. It stays recorded and its rounds
-    /// are still never trained on.
+    /// are still never learnt as they are (an open one becomes `acknowledged`, which
+    /// also keeps it from being accepted as drift).
     Ack {
         /// The incident's id (`detector incidents`).
         id: i64,

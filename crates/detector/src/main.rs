@@ -87,7 +87,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let mut store = open_existing(&db)?;
             if !store.acknowledge_incident(*id, note.as_deref())? {
                 return Err(Usage(format!(
-                    "no open incident {id} (see `detector incidents --open`)"
+                    "no incident {id} to acknowledge (see `detector incidents`)"
                 ))
                 .into());
             }

@@ -615,3 +615,141 @@ fn history_without_a_run_as_long_as_the_window_is_a_clear_error() {
     let out = run_once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::Scored, "{}", out.message);
 }
+
+/// Triage through the binary: `ack`, `allow` and `accept` are stored in the database,
+/// apply on every later run, and survive a model trained again from scratch.
+#[test]
+fn triage_persists_across_runs_and_a_retrained_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"channels": 8, "hidden": 12, "bottleneck": 6, "decoder_hidden": 12, "epochs": 8}"#,
+    )
+    .unwrap();
+    let cold = |db: &Path| {
+        let out = detector(
+            db,
+            &[
+                "--once",
+                "--min-history",
+                "2h",
+                "--config",
+                cfg.to_str().unwrap(),
+            ],
+        );
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    };
+    sim_args(&db, "3", 71, "5", &[]);
+    cold(&db);
+
+    // A port scan opens an incident; it is acknowledged with a note.
+    sim_args(&db, "1", 72, "5", &["portscan@0.3"]);
+    let out = detector(&db, &["--once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let scan_id = query_i64(
+        &db,
+        "SELECT id FROM incidents WHERE kind = 'remote_source' AND status = 'closed' \
+         OR kind = 'remote_source' AND status = 'open'",
+    );
+    let out = detector(
+        &db,
+        &["ack", &scan_id.to_string(), "--note", "blocked at the edge"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A closed incident can still be accepted; an unknown one is a usage error.
+    assert_eq!(detector(&db, &["ack", "9999"]).status.code(), Some(2));
+    assert_eq!(detector(&db, &["accept", "9999"]).status.code(), Some(2));
+
+    // Rules: bad values are usage errors; good ones are normalised and listed.
+    let out = detector(&db, &["allow", "add", "port", "tcp/70000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("0-65535"), "{}", stderr(&out));
+    for d in [
+        "t.cdn-sync.net",
+        "ns1.updates-cloud.com",
+        "d.metrics-relay.org",
+    ] {
+        let out = detector(
+            &db,
+            &["allow", "add", "dns", d, "--note", "our tunnel test"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = detector(&db, &["allow", "list", "--json"]);
+    let rules: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!(rules[0]["kind"], "dns");
+
+    // A DNS tunnel to an allowed domain opens nothing.
+    sim_args(&db, "1", 73, "5", &["dnstunnel@0.2"]);
+    let out = detector(&db, &["--once", "--json"]);
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.last().unwrap()["event"], "batch", "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "opened" && e["incident"]["kind"] == "dns"),
+        "the allowed tunnel opened an incident: {events:?}"
+    );
+
+    // Accept the scan: normal from now on; its rounds become trainable.
+    let out = detector(
+        &db,
+        &["accept", &scan_id.to_string(), "--note", "our own scanner"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        query_i64(
+            &db,
+            &format!(
+                "SELECT count(*) FROM incidents_rounds ir JOIN batches_rounds br \
+                 ON br.round_id = ir.round_id WHERE ir.incident_id = {scan_id} AND NOT br.trainable"
+            )
+        ),
+        0
+    );
+
+    // Start over with a new model: the triage is in the database, not the model. The
+    // new model trains on all history and scores the hour that came since, with the
+    // same tunnel in it.
+    std::fs::remove_dir_all(tmp.path().join("model")).unwrap();
+    sim_args(&db, "1", 74, "5", &["dnstunnel@0.2"]);
+    cold(&db);
+    let out = detector(&db, &["incidents", "--json"]);
+    let list: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let scan = list.iter().find(|i| i["id"] == scan_id).unwrap();
+    assert_eq!(scan["status"], "accepted", "{scan}");
+    assert_eq!(scan["accepted_by"], "operator");
+    assert_eq!(scan["note"], "blocked at the edge; our own scanner");
+    assert!(scan["acknowledged_at"].is_string());
+    let out = detector(&db, &["allow", "list"]);
+    assert_eq!(stdout(&out).lines().count(), 4, "{}", stdout(&out));
+    // Neither tunnel, before or after the new model, opened an incident.
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM incidents WHERE kind = 'dns' \
+             AND cause IN ('cdn-sync.net', 'updates-cloud.com', 'metrics-relay.org')"
+        ),
+        0,
+        "{}",
+        stdout(&detector(&db, &["incidents"]))
+    );
+}

@@ -211,15 +211,18 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Acknowledges an active incident (`note` appended); false when no active incident
-    /// has this id.
+    /// Acknowledges an incident (`note` appended): an open one becomes
+    /// `acknowledged`, a closed one keeps its status and gains the acknowledgement.
+    /// False when no incident has this id or it is accepted.
     pub fn acknowledge_incident(&mut self, id: i64, note: Option<&str>) -> Result<bool, Error> {
         let now = time::format_micros(time::now_micros());
         let n = self.conn.execute(
-            "UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?2, updated_at = ?2, \
+            "UPDATE incidents SET \
+                    status = CASE WHEN status = 'open' THEN 'acknowledged' ELSE status END, \
+                    acknowledged_at = ?2, updated_at = ?2, \
                     note = CASE WHEN ?3 IS NULL THEN note \
                                 ELSE coalesce(note || '; ', '') || ?3 END \
-              WHERE id = ?1 AND status IN ('open', 'acknowledged')",
+              WHERE id = ?1 AND status != 'accepted'",
             params![id, now, note],
         )?;
         Ok(n == 1)

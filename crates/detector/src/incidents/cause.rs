@@ -87,8 +87,8 @@ pub enum Subject {
     Remote(Vec<IpAddr>),
     /// A local process.
     Process(String),
-    /// A DNS domain.
-    Domain(String),
+    /// A registered DNS domain, and the names queried under it.
+    Domain { domain: String, names: Vec<String> },
     /// Nothing a rule can name.
     None,
 }
@@ -188,8 +188,10 @@ pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
     let found = match (group, span) {
         ("scan", Some(span)) => scanner(db, v, &span)?,
         ("traffic", Some(span)) if !v.shift => heavy_sender(db, v, &span)?,
+        // A domain is the actor only for names never seen (a shift needs many).
         ("dns", Some(span)) => domain(db, v, &span)?.filter(|c| {
-            !v.shift || c.details["new_names"].as_u64().unwrap_or(0) >= SHIFT_NEW_NAMES
+            let new = c.details["new_names"].as_u64().unwrap_or(0);
+            new >= if v.shift { SHIFT_NEW_NAMES } else { 1 }
         }),
         _ => None,
     };
@@ -387,7 +389,10 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
         Cause {
             kind: Kind::Dns,
             key: domain.clone(),
-            subject: Subject::Domain(domain.clone()),
+            subject: Subject::Domain {
+                domain: domain.clone(),
+                names: a.names.iter().cloned().collect(),
+            },
             group: "dns",
             details: json!({
                 "domain": domain,

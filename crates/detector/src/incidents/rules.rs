@@ -127,9 +127,13 @@ impl Rule {
                     process: Some(p), ..
                 },
             ) => name == p,
-            (Rule::Dns(suffix), Subject::Domain(d)) => {
-                let d = d.to_ascii_lowercase();
-                d == *suffix || d.ends_with(&format!(".{suffix}"))
+            // The registered domain under the suffix, or every name queried under it.
+            (Rule::Dns(suffix), Subject::Domain { domain, names }) => {
+                let under = |n: &str| {
+                    let n = n.trim_end_matches('.').to_ascii_lowercase();
+                    n == *suffix || n.ends_with(&format!(".{suffix}"))
+                };
+                under(domain) || (!names.is_empty() && names.iter().all(|n| under(n)))
             }
             (Rule::Cidr { net, prefix }, Subject::Remote(addrs)) => {
                 !addrs.is_empty()
@@ -220,10 +224,22 @@ mod tests {
                 .unwrap()
                 .allows(&listener(false, 8080, None))
         );
+        let domain = |d: &str, names: &[&str]| Subject::Domain {
+            domain: d.into(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
         let d = Rule::parse("dns", "example.com").unwrap();
-        assert!(d.allows(&Subject::Domain("api.Example.com".into())));
-        assert!(d.allows(&Subject::Domain("example.com".into())));
-        assert!(!d.allows(&Subject::Domain("badexample.com".into())));
+        assert!(d.allows(&domain("example.com", &["api.Example.com"])));
+        assert!(!d.allows(&domain("badexample.com", &["badexample.com"])));
+        let deeper = Rule::parse("dns", "t.example.com").unwrap();
+        assert!(deeper.allows(&domain(
+            "example.com",
+            &["a1.t.example.com", "b2.t.example.com"]
+        )));
+        assert!(!deeper.allows(&domain(
+            "example.com",
+            &["a1.t.example.com", "www.example.com"]
+        )));
         let c = Rule::parse("cidr", "203.0.113.0/24").unwrap();
         let a = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(c.allows(&Subject::Remote(vec![a("203.0.113.7"), a("203.0.113.9")])));

@@ -540,7 +540,10 @@ mod tests {
                         Kind::Dns,
                         "evil.example",
                         "dns",
-                        Subject::Domain("x.evil.example".into()),
+                        Subject::Domain {
+                            domain: "evil.example".into(),
+                            names: vec!["x.evil.example".into()],
+                        },
                     ),
                 ],
                 vec![],
