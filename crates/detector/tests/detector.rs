@@ -753,3 +753,110 @@ fn triage_persists_across_runs_and_a_retrained_model() {
         stdout(&detector(&db, &["incidents"]))
     );
 }
+
+/// Cron every minute: rounds are closed one a minute (as the collector does) and the
+/// detector runs after each. Each attack opens one incident within two minutes of its
+/// first anomalous round, naming its actor, and ends within two rounds of the attack;
+/// runs in between only score, and fine-tuning happens once an hour.
+#[test]
+fn a_run_every_minute_opens_each_incident_within_two_minutes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db_path = tmp.path().join("ports.db");
+    let mut conn = Db::open(&db_path).unwrap();
+    let model = tmp.path().join("model");
+    let opts = Options {
+        config: DetectorConfig::small(),
+        ..Options::default()
+    };
+    let (seed, rate) = (21, 20.0);
+    simulate(&mut conn, 24.0, seed, rate, &[]);
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    let last_cold = query_i64(&db_path, "SELECT max(id) FROM rounds");
+
+    // Three more hours, hidden from the detector until "the collector" closes them.
+    simulate(
+        &mut conn,
+        3.0,
+        seed,
+        rate,
+        &["portscan@0.5", "backdoor@1.5"],
+    );
+    let raw = rusqlite::Connection::open(&db_path).unwrap();
+    raw.execute(
+        "UPDATE rounds SET status = 'running' WHERE id > ?1",
+        [last_cold],
+    )
+    .unwrap();
+    let last = query_i64(&db_path, "SELECT max(id) FROM rounds");
+    let mut opened: Vec<(i64, String)> = Vec::new(); // (round closed before the run, summary)
+    let mut trained_runs = 0;
+    for round in last_cold + 1..=last {
+        raw.execute(
+            "UPDATE rounds SET status = 'complete' WHERE id = ?1",
+            [round],
+        )
+        .unwrap();
+        let out = run_once(&mut conn, &model, &opts).unwrap();
+        assert_eq!(out.rounds, 1, "one new round a minute");
+        if out.fine_tune != "skipped" {
+            trained_runs += 1;
+        }
+        for e in &out.incidents {
+            if e.event == portwatch_detector::incidents::tracker::EventKind::Opened {
+                opened.push((round, e.incident.summary.clone()));
+            }
+        }
+    }
+    assert!(
+        (2..=4).contains(&trained_runs),
+        "fine-tuning once an hour, not every minute: {trained_runs} of 180 runs"
+    );
+    // Each attack: one incident, opened within two runs of its first labelled round.
+    for (kind, prefix) in [
+        ("portscan", "port scan from "),
+        ("backdoor", "new listener tcp/"),
+    ] {
+        let first = query_i64(
+            &db_path,
+            &format!(
+                "SELECT min(round_id) FROM labels WHERE kind = '{kind}' AND round_id > {last_cold}"
+            ),
+        );
+        let hits: Vec<&(i64, String)> = opened
+            .iter()
+            .filter(|(_, s)| s.starts_with(prefix))
+            .collect();
+        assert_eq!(hits.len(), 1, "{kind}: {opened:#?}");
+        assert!(
+            hits[0].0 - first <= 1,
+            "{kind} opened after round {} for a first round {first}",
+            hits[0].0
+        );
+        // The incident's last round is within two rounds of the attack's last one.
+        let last_label = query_i64(
+            &db_path,
+            &format!(
+                "SELECT max(round_id) FROM labels WHERE kind = '{kind}' AND round_id > {last_cold}"
+            ),
+        );
+        let incident_last = query_i64(
+            &db_path,
+            &format!(
+                "SELECT last_round_id FROM incidents WHERE summary LIKE '{prefix}%' AND first_round_id > {last_cold}"
+            ),
+        );
+        assert!(
+            (incident_last - last_label).abs() <= 2,
+            "{kind}: incident ends at round {incident_last}, the attack at {last_label}"
+        );
+    }
+    let false_incidents = opened
+        .iter()
+        .filter(|(_, s)| !s.starts_with("port scan from ") && !s.starts_with("new listener tcp/"))
+        .count();
+    assert!(
+        false_incidents <= 1,
+        "false incidents in 3 hours: {opened:#?}"
+    );
+}
