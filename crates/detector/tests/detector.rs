@@ -860,3 +860,86 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         "false incidents in 3 hours: {opened:#?}"
     );
 }
+
+/// A real nmap SYN scan (the shared capture `ndpi__synscan.pcap`: 172.16.0.8 probes
+/// scanme.nmap.org, 1,994 SYNs) turned into a round: seen from the target, the cause is
+/// the scanner's network with the ports it probed; seen from the scanning host, it is
+/// the host itself scanning (no process: the capture has no socket table).
+#[test]
+fn a_real_nmap_scan_is_named_by_its_source() {
+    use portwatch_capture::{FileSource, PacketSource, Parser};
+    use portwatch_detector::incidents::cause::{Kind, RoundView, derive};
+    use portwatch_features::{RoundKeys, Seen, fnv1a};
+    use portwatch_store::insert::{PacketScratch, RoundSource};
+    use std::collections::HashSet;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+    let file = pcaps_dir().join("ndpi__synscan.pcap");
+    let mut source = FileSource::open(&file).unwrap();
+    let mut parser = Parser::new();
+    let linktype = source.linktype();
+    let tx = db.transaction().unwrap();
+    let id = tx.begin_round(0, RoundSource::File(&file), None).unwrap();
+    let mut scratch = PacketScratch::default();
+    let (mut first, mut last, mut start, mut end) = (None, None, i64::MAX, i64::MIN);
+    while let Ok(Some(frame)) = source.next() {
+        let mut p = parser.parse(frame.data, linktype, frame.wire_len);
+        p.ts_micros = frame.ts_micros;
+        start = start.min(p.ts_micros);
+        end = end.max(p.ts_micros);
+        let rowid = tx.insert_packet(id, &p, &mut scratch).unwrap();
+        first.get_or_insert(rowid);
+        last = Some(rowid);
+    }
+    tx.commit().unwrap();
+    let round = portwatch_store::rounds::RoundInfo {
+        id,
+        start,
+        end,
+        scan_interval: None,
+        first_packet_id: first,
+        last_packet_id: last,
+    };
+    let top = vec![
+        ("scan_breadth".to_string(), 0.6),
+        ("inbound_syn_closed_ports".to_string(), 0.3),
+    ];
+    let keys = RoundKeys::default();
+    let seen = Seen::default();
+    let view = |local: &HashSet<u64>| {
+        derive(
+            &db,
+            &RoundView {
+                round: &round,
+                keys: &keys,
+                top_features: &top,
+                seen: &seen,
+                local,
+                shift: false,
+            },
+        )
+        .unwrap()
+    };
+    let target: HashSet<u64> = [fnv1a(b"64.13.134.52")].into();
+    let causes = view(&target);
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0].kind, Kind::RemoteSource);
+    assert_eq!(causes[0].key, "172.16.0.0/24");
+    assert_eq!(causes[0].details["top_address"], "172.16.0.8");
+    assert!(
+        causes[0].details["ports"].as_i64().unwrap() >= 1000,
+        "{}",
+        causes[0].details
+    );
+    let scanner: HashSet<u64> = [fnv1a(b"172.16.0.8")].into();
+    let causes = view(&scanner);
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(
+        causes[0].kind,
+        Kind::LocalProcess,
+        "the host scanning others"
+    );
+    assert_eq!(causes[0].details["source"], "172.16.0.8");
+    assert!(causes[0].details["ports"].as_i64().unwrap() >= 1000);
+}
