@@ -58,6 +58,47 @@ pub struct KindMetrics {
     pub metrics: Metrics,
 }
 
+/// Incident-level figures of one event kind, or of all: what an operator sees.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentMetrics {
+    /// Events with at least one evaluated round.
+    pub events: u64,
+    /// Events an incident overlapped (from the event's first evaluated round to
+    /// [`TOLERANCE_ROUNDS`] after its last).
+    pub caught: u64,
+    /// `caught / events`.
+    pub caught_share: Option<f64>,
+    /// Rounds from the event's first evaluated round to the first round of its first
+    /// incident (0: flagged in its first round), median and largest.
+    pub first_alert_median_rounds: Option<f64>,
+    pub first_alert_max_rounds: Option<f64>,
+    /// Rounds from the event's last evaluated round to the last round its incidents
+    /// saw their cause in (≤ 0: ended with the event), median and largest.
+    pub end_delay_median_rounds: Option<f64>,
+    pub end_delay_max_rounds: Option<f64>,
+}
+
+/// One kind's incident figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindIncidents {
+    pub kind: String,
+    #[serde(flatten)]
+    pub metrics: IncidentMetrics,
+}
+
+/// Incidents against the labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentEvaluation {
+    /// Incidents over evaluated rounds.
+    pub incidents: u64,
+    /// Incidents that overlap no event.
+    pub false_incidents: u64,
+    /// False incidents / evaluated days.
+    pub false_incidents_per_day: Option<f64>,
+    pub overall: IncidentMetrics,
+    pub per_kind: Vec<KindIncidents>,
+}
+
 /// The result of [`evaluate`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
@@ -69,6 +110,8 @@ pub struct Evaluation {
     pub false_alarms_per_day: Option<f64>,
     pub overall: Metrics,
     pub per_kind: Vec<KindMetrics>,
+    /// The same events judged by incidents rather than anomalous rounds.
+    pub incidents: IncidentEvaluation,
 }
 
 struct Round {
@@ -105,22 +148,112 @@ pub fn evaluate(db: &Db) -> Result<Evaluation> {
             e.idx.push(i);
         }
     }
-    Ok(score(
-        &rounds,
-        events.into_values().filter(|e| !e.idx.is_empty()).collect(),
-    ))
+    let spans: Vec<(String, usize, usize)> = db
+        .incident_spans()?
+        .into_iter()
+        .filter_map(|(kind, a, b)| Some((kind, *index.get(&a)?, *index.get(&b)?)))
+        .collect();
+    let events: Vec<EventRows> = events.into_values().filter(|e| !e.idx.is_empty()).collect();
+    let incidents = score_incidents(rounds.len(), &events, &spans);
+    let mut ev = score(&rounds, events);
+    ev.incidents = incidents;
+    Ok(ev)
 }
 
-fn score(rounds: &[Round], events: Vec<EventRows>) -> Evaluation {
-    // Event windows in evaluated-round positions.
-    let windows: Vec<(usize, usize)> = events
+/// Event windows in evaluated-round positions: first round to [`TOLERANCE_ROUNDS`]
+/// after the last (within the evaluated rounds).
+fn windows_of(n_rounds: usize, events: &[EventRows]) -> Vec<(usize, usize)> {
+    events
         .iter()
         .map(|e| {
             let lo = e.idx.iter().copied().min().unwrap_or(0);
             let hi = e.idx.iter().copied().max().unwrap_or(0) + TOLERANCE_ROUNDS;
-            (lo, hi.min(rounds.len().saturating_sub(1)))
+            (lo, hi.min(n_rounds.saturating_sub(1)))
         })
-        .collect();
+        .collect()
+}
+
+/// Incidents (kind, first and last position) against events.
+fn score_incidents(
+    n_rounds: usize,
+    events: &[EventRows],
+    spans: &[(String, usize, usize)],
+) -> IncidentEvaluation {
+    let windows = windows_of(n_rounds, events);
+    let overlaps =
+        |&(_, a, b): &(String, usize, usize), &(lo, hi): &(usize, usize)| a <= hi && lo <= b;
+    let false_incidents = spans
+        .iter()
+        .filter(|s| !windows.iter().any(|w| overlaps(s, w)))
+        .count() as u64;
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        Some(if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            (v[m - 1] + v[m]) / 2.0
+        })
+    };
+    let metrics = |select: &dyn Fn(&EventRows) -> bool| {
+        let mut first = Vec::new();
+        let mut end = Vec::new();
+        let mut n = 0u64;
+        for (e, w) in events.iter().zip(&windows).filter(|(e, _)| select(e)) {
+            n += 1;
+            let hits: Vec<&(String, usize, usize)> =
+                spans.iter().filter(|s| overlaps(s, w)).collect();
+            if hits.is_empty() {
+                continue;
+            }
+            let lo = w.0 as f64;
+            let last = e.idx.iter().copied().max().unwrap_or(w.0) as f64;
+            first.push(
+                hits.iter()
+                    .map(|s| (s.1 as f64 - lo).max(0.0))
+                    .fold(f64::MAX, f64::min),
+            );
+            end.push(
+                hits.iter()
+                    .map(|s| s.2 as f64 - last)
+                    .fold(f64::MIN, f64::max),
+            );
+        }
+        let caught = first.len() as u64;
+        IncidentMetrics {
+            events: n,
+            caught,
+            caught_share: ratio(caught, n),
+            first_alert_max_rounds: first.iter().copied().reduce(f64::max),
+            first_alert_median_rounds: median(first),
+            end_delay_max_rounds: end.iter().copied().reduce(f64::max),
+            end_delay_median_rounds: median(end),
+        }
+    };
+    let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let days = n_rounds as f64 / 1440.0;
+    IncidentEvaluation {
+        incidents: spans.len() as u64,
+        false_incidents,
+        false_incidents_per_day: (days > 0.0).then(|| false_incidents as f64 / days),
+        overall: metrics(&|_| true),
+        per_kind: kinds
+            .iter()
+            .map(|&k| KindIncidents {
+                kind: k.to_owned(),
+                metrics: metrics(&|e: &EventRows| e.kind == k),
+            })
+            .collect(),
+    }
+}
+
+fn score(rounds: &[Round], events: Vec<EventRows>) -> Evaluation {
+    let windows = windows_of(rounds.len(), &events);
 
     // Alarms: runs of consecutive anomalous rounds.
     let mut alarms: Vec<(usize, usize)> = Vec::new();
@@ -197,6 +330,7 @@ fn score(rounds: &[Round], events: Vec<EventRows>) -> Evaluation {
         false_alarms_per_day: (evaluated_days > 0.0).then(|| false_alarms as f64 / evaluated_days),
         overall: metrics(&|_| true),
         per_kind,
+        incidents: score_incidents(rounds.len(), &[], &[]),
     }
 }
 
@@ -256,7 +390,48 @@ impl fmt::Display for Evaluation {
             self.alarms,
             self.overall.false_alarms,
             opt(self.false_alarms_per_day, 2)
-        )
+        )?;
+        let inc = &self.incidents;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "incidents: {} ({} false); false incidents per day: {}",
+            inc.incidents,
+            inc.false_incidents,
+            opt(inc.false_incidents_per_day, 2)
+        )?;
+        writeln!(
+            f,
+            "{:<18} {:>6} {:>6} {:>7} {:>12} {:>9} {:>10} {:>9}",
+            "kind",
+            "events",
+            "caught",
+            "share",
+            "first_median",
+            "first_max",
+            "end_median",
+            "end_max"
+        )?;
+        let rows = inc
+            .per_kind
+            .iter()
+            .map(|k| (k.kind.as_str(), &k.metrics))
+            .chain(std::iter::once(("all", &inc.overall)));
+        for (kind, m) in rows {
+            writeln!(
+                f,
+                "{:<18} {:>6} {:>6} {:>7} {:>12} {:>9} {:>10} {:>9}",
+                kind,
+                m.events,
+                m.caught,
+                opt(m.caught_share, 3),
+                opt(m.first_alert_median_rounds, 1),
+                opt(m.first_alert_max_rounds, 0),
+                opt(m.end_delay_median_rounds, 1),
+                opt(m.end_delay_max_rounds, 0),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -408,5 +583,40 @@ mod tests {
         assert!(e.to_string().contains("false alarms per day: -"));
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["overall"]["events"], 0);
+    }
+
+    fn incident(f: &Fixture, kind: &str, first: i64, last: i64) {
+        f.conn
+            .execute(
+                "INSERT INTO incidents (kind, cause, first_round_id, last_round_id, start_time, \
+                 end_time, peak_score, summary, details, opened_at, updated_at) \
+                 VALUES (?1, 'k', ?2, ?3, '', '', 1.0, '', '{}', '', '')",
+                rusqlite::params![kind, first + 1, last + 1],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn incidents_are_judged_per_event_with_their_delays() {
+        // A scan in rounds 10..=12 caught by an incident 11..=13; a backdoor 40..=49
+        // caught late (45..=52); a burst 70..=72 missed; one incident on no event.
+        let f = db(100, &[], &[]);
+        label(&f, 1, "portscan", 10..=12);
+        label(&f, 2, "backdoor", 40..=49);
+        label(&f, 3, "burst", 70..=72);
+        incident(&f, "remote_source", 11, 13);
+        incident(&f, "new_listener", 45, 52);
+        incident(&f, "features", 90, 91);
+        let e = evaluate(&f.db).unwrap().incidents;
+        assert_eq!((e.incidents, e.false_incidents), (3, 1));
+        assert!(close(e.false_incidents_per_day, 1440.0 / 100.0));
+        assert_eq!((e.overall.events, e.overall.caught), (3, 2));
+        let k = |name: &str| &e.per_kind.iter().find(|k| k.kind == name).unwrap().metrics;
+        assert_eq!(k("portscan").first_alert_max_rounds, Some(1.0));
+        assert_eq!(k("portscan").end_delay_max_rounds, Some(1.0));
+        assert_eq!(k("backdoor").first_alert_max_rounds, Some(5.0));
+        assert_eq!(k("backdoor").end_delay_max_rounds, Some(3.0));
+        assert_eq!(k("burst").caught, 0);
+        assert_eq!(e.overall.first_alert_median_rounds, Some(3.0));
     }
 }

@@ -202,6 +202,16 @@ impl Db {
         }
     }
 
+    /// Every incident's (kind, first round, last round), by id: what `detector
+    /// evaluate` matches against the simulator's labels.
+    pub fn incident_spans(&self) -> Result<Vec<(String, i64, i64)>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT kind, first_round_id, last_round_id FROM incidents ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// The (kind, cause) of every accepted incident: causes that are normal.
     pub fn accepted_causes(&self) -> Result<Vec<(String, String)>, Error> {
         let mut st = self.conn.prepare_cached(
