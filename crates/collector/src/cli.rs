@@ -98,9 +98,13 @@ pub struct SimulateArgs {
     pub rate: f64,
     /// Inject an event KIND at HOUR (hours after the start of this span), e.g.
     /// portscan@5.5. Kinds: portscan, slowscan, backdoor, backdoor-collide, burst,
-    /// dnstunnel, dnstunnel-slow.
+    /// dnstunnel, dnstunnel-slow, outscan, beacon, upload, flood, outage, deploy.
     #[arg(long, value_name = "KIND@HOUR")]
     pub inject: Vec<portwatch_sim::Inject>,
+    /// The simulated host: server (a web server, up all the time) or workstation (a
+    /// desktop's browsing on office hours, asleep most nights: no rounds then).
+    #[arg(long, default_value = "server", value_name = "PROFILE")]
+    pub profile: portwatch_sim::Profile,
 }
 
 #[derive(Debug, Args)]

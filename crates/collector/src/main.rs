@@ -103,6 +103,7 @@ fn simulate(
         seed: s.seed,
         rate: s.rate,
         inject: s.inject.clone(),
+        profile: s.profile,
         ..portwatch_sim::SimConfig::default()
     };
     let sum = portwatch_sim::simulate(&mut store, &cfg)?;

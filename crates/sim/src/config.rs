@@ -1,7 +1,8 @@
-//! What a `simulate` call is asked to do: span, seed, rate and the events to inject.
+//! What a `simulate` call is asked to do: span, seed, rate, the host's profile and the
+//! events to inject.
 //!
-//! [`Inject`] parses the CLI form `KIND@HOUR` so that `collector simulate --inject` and
-//! tests share one parser.
+//! [`Inject`] parses the CLI form `KIND@HOUR` and [`Profile`] the CLI's profile name, so
+//! that `collector simulate` and tests share one parser.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,6 +23,9 @@ pub struct SimConfig {
     pub rate: f64,
     /// Events to inject, at hours relative to the start of this call's span.
     pub inject: Vec<Inject>,
+    /// Which kind of host to simulate. Calls appending to one database should keep
+    /// the same profile: the simulator does not check, as a real host could change role.
+    pub profile: Profile,
     /// Seconds between scanner samples.
     pub scan_interval_secs: u32,
     /// Length of a round's capture; the rest of the minute is a gap, as under cron.
@@ -35,6 +39,7 @@ impl Default for SimConfig {
             seed: 0,
             rate: 100.0,
             inject: Vec::new(),
+            profile: Profile::Server,
             scan_interval_secs: 5,
             round_secs: 55,
         }
@@ -66,6 +71,52 @@ impl SimConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The kind of host whose life is simulated.
+///
+/// Two profiles because a detector tuned on one rhythm learns that rhythm: a server's
+/// load is smooth and inbound, a workstation's is bursty, outbound, follows office hours
+/// and disappears while the machine sleeps (history with gaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Profile {
+    /// A small web server (nginx, an app, postgres, sshd, a nightly backup), up all
+    /// the time; the crate's README has its table.
+    #[default]
+    Server,
+    /// A desktop or laptop: a browser's TLS and QUIC to many places on a working-day
+    /// rhythm, a daily package update, few listeners, and nights asleep (no rounds).
+    Workstation,
+}
+
+impl Profile {
+    /// Every profile, in CLI order.
+    pub const ALL: [Profile; 2] = [Profile::Server, Profile::Workstation];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Server => "server",
+            Profile::Workstation => "workstation",
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| Error::UnknownProfile(s.to_owned()))
     }
 }
 
@@ -116,11 +167,36 @@ pub enum EventKind {
     Dnstunnel,
     /// DNS tunnelling at the host's normal query rate (hard).
     DnstunnelSlow,
+    /// The host itself scans others: a local `nmap` connect scan of ~1,500 ports of one
+    /// LAN host, or of port 22 or 445 on ~200 addresses of an internal /24, in ~5 min.
+    /// Models a compromised host (or an insider) doing reconnaissance for lateral
+    /// movement: the host turns from scanned into scanner.
+    Outscan,
+    /// Malware calling home: a new process opens a short TLS connection to one new
+    /// external address every 60 s (±10 %) for 3 hours, with DNS lookups of a
+    /// random-looking domain. Models command-and-control beaconing (Cobalt Strike,
+    /// Sliver and most RATs poll on a jittered timer).
+    Beacon,
+    /// Exfiltration: `rclone` or `curl` sends 300 MB–1 GB over one TLS connection to one
+    /// new external address in 10–20 minutes. Models data theft to a cloud drive or a
+    /// file-drop site, the last step of most ransomware intrusions.
+    Upload,
+    /// A SYN flood: 5,000–20,000 spoofed SYNs a minute for 10 minutes at the host's
+    /// inbound service, no handshake completed, SYN_RECV filling the listen backlog.
+    /// Models a volumetric denial-of-service attack.
+    Flood,
+    /// A service of the host stops listening for 30 minutes and comes back. Models a
+    /// crash or an outage (not an attack, but a change the operator wants to see).
+    Outage,
+    /// A legitimate new service (`api-server` on tcp/8443) deployed for good: it stays
+    /// until the end of the call's span with steady client traffic. Models the benign
+    /// change a detector must come to accept rather than alarm on forever.
+    Deploy,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -128,6 +204,12 @@ impl EventKind {
         EventKind::Burst,
         EventKind::Dnstunnel,
         EventKind::DnstunnelSlow,
+        EventKind::Outscan,
+        EventKind::Beacon,
+        EventKind::Upload,
+        EventKind::Flood,
+        EventKind::Outage,
+        EventKind::Deploy,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -140,6 +222,12 @@ impl EventKind {
             EventKind::Burst => "burst",
             EventKind::Dnstunnel => "dnstunnel",
             EventKind::DnstunnelSlow => "dnstunnel-slow",
+            EventKind::Outscan => "outscan",
+            EventKind::Beacon => "beacon",
+            EventKind::Upload => "upload",
+            EventKind::Flood => "flood",
+            EventKind::Outage => "outage",
+            EventKind::Deploy => "deploy",
         }
     }
 }
@@ -175,6 +263,28 @@ mod tests {
         assert_eq!(i.hour, 30.0);
         for k in EventKind::ALL {
             assert_eq!(k.name().parse::<EventKind>().unwrap(), k);
+        }
+        let i: Inject = "deploy@0".parse().unwrap();
+        assert_eq!(i.kind, EventKind::Deploy);
+    }
+
+    #[test]
+    fn profile_parses_cli_names() {
+        for p in Profile::ALL {
+            assert_eq!(p.name().parse::<Profile>().unwrap(), p);
+        }
+        assert_eq!(Profile::default(), Profile::Server);
+        assert!(matches!(
+            "laptop".parse::<Profile>(),
+            Err(Error::UnknownProfile(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_kind_message_lists_every_kind() {
+        let msg = Error::UnknownKind("x".into()).to_string();
+        for k in EventKind::ALL {
+            assert!(msg.contains(k.name()), "{msg}");
         }
     }
 

@@ -1,14 +1,22 @@
-//! Injected events: each is planned whole when the call starts, from its own random
+//! Injected events: each is planned when the call starts, from its own random
 //! stream, and adds only what the attack itself would add to the host's sockets and
 //! traffic. Its activity interval decides which rounds get a `labels` row.
+//!
+//! Most events are planned whole. Those too large to hold in memory at once (an upload
+//! of a gigabyte, a flood of 200,000 SYNs) or open-ended (a deployed service) make
+//! their traffic minute by minute ([`Ongoing`]); an outage takes away rather than adds
+//! ([`Down`], applied by the run loop to the host's sockets and packets).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use portwatch_capture::{Packet, Transport};
+use portwatch_capture::{Layer, Packet, Transport};
+use portwatch_scan::Socket;
 
-use crate::config::EventKind;
-use crate::host::{Host, MINUTE, SITE, ephemeral, is_open, random_public_v4};
-use crate::net::{Flow, Owner, SEC, Sock, TcpSession, dns_exchange, syn_probe};
+use crate::config::{EventKind, Profile};
+use crate::host::{Host, MINUTE, Role, SITE, ephemeral, random_public_v4};
+use crate::net::{Flow, Owner, SEC, Sock, TcpSession, dns_exchange, flags, syn_probe};
 use crate::rng::{Rng, stream};
 use portwatch_features::listen_bucket;
 
@@ -22,12 +30,104 @@ pub(crate) struct Event {
     pub note: String,
     pub socks: Vec<Sock>,
     pub packets: Vec<Packet>,
+    /// Traffic made minute by minute by [`Event::minute`].
+    pub ongoing: Option<Ongoing>,
+    /// A service of the host that is down during the event.
+    pub down: Option<Down>,
 }
 
 impl Event {
     /// Whether the event is active during `[from, to)`.
     pub fn overlaps(&self, from: i64, to: i64) -> bool {
         self.start < to && from < self.end
+    }
+
+    /// Adds the event's traffic of the minute starting at `t` (events planned whole
+    /// add nothing here).
+    pub fn minute(&mut self, host: &Host, t: i64, socks: &mut Vec<Sock>, out: &mut Vec<Packet>) {
+        match &mut self.ongoing {
+            None => {}
+            Some(Ongoing::Upload(u)) => u.minute(host, t, out),
+            Some(Ongoing::Flood(f)) => f.minute(host, t, socks, out),
+            Some(Ongoing::Deploy(d)) => d.minute(host, t, socks, out),
+        }
+    }
+}
+
+/// The state of an event that makes its traffic minute by minute.
+pub(crate) enum Ongoing {
+    Upload(Upload),
+    Flood(Flood),
+    Deploy(Deploy),
+}
+
+/// A service of the host that stops during `[start, end)`: the scanner no longer sees
+/// its listeners, its connections or its processes' sockets, and its traffic stops —
+/// except the clients' SYNs, which the kernel now answers with RST.
+pub(crate) struct Down {
+    pub port: u16,
+    /// The service's processes (a master and its workers): their sockets and packets
+    /// go with them.
+    pub pids: Vec<u32>,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Down {
+    pub fn active(&self, t: i64) -> bool {
+        (self.start..self.end).contains(&t)
+    }
+
+    /// Whether `s` belongs to the stopped service: its listeners and accepted
+    /// connections (local port), the client side of connections to it over loopback,
+    /// and anything its processes own.
+    pub fn hides(&self, s: &Socket) -> bool {
+        let on_port = s.transport == Transport::Tcp
+            && (s.local_port == self.port
+                || (s.remote_port == self.port && s.remote_addr.is_loopback()));
+        on_port || s.pid.is_some_and(|p| self.pids.contains(&p))
+    }
+
+    /// What becomes of a packet of the host while the service is down: kept
+    /// (`Some(None)`), kept with the kernel's RST-ACK answer (`Some(Some(rst))`, for a
+    /// SYN to the port) or dropped (`None`).
+    pub fn filter(&self, host: &Host, p: &Packet) -> Option<Option<Packet>> {
+        if !self.active(p.ts_micros) {
+            return Some(None);
+        }
+        let tcp = p.transport == Some(Transport::Tcp);
+        let to_port =
+            tcp && p.dst_port == Some(self.port) && p.dst_addr.is_some_and(|a| host.is_local(a));
+        let from_port =
+            tcp && p.src_port == Some(self.port) && p.src_addr.is_some_and(|a| host.is_local(a));
+        if to_port {
+            if p.tcp_flags != Some(flags::SYN) {
+                return None;
+            }
+            let (Some(src), Some(dst), Some(sport)) = (p.src_addr, p.dst_addr, p.src_port) else {
+                return None;
+            };
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: dst,
+                local_port: self.port,
+                remote: src,
+                remote_port: sport,
+                owner: None,
+            };
+            let rst = flow.packet(
+                p.ts_micros + 120,
+                true,
+                54,
+                Some(flags::RST | flags::ACK),
+                None,
+            );
+            return Some(Some(rst));
+        }
+        if from_port || p.pid.is_some_and(|pid| self.pids.contains(&pid)) {
+            return None;
+        }
+        Some(None)
     }
 }
 
@@ -38,12 +138,16 @@ const TUNNEL_DOMAINS: [&str; 3] = [
     "ns1.updates-cloud.com",
     "d.metrics-relay.org",
 ];
-/// Ports of the host's TCP listeners, for `backdoor-collide` to collide with.
+/// Ports of the server's TCP listeners, which `backdoor-collide` collides with (the
+/// host's own list, [`Host::tcp_listen_ports`], must keep giving these on the server).
+#[cfg(test)]
 const LISTENER_PORTS: [u16; 7] = [22, 53, 80, 443, 5432, 8000, 9100];
 
-/// Plans an event of `kind` starting at `start` (microseconds).
-pub(crate) fn plan(kind: EventKind, id: i64, start: i64, host: &Host) -> Event {
-    let mut r = Rng::new(host.seed, stream::EVENT, start ^ ((kind as i64) << 56));
+/// Plans an event of `kind` starting at `start` (microseconds) in a call whose span
+/// ends at `span_end` (where an open-ended event, `deploy`, ends).
+pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &Host) -> Event {
+    let key = start ^ ((kind as i64) << 56);
+    let mut r = Rng::new(host.seed, stream::EVENT, key);
     let mut ev = Event {
         kind,
         id,
@@ -52,6 +156,8 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, host: &Host) -> Event {
         note: String::new(),
         socks: Vec::new(),
         packets: Vec::new(),
+        ongoing: None,
+        down: None,
     };
     match kind {
         EventKind::Portscan => portscan(&mut ev, &mut r, host),
@@ -61,6 +167,12 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, host: &Host) -> Event {
         EventKind::Burst => burst(&mut ev, &mut r, host),
         EventKind::Dnstunnel => dnstunnel(&mut ev, &mut r, host, false),
         EventKind::DnstunnelSlow => dnstunnel(&mut ev, &mut r, host, true),
+        EventKind::Outscan => outscan(&mut ev, &mut r, host),
+        EventKind::Beacon => beacon(&mut ev, &mut r, host),
+        EventKind::Upload => upload(&mut ev, &mut r, host, key),
+        EventKind::Flood => flood(&mut ev, &mut r, host, key),
+        EventKind::Outage => outage(&mut ev, &mut r, host),
+        EventKind::Deploy => deploy(&mut ev, host, span_end),
     }
     ev
 }
@@ -81,14 +193,14 @@ fn distinct_ports(r: &mut Rng, n: usize, max: u16) -> Vec<u16> {
 
 /// A SYN scan (nmap -sS): one source, one source port, 600–1200 ports in 200 s.
 fn portscan(ev: &mut Event, r: &mut Rng, host: &Host) {
-    let attacker = random_public_v4(r);
+    let attacker = host.attacker(r);
     let sport = r.between(33_000, 65_000) as u16;
     let n = r.between(600, 1200) as usize;
     let dur = 200 * SEC;
     for (i, port) in distinct_ports(r, n, 65_535).into_iter().enumerate() {
         let ts = ev.start + i as i64 * dur / n as i64 + r.below(50_000) as i64;
         let flow = probe_flow(host, attacker, sport, port);
-        syn_probe(&flow, ts, is_open(port), &mut ev.packets);
+        syn_probe(&flow, ts, host.is_open(port), &mut ev.packets);
     }
     ev.end = ev.start + dur + SEC;
     ev.note = format!("SYN scan from {attacker}: {n} ports in 200 s");
@@ -96,12 +208,12 @@ fn portscan(ev: &mut Event, r: &mut Rng, host: &Host) {
 
 /// One port every 10 s for an hour, from a fresh source port each time.
 fn slowscan(ev: &mut Event, r: &mut Rng, host: &Host) {
-    let attacker = random_public_v4(r);
+    let attacker = host.attacker(r);
     let ports = distinct_ports(r, 360, 10_000);
     for (i, &port) in ports.iter().enumerate() {
         let ts = ev.start + i as i64 * 10 * SEC + r.below(SEC as u64) as i64;
         let flow = probe_flow(host, attacker, ephemeral(r), port);
-        syn_probe(&flow, ts, is_open(port), &mut ev.packets);
+        syn_probe(&flow, ts, host.is_open(port), &mut ev.packets);
     }
     ev.end = ev.start + 3600 * SEC;
     ev.note = format!("slow SYN scan from {attacker}: one port every 10 s for an hour");
@@ -124,11 +236,11 @@ fn probe_flow(host: &Host, attacker: IpAddr, sport: u16, port: u16) -> Flow {
 /// quiet.
 fn backdoor(ev: &mut Event, r: &mut Rng, host: &Host, collide: bool) {
     let dur = 40 * MINUTE;
-    let attacker = random_public_v4(r);
+    let attacker = host.attacker(r);
     let pid = r.between(20_000, 39_999) as u32;
     let (port, owner, note) = if collide {
-        let target = *r.pick(&LISTENER_PORTS);
-        let port = colliding_port(r, target);
+        let target = *r.pick(&host.tcp_listen_ports());
+        let port = colliding_port(r, target, &host.all_listen_ports());
         let owner = Owner::new(pid, "sshd");
         let note = format!(
             "process sshd (pid {pid}) listens on tcp/{port}, bucket {} like tcp/{target}; quiet control connection from {attacker}",
@@ -195,10 +307,10 @@ fn backdoor(ev: &mut Event, r: &mut Rng, host: &Host, collide: bool) {
     }
 }
 
-/// A port above 1023 that is not one of the host's and shares the detector's listening
-/// bucket ([`listen_bucket`]) with `target`.
-pub(crate) fn colliding_port(r: &mut Rng, target: u16) -> u16 {
-    let taken = |p: u16| LISTENER_PORTS.contains(&p) || p == 68 || p == 323;
+/// A port above 1023 that is not one of the host's (`taken`) and shares the detector's
+/// listening bucket ([`listen_bucket`]) with `target`.
+pub(crate) fn colliding_port(r: &mut Rng, target: u16, taken: &[u16]) -> u16 {
+    let taken = |p: u16| taken.contains(&p);
     let same: Vec<u16> = (1024..=65_535u16)
         .filter(|&p| !taken(p) && listen_bucket(p) == listen_bucket(target))
         .collect();
@@ -207,8 +319,12 @@ pub(crate) fn colliding_port(r: &mut Rng, target: u16) -> u16 {
 
 /// Five minutes of a connection flood to HTTPS from one /24: at least ten times the
 /// usual connection rate (300 a minute at the least), short sessions, many closed by
-/// nginx, so ESTABLISHED and TIME_WAIT pile up on port 443.
+/// nginx, so ESTABLISHED and TIME_WAIT pile up on port 443. A workstation serves no
+/// HTTPS: there the burst goes to sshd ([`burst_ssh`]).
 fn burst(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let Role::Server(server) = &host.role else {
+        return burst_ssh(ev, r, host);
+    };
     let dur = 5 * MINUTE;
     let net = match random_public_v4(r) {
         IpAddr::V4(a) => a.octets(),
@@ -233,7 +349,7 @@ fn burst(ev: &mut Event, r: &mut Rng, host: &Host) {
                 local_port: 443,
                 remote,
                 remote_port: ephemeral(r),
-                owner: Some(r.pick(&host.nginx).clone()),
+                owner: Some(r.pick(&server.nginx).clone()),
             };
             let s = TcpSession {
                 start: t + r.below(MINUTE as u64) as i64,
@@ -323,6 +439,693 @@ fn dnstunnel(ev: &mut Event, r: &mut Rng, host: &Host, slow: bool) {
     );
 }
 
+/// The workstation's burst: the same five minutes of at least 300 connections a minute
+/// from addresses of one /24, aimed at sshd, its only service reachable from the
+/// network, from the LAN it sits on (a NATed desktop is unreachable from outside);
+/// each connection is a forked `sshd` that closes after a failed login. Models an SSH
+/// brute-force wave from compromised neighbours.
+fn burst_ssh(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let dur = 5 * MINUTE;
+    let mut total = 0u64;
+    for m in 0..5 {
+        let t = ev.start + m * MINUTE;
+        let n = r.poisson(300.0);
+        total += n;
+        for _ in 0..n {
+            let remote = IpAddr::V4(Ipv4Addr::new(192, 168, 1, r.between(150, 189) as u8));
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: 22,
+                remote,
+                remote_port: ephemeral(r),
+                owner: Some(Owner::new(r.between(40_000, 60_000) as u32, "sshd")),
+            };
+            let s = TcpSession {
+                start: t + r.below(MINUTE as u64) as i64,
+                duration: (r.lognormal(2.0, 0.5).min(20.0) * SEC as f64) as i64,
+                rtt: r.between(300, 2_000) as i64,
+                local_is_client: false,
+                sni: None,
+                data: r.between(8, 16) as u32,
+                client_share: 0.5,
+                local_closes: r.chance(0.7),
+            };
+            ev.socks.push(s.emit(&flow, r, &mut ev.packets));
+        }
+    }
+    ev.end = ev.start + dur;
+    ev.note =
+        format!("{total} SSH connections in 5 min from 192.168.1.150-189 (workstation: sshd)");
+}
+
+/// Ports a LAN host commonly has open, for the one-host scan to find.
+const LAN_OPEN: [u16; 10] = [22, 80, 443, 139, 445, 631, 3306, 5432, 8080, 9100];
+
+/// How one connect attempt of a scan ends.
+#[derive(Clone, Copy, PartialEq)]
+enum Probe {
+    /// SYN-ACK: the scanner completes the handshake and closes (FIN), leaving
+    /// TIME_WAIT.
+    Open,
+    /// RST-ACK at once.
+    Closed,
+    /// No answer (a firewall's drop, or no host): the kernel retransmits the SYN after
+    /// a second and the scanner gives up soon after, the socket in SYN_SENT all along.
+    Silent,
+}
+
+/// A TCP connect scan (`nmap -sT`, what an unprivileged process can do) run by the
+/// host: either ~1,500 ports of one LAN host, or port 22 or 445 of ~200 addresses of
+/// an internal /24 (a sweep for SSH or SMB to move to), over about five minutes. Each
+/// attempt is a real socket of the scanner (SYN_SENT, then ESTABLISHED and TIME_WAIT on
+/// open ports), with reverse lookups of the hosts that answered, as nmap does.
+fn outscan(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let nmap = Owner::new(r.between(20_000, 39_999) as u32, "nmap");
+    let dur = r.between(270, 330) as i64 * SEC;
+    let lan = match host.profile() {
+        Profile::Server => [10, 0, 2],
+        Profile::Workstation => [192, 168, 1],
+    };
+    let own = match host.addr4 {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(_) => 0,
+    };
+    let mut targets: Vec<(Ipv4Addr, u16, Probe)> = Vec::new();
+    let what = if r.chance(0.5) {
+        let last = loop {
+            let x = r.between(2, 254) as u8;
+            if x != own {
+                break x;
+            }
+        };
+        let target = Ipv4Addr::new(lan[0], lan[1], lan[2], last);
+        let n = r.between(1_350, 1_650) as usize;
+        let filtered = r.uniform(0.15, 0.4);
+        let open: Vec<u16> = (0..r.between(3, 6)).map(|_| *r.pick(&LAN_OPEN)).collect();
+        // The well-known ports are in any scan, the rest at random, in random order
+        // (nmap shuffles its ports).
+        let mut ports = LAN_OPEN.to_vec();
+        ports.extend(
+            distinct_ports(r, n, 65_535)
+                .into_iter()
+                .filter(|p| !LAN_OPEN.contains(p))
+                .take(n - LAN_OPEN.len()),
+        );
+        for i in (1..ports.len()).rev() {
+            ports.swap(i, r.below(i as u64 + 1) as usize);
+        }
+        for port in ports {
+            let probe = if open.contains(&port) {
+                Probe::Open
+            } else if r.chance(filtered) {
+                Probe::Silent
+            } else {
+                Probe::Closed
+            };
+            targets.push((target, port, probe));
+        }
+        format!("{n} ports of {target}")
+    } else {
+        let net = [10, 0, r.between(3, 40) as u8];
+        let port = if r.chance(0.5) { 22 } else { 445 };
+        let n = r.between(180, 230) as usize;
+        let mut lasts: Vec<u16> = distinct_ports(r, n, 254);
+        lasts.sort_unstable();
+        for last in lasts {
+            let addr = Ipv4Addr::new(net[0], net[1], net[2], last as u8);
+            let probe = if !r.chance(0.35) {
+                Probe::Silent
+            } else if r.chance(0.5) {
+                Probe::Open
+            } else {
+                Probe::Closed
+            };
+            targets.push((addr, port, probe));
+        }
+        format!(
+            "port {port} of {n} addresses of {}.{}.{}.0/24",
+            net[0], net[1], net[2]
+        )
+    };
+    let n = targets.len() as i64;
+    let mut answered: Vec<(Ipv4Addr, i64)> = Vec::new();
+    for (i, &(addr, port, probe)) in targets.iter().enumerate() {
+        let ts = ev.start + i as i64 * dur / n + r.below(100_000) as i64;
+        let flow = Flow {
+            transport: Transport::Tcp,
+            local: host.addr4,
+            local_port: ephemeral(r),
+            remote: IpAddr::V4(addr),
+            remote_port: port,
+            owner: Some(nmap.clone()),
+        };
+        let rtt = r.between(200, 900) as i64;
+        let out = &mut ev.packets;
+        out.push(flow.packet(ts, true, 74, Some(flags::SYN), None));
+        match probe {
+            Probe::Closed => {
+                out.push(flow.packet(ts + rtt, false, 60, Some(flags::RST | flags::ACK), None));
+                ev.socks.push(flow.sock(ts, ts + rtt, "SYN_SENT", false));
+                answered.push((addr, ts));
+            }
+            Probe::Open => {
+                out.push(flow.packet(ts + rtt, false, 74, Some(flags::SYN | flags::ACK), None));
+                out.push(flow.packet(ts + rtt + 30, true, 66, Some(flags::ACK), None));
+                let close = ts + rtt + r.between(1_000, 5_000) as i64;
+                out.push(flow.packet(close, true, 66, Some(flags::FIN | flags::ACK), None));
+                out.push(flow.packet(close + rtt, false, 66, Some(flags::FIN | flags::ACK), None));
+                out.push(flow.packet(close + rtt + 30, true, 66, Some(flags::ACK), None));
+                ev.socks.push(flow.sock(ts, ts + rtt, "SYN_SENT", false));
+                ev.socks
+                    .push(flow.sock(ts + rtt, close, "ESTABLISHED", true));
+                answered.push((addr, ts));
+            }
+            Probe::Silent => {
+                let give_up = ts + r.between(1_200_000, 2_500_000) as i64;
+                out.push(flow.packet(ts + SEC, true, 74, Some(flags::SYN), None));
+                ev.socks.push(flow.sock(ts, give_up, "SYN_SENT", false));
+            }
+        }
+    }
+    // nmap resolves the hosts it found up, in one batch at the end.
+    answered.sort_by_key(|a| a.0);
+    answered.dedup_by_key(|a| a.0);
+    let end = ev.start + dur;
+    for (addr, _) in &answered {
+        let o = addr.octets();
+        let name = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
+        let flow = Flow {
+            transport: Transport::Udp,
+            local: host.addr4,
+            local_port: ephemeral(r),
+            remote: host.resolver,
+            remote_port: 53,
+            owner: None,
+        };
+        let ts = end + r.below(2 * SEC as u64) as i64;
+        let answer = r.chance(0.5).then(|| name.clone());
+        dns_exchange(
+            &flow,
+            ts,
+            r.between(500, 5_000) as i64,
+            &name,
+            answer,
+            40,
+            &mut ev.packets,
+        );
+    }
+    ev.end = end + 3 * SEC;
+    ev.note = format!(
+        "nmap (pid {}) on this host connect-scans {what} in {} s; hosts up: {}",
+        nmap.pid,
+        dur / SEC,
+        answered.len()
+    );
+}
+
+const BEACON_NAMES: [&str; 4] = [
+    "kworker-upd",
+    "kthreadd-sync",
+    "dbus-notifier",
+    "snapd-helper",
+];
+const SHADY_TLDS: [&str; 6] = ["xyz", "top", "online", "site", "info", "cc"];
+
+/// Command-and-control beaconing: a new process calls one new address every 60 s
+/// (±10 %) for three hours over short TLS connections, SNI a random-looking domain,
+/// looked up again whenever the resolver's cache of it expired (its TTL is short, as
+/// C2 domains' are). Each call leaves the process's ESTABLISHED socket for a second or
+/// two and a TIME_WAIT for a minute.
+fn beacon(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let pid = r.between(20_000, 39_999) as u32;
+    let name: &str = BEACON_NAMES[r.below(BEACON_NAMES.len() as u64) as usize];
+    let owner = Owner::new(pid, name);
+    let mut domain = String::new();
+    for _ in 0..r.between(10, 14) {
+        let c = r.below(36) as u8;
+        domain.push(char::from(if c < 26 { b'a' + c } else { b'0' + c - 26 }));
+    }
+    domain.push('.');
+    let tld = *r.pick(&SHADY_TLDS);
+    domain.push_str(tld);
+    let addr = random_public_v4(r);
+    let ttl = r.between(60, 300) as i64 * SEC;
+    ev.end = ev.start + 3 * 3600 * SEC;
+    let mut t = ev.start + r.below(60 * SEC as u64) as i64;
+    let mut looked_up: Option<i64> = None;
+    let mut calls = 0;
+    while t < ev.end {
+        let mut start = t;
+        if looked_up.is_none_or(|l| t - l >= ttl) {
+            host.lookup(r, t, &domain, &mut ev.packets);
+            looked_up = Some(t);
+            start += r.between(2_000, 60_000) as i64;
+        }
+        let flow = Flow {
+            transport: Transport::Tcp,
+            local: host.addr4,
+            local_port: ephemeral(r),
+            remote: addr,
+            remote_port: 443,
+            owner: Some(owner.clone()),
+        };
+        let s = TcpSession {
+            start,
+            duration: (r.lognormal(0.8, 0.5).min(5.0) * SEC as f64) as i64,
+            rtt: (r.lognormal(90.0, 0.3) * 1000.0) as i64,
+            local_is_client: true,
+            sni: Some(&domain),
+            data: r.between(3, 8) as u32,
+            client_share: 0.5,
+            local_closes: true,
+        };
+        ev.socks.push(s.emit(&flow, r, &mut ev.packets));
+        calls += 1;
+        t += (60.0 * r.uniform(0.9, 1.1) * SEC as f64) as i64;
+    }
+    ev.note = format!(
+        "new process {} (pid {}) beacons to {domain} ({addr}:443) every 60 s ±10 % for 3 h: {calls} TLS calls",
+        owner.process, owner.pid
+    );
+}
+
+/// Where exfiltrating tools send data: cloud drives for `rclone`, file-drop sites for
+/// `curl`.
+const RCLONE_DESTS: [&str; 4] = [
+    "g.api.mega.co.nz",
+    "content.dropboxapi.com",
+    "s3.wasabisys.com",
+    "eapi.pcloud.com",
+];
+const CURL_DESTS: [&str; 4] = ["transfer.sh", "temp.sh", "bashupload.com", "oshi.at"];
+/// A full Ethernet frame of a bulk transfer.
+const FULL_FRAME: f64 = 1514.0;
+
+/// Exfiltration: after a lookup, one TLS connection to a new address carries 300 MB–1
+/// GB out in 10–20 minutes at a steady rate, the other side only acknowledging (one ACK
+/// per two segments). The handshake and the close are planned whole; the data is made
+/// minute by minute ([`Upload::minute`]), as a gigabyte is a million packets.
+fn upload(ev: &mut Event, r: &mut Rng, host: &Host, key: i64) {
+    let (process, dests): (&str, &[&'static str]) = if r.chance(0.5) {
+        ("rclone", &RCLONE_DESTS)
+    } else {
+        ("curl", &CURL_DESTS)
+    };
+    let dest = *r.pick(dests);
+    let owner = Owner::new(r.between(20_000, 39_999) as u32, process);
+    let addr = random_public_v4(r);
+    let bytes = r.uniform(300e6, 1e9);
+    let dur = (r.uniform(10.0, 20.0) * MINUTE as f64) as i64;
+    let rtt = (r.lognormal(30.0, 0.4) * 1000.0) as i64;
+    host.lookup(r, ev.start, dest, &mut ev.packets);
+    let flow = Flow {
+        transport: Transport::Tcp,
+        local: host.addr4,
+        local_port: ephemeral(r),
+        remote: addr,
+        remote_port: 443,
+        owner: Some(owner.clone()),
+    };
+    let start = ev.start + 80_000;
+    let session = TcpSession {
+        start,
+        duration: dur,
+        rtt,
+        local_is_client: true,
+        sni: Some(dest),
+        data: 0,
+        client_share: 0.9,
+        local_closes: true,
+    };
+    ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+    let from = start + 4 * rtt + 10_000;
+    let to = start + dur - 2 * rtt;
+    ev.end = start + dur;
+    ev.note = format!(
+        "{process} (pid {}) uploads {:.0} MB to {dest} ({addr}:443) in {:.1} min",
+        owner.pid,
+        bytes / 1e6,
+        dur as f64 / MINUTE as f64
+    );
+    ev.ongoing = Some(Ongoing::Upload(Upload {
+        flow,
+        from,
+        to,
+        segments_per_sec: bytes / FULL_FRAME / ((to - from) as f64 / SEC as f64),
+        rtt,
+        key,
+    }));
+}
+
+/// The data of an upload: full segments out at a steady rate, ACKs in.
+pub(crate) struct Upload {
+    flow: Flow,
+    from: i64,
+    to: i64,
+    segments_per_sec: f64,
+    rtt: i64,
+    key: i64,
+}
+
+impl Upload {
+    /// Segments sent by `t` since the data began: counting cumulatively keeps minute
+    /// boundaries from rounding any away.
+    fn sent_by(&self, t: i64) -> i64 {
+        let t = t.clamp(self.from, self.to);
+        ((t - self.from) as f64 / SEC as f64 * self.segments_per_sec) as i64
+    }
+
+    fn minute(&self, host: &Host, t: i64, out: &mut Vec<Packet>) {
+        let (a, b) = (self.sent_by(t), self.sent_by(t + MINUTE));
+        if a == b {
+            return;
+        }
+        let mut r = Rng::new(host.seed, stream::EVENT_MINUTE, self.key ^ (t / MINUTE));
+        let gap = SEC as f64 / self.segments_per_sec;
+        let tls = Some(Layer::Tls);
+        for k in a..b {
+            let ts = self.from + (k as f64 * gap) as i64 + r.below(200) as i64;
+            let f = if k % 16 == 15 {
+                flags::PSH | flags::ACK
+            } else {
+                flags::ACK
+            };
+            out.push(self.flow.packet(ts, true, 1514, Some(f), tls));
+            if k % 2 == 1 {
+                out.push(
+                    self.flow
+                        .packet(ts + self.rtt / 2, false, 66, Some(flags::ACK), None),
+                );
+            }
+        }
+    }
+}
+
+/// A SYN flood at the host's inbound service: HTTPS (nginx, listen backlog 511) on the
+/// server, sshd (backlog 128) on a workstation. Ten minutes of 5,000–20,000 SYNs a
+/// minute from spoofed addresses all over the internet; the host answers each with a
+/// SYN-ACK, keeps a SYN_RECV request socket (retransmitting its SYN-ACK at 1, 3, 7, 15
+/// and 31 s, dropped at 63 s) while the backlog has room and a SYN cookie once it is
+/// full. A few spoofed addresses belong to live hosts, which answer the unexpected
+/// SYN-ACK with RST. Made minute by minute ([`Flood::minute`]).
+fn flood(ev: &mut Event, r: &mut Rng, host: &Host, key: i64) {
+    let (port, backlog) = match host.role {
+        Role::Server(_) => (443, 511),
+        Role::Workstation(_) => (22, 128),
+    };
+    let per_minute = r.between(6_000, 19_000) as f64;
+    ev.end = ev.start + 10 * MINUTE;
+    ev.note = format!(
+        "SYN flood at tcp/{port}: about {per_minute:.0} SYNs a minute for 10 min from spoofed addresses; backlog {backlog} full, SYN cookies"
+    );
+    ev.ongoing = Some(Ongoing::Flood(Flood {
+        port,
+        backlog,
+        per_minute,
+        from: ev.start,
+        to: ev.end,
+        queue: BinaryHeap::new(),
+        key,
+    }));
+}
+
+/// The flood's state: the listen backlog's request sockets (when each leaves it).
+pub(crate) struct Flood {
+    port: u16,
+    backlog: usize,
+    per_minute: f64,
+    from: i64,
+    to: i64,
+    queue: BinaryHeap<Reverse<i64>>,
+    key: i64,
+}
+
+impl Flood {
+    fn minute(&mut self, host: &Host, t: i64, socks: &mut Vec<Sock>, out: &mut Vec<Packet>) {
+        let (a, b) = (t.max(self.from), (t + MINUTE).min(self.to));
+        if a >= b {
+            return;
+        }
+        let mut r = Rng::new(host.seed, stream::EVENT_MINUTE, self.key ^ (t / MINUTE));
+        // The attacker's rate wobbles a little from minute to minute, never below 5,000.
+        let rate = (self.per_minute * r.uniform(0.92, 1.08)).clamp(5_000.0, 20_000.0);
+        let n = (rate * (b - a) as f64 / MINUTE as f64) as usize;
+        let mut times: Vec<i64> = (0..n).map(|_| a + r.below((b - a) as u64) as i64).collect();
+        times.sort_unstable();
+        for ts in times {
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: self.port,
+                remote: spoofed_v4(&mut r),
+                remote_port: r.between(1_024, 65_535) as u16,
+                owner: None,
+            };
+            // Bare SYNs without options (60 bytes with the Ethernet padding); the
+            // SYN-ACK carries the MSS option only, as that is all the SYN offered.
+            out.push(flow.packet(ts, false, 60, Some(flags::SYN), None));
+            let synack = |ts| flow.packet(ts, true, 58, Some(flags::SYN | flags::ACK), None);
+            out.push(synack(ts + 60));
+            let reset = r
+                .chance(0.05)
+                .then(|| ts + r.between(20_000, 250_000) as i64);
+            if let Some(at) = reset {
+                out.push(flow.packet(at, false, 60, Some(flags::RST), None));
+            }
+            while self.queue.peek().is_some_and(|Reverse(end)| *end <= ts) {
+                self.queue.pop();
+            }
+            if self.queue.len() >= self.backlog {
+                continue;
+            }
+            let end = reset.unwrap_or(ts + 63 * SEC);
+            self.queue.push(Reverse(end));
+            socks.push(flow.sock(ts, end, "SYN_RECV", false));
+            for k in [1, 3, 7, 15, 31] {
+                let at = ts + k * SEC;
+                if at < end {
+                    out.push(synack(at));
+                }
+            }
+        }
+    }
+}
+
+/// A spoofed source: any unicast IPv4 address outside the private, loopback,
+/// link-local, shared and multicast ranges.
+fn spoofed_v4(r: &mut Rng) -> IpAddr {
+    loop {
+        let a = Ipv4Addr::from(r.u64() as u32);
+        let o = a.octets();
+        let reserved = o[0] == 0
+            || o[0] == 10
+            || o[0] == 127
+            || o[0] >= 224
+            || (o[0] == 100 && (64..128).contains(&o[1]))
+            || (o[0] == 169 && o[1] == 254)
+            || (o[0] == 172 && (16..32).contains(&o[1]))
+            || (o[0] == 192 && o[1] == 168);
+        if !reserved {
+            return IpAddr::V4(a);
+        }
+    }
+}
+
+/// A service that can go down, by profile: the port, its processes, and who keeps
+/// connecting to it from outside (so that the kernel's RSTs show on the wire).
+struct Service {
+    port: u16,
+    process: &'static str,
+    pids: &'static [u32],
+    /// Prometheus reconnecting every 15 s to its exporter; `None` when the service's
+    /// clients are on loopback (not captured) or absent.
+    scraper: Option<IpAddr>,
+}
+
+const SERVER_SERVICES: [Service; 3] = [
+    Service {
+        port: 5432,
+        process: "postgres",
+        pids: &[901],
+        scraper: None,
+    },
+    Service {
+        port: 8000,
+        process: "gunicorn",
+        pids: &[1290, 1301, 1302, 1303],
+        scraper: None,
+    },
+    Service {
+        port: 9100,
+        process: "node_exporter",
+        pids: &[1210],
+        scraper: Some(IpAddr::V6(Ipv6Addr::new(
+            0x2001, 0xdb8, 0x15, 0, 0, 0, 0, 0x50,
+        ))),
+    },
+];
+const DESK_SERVICES: [Service; 2] = [
+    Service {
+        port: 22,
+        process: "sshd",
+        pids: &[1021],
+        scraper: None,
+    },
+    Service {
+        port: 631,
+        process: "cupsd",
+        pids: &[1187],
+        scraper: None,
+    },
+];
+
+/// A service of the host stops for 30 minutes and comes back: postgres, the app
+/// (gunicorn) or node_exporter on the server, sshd or cupsd on a workstation — one of
+/// the services the profile has. Its listeners, connections and processes' sockets
+/// vanish and its traffic stops ([`Down`]); clients that keep trying get RST. On the
+/// server postgres and the app listen on loopback, so their clients' failed connects
+/// (the app's pool, nginx's upstream) happen on `lo` and only the socket table shows
+/// the outage; node_exporter's scraper connects from outside, so its SYNs and the RSTs
+/// are on the wire.
+fn outage(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let services: &[Service] = match host.role {
+        Role::Server(_) => &SERVER_SERVICES,
+        Role::Workstation(_) => &DESK_SERVICES,
+    };
+    let svc = r.pick(services);
+    ev.end = ev.start + 30 * MINUTE;
+    if let Some(scraper) = svc.scraper {
+        // Prometheus retries on its 15 s schedule, each time from a new port.
+        let phase = r.below(15 * SEC as u64) as i64;
+        let mut ts = ev.start + phase;
+        while ts < ev.end {
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.local_for(scraper),
+                local_port: svc.port,
+                remote: scraper,
+                remote_port: r.between(40_000, 60_000) as u16,
+                owner: None,
+            };
+            ev.packets
+                .push(flow.packet(ts, false, 74, Some(flags::SYN), None));
+            ts += 15 * SEC + r.below(20_000) as i64;
+        }
+    }
+    ev.down = Some(Down {
+        port: svc.port,
+        pids: svc.pids.to_vec(),
+        start: ev.start,
+        end: ev.end,
+    });
+    ev.note = format!(
+        "{} (tcp/{}) is down for 30 min: no listener, its connections gone{}",
+        svc.process,
+        svc.port,
+        if svc.scraper.is_some() {
+            "; the scraper's SYNs get RST"
+        } else {
+            ""
+        }
+    );
+}
+
+/// The deployed service's port and process name: fixed, so that a later call's
+/// `deploy@0` continues the same service.
+pub(crate) const DEPLOY_PORT: u16 = 8443;
+pub(crate) const DEPLOY_PROCESS: &str = "api-server";
+/// Mean sessions a minute of the deployed service at the host's average load.
+const DEPLOY_SESSIONS: f64 = 2.0;
+
+/// A new service deployed for good: `api-server` listens on tcp/8443 from the event to
+/// the end of the call's span, serving a handful of clients (partners on the internet
+/// for the server, colleagues on the LAN for a workstation) a few TLS sessions a
+/// minute on the host's own daily rhythm. Its pid and clients come from the seed alone
+/// and its sessions from per-minute streams, so a later call's `deploy@0` continues the
+/// same service ([`Deploy::minute`]).
+fn deploy(ev: &mut Event, host: &Host, span_end: i64) {
+    let mut r = Rng::new(host.seed, stream::DEPLOY, -1);
+    let owner = Owner::new(r.between(2_400, 2_999) as u32, DEPLOY_PROCESS);
+    let clients: Vec<IpAddr> = (0..r.between(4, 7))
+        .map(|_| match &host.role {
+            Role::Server(_) => random_public_v4(&mut r),
+            Role::Workstation(d) => d.neighbour(&mut r),
+        })
+        .collect();
+    ev.end = span_end.max(ev.start + MINUTE);
+    ev.socks.push(Sock {
+        transport: Transport::Tcp,
+        local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        local_port: DEPLOY_PORT,
+        remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        remote_port: 0,
+        start: ev.start,
+        end: ev.end,
+        open_state: "LISTEN",
+        time_wait: false,
+        owner: Some(owner.clone()),
+    });
+    ev.note = format!(
+        "{DEPLOY_PROCESS} (pid {}) deployed on tcp/{DEPLOY_PORT}, serving {} clients; a legitimate change that stays",
+        owner.pid,
+        clients.len()
+    );
+    ev.ongoing = Some(Ongoing::Deploy(Deploy {
+        owner,
+        clients,
+        from: ev.start,
+        to: ev.end,
+    }));
+}
+
+/// The deployed service's clients and life.
+pub(crate) struct Deploy {
+    owner: Owner,
+    clients: Vec<IpAddr>,
+    from: i64,
+    to: i64,
+}
+
+impl Deploy {
+    fn minute(&self, host: &Host, t: i64, socks: &mut Vec<Sock>, out: &mut Vec<Packet>) {
+        if t + MINUTE <= self.from || t >= self.to {
+            return;
+        }
+        let mut r = Rng::new(host.seed, stream::DEPLOY, t / MINUTE);
+        let (sni, rtt_ms) = match host.role {
+            Role::Server(_) => ("api.shop.example.com", 40.0),
+            Role::Workstation(_) => ("devbox.lan", 0.8),
+        };
+        let mean = DEPLOY_SESSIONS * host.shape(t) / host.norm;
+        for _ in 0..r.poisson(mean) {
+            let start = t + r.below(MINUTE as u64) as i64;
+            let remote = self.clients[r.zipf(self.clients.len(), 1.5)];
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: DEPLOY_PORT,
+                remote,
+                remote_port: ephemeral(&mut r),
+                owner: Some(self.owner.clone()),
+            };
+            let s = TcpSession {
+                start,
+                duration: (r.lognormal(2.0, 0.8).min(60.0) * SEC as f64) as i64,
+                rtt: (r.lognormal(rtt_ms, 0.3) * 1000.0) as i64,
+                local_is_client: false,
+                sni: Some(sni),
+                data: r.lognormal(12.0, 0.7).min(200.0) as u32,
+                client_share: 0.35,
+                local_closes: r.chance(0.3),
+            };
+            if (self.from..self.to).contains(&start) {
+                socks.push(s.emit(&flow, &mut r, out));
+            }
+        }
+    }
+}
+
 /// Appends a random base32 label of `lo..=hi` characters.
 fn push_base32(r: &mut Rng, s: &mut String, lo: u64, hi: u64) {
     let len = r.between(lo, hi);
@@ -339,8 +1142,9 @@ mod tests {
     #[test]
     fn colliding_port_collides() {
         let mut r = Rng::new(1, 2, 3);
+        let taken = [&LISTENER_PORTS[..], &[68, 323]].concat();
         for target in LISTENER_PORTS {
-            let p = colliding_port(&mut r, target);
+            let p = colliding_port(&mut r, target, &taken);
             assert!(p >= 1024 && !LISTENER_PORTS.contains(&p));
             assert_eq!(listen_bucket(p), listen_bucket(target));
         }

@@ -1,6 +1,9 @@
 //! The simulated host and its normal life, one minute at a time.
 //!
-//! A small web server: nginx (80/443, v4 and v6) in front of a gunicorn app on
+//! Two profiles share [`Host`] (addresses, listeners, the rate and its rhythm) and
+//! differ in [`Role`]: this file is the server, `src/desk.rs` the workstation.
+//!
+//! The server is a small web server: nginx (80/443, v4 and v6) in front of a gunicorn app on
 //! 127.0.0.1:8000 with a postgres pool on 127.0.0.1:5432, sshd, node_exporter scraped
 //! every 15 s, chronyd, systemd-resolved, a celery worker calling APIs over TLS and
 //! QUIC, an admin's SSH session on weekdays, the internet's background noise (stray
@@ -13,6 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use portwatch_capture::{Layer, Layers, Packet, Transport};
 use portwatch_scan::Socket;
 
+use crate::config::Profile;
+use crate::desk::{self, Desk};
 use crate::net::{Flow, Owner, SEC, Sock, TcpSession, dns_exchange, family, quic_flow, syn_probe};
 use crate::rng::{Rng, stream};
 
@@ -135,6 +140,22 @@ pub(crate) struct Host {
     pub addr4: IpAddr,
     pub addr6: IpAddr,
     pub resolver: IpAddr,
+    /// Listeners and unconnected UDP sockets that exist all the time.
+    pub listeners: Vec<Socket>,
+    /// Mean of the profile's activity shape over a week, so the rate is the weekly mean.
+    pub(crate) norm: f64,
+    /// What the profile's own life needs.
+    pub role: Role,
+}
+
+/// The part of the host that differs between profiles.
+pub(crate) enum Role {
+    Server(WebServer),
+    Workstation(Desk),
+}
+
+/// The web server's processes and remote populations.
+pub(crate) struct WebServer {
     pub monitor: IpAddr,
     pub backup: IpAddr,
     pub clients4: Vec<IpAddr>,
@@ -143,14 +164,19 @@ pub(crate) struct Host {
     pub gunicorn: [Owner; 3],
     pub celery: Owner,
     pub node_exporter: Owner,
-    /// Listeners and unconnected UDP sockets that exist all the time.
-    pub listeners: Vec<Socket>,
-    /// Mean of [`activity_shape`] over a week, so the rate is the weekly mean.
-    norm: f64,
 }
 
 impl Host {
-    pub fn new(seed: u64, rate: f64) -> Host {
+    pub fn new(seed: u64, rate: f64, profile: Profile) -> Host {
+        match profile {
+            Profile::Server => Host::server(seed, rate),
+            Profile::Workstation => Host::workstation(seed, rate),
+        }
+    }
+
+    /// The web server, exactly as it was before there were profiles (the determinism
+    /// test holds its rows to that).
+    fn server(seed: u64, rate: f64) -> Host {
         let mut r = Rng::new(seed, stream::ADDRESSES, 0);
         let clients4 = (0..1500)
             .map(|_| {
@@ -240,39 +266,120 @@ impl Host {
             addr4: v4(10, 0, 2, 15),
             addr6: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x15, 0, 0, 0, 0, 0x15)),
             resolver: v4(10, 0, 2, 3),
-            monitor: v4(10, 0, 2, 50),
-            backup: v4(10, 0, 2, 60),
-            clients4,
-            clients6,
-            nginx: [Owner::new(1035, "nginx"), Owner::new(1036, "nginx")],
-            gunicorn: [
-                Owner::new(1301, "gunicorn"),
-                Owner::new(1302, "gunicorn"),
-                Owner::new(1303, "gunicorn"),
-            ],
-            celery: Owner::new(1402, "celery"),
-            node_exporter,
             listeners,
             norm,
+            role: Role::Server(WebServer {
+                monitor: v4(10, 0, 2, 50),
+                backup: v4(10, 0, 2, 60),
+                clients4,
+                clients6,
+                nginx: [Owner::new(1035, "nginx"), Owner::new(1036, "nginx")],
+                gunicorn: [
+                    Owner::new(1301, "gunicorn"),
+                    Owner::new(1302, "gunicorn"),
+                    Owner::new(1303, "gunicorn"),
+                ],
+                celery: Owner::new(1402, "celery"),
+                node_exporter,
+            }),
+        }
+    }
+
+    /// Which profile this host is (for the events that differ by profile).
+    pub fn profile(&self) -> Profile {
+        match self.role {
+            Role::Server(_) => Profile::Server,
+            Role::Workstation(_) => Profile::Workstation,
+        }
+    }
+
+    /// The profile's relative load at `t` (its weekly mean is `norm`).
+    pub fn shape(&self, t: i64) -> f64 {
+        match self.role {
+            Role::Server(_) => activity_shape(t),
+            Role::Workstation(_) => desk::shape(t),
         }
     }
 
     /// Expected rhythm-following packets in the minute starting at `t` (before
     /// per-minute noise).
     pub fn expected_packets(&self, t: i64) -> f64 {
+        let fixed = match self.role {
+            Role::Server(_) => FIXED_PER_MINUTE,
+            Role::Workstation(_) => desk::FIXED_PER_MINUTE,
+        };
         let budget = self.rate * 60.0;
-        let rhythmic = (1.0 - FIXED_PER_MINUTE / budget.max(1.0)).max(0.3);
-        budget * rhythmic * activity_shape(t) / self.norm
+        let rhythmic = (1.0 - fixed / budget.max(1.0)).max(0.3);
+        budget * rhythmic * self.shape(t) / self.norm
     }
 
     /// Mean DNS lookups per minute at `t`: what `dnstunnel-slow` imitates.
     pub fn expected_lookups(&self, t: i64) -> f64 {
-        self.expected_packets(t) * SHARE_DNS / PKTS_LOOKUP
+        match self.role {
+            Role::Server(_) => self.expected_packets(t) * SHARE_DNS / PKTS_LOOKUP,
+            Role::Workstation(_) => self.expected_packets(t) * desk::LOOKUPS_PER_PACKET,
+        }
     }
 
-    /// Mean inbound HTTPS connections per minute at `t`: what `burst` multiplies.
+    /// Mean inbound HTTPS connections per minute at `t`: what `burst` multiplies on the
+    /// server.
     pub fn normal_https_connections(&self, t: i64) -> f64 {
         self.expected_packets(t) * SHARE_HTTPS / PKTS_HTTPS
+    }
+
+    /// Whether the machine is suspended at `t`: no traffic, no sockets sampled, no
+    /// round. Only a workstation sleeps.
+    pub fn asleep(&self, t: i64) -> bool {
+        match &self.role {
+            Role::Server(_) => false,
+            Role::Workstation(d) => d.asleep(self.seed, t),
+        }
+    }
+
+    /// Ports that answer a SYN from the network (the others are closed or bound to
+    /// loopback).
+    pub fn is_open(&self, port: u16) -> bool {
+        match self.role {
+            Role::Server(_) => is_open(port),
+            Role::Workstation(_) => port == 22,
+        }
+    }
+
+    /// Whether `addr` is one of the host's own (or loopback) addresses.
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        addr == self.addr4 || addr == self.addr6 || addr.is_loopback()
+    }
+
+    /// Where a remote attacker of the events that come from outside sits: anywhere on
+    /// the internet for the server; on the LAN for a workstation, which sits behind NAT
+    /// and is reachable only from neighbours (a compromised one, here). The server's
+    /// draw is the one the events always made, so its rows are unchanged.
+    pub fn attacker(&self, r: &mut Rng) -> IpAddr {
+        match &self.role {
+            Role::Server(_) => random_public_v4(r),
+            Role::Workstation(d) => d.neighbour(r),
+        }
+    }
+
+    /// Ports of the host's TCP listeners, ascending, without repeats.
+    pub fn tcp_listen_ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = self
+            .listeners
+            .iter()
+            .filter(|s| s.transport == Transport::Tcp && s.state == "LISTEN")
+            .map(|s| s.local_port)
+            .collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+
+    /// Ports of every listener and unconnected UDP socket, ascending, without repeats.
+    pub fn all_listen_ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = self.listeners.iter().map(|s| s.local_port).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
     }
 
     pub fn local_for(&self, remote: IpAddr) -> IpAddr {
@@ -284,15 +391,15 @@ impl Host {
     }
 
     /// A remote web client: mostly returning ones (Zipf-like), some new each time.
-    fn client(&self, r: &mut Rng) -> IpAddr {
+    fn client(s: &WebServer, r: &mut Rng) -> IpAddr {
         if r.chance(0.25) {
-            let i = r.zipf(self.clients6.len(), 2.5);
-            self.clients6[i]
+            let i = r.zipf(s.clients6.len(), 2.5);
+            s.clients6[i]
         } else if r.chance(0.1) {
             random_public_v4(r)
         } else {
-            let i = r.zipf(self.clients4.len(), 2.5);
-            self.clients4[i]
+            let i = r.zipf(s.clients4.len(), 2.5);
+            s.clients4[i]
         }
     }
 
@@ -322,9 +429,28 @@ impl Host {
         }
     }
 
-    /// Sockets that stay up for hours: postgres pool, nginx upstream keepalive,
-    /// Prometheus' scrape connection and the admin's SSH session.
+    /// Sockets that stay up for hours (the profile's own: `server_standing`,
+    /// `desk_standing`).
     pub fn standing(&self, t: i64, out: &mut Vec<Socket>) {
+        match &self.role {
+            Role::Server(s) => self.server_standing(s, t, out),
+            Role::Workstation(d) => self.desk_standing(d, t, out),
+        }
+    }
+
+    /// Normal activity that starts in the minute beginning at `t` (a multiple of a
+    /// minute): sockets with their lifetimes and packets (some of which may fall after
+    /// the minute, or in the gap between rounds).
+    pub fn minute(&self, t: i64, socks: &mut Vec<Sock>, out: &mut Vec<Packet>) {
+        match &self.role {
+            Role::Server(s) => self.server_minute(s, t, socks, out),
+            Role::Workstation(d) => self.desk_minute(d, t, socks, out),
+        }
+    }
+
+    /// The server's standing sockets: postgres pool, nginx upstream keepalive,
+    /// Prometheus' scrape connection and the admin's SSH session.
+    fn server_standing(&self, s: &WebServer, t: i64, out: &mut Vec<Socket>) {
         let day = t.div_euclid(DAY);
         let mut r = Rng::new(self.seed, stream::DAY, day);
         let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -350,11 +476,11 @@ impl Host {
         for i in 0..5u32 {
             let port = ephemeral(&mut r);
             let backend = Owner::new(2001 + i + (day as u32 % 50) * 10, "postgres");
-            pair(out, port, &self.gunicorn[i as usize % 3], 5432, &backend);
+            pair(out, port, &s.gunicorn[i as usize % 3], 5432, &backend);
         }
         for i in 0..3 {
             let port = ephemeral(&mut r);
-            pair(out, port, &self.nginx[i % 2], 8000, &self.gunicorn[i]);
+            pair(out, port, &s.nginx[i % 2], 8000, &s.gunicorn[i]);
         }
         let scrape_port = self.scrape_port(day);
         out.push(Socket {
@@ -367,14 +493,14 @@ impl Host {
             state: "ESTABLISHED",
             uid: 0,
             inode: 0,
-            pid: Some(self.node_exporter.pid),
-            process: Some(self.node_exporter.process.clone()),
+            pid: Some(s.node_exporter.pid),
+            process: Some(s.node_exporter.process.clone()),
         });
-        if let Some(s) = self
+        if let Some(sock) = self
             .admin_session(t)
             .and_then(|flow| flow.sock(t, t + 1, "ESTABLISHED", false).at(t))
         {
-            out.push(s);
+            out.push(sock);
         }
     }
 
@@ -406,10 +532,8 @@ impl Host {
         Some(flow)
     }
 
-    /// Normal activity that starts in the minute beginning at `t` (a multiple of a
-    /// minute): sockets with their lifetimes and packets (some of which may fall after
-    /// the minute, or in the gap between rounds).
-    pub fn minute(&self, t: i64, socks: &mut Vec<Sock>, out: &mut Vec<Packet>) {
+    /// The server's minute.
+    fn server_minute(&self, sv: &WebServer, t: i64, socks: &mut Vec<Sock>, out: &mut Vec<Packet>) {
         let mut r = Rng::new(self.seed, stream::MINUTE, t / MINUTE);
         // Slow drift (10-minute blocks) times per-minute noise around the daily shape.
         let slow = Rng::new(self.seed, stream::SLOW_NOISE, t.div_euclid(10 * MINUTE)).normal();
@@ -418,8 +542,8 @@ impl Host {
 
         // Inbound HTTPS to nginx.
         for _ in 0..r.poisson(e * SHARE_HTTPS / PKTS_HTTPS) {
-            let remote = self.client(&mut r);
-            let flow = self.inbound(&mut r, remote, 443);
+            let remote = Host::client(sv, &mut r);
+            let flow = self.inbound(sv, &mut r, remote, 443);
             let s = TcpSession {
                 start: in_minute(&mut r),
                 duration: (r.lognormal(4.0, 1.0).min(110.0) * SEC as f64) as i64,
@@ -434,8 +558,8 @@ impl Host {
         }
         // Plain HTTP: redirects to HTTPS, nginx closes.
         for _ in 0..r.poisson(e * SHARE_HTTP / PKTS_HTTP) {
-            let remote = self.client(&mut r);
-            let flow = self.inbound(&mut r, remote, 80);
+            let remote = Host::client(sv, &mut r);
+            let flow = self.inbound(sv, &mut r, remote, 80);
             let s = TcpSession {
                 start: in_minute(&mut r),
                 duration: (r.lognormal(0.3, 0.5) * SEC as f64) as i64,
@@ -461,9 +585,9 @@ impl Host {
                 self.lookup(&mut r, start - 3_000, srv.name, out);
             }
             let owner = if r.chance(0.7) {
-                r.pick(&self.gunicorn).clone()
+                r.pick(&sv.gunicorn).clone()
             } else {
-                self.celery.clone()
+                sv.celery.clone()
             };
             let flow = Flow {
                 transport: Transport::Tcp,
@@ -499,7 +623,7 @@ impl Host {
                 local_port: ephemeral(&mut r),
                 remote: IpAddr::V4(srv.addr),
                 remote_port: srv.port,
-                owner: Some(self.celery.clone()),
+                owner: Some(sv.celery.clone()),
             };
             let n = r.lognormal(25.0, 0.6).min(500.0) as u32;
             let dur = (r.lognormal(2.0, 0.8).min(100.0) * SEC as f64) as i64;
@@ -523,7 +647,7 @@ impl Host {
             self.lookup(&mut r, ts, &name, out);
         }
 
-        self.scrapes(&mut r, t, out);
+        self.scrapes(sv, &mut r, t, out);
         self.background(&mut r, t, e, socks, out);
         if let Some(flow) = self.admin_session(t) {
             for _ in 0..r.poisson((e * 0.02).max(8.0)) {
@@ -537,10 +661,10 @@ impl Host {
                 out.push(flow.packet(ts, outbound, len, Some(0x18), None));
             }
         }
-        self.backup(&mut r, t, e, socks, out);
+        self.backup(sv, &mut r, t, e, socks, out);
     }
 
-    fn inbound(&self, r: &mut Rng, remote: IpAddr, port: u16) -> Flow {
+    fn inbound(&self, s: &WebServer, r: &mut Rng, remote: IpAddr, port: u16) -> Flow {
         Flow {
             transport: Transport::Tcp,
             local: self.local_for(remote),
@@ -551,13 +675,13 @@ impl Host {
             } else {
                 r.between(49_152, 65_535) as u16
             },
-            owner: Some(r.pick(&self.nginx).clone()),
+            owner: Some(r.pick(&s.nginx).clone()),
         }
     }
 
     /// Prometheus every 15 s over its kept-alive connection, a blackbox ping each
     /// minute, NTP polls and ARP.
-    fn scrapes(&self, r: &mut Rng, t: i64, out: &mut Vec<Packet>) {
+    fn scrapes(&self, s: &WebServer, r: &mut Rng, t: i64, out: &mut Vec<Packet>) {
         let day = t.div_euclid(DAY);
         let phase = Rng::new(self.seed, stream::DAY, day ^ 0x15).below(15 * SEC as u64) as i64;
         let scrape = Flow {
@@ -566,7 +690,7 @@ impl Host {
             local_port: 9100,
             remote: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x15, 0, 0, 0, 0, 0x50)),
             remote_port: 0,
-            owner: Some(self.node_exporter.clone()),
+            owner: Some(s.node_exporter.clone()),
         };
         let scrape = Flow {
             remote_port: self.scrape_port(day),
@@ -591,7 +715,7 @@ impl Host {
             transport: Transport::Tcp,
             local: self.addr4,
             local_port: 0,
-            remote: self.monitor,
+            remote: s.monitor,
             remote_port: 0,
             owner: None,
         };
@@ -680,7 +804,15 @@ impl Host {
 
     /// The nightly backup: 03:00 for about five minutes, restic uploading over a few
     /// parallel connections to the backup server's port 8000, after a lookup.
-    fn backup(&self, r: &mut Rng, t: i64, e: f64, socks: &mut Vec<Sock>, out: &mut Vec<Packet>) {
+    fn backup(
+        &self,
+        s: &WebServer,
+        r: &mut Rng,
+        t: i64,
+        e: f64,
+        socks: &mut Vec<Sock>,
+        out: &mut Vec<Packet>,
+    ) {
         let day = t.div_euclid(DAY);
         let since = t - (day * DAY + 3 * 3600 * SEC);
         if !(0..5 * MINUTE).contains(&since) {
@@ -698,7 +830,7 @@ impl Host {
                 transport: Transport::Tcp,
                 local: self.addr4,
                 local_port: ephemeral(r),
-                remote: self.backup,
+                remote: s.backup,
                 remote_port: 8000,
                 owner: Some(owner.clone()),
             };
@@ -797,7 +929,7 @@ mod tests {
     #[test]
     fn weekly_mean_is_the_asked_rate() {
         for rate in [2.0, 10.0, 100.0] {
-            let host = Host::new(1, rate);
+            let host = Host::new(1, rate, Profile::Server);
             // Expected rhythm-following packets plus the fixed part, over a week.
             let week: f64 = (0..7 * 1440)
                 .map(|m| host.expected_packets(m * MINUTE) + FIXED_PER_MINUTE)

@@ -3,11 +3,13 @@
 //!
 //! Live captures cannot say which minutes were attacks, and a detector tuned on a
 //! handful of hand-made anomalies learns those anomalies. So [`simulate`] appends
-//! rounds of a plausible host (a small web server with a daily rhythm, a nightly
-//! backup and the internet's background noise; the crate's README and `src/host.rs`
-//! describe it)
-//! after the database's last round, through the store's own typed inserts, and injects
-//! the events asked for ([`EventKind`]), each with one `labels` row per affected round.
+//! rounds of a plausible host after the database's last round, through the store's own
+//! typed inserts, and injects the events asked for ([`EventKind`]), each with one
+//! `labels` row per affected round. The host is one of two [`Profile`]s, because a
+//! detector tuned on one rhythm learns that rhythm: a small web server with a daily
+//! rhythm, a nightly backup and the internet's background noise (`src/host.rs`), or a
+//! workstation whose browser follows office hours and which sleeps most nights, leaving
+//! gaps in the history (`src/desk.rs`); the crate's README describes both.
 //! `detector evaluate` then scores the detector's verdicts against those labels, event
 //! by event.
 //!
@@ -17,13 +19,14 @@
 
 mod config;
 mod db;
+mod desk;
 mod events;
 mod host;
 mod net;
 mod rng;
 mod run;
 
-pub use config::{EventKind, Inject, SimConfig};
+pub use config::{EventKind, Inject, Profile, SimConfig};
 pub use db::DEFAULT_EPOCH_MICROS;
 pub use run::{SimSummary, simulate};
 
@@ -33,9 +36,11 @@ pub enum Error {
     #[error("invalid --inject {0:?}: expected KIND@HOUR, e.g. portscan@5.5")]
     InvalidInject(String),
     #[error(
-        "unknown event kind {0:?}: expected one of portscan, slowscan, backdoor, backdoor-collide, burst, dnstunnel, dnstunnel-slow"
+        "unknown event kind {0:?}: expected one of portscan, slowscan, backdoor, backdoor-collide, burst, dnstunnel, dnstunnel-slow, outscan, beacon, upload, flood, outage, deploy"
     )]
     UnknownKind(String),
+    #[error("unknown profile {0:?}: expected server or workstation")]
+    UnknownProfile(String),
     #[error("--inject {inject}: the hour must lie within the simulated span of {hours} h")]
     InjectOutOfSpan { inject: String, hours: f64 },
     #[error("invalid simulation parameters: {0}")]

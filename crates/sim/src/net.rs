@@ -180,14 +180,16 @@ impl Flow {
 
 /// Shape of a TCP session.
 #[derive(Debug, Clone)]
-pub(crate) struct TcpSession {
+pub(crate) struct TcpSession<'a> {
     pub start: i64,
     pub duration: i64,
     pub rtt: i64,
     /// The local side opened the connection.
     pub local_is_client: bool,
-    /// TLS with this SNI (ClientHello from the client), or plain TCP.
-    pub sni: Option<&'static str>,
+    /// TLS with this SNI (ClientHello from the client), or plain TCP. Borrowed, so
+    /// that generated names (a beacon's domain, a browser's random CDN host) need no
+    /// `'static` storage.
+    pub sni: Option<&'a str>,
     /// Data segments after the handshake.
     pub data: u32,
     /// Share of data segments the client sends (uploads are > 0.5).
@@ -196,7 +198,7 @@ pub(crate) struct TcpSession {
     pub local_closes: bool,
 }
 
-impl TcpSession {
+impl TcpSession<'_> {
     /// Appends the session's packets and returns its socket.
     pub fn emit(&self, flow: &Flow, rng: &mut Rng, out: &mut Vec<Packet>) -> Sock {
         let lc = self.local_is_client;
@@ -271,7 +273,7 @@ pub(crate) fn quic_flow(
     start: i64,
     duration: i64,
     packets: u32,
-    sni: &'static str,
+    sni: &str,
     rng: &mut Rng,
     out: &mut Vec<Packet>,
 ) -> Sock {

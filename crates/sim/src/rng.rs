@@ -15,6 +15,11 @@ pub(crate) mod stream {
     pub const ADDRESSES: u64 = 3;
     pub const EVENT: u64 = 4;
     pub const SLOW_NOISE: u64 = 6;
+    /// Per-minute draws of the events made minute by minute (`upload`, `flood`).
+    pub const EVENT_MINUTE: u64 = 7;
+    /// `deploy`'s service: fixed by the seed alone (not by the event's time), so that a
+    /// later call's `deploy@0` continues the same service with the same clients.
+    pub const DEPLOY: u64 = 8;
 }
 
 /// SplitMix64's finaliser: a cheap, well-mixing bijection on u64.

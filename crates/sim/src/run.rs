@@ -1,4 +1,5 @@
-//! The simulation loop: one round per minute, one transaction per simulated hour.
+//! The simulation loop: one round per minute (none while a workstation sleeps), one
+//! transaction per simulated hour.
 
 use std::collections::BTreeMap;
 
@@ -10,13 +11,14 @@ use portwatch_store::insert::PacketScratch;
 use crate::Error;
 use crate::config::SimConfig;
 use crate::db::{self, RoundRows};
-use crate::events::{self, Event};
+use crate::events::{self, Down, Event};
 use crate::host::{Host, MINUTE};
 use crate::net::{SEC, Sock};
 
 /// What a [`simulate`] call wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimSummary {
+    /// Rounds written: one per minute of the span, less the minutes a workstation slept.
     pub rounds: u64,
     pub first_round_id: i64,
     pub last_round_id: i64,
@@ -25,7 +27,7 @@ pub struct SimSummary {
     pub events: u64,
 }
 
-/// Rounds per transaction: an hour, so a crash loses at most that hour and commits are
+/// Minutes per transaction: an hour, so a crash loses at most that hour and commits are
 /// rare enough not to matter for speed.
 const ROUNDS_PER_TX: u64 = 60;
 /// Minutes of normal activity generated before the first round, so that sockets and
@@ -38,8 +40,9 @@ const WARM_UP_MINUTES: i64 = 3;
 pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
     cfg.validate()?;
     let start = db::next_start(db)?;
-    let rounds = ((cfg.hours * 60.0).round() as u64).max(1);
-    let host = Host::new(cfg.seed, cfg.rate);
+    let minutes = ((cfg.hours * 60.0).round() as u64).max(1);
+    let span_end = start + minutes as i64 * MINUTE;
+    let host = Host::new(cfg.seed, cfg.rate, cfg.profile);
     let round_len = i64::from(cfg.round_secs) * SEC;
     let interval = i64::from(cfg.scan_interval_secs) * SEC;
     let samples = i64::from(cfg.round_secs / cfg.scan_interval_secs) + 1;
@@ -52,7 +55,7 @@ pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
         .enumerate()
         .map(|(i, inj)| {
             let at = start + (inj.hour * 3600.0 * SEC as f64).round() as i64;
-            events::plan(inj.kind, first_event + i as i64, at, &host)
+            events::plan(inj.kind, first_event + i as i64, at, span_end, &host)
         })
         .collect();
 
@@ -70,7 +73,7 @@ pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
 
     let mut scratch = PacketScratch::default();
     let mut summary = SimSummary {
-        rounds,
+        rounds: 0,
         first_round_id: 0,
         last_round_id: 0,
         packets: 0,
@@ -80,16 +83,35 @@ pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
     let mut sample_rows: Vec<(i64, Vec<PortUsage>)> = Vec::new();
     let mut round_packets: Vec<Packet> = Vec::new();
 
-    let mut r = 0;
-    while r < rounds {
+    let mut m = 0;
+    while m < minutes {
         let tx = db.transaction()?;
-        let chunk_end = (r + ROUNDS_PER_TX).min(rounds);
-        while r < chunk_end {
-            let t = start + r as i64 * MINUTE;
+        let chunk_end = (m + ROUNDS_PER_TX).min(minutes);
+        while m < chunk_end {
+            let t = start + m as i64 * MINUTE;
+            m += 1;
+            // A suspended machine has no traffic, no sockets to sample and no
+            // collector run: the minute leaves no round (the detector splits history
+            // at such gaps). What was pending for it is dropped with the next round.
+            if host.asleep(t) {
+                continue;
+            }
             let window_end = t + round_len;
             host.minute(t, &mut live, &mut fresh);
             pending.add(&mut fresh);
+            for ev in &mut events {
+                ev.minute(&host, t, &mut live, &mut fresh);
+            }
+            pending.add(&mut fresh);
             pending.take_round(t, window_end, &mut round_packets);
+            let downs: Vec<&Down> = events
+                .iter()
+                .filter_map(|e| e.down.as_ref())
+                .filter(|d| d.start < window_end && t < d.end)
+                .collect();
+            if !downs.is_empty() {
+                take_down(&downs, &host, window_end, &mut round_packets);
+            }
 
             sample_rows.clear();
             for k in 0..samples {
@@ -98,6 +120,9 @@ pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
                 sockets.extend(host.listeners.iter().cloned());
                 host.standing(ts, &mut sockets);
                 sockets.extend(live.iter().filter_map(|s| s.at(ts)));
+                if !downs.is_empty() {
+                    sockets.retain(|s| !downs.iter().any(|d| d.active(ts) && d.hides(s)));
+                }
                 sample_rows.push((ts, aggregate(&sockets)));
             }
             live.retain(|s| s.gone_after() > window_end);
@@ -116,16 +141,41 @@ pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
             for ev in events.iter().filter(|e| e.overlaps(t, window_end)) {
                 tx.insert_label(id, ev.id, ev.kind.name(), &ev.note)?;
             }
-            if r == 0 {
+            if summary.rounds == 0 {
                 summary.first_round_id = id;
             }
             summary.last_round_id = id;
+            summary.rounds += 1;
             summary.packets += round_packets.len() as u64;
-            r += 1;
         }
         tx.commit()?;
     }
     Ok(summary)
+}
+
+/// Applies stopped services to a round's packets: their traffic goes, and each SYN
+/// to them gets the kernel's RST-ACK (inside the round's window, `end`).
+fn take_down(downs: &[&Down], host: &Host, end: i64, packets: &mut Vec<Packet>) {
+    let mut kept = Vec::with_capacity(packets.len());
+    for p in packets.drain(..) {
+        let mut keep = true;
+        let mut answer = None;
+        for d in downs {
+            match d.filter(host, &p) {
+                None => keep = false,
+                Some(Some(rst)) => answer = Some(rst),
+                Some(None) => {}
+            }
+        }
+        if keep {
+            kept.push(p);
+            if let Some(rst) = answer.filter(|a| a.ts_micros < end) {
+                kept.push(rst);
+            }
+        }
+    }
+    kept.sort_by_key(|p| p.ts_micros);
+    *packets = kept;
 }
 
 /// Packets generated ahead of their round, bucketed by minute so each is moved once.

@@ -6,7 +6,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use portwatch_sim::{EventKind, Inject, SimConfig, simulate};
+use portwatch_sim::{EventKind, Inject, Profile, SimConfig, simulate};
 use rusqlite::Connection;
 
 /// The store's handle, which `simulate` writes through, and a plain connection to the
@@ -38,6 +38,13 @@ fn cfg(hours: f64, seed: u64, rate: f64, inject: &[&str]) -> SimConfig {
         rate,
         inject: inject.iter().map(|s| s.parse().unwrap()).collect(),
         ..SimConfig::default()
+    }
+}
+
+fn desk(hours: f64, seed: u64, rate: f64, inject: &[&str]) -> SimConfig {
+    SimConfig {
+        profile: Profile::Workstation,
+        ..cfg(hours, seed, rate, inject)
     }
 }
 
@@ -485,4 +492,651 @@ fn inject_outside_the_span_is_refused() {
         Err(portwatch_sim::Error::InjectOutOfSpan { .. })
     ));
     assert_eq!(count(&conn, "SELECT count(*) FROM rounds"), 0);
+}
+
+fn ints(conn: &Connection, sql: &str) -> Vec<i64> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn floats(conn: &Connection, sql: &str) -> Vec<f64> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn text(conn: &Connection, sql: &str) -> String {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Seconds since the Unix epoch of a stored timestamp column, for SQL.
+const SECS: &str = "(julianday(timestamp) - 2440587.5) * 86400.0";
+
+// The host scans others: SYNs from its own address to over a thousand ports of one
+// host or to port 22/445 of some 200 addresses, from nmap's own sockets.
+#[test]
+fn outscan_turns_the_host_into_a_scanner() {
+    let mut one_host = Vec::new();
+    // Seed 2 scans the ports of one host, seed 5 sweeps a /24 (both variants asserted).
+    for seed in [2, 5] {
+        let (_d, mut conn) = open();
+        simulate(&mut conn.db, &cfg(1.0, seed, 5.0, &["outscan@0.2"])).unwrap();
+        let (ports, hosts): (i64, i64) = conn
+            .query_row(
+                "SELECT count(DISTINCT dest_port), count(DISTINCT dst_addr) FROM packets
+                  WHERE tcp_flags = 2 AND src_addr = '10.0.2.15' AND process = 'nmap'
+                    AND round_id IN (SELECT round_id FROM labels)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(
+            ports >= 1000 || hosts >= 150,
+            "{ports} ports, {hosts} hosts"
+        );
+        one_host.push(ports >= 1000);
+        // Nothing like it in the host's normal life.
+        let normal = count(
+            &conn,
+            "SELECT max(n) FROM (SELECT count(DISTINCT dst_addr || ':' || dest_port) AS n FROM packets
+              WHERE tcp_flags = 2 AND src_addr = '10.0.2.15'
+                AND round_id NOT IN (SELECT round_id FROM labels) GROUP BY round_id)",
+        );
+        assert!(normal < 20, "{normal}");
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM packets WHERE process = 'nmap'
+                  AND round_id NOT IN (SELECT round_id FROM labels)"
+            ),
+            0
+        );
+        // connect() leaves the scanner's sockets in the table: SYN_SENT owned by nmap
+        // in most samples, TIME_WAIT after the open ports.
+        let samples = count(
+            &conn,
+            "SELECT count(DISTINCT round_id || timestamp) FROM rounds_ports
+              WHERE state = 'SYN_SENT' AND process = 'nmap'
+                AND round_id IN (SELECT round_id FROM labels)",
+        );
+        assert!(samples >= 20, "{samples}");
+        // The targets answer: RST-ACK from closed ports, SYN-ACK from open ones.
+        for flags in [20, 18] {
+            assert!(
+                count(
+                    &conn,
+                    &format!(
+                        "SELECT count(*) FROM packets WHERE tcp_flags = {flags}
+                          AND dst_addr = '10.0.2.15' AND process = 'nmap'"
+                    )
+                ) > 0
+            );
+        }
+    }
+    assert_eq!(one_host, [true, false]);
+}
+
+// Command and control: one address never contacted before, called once a minute
+// (±10 %) for three hours by a new process, after looking up its odd name.
+#[test]
+fn beacon_calls_one_new_address_about_once_a_minute() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(4.0, 2, 2.0, &["beacon@0.5"])).unwrap();
+    assert_eq!(count(&conn, "SELECT count(*) FROM labels"), 180);
+    // Of the destinations new in the event, the most called.
+    let dst = text(
+        &conn,
+        "SELECT dst_addr FROM packets
+          WHERE tcp_flags = 2 AND src_addr = '10.0.2.15' AND round_id IN (SELECT round_id FROM labels)
+            AND dst_addr NOT IN (SELECT dst_addr FROM packets WHERE dst_addr IS NOT NULL
+                                  AND round_id < (SELECT min(round_id) FROM labels))
+          GROUP BY dst_addr ORDER BY count(*) DESC LIMIT 1",
+    );
+    let calls = floats(
+        &conn,
+        &format!(
+            "SELECT {SECS} FROM packets WHERE tcp_flags = 2 AND dst_addr = '{dst}' ORDER BY id"
+        ),
+    );
+    // 180 calls, of which the rounds' 55 s windows catch about 55/60.
+    assert!((150..=180).contains(&calls.len()), "{}", calls.len());
+    let mut gaps: Vec<f64> = calls.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    assert!(gaps[0] >= 53.0, "{gaps:?}");
+    let median = gaps[gaps.len() / 2];
+    assert!((57.0..=63.0).contains(&median), "{median}");
+    // At most one call per round, in nearly every labelled round.
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT max(n) FROM (SELECT count(*) AS n FROM packets
+                  WHERE tcp_flags = 2 AND dst_addr = '{dst}' GROUP BY round_id)"
+            )
+        ),
+        1
+    );
+    // Its process is new, and the name in its TLS hello is looked up.
+    let (process, sni): (String, String) = conn
+        .query_row(
+            &format!(
+                "SELECT process, server_name FROM packets
+                  WHERE dst_addr = '{dst}' AND server_name IS NOT NULL LIMIT 1"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        !["nginx", "gunicorn", "celery", "sshd", "restic"].contains(&process.as_str()),
+        "{process}"
+    );
+    assert!(
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM packets WHERE dns_qr = 0 AND qry_name = '{sni}'")
+        ) >= 20
+    );
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM rounds_ports WHERE state = 'ESTABLISHED' AND process = '{process}'"
+            )
+        ) > 0
+    );
+}
+
+// Exfiltration: hundreds of megabytes out over one connection to one new address.
+#[test]
+fn upload_sends_hundreds_of_megabytes_to_one_new_address() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(1.0, 2, 2.0, &["upload@0.2"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((10..=21).contains(&labelled), "{labelled}");
+    let dst = text(
+        &conn,
+        "SELECT dst_addr FROM packets WHERE src_addr = '10.0.2.15'
+          AND round_id IN (SELECT round_id FROM labels)
+          GROUP BY dst_addr ORDER BY sum(length) DESC LIMIT 1",
+    );
+    let bytes = |dir: &str| {
+        count(
+            &conn,
+            &format!("SELECT coalesce(sum(length), 0) FROM packets WHERE {dir}_addr = '{dst}'"),
+        )
+    };
+    let (out, back) = (bytes("dst"), bytes("src"));
+    // The rounds capture 55 s of each minute: scaled back, what left the host.
+    assert!(out as f64 * 60.0 / 55.0 >= 300e6, "{out}");
+    assert!(out <= 1_000_000_000, "{out}");
+    assert!(back * 10 < out, "{back} vs {out}");
+    // One connection, never seen before, from one process, after a lookup.
+    assert_eq!(
+        count(
+            &conn,
+            &format!("SELECT count(DISTINCT port_id) FROM packets WHERE dst_addr = '{dst}'")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE (dst_addr = '{dst}' OR src_addr = '{dst}')
+                  AND round_id < (SELECT min(round_id) FROM labels)"
+            )
+        ),
+        0
+    );
+    let (process, sni): (String, String) = conn
+        .query_row(
+            &format!(
+                "SELECT process, server_name FROM packets
+                  WHERE dst_addr = '{dst}' AND server_name IS NOT NULL"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(["rclone", "curl"].contains(&process.as_str()), "{process}");
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE dns_qr = 0 AND qry_name = '{sni}'
+                  AND timestamp < (SELECT min(timestamp) FROM packets WHERE dst_addr = '{dst}')"
+            )
+        ) > 0
+    );
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(DISTINCT round_id) FROM rounds_ports
+                  WHERE state = 'ESTABLISHED' AND process = '{process}'"
+            )
+        ) >= 10
+    );
+}
+
+// A SYN flood: thousands of spoofed sources a minute, the backlog full of SYN_RECV,
+// no handshake completed.
+#[test]
+fn flood_fills_the_backlog_with_spoofed_syns() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(0.5, 2, 2.0, &["flood@0.1"])).unwrap();
+    let per_round: Vec<(i64, i64)> = conn
+        .prepare(
+            "SELECT count(*), count(DISTINCT src_addr) FROM packets
+              WHERE tcp_flags = 2 AND dst_addr = '10.0.2.15' AND dest_port = 443
+                AND round_id IN (SELECT round_id FROM labels) GROUP BY round_id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(per_round.len(), 10);
+    for (syns, sources) in per_round {
+        // A round holds 55 s of the minute.
+        assert!(syns as f64 * 60.0 / 55.0 >= 5000.0, "{syns}");
+        assert!(syns <= 20_000);
+        assert!(sources >= 1000, "{sources}");
+    }
+    let syn_recv = |filter: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT coalesce(max(sockets), 0) FROM rounds_ports
+                  WHERE state = 'SYN_RECV' AND port_id = 443 AND round_id {filter}"
+            ),
+        )
+    };
+    // nginx's backlog (511) fills; nothing of the kind before the flood.
+    assert!(syn_recv("IN (SELECT round_id FROM labels)") >= 500);
+    assert_eq!(syn_recv("< (SELECT min(round_id) FROM labels)"), 0);
+    // Each SYN gets a SYN-ACK (and the queued ones retransmits); no source completes
+    // the handshake (the flood's SYNs are 60-byte frames, the normal clients' 74).
+    assert!(
+        count(
+            &conn,
+            "SELECT count(*) FROM packets WHERE tcp_flags = 18 AND port_id = 443
+              AND round_id IN (SELECT round_id FROM labels)"
+        ) > 50_000
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM packets WHERE tcp_flags = 16 AND dest_port = 443
+              AND src_addr IN (SELECT src_addr FROM packets WHERE tcp_flags = 2 AND length = 60)"
+        ),
+        0
+    );
+}
+
+/// Rounds (ids) that have a LISTEN row on `port`.
+fn rounds_listening(conn: &Connection, port: u16) -> Vec<i64> {
+    ints(
+        conn,
+        &format!(
+            "SELECT DISTINCT round_id FROM rounds_ports WHERE state = 'LISTEN' AND port_id = {port} ORDER BY 1"
+        ),
+    )
+}
+
+// A service stops for half an hour: its listener and connections vanish from the
+// socket table, its traffic stops and its clients' SYNs get RST; then it is back.
+#[test]
+fn outage_takes_a_listener_away_for_half_an_hour() {
+    // Seed 2 stops node_exporter (its scraper connects from outside), seed 4 postgres
+    // and seed 5 the app (both on loopback only: the socket table shows them).
+    for (seed, port) in [(2, 9100), (4, 5432), (5, 8000)] {
+        let (_d, mut conn) = open();
+        simulate(&mut conn.db, &cfg(1.5, seed, 2.0, &["outage@0.3"])).unwrap();
+        let labelled = ints(&conn, "SELECT round_id FROM labels ORDER BY 1");
+        assert_eq!(labelled, (19..=48).collect::<Vec<_>>());
+        let listening = rounds_listening(&conn, port);
+        let expected: Vec<i64> = (1..=90).filter(|r| !labelled.contains(r)).collect();
+        assert_eq!(listening, expected, "{port}");
+        // The other listeners stay.
+        for other in [22, 80, 443, 5432, 8000, 9100]
+            .into_iter()
+            .filter(|&p| p != port)
+        {
+            assert_eq!(rounds_listening(&conn, other).len(), 90, "{other}");
+        }
+        // No connection of the service either.
+        assert_eq!(
+            count(
+                &conn,
+                &format!(
+                    "SELECT count(*) FROM rounds_ports WHERE port_id = {port}
+                      AND round_id IN (SELECT round_id FROM labels)"
+                )
+            ),
+            0
+        );
+        let text = text(&conn, "SELECT note FROM labels LIMIT 1");
+        assert!(text.contains(&format!("tcp/{port}")), "{text}");
+        if port == 9100 {
+            // The scraper's SYNs every 15 s, each answered by RST-ACK, and nothing else.
+            let during = |flags: &str| {
+                count(
+                    &conn,
+                    &format!(
+                        "SELECT count(*) FROM packets WHERE (dest_port = 9100 OR port_id = 9100)
+                          AND tcp_flags {flags} AND round_id IN (SELECT round_id FROM labels)"
+                    ),
+                )
+            };
+            let syns = during("= 2");
+            assert!(syns >= 100, "{syns}");
+            assert_eq!(during("= 20"), syns);
+            assert_eq!(during("NOT IN (2, 20)"), 0);
+            // Scrapes resume after it.
+            assert!(
+                count(
+                    &conn,
+                    "SELECT count(*) FROM packets WHERE port_id = 9100 AND tcp_flags = 24
+                      AND round_id > (SELECT max(round_id) FROM labels)"
+                ) > 50
+            );
+        } else {
+            // The app's side of its connections to the service (the postgres pool, or
+            // all of a dead app's sockets) goes too: gunicorn's ESTABLISHED sockets on
+            // ephemeral ports, per sample.
+            let app = |filter: &str| -> f64 {
+                conn.query_row(
+                    &format!(
+                        "SELECT coalesce(avg(n), 0) FROM (SELECT r.round_id, r.timestamp,
+                                (SELECT coalesce(sum(sockets), 0) FROM rounds_ports g
+                                  WHERE g.round_id = r.round_id AND g.timestamp = r.timestamp
+                                    AND g.state = 'ESTABLISHED' AND g.process = 'gunicorn'
+                                    AND g.port_id BETWEEN 32768 AND 60999) AS n
+                           FROM (SELECT DISTINCT round_id, timestamp FROM rounds_ports) r
+                          WHERE r.round_id {filter} (SELECT round_id FROM labels))"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            };
+            let (during, otherwise) = (app("IN"), app("NOT IN"));
+            assert!(otherwise >= 5.0, "{otherwise}");
+            if port == 5432 {
+                // The five pool connections, not the app's API calls.
+                assert!(
+                    during <= otherwise - 4.5 && during > 0.0,
+                    "{during} vs {otherwise}"
+                );
+            } else {
+                assert_eq!(during, 0.0);
+                // A dead app makes no API calls.
+                assert_eq!(
+                    count(
+                        &conn,
+                        "SELECT count(*) FROM packets WHERE process = 'gunicorn'
+                          AND round_id IN (SELECT round_id FROM labels)"
+                    ),
+                    0
+                );
+            }
+        }
+    }
+}
+
+// A new service for good: the listener from the event's round to the end of the call,
+// clients on the host's rhythm, and a later call's `deploy@0` continues the same one.
+#[test]
+fn deploy_stays_to_the_end_and_a_later_call_continues_it() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(2.0, 2, 2.0, &["deploy@0.5"])).unwrap();
+    simulate(&mut conn.db, &cfg(1.0, 2, 2.0, &["deploy@0"])).unwrap();
+    assert_eq!(
+        rounds_listening(&conn, 8443),
+        (31..=180).collect::<Vec<_>>()
+    );
+    // In every sample of those rounds, owned by one api-server process.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM rounds_ports WHERE port_id = 8443 AND state = 'LISTEN'
+              AND process = 'api-server'"
+        ),
+        150 * 12
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(DISTINCT pid) FROM rounds_ports WHERE port_id = 8443"
+        ),
+        1
+    );
+    let labels: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT min(round_id), max(round_id), count(*) FROM labels WHERE kind = 'deploy' GROUP BY event ORDER BY event")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(labels, [(31, 120, 90), (121, 180, 60)]);
+    // A handful of clients, in both calls.
+    let clients = |filter: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT count(DISTINCT src_addr) FROM packets WHERE dest_port = 8443
+                  AND tcp_flags = 2 AND process = 'api-server' AND round_id {filter}"
+            ),
+        )
+    };
+    assert!((2..=7).contains(&clients("> 0")), "{}", clients("> 0"));
+    assert!(clients("> 120") >= 2);
+    assert!(
+        count(
+            &conn,
+            "SELECT count(*) FROM packets WHERE dest_port = 8443 AND tcp_flags = 2 AND process = 'api-server'"
+        ) >= 30
+    );
+}
+
+// The workstation: nights asleep (no rounds for hours), a browser's TLS and QUIC to
+// many places by day, a morning update, few listeners and nothing from the internet.
+#[test]
+fn workstation_sleeps_at_night_and_browses_by_day() {
+    let (_d, mut conn) = open();
+    // Monday 00:00 to Wednesday 02:00.
+    let s = simulate(&mut conn.db, &desk(50.0, 2, 1.0, &[])).unwrap();
+    assert!(s.rounds < 50 * 60 - 4 * 60, "{}", s.rounds);
+    let minutes: Vec<i64> = floats(
+        &conn,
+        "SELECT (julianday(start_time) - julianday('2026-01-05')) * 1440 FROM rounds ORDER BY id",
+    )
+    .into_iter()
+    .map(|m| m.round() as i64)
+    .collect();
+    // Gaps: from the end of the round before to the next; each lasts hours and starts
+    // late in the evening.
+    let gaps: Vec<(i64, i64)> = minutes
+        .windows(2)
+        .filter(|w| w[1] - w[0] > 1)
+        .map(|w| (w[0] + 1, w[1] - w[0] - 1))
+        .collect();
+    assert!(!gaps.is_empty());
+    for &(from, len) in &gaps {
+        let hour = from % 1440 / 60;
+        assert!(len >= 4 * 60, "{gaps:?}");
+        assert!(!(2..22).contains(&hour), "{gaps:?}");
+    }
+    // The browser: TLS and QUIC to many names, over v4 and v6.
+    let browser = text(
+        &conn,
+        "SELECT process FROM packets WHERE process IN ('firefox', 'chrome') LIMIT 1",
+    );
+    let of_browser = |what: &str| {
+        count(
+            &conn,
+            &format!("SELECT {what} FROM packets WHERE process = '{browser}'"),
+        )
+    };
+    assert!(of_browser("count(DISTINCT server_name)") >= 25);
+    assert!(of_browser("count(DISTINCT dst_addr)") >= 50);
+    assert!(of_browser("sum(protocols LIKE '%:quic')") > 1000);
+    assert!(of_browser("sum(protocols LIKE 'eth:ipv6:%')") > 1000);
+    assert!(count(&conn, "SELECT count(*) FROM packets WHERE dns_qr = 0") > 500);
+    // Office hours are busy, the evening light.
+    let per_round = |from: &str, to: &str| -> f64 {
+        conn.query_row(
+            &format!(
+                "SELECT avg(packets_stored) FROM rounds WHERE start_time BETWEEN '2026-01-05T{from}' AND '2026-01-05T{to}'"
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let (day, evening) = (per_round("10", "12"), per_round("20", "22"));
+    assert!(day > 2.5 * evening, "{day} vs {evening}");
+    // Few listeners, none of the server's.
+    let listeners: Vec<(i64, String)> = conn
+        .prepare("SELECT DISTINCT port_id, protocol FROM rounds_ports WHERE state IN ('LISTEN', 'UNCONN') ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ports: Vec<i64> = listeners.iter().map(|l| l.0).collect();
+    assert_eq!(ports, [22, 53, 53, 68, 323, 631, 5353]);
+    // apt once a day, in the morning.
+    let apt: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT substr(timestamp, 1, 10), min(timestamp) FROM packets
+              WHERE process IN ('http', 'https') GROUP BY 1 ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(apt.len(), 2, "{apt:?}");
+    for (_, first) in &apt {
+        let hour: u32 = first[11..13].parse().unwrap();
+        assert!((7..=11).contains(&hour), "{apt:?}");
+    }
+    // Behind NAT: no connection attempt reaches it.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM packets WHERE tcp_flags = 2 AND dst_addr = '192.168.1.23'"
+        ),
+        0
+    );
+}
+
+// Determinism of the workstation: the same seed gives the same rows (events
+// included), another seed others, and cutting the history into calls changes nothing.
+#[test]
+fn workstation_is_deterministic() {
+    let run = |seed, calls: &[f64]| {
+        let (_d, mut conn) = open();
+        for &hours in calls {
+            let inject: &[&str] = if calls.len() == 1 {
+                &["deploy@9", "outscan@10"]
+            } else {
+                &[]
+            };
+            simulate(&mut conn.db, &desk(hours, seed, 1.0, inject)).unwrap();
+        }
+        content_hash(&conn)
+    };
+    assert_eq!(run(4, &[12.0]), run(4, &[12.0]));
+    assert_ne!(run(4, &[12.0]), run(5, &[12.0]));
+    let (_d1, mut one) = open();
+    simulate(&mut one.db, &desk(12.0, 4, 1.0, &[])).unwrap();
+    let (_d2, mut two) = open();
+    simulate(&mut two.db, &desk(9.0, 4, 1.0, &[])).unwrap();
+    simulate(&mut two.db, &desk(3.0, 4, 1.0, &[])).unwrap();
+    assert_eq!(content_hash(&one), content_hash(&two));
+}
+
+// Every kind works on a workstation, aimed at what it has: the LAN for attackers,
+// sshd for the burst and the flood, sshd or cupsd for the outage.
+#[test]
+fn every_kind_runs_on_a_workstation() {
+    let (_d, mut conn) = open();
+    let inject = [
+        "deploy@9",
+        "beacon@9.5",
+        "outscan@10",
+        "burst@10.5",
+        "portscan@11",
+        "backdoor@11.5",
+        "upload@12.5",
+        "flood@13",
+        "outage@14",
+        "backdoor-collide@15",
+        "dnstunnel@16",
+        "slowscan@16.5",
+        "dnstunnel-slow@17.5",
+    ];
+    assert_eq!(inject.len(), EventKind::ALL.len());
+    let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
+    assert_eq!(s.events, 13);
+    for kind in EventKind::ALL {
+        assert!(
+            count(
+                &conn,
+                &format!("SELECT count(*) FROM labels WHERE kind = '{kind}'")
+            ) > 0,
+            "{kind}"
+        );
+    }
+    let during =
+        |kind: &str| format!("round_id IN (SELECT round_id FROM labels WHERE kind = '{kind}')");
+    // Attackers from outside sit on the LAN.
+    let scanner = text(
+        &conn,
+        &format!(
+            "SELECT src_addr FROM packets WHERE tcp_flags = 2 AND dst_addr = '192.168.1.23' AND {}
+              GROUP BY src_addr ORDER BY count(*) DESC LIMIT 1",
+            during("portscan")
+        ),
+    );
+    assert!(scanner.starts_with("192.168.1."), "{scanner}");
+    // The flood and the burst go to sshd.
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT coalesce(max(sockets), 0) FROM rounds_ports WHERE state = 'SYN_RECV' AND port_id = 22 AND {}",
+                during("flood")
+            )
+        ) >= 100
+    );
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE tcp_flags = 2 AND dest_port = 22 AND {}",
+                during("burst")
+            )
+        ) >= 1000
+    );
+    // The outage takes sshd's or cupsd's listener away.
+    let gone = count(
+        &conn,
+        &format!(
+            "SELECT count(DISTINCT port_id) FROM rounds_ports WHERE state = 'LISTEN' AND port_id IN (22, 631) AND {}",
+            during("outage")
+        ),
+    );
+    assert_eq!(gone, 1);
 }
