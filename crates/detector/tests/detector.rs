@@ -943,3 +943,156 @@ fn a_real_nmap_scan_is_named_by_its_source() {
     assert_eq!(causes[0].details["source"], "172.16.0.8");
     assert!(causes[0].details["ports"].as_i64().unwrap() >= 1000);
 }
+
+/// Day 2 of a host where a legitimate service is deployed for good (`deploy`: a new
+/// listener with steady clients): the cold start, then `hours` hourly runs, each
+/// appending an hour in which the service goes on. Returns every run's outcome.
+fn deploy_day(
+    tmp: &Path,
+    opts: &Options,
+    hours: u64,
+    mut between: impl FnMut(u64, &mut Db),
+) -> (Db, Vec<Outcome>) {
+    let mut conn = Db::open(&tmp.join("ports.db")).unwrap();
+    let model = tmp.join("model");
+    let (seed, rate) = (31, 20.0);
+    simulate(&mut conn, 24.0, seed, rate, &[]);
+    run_once(&mut conn, &model, opts).unwrap();
+    let mut outs = Vec::new();
+    for h in 0..hours {
+        between(h, &mut conn);
+        let inject = if h == 0 { "deploy@0.1" } else { "deploy@0" };
+        simulate(&mut conn, 1.0, seed, rate, &[inject]);
+        let out = run_once(&mut conn, &model, opts).unwrap();
+        assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
+        outs.push(out);
+    }
+    (conn, outs)
+}
+
+fn events_for<'a>(
+    outs: &'a [Outcome],
+    cause: &str,
+) -> Vec<(usize, &'a portwatch_detector::IncidentEvent)> {
+    outs.iter()
+        .enumerate()
+        .flat_map(|(h, o)| o.incidents.iter().map(move |e| (h, e)))
+        .filter(|(_, e)| e.incident.cause == cause)
+        .collect()
+}
+
+/// A service deployed for good is one incident, announced once however long it stays,
+/// learning goes on meanwhile (its rounds learnt without it), and once accepted it is
+/// normal: no incident again, and its rounds are learnt whole.
+#[test]
+fn a_new_permanent_service_is_one_incident_and_after_accept_none_again() {
+    use portwatch_detector::incidents::tracker::EventKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Options {
+        config: DetectorConfig::small(),
+        adapt_after: None,
+        ..Options::default()
+    };
+    let mut id = None;
+    let (_, outs) = deploy_day(tmp.path(), &opts, 10, |h, db| {
+        if h == 5 {
+            let inc = db
+                .incidents(&portwatch_store::incidents::IncidentFilter::default())
+                .unwrap()
+                .into_iter()
+                .find(|i| i.cause == "tcp/8443")
+                .expect("the service's incident");
+            assert!(
+                db.accept_incident(inc.id, "operator", Some("our API"))
+                    .unwrap()
+            );
+            id = Some(inc.id);
+        }
+    });
+    let ev = events_for(&outs, "tcp/8443");
+    let opened: Vec<_> = ev
+        .iter()
+        .filter(|(_, e)| e.event == EventKind::Opened)
+        .collect();
+    assert_eq!(opened.len(), 1, "{ev:#?}");
+    assert_eq!(opened[0].0, 0, "opened in the hour it started");
+    assert!(
+        opened[0]
+            .1
+            .incident
+            .summary
+            .starts_with("new listener tcp/8443 by api-server"),
+        "{}",
+        opened[0].1.incident.summary
+    );
+    assert!(
+        !ev.iter().any(|(_, e)| e.event == EventKind::Closed),
+        "never closed while it listens: {ev:#?}"
+    );
+    // Learning went on while the incident was open (its rounds without the service),
+    // the hour after the accept learnt the service's earlier hours too, and from then on
+    // the service scores as normal.
+    for (h, o) in outs.iter().enumerate().take(6) {
+        assert!(
+            o.trained_rounds > 0,
+            "hour {h} learnt nothing: {}",
+            o.message
+        );
+    }
+    assert!(outs[5].trained_rounds > 60, "{}", outs[5].message);
+    for (h, o) in outs.iter().enumerate().skip(6) {
+        assert!(
+            o.anomalies.len() <= 5,
+            "hour {h}: the accepted service still flagged: {}",
+            o.message
+        );
+    }
+    let db = tmp.path().join("ports.db");
+    let id = id.unwrap();
+    // Before the accept its rounds were learnt without the service; after it, whole.
+    assert!(
+        query_i64(
+            &db,
+            &format!(
+                "SELECT count(*) FROM incidents_rounds ir JOIN batches_rounds b USING (round_id) \
+                 WHERE ir.incident_id = {id} AND b.trained AND NOT b.masked"
+            )
+        ) > 0
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM incidents WHERE cause = 'tcp/8443' AND status != 'accepted'"
+        ),
+        0
+    );
+}
+
+/// The same service, nobody acknowledging it: one incident, accepted as drift once it
+/// has been present for `--adapt-after`, said once, and quiet from then on.
+#[test]
+fn a_change_nobody_acknowledges_is_adapted_once() {
+    use portwatch_detector::incidents::tracker::EventKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Options {
+        config: DetectorConfig::small(),
+        adapt_after: Some(std::time::Duration::from_secs(3 * 3600)),
+        ..Options::default()
+    };
+    let (_, outs) = deploy_day(tmp.path(), &opts, 6, |_, _| {});
+    let ev = events_for(&outs, "tcp/8443");
+    let kinds: Vec<(usize, EventKind)> = ev
+        .iter()
+        .filter(|(_, e)| e.event != EventKind::Updated)
+        .map(|(h, e)| (*h, e.event))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(kinds[0], (0, EventKind::Opened));
+    assert_eq!(kinds[1].1, EventKind::Adapted);
+    assert!(
+        (2..=4).contains(&kinds[1].0),
+        "adapted after about 3 h: {kinds:?}"
+    );
+    let inc = &ev.last().unwrap().1.incident;
+    assert_eq!(inc.accepted_by.as_deref(), Some("drift"));
+}

@@ -110,6 +110,16 @@ pub struct IncidentWrite {
     pub rounds: Vec<(i64, Option<f32>)>,
 }
 
+/// A round waiting to be learnt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRound {
+    pub round: RoundInfo,
+    /// Its score when it was evaluated.
+    pub score: Option<f32>,
+    /// An accepted incident covers it: someone said it is normal.
+    pub accepted: bool,
+}
+
 /// Which incidents to list.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter<'a> {
@@ -212,13 +222,19 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// The (kind, cause) of every accepted incident: causes that are normal.
-    pub fn accepted_causes(&self) -> Result<Vec<(String, String)>, Error> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT DISTINCT kind, cause FROM incidents WHERE status = 'accepted'",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    /// Every accepted incident: causes that are normal.
+    pub fn accepted_incidents(&self) -> Result<Vec<Incident>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE status = 'accepted' ORDER BY id");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map([], incident_from)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut i, start, end) = row?;
+            i.start = time::parse_micros(&start)?;
+            i.end = time::parse_micros(&end)?;
+            out.push(i);
+        }
+        Ok(out)
     }
 
     /// Acknowledges an incident (`note` appended): an open one becomes
@@ -263,14 +279,14 @@ impl Db {
 
     /// Rounds judged trainable and not trained on yet (normal rounds scored since the
     /// last fine-tune, rounds of incidents accepted since), the most recent `limit`, in
-    /// time order, with their scores.
-    pub fn pending_training_rounds(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<(RoundInfo, Option<f32>)>, Error> {
+    /// time order, with their scores and whether an accepted incident covers them.
+    pub fn pending_training_rounds(&self, limit: usize) -> Result<Vec<PendingRound>, Error> {
         let mut st = self.conn.prepare_cached(
             "SELECT r.id, r.start_time, r.end_time, r.scan_interval, r.first_packet_id, \
-                    r.last_packet_id, br.score \
+                    r.last_packet_id, br.score, \
+                    EXISTS (SELECT 1 FROM incidents_rounds ir JOIN incidents i \
+                              ON i.id = ir.incident_id \
+                             WHERE ir.round_id = r.id AND i.status = 'accepted') \
                FROM batches_rounds br JOIN rounds r ON r.id = br.round_id \
               WHERE br.trainable = 1 AND br.trained = 0 AND r.end_time IS NOT NULL \
               ORDER BY r.start_time DESC, r.id DESC LIMIT ?1",
@@ -278,8 +294,8 @@ impl Db {
         let mut rows = st.query([limit as i64])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push((
-                RoundInfo {
+            out.push(PendingRound {
+                round: RoundInfo {
                     id: r.get(0)?,
                     start: time::parse_micros(&r.get::<_, String>(1)?)?,
                     end: time::parse_micros(&r.get::<_, String>(2)?)?,
@@ -287,8 +303,9 @@ impl Db {
                     first_packet_id: r.get(4)?,
                     last_packet_id: r.get(5)?,
                 },
-                r.get::<_, Option<f64>>(6)?.map(|s| s as f32),
-            ));
+                score: r.get::<_, Option<f64>>(6)?.map(|s| s as f32),
+                accepted: r.get(7)?,
+            });
         }
         out.reverse();
         Ok(out)
@@ -316,6 +333,21 @@ impl Db {
             )?;
             for id in round_ids {
                 st.execute(params![id, masked.contains(id)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Takes rounds out of what is to be learnt: they guard later fine-tunes as held-out
+    /// windows instead.
+    pub fn mark_held_out(&mut self, round_ids: &[i64]) -> Result<(), Error> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st =
+                tx.prepare_cached("UPDATE batches_rounds SET trainable = 0 WHERE round_id = ?1")?;
+            for id in round_ids {
+                st.execute([id])?;
             }
         }
         tx.commit()?;

@@ -21,9 +21,16 @@ use portwatch_store::rounds::RoundInfo;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::cause::{Cause, Kind};
+use super::cause::{Cause, Kind, Subject};
 use super::rules::Rule;
 use super::summary::summarize;
+
+/// How long (µs, by the rounds' clock) after an accepted new listener was last seen as
+/// an incident the anomalies it still causes are taken as its: the model needs hours of
+/// rounds to learn a new service, and meanwhile what it flags in a round where the
+/// service listens (its connections' TIME_WAIT sockets, its process's traffic) is the
+/// service, not a new incident.
+pub const LEARNING_WINDOW: i64 = 24 * 3600 * 1_000_000;
 
 /// How incidents live.
 #[derive(Clone, Debug)]
@@ -73,25 +80,40 @@ pub struct Tracker {
     cfg: Config,
     rules: Vec<Rule>,
     accepted: HashSet<(String, String)>,
+    /// Accepted new listeners being learnt: port key, process, and until when.
+    learning: Vec<(u32, Option<String>, i64)>,
     tracked: Vec<Tracked>,
     now: String,
 }
 
 impl Tracker {
     /// Starts from the incidents that may still move (active ones, and closed ones
-    /// recent enough to have echoes), the allow rules, and the accepted causes. `now`
-    /// is the run's time as stored text.
+    /// recent enough to have echoes), the allow rules, and the accepted incidents.
+    /// `now` is the run's time as stored text.
     pub fn new(
         cfg: Config,
         known: Vec<Incident>,
         rules: Vec<Rule>,
-        accepted: Vec<(String, String)>,
+        accepted: Vec<Incident>,
         now: &str,
     ) -> Self {
+        let learning = accepted
+            .iter()
+            .filter(|i| i.kind == Kind::NewListener.as_str())
+            .filter_map(|i| {
+                let process = i.details.get("process").and_then(Value::as_str);
+                Some((
+                    listener_key(&i.cause)?,
+                    process.map(str::to_string),
+                    i.end.saturating_add(LEARNING_WINDOW),
+                ))
+            })
+            .collect();
         Tracker {
             cfg,
             rules,
-            accepted: accepted.into_iter().collect(),
+            accepted: accepted.into_iter().map(|i| (i.kind, i.cause)).collect(),
+            learning,
             tracked: known
                 .into_iter()
                 .map(|inc| Tracked {
@@ -113,6 +135,20 @@ impl Tracker {
             || self.rules.iter().any(|r| r.allows(&c.subject))
     }
 
+    /// Whether a cause is an accepted new service still being learnt: a group of
+    /// features, or its own process, in a round where its port listens.
+    fn is_learning(&self, c: &Cause, o: &Observation<'_>) -> bool {
+        self.learning.iter().any(|(key, process, until)| {
+            o.round.start <= *until
+                && o.listening.contains(key)
+                && match &c.subject {
+                    Subject::None => matches!(c.kind, Kind::Features | Kind::Sustained),
+                    Subject::Process(p) => process.as_deref() == Some(p.as_str()),
+                    _ => false,
+                }
+        })
+    }
+
     /// Takes one evaluated round (in time order); returns true when the round counts as
     /// normal although anomalous (every cause allowed or accepted).
     pub fn observe(&mut self, o: Observation<'_>) -> bool {
@@ -120,7 +156,7 @@ impl Tracker {
         let live: Vec<Cause> = o
             .causes
             .iter()
-            .filter(|c| !self.is_allowed(c))
+            .filter(|c| !self.is_allowed(c) && !self.is_learning(c, &o))
             .cloned()
             .collect();
         let suppressed = o.anomalous && !o.causes.is_empty() && live.is_empty();
@@ -386,7 +422,6 @@ fn merge(into: &mut Value, new: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incidents::cause::Subject;
 
     const MIN: i64 = 60_000_000;
 
@@ -522,13 +557,14 @@ mod tests {
     #[test]
     fn allowed_and_accepted_causes_open_nothing_and_the_round_counts_as_normal() {
         let rules = vec![Rule::parse("cidr", "203.0.113.0/24").unwrap()];
-        let mut t = Tracker::new(
-            cfg(),
-            Vec::new(),
-            rules,
-            vec![("new_listener".into(), "tcp/4444".into())],
-            "now",
-        );
+        let mut accepted = tracker();
+        run(&mut accepted, 100..101, |_| {
+            (true, vec![listener()], vec![])
+        });
+        let (mut w, _) = accepted.finish();
+        let mut listener_inc = w.remove(0).incident;
+        listener_inc.status = IncidentStatus::Accepted;
+        let mut t = Tracker::new(cfg(), Vec::new(), rules, vec![listener_inc], "now");
         let suppressed = run(&mut t, 0..3, |i| match i {
             0 => (true, vec![scan()], vec![]),
             1 => (true, vec![listener()], vec![port_key(true, 4444)]),
@@ -596,5 +632,37 @@ mod tests {
             writes[0].incident.details["packets"], 100,
             "counts add up over rounds"
         );
+    }
+
+    #[test]
+    fn an_accepted_service_explains_what_it_still_moves_while_it_is_learnt() {
+        let mut accepted = tracker();
+        run(&mut accepted, 0..1, |_| (true, vec![listener()], vec![]));
+        let (mut w, _) = accepted.finish();
+        let mut inc = w.remove(0).incident;
+        inc.status = IncidentStatus::Accepted;
+        inc.details["process"] = json!("nc");
+        let mut t = Tracker::new(cfg(), Vec::new(), Vec::new(), vec![inc], "now");
+        let key = port_key(true, 4444);
+        let sockets = cause(Kind::Features, "sockets", "sockets", Subject::None);
+        let nc = cause(
+            Kind::LocalProcess,
+            "nc",
+            "traffic",
+            Subject::Process("nc".into()),
+        );
+        let day = 24 * 60;
+        let suppressed = run(&mut t, 1..day + 10, |i| match i {
+            5 => (true, vec![sockets.clone(), nc.clone()], vec![key]),
+            // Without the service listening, the same group is an incident.
+            6 => (true, vec![sockets.clone()], vec![]),
+            i if i == day + 5 => (true, vec![sockets.clone()], vec![key]),
+            _ => (false, vec![], vec![key]),
+        });
+        assert!(suppressed[4], "the service's own sockets and process");
+        assert!(!suppressed[5], "no service in the round");
+        assert!(!suppressed[day as usize + 4], "past the learning window");
+        let (writes, _) = t.finish();
+        assert_eq!(writes.len(), 2, "{writes:#?}");
     }
 }

@@ -26,13 +26,10 @@ use super::series::{
 use super::sustained::sustained_rounds;
 use super::triage::triage_rounds;
 use super::{
-    MAX_REPLAY_STEPS, Options, Outcome, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, SEEN_SEED, Scoring,
-    Status,
+    MAX_REPLAY_STEPS, Options, Outcome, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, RESIDUAL_WINDOWS,
+    SEEN_SEED, Scoring, Status,
 };
 use crate::{Error, Result};
-
-/// Training windows sampled for the residual scales.
-const RESIDUAL_WINDOWS: usize = 3000;
 
 pub(super) fn cold_start(
     db: &mut Db,

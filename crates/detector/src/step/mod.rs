@@ -54,6 +54,8 @@ pub const REPLAY_HARD_SHARE: f32 = 0.33;
 pub const REPLAY_CHUNK_ROUNDS: usize = 5;
 /// Cold start: the ports and names of this much history (µs) are what exists, not new.
 pub const SEEN_SEED: i64 = 3600 * portwatch_features::SECOND;
+/// Training windows sampled for residual scales.
+const RESIDUAL_WINDOWS: usize = 3000;
 /// Cold-start split: blocks of this many rounds, every fifth held out.
 const BLOCK_ROUNDS: usize = 10;
 

@@ -22,14 +22,14 @@ use super::mask::{Actor, Mask};
 use super::record::{Conclusion, record_and_save};
 use super::series::{
     Loaded, cap_segments, load_rounds, load_rounds_masked, raw_segments, round_scores, runs_where,
-    series_of, series_of_raw,
+    series_of, series_of_raw, split_history, subsample,
 };
 use super::sustained::sustained_rounds;
 use super::triage::triage_rounds;
 use super::verdict::{absorb_normal_scores, judge, over_threshold};
 use super::{
     MAX_REPLAY_STEPS, NEAR, Options, Outcome, POISON_TOLERANCE, REPLAY_CHUNK_ROUNDS,
-    REPLAY_HARD_SHARE, Scoring, Status,
+    REPLAY_HARD_SHARE, RESIDUAL_WINDOWS, Scoring, Status,
 };
 use crate::{Error, Result};
 
@@ -94,14 +94,19 @@ pub(super) fn scored_step(
     } else {
         None
     };
+    // A change someone accepted (or the drift rule did) is a new normal: learning it may
+    // raise the loss on the old held-out windows, and that must not refuse it.
+    let vetted = pending.as_ref().is_some_and(|p| p.vetted)
+        || (n_ctx..n).any(|i| v.anomalous[i] && triaged.triage[i].normal && v.trainable[i]);
     let tune = if train {
         fine_tune(
             &l,
-            pending.as_ref().map(|p| &p.loaded),
+            pending.as_ref().map(|p| (&p.loaded, p.train.as_slice())),
             &sc,
             &model,
             &valid,
             &v.trainable,
+            vetted,
         )?
     } else {
         FineTune::default()
@@ -109,7 +114,7 @@ pub(super) fn scored_step(
     let new_model = tune.model.is_some();
     let trained_rounds = if new_model {
         v.trainable.iter().filter(|t| **t).count()
-            + pending.as_ref().map_or(0, |p| p.loaded.rounds.len())
+            + pending.as_ref().map_or(0, |p| p.ids(&p.train).len())
     } else {
         0
     };
@@ -139,7 +144,18 @@ pub(super) fn scored_step(
     let saved = match tune.model {
         Some((m, runs)) => {
             sc.holdout_loss = tune.loss_after;
-            absorb_normal_scores(&mut sc, &scores, &v.trainable);
+            if let Some(new) = &tune.residual_scale {
+                // Never below what it was: the rest of the day keeps its tolerance.
+                for (old, new) in sc.residual_scale.iter_mut().zip(new) {
+                    *old = old.max(*new);
+                }
+            }
+            // Only normal-looking scores move the threshold: a round learnt because its
+            // cause was accepted may still score high.
+            let normal: Vec<bool> = (0..n)
+                .map(|i| v.trainable[i] && scores[i].is_some_and(|s| s <= NEAR * threshold))
+                .collect();
+            absorb_normal_scores(&mut sc, &scores, &normal);
             if let Some(p) = &pending {
                 // Rounds of accepted incidents scored high: only normal scores move the
                 // threshold.
@@ -169,10 +185,18 @@ pub(super) fn scored_step(
             if let Some(p) = &pending {
                 pool.extend(raw_segments(
                     &p.loaded,
-                    &p.loaded.segments,
+                    &p.train,
                     REPLAY_CHUNK_ROUNDS,
                     Some((&p.scores, threshold)),
                 ));
+                if !p.hold.is_empty() {
+                    let mut hold = std::mem::take(&mut sc.holdout);
+                    hold.extend(raw_segments(&p.loaded, &p.hold, usize::MAX, None));
+                    sc.holdout = cap_segments(hold, MAX_REPLAY_STEPS, 0.0, &mut rng);
+                    let series = series_of_raw(&sc.holdout, &sc.scaler);
+                    let w = series.windows(cfg.window, 1);
+                    sc.holdout_loss = Some(inference::mse(&m.valid(), &series, &w, cfg.window)?);
+                }
             }
             sc.replay = cap_segments(pool, MAX_REPLAY_STEPS, REPLAY_HARD_SHARE, &mut rng);
             sc.rounds_trained += trained_rounds as u64;
@@ -181,8 +205,8 @@ pub(super) fn scored_step(
         None => record_and_save(db, dir, &conclusion, None)?,
     };
     if new_model && let Some(p) = &pending {
-        let ids: Vec<i64> = p.loaded.rounds.iter().map(|r| r.id).collect();
-        db.mark_trained(&ids, &p.masked)?;
+        db.mark_trained(&p.ids(&p.train), &p.masked)?;
+        db.mark_held_out(&p.ids(&p.hold))?;
     }
     let incidents = triaged.events(&saved.incident_ids);
     let scored = verdicts.iter().filter(|r| r.score.is_some()).count();
@@ -235,18 +259,38 @@ struct Pending {
     scores: Vec<Option<f32>>,
     /// Rounds learnt with their incidents' actors left out.
     masked: Vec<i64>,
+    /// Some of them are of an accepted incident.
+    vetted: bool,
+    /// The runs to learn.
+    train: Vec<std::ops::Range<usize>>,
+    /// With a vetted change, every fifth block is held out instead: the held-out
+    /// windows that guard later fine-tunes then hold the new normal as well as the
+    /// old, or every later update would be refused for moving away from the old.
+    hold: Vec<std::ops::Range<usize>>,
+}
+
+impl Pending {
+    fn ids(&self, runs: &[std::ops::Range<usize>]) -> Vec<i64> {
+        runs.iter()
+            .flat_map(|r| r.clone())
+            .map(|i| self.loaded.rounds[i].id)
+            .collect()
+    }
 }
 
 fn pending_rounds(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<Option<Pending>> {
     let in_batch: std::collections::HashSet<i64> = batch.iter().map(|r| r.id).collect();
-    let (rounds, scores): (Vec<RoundInfo>, Vec<Option<f32>>) = db
+    let pending: Vec<_> = db
         .pending_training_rounds(MAX_PENDING_ROUNDS)?
         .into_iter()
-        .filter(|(r, _)| !in_batch.contains(&r.id))
-        .unzip();
-    if rounds.is_empty() {
+        .filter(|p| !in_batch.contains(&p.round.id))
+        .collect();
+    if pending.is_empty() {
         return Ok(None);
     }
+    let vetted = pending.iter().any(|p| p.accepted);
+    let (rounds, scores): (Vec<RoundInfo>, Vec<Option<f32>>) =
+        pending.into_iter().map(|p| (p.round, p.score)).unzip();
     let ids: Vec<i64> = rounds.iter().map(|r| r.id).collect();
     let mut masks: HashMap<i64, Mask> = HashMap::new();
     for (round, kind, cause) in db.incident_causes_of(&ids)? {
@@ -257,10 +301,19 @@ fn pending_rounds(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<Option<P
     let masked: Vec<i64> = masks.keys().copied().collect();
     let mut seen = sc.seen.clone();
     let loaded = load_rounds_masked(db, rounds, sc.round_spacing_us, &mut seen, &masks)?;
+    let (train, hold) = if vetted {
+        let split = split_history(&loaded);
+        (split.train, split.holdout)
+    } else {
+        (loaded.segments.clone(), Vec::new())
+    };
     Ok(Some(Pending {
         loaded,
         scores,
         masked,
+        vetted,
+        train,
+        hold,
     }))
 }
 
@@ -294,6 +347,8 @@ struct FineTune {
     loss_before: Option<f32>,
     loss_after: Option<f32>,
     verdict: &'static str,
+    /// For a vetted update: the residual scales of the new model on what it learnt.
+    residual_scale: Option<Vec<f32>>,
 }
 
 impl Default for FineTune {
@@ -303,29 +358,32 @@ impl Default for FineTune {
             loss_before: None,
             loss_after: None,
             verdict: "skipped",
+            residual_scale: None,
         }
     }
 }
 
-/// Fine-tunes on the trainable rounds and on `accepted` (rounds of incidents an
-/// operator or the drift rule accepted since the last fine-tune) with replay; refuses
-/// the update if the loss on held-out normal windows rises by more than
-/// [`POISON_TOLERANCE`].
+/// Fine-tunes on the trainable rounds and on `accepted` (rounds judged trainable since
+/// the last fine-tune, those of incidents accepted meanwhile among them) with replay;
+/// refuses the update if the loss on held-out normal windows rises by more than
+/// [`POISON_TOLERANCE`], unless `vetted` (an accepted change is being learnt: the new
+/// normal may move the old held-out windows, and the new loss becomes the reference).
 fn fine_tune(
     l: &Loaded,
-    accepted: Option<&Loaded>,
+    accepted: Option<(&Loaded, &[std::ops::Range<usize>])>,
     sc: &Sidecar,
     model: &Autoencoder,
     valid: &Autoencoder,
     trainable: &[bool],
+    vetted: bool,
 ) -> Result<FineTune> {
     let cfg = &sc.config;
     let runs = runs_where(&l.segments, |i| trainable[i]);
     let (mut train_series, _) = series_of(l, &runs, &sc.scaler);
-    if let Some(a) = accepted {
+    if let Some((a, runs)) = accepted {
         train_series
             .segments
-            .extend(series_of(a, &a.segments, &sc.scaler).0.segments);
+            .extend(series_of(a, runs, &sc.scaler).0.segments);
     }
     let new_windows = train_series.windows(cfg.window, cfg.train_stride).len();
     if new_windows == 0 {
@@ -350,11 +408,26 @@ fn fine_tune(
         cfg.seed ^ sc.model_version,
     )?;
     let after = inference::mse(&m.valid(), &hold, &hold_w, cfg.window)?;
-    let kept = hold_w.is_empty() || after <= before * (1.0 + POISON_TOLERANCE) + 1e-6;
+    let kept = vetted || hold_w.is_empty() || after <= before * (1.0 + POISON_TOLERANCE) + 1e-6;
+    // A new normal moves features that never moved before (a new port's bucket, its
+    // connections' states), whose residual scales sit at their floor: measure them
+    // again on what was learnt, so the change stops scoring as if it were an attack.
+    let residual_scale = if vetted {
+        let sample = subsample(&windows, RESIDUAL_WINDOWS);
+        Some(inference::residual_scale(
+            &m.valid(),
+            &train_series,
+            &sample,
+            cfg.window,
+        )?)
+    } else {
+        None
+    };
     Ok(FineTune {
         model: kept.then_some((m, runs)),
         loss_before: Some(before),
         loss_after: Some(after),
         verdict: if kept { "accepted" } else { "rejected" },
+        residual_scale,
     })
 }

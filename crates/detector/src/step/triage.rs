@@ -100,7 +100,7 @@ pub(super) fn triage_rounds(
         },
         known,
         rules::load(&db.allow_rules()?),
-        db.accepted_causes()?,
+        db.accepted_incidents()?,
         &format_micros(portwatch_store::time::now_micros()),
     );
     let by_round: HashMap<i64, &AnomalyReport> =
