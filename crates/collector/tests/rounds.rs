@@ -154,7 +154,9 @@ fn prune_removes_old_rounds_and_keeps_new_ones() {
 fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("small");
-    let mount = Tmpfs::mount(&dir, "8M");
+    // Room for the schema (its first write goes through the WAL too) and part of the
+    // second file.
+    let mount = Tmpfs::mount(&dir, "10M");
     let db = dir.join("p.db");
     let pcaps = pcaps_dir();
     let out = run({
