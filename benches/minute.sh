@@ -18,6 +18,8 @@ measure() { # label, then the command
   /usr/bin/time -f "$label %e s wall, %U s user, %M KB peak RSS" "$@" > /dev/null 2>> "$work/times" || true
 }
 : > "$work/times"
+"$bin/collector" simulate --db "$db" --hours 0.0166667 --seed 1 --rate "$rate"
+"$bin/detector" --once --db "$db" -v   # what one minute's run does
 for i in $(seq 1 "$runs"); do
   "$bin/collector" simulate --db "$db" --hours 0.0166667 --seed 1 --rate "$rate"
   measure "minute" "$bin/detector" --once --db "$db"
@@ -27,8 +29,10 @@ done
 measure "minute+fine-tune" "$bin/detector" --once --db "$db" --train
 grep -E ' s wall' "$work/times"
 for label in minute nothing-new; do
-  grep "^$label " "$work/times" | awk -v l="$label" '{w[NR]=$2; r[NR]=$8} END {
-    n=asort(w); asort(r); printf "%s: median %.3f s wall (min %.3f, max %.3f), median peak RSS %.1f MiB over %d runs\n",
-      l, w[int((n+1)/2)], w[1], w[n], r[int((n+1)/2)]/1024, n }'
+  walls=$(grep "^$label " "$work/times" | awk '{print $2}' | sort -n)
+  rss=$(grep "^$label " "$work/times" | awk '{print $8}' | sort -n)
+  n=$(echo "$walls" | wc -l)
+  mid=$(( (n + 1) / 2 ))
+  echo "$label: median $(echo "$walls" | sed -n "${mid}p") s wall (min $(echo "$walls" | head -1), max $(echo "$walls" | tail -1)), median peak RSS $(( $(echo "$rss" | sed -n "${mid}p") / 1024 )) MiB over $n runs"
 done
 rm -rf "$work"
