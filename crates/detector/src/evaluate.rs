@@ -63,8 +63,8 @@ pub struct KindMetrics {
 pub struct IncidentMetrics {
     /// Events with at least one evaluated round.
     pub events: u64,
-    /// Events an incident overlapped (from the event's first evaluated round to
-    /// [`TOLERANCE_ROUNDS`] after its last).
+    /// Events an incident opened for (within the event's first evaluated round, less
+    /// one, to [`TOLERANCE_ROUNDS`] after its last).
     pub caught: u64,
     /// `caught / events`.
     pub caught_share: Option<f64>,
@@ -91,7 +91,7 @@ pub struct KindIncidents {
 pub struct IncidentEvaluation {
     /// Incidents over evaluated rounds.
     pub incidents: u64,
-    /// Incidents that overlap no event.
+    /// Incidents opened for no event.
     pub false_incidents: u64,
     /// False incidents / evaluated days.
     pub false_incidents_per_day: Option<f64>,
@@ -153,11 +153,31 @@ pub fn evaluate(db: &Db) -> Result<Evaluation> {
         .into_iter()
         .filter_map(|(kind, a, b)| Some((kind, *index.get(&a)?, *index.get(&b)?)))
         .collect();
-    let events: Vec<EventRows> = events.into_values().filter(|e| !e.idx.is_empty()).collect();
+    let events = merge_continued(events.into_values().filter(|e| !e.idx.is_empty()).collect());
     let incidents = score_incidents(rounds.len(), &events, &spans);
     let mut ev = score(&rounds, events);
     ev.incidents = incidents;
     Ok(ev)
+}
+
+/// One event continued by later `simulate` calls (a `deploy@0` in each hour after the
+/// service was deployed) is labelled as one event per call: events of one kind whose
+/// rounds follow on without a gap are one event here.
+fn merge_continued(mut events: Vec<EventRows>) -> Vec<EventRows> {
+    events.sort_by_key(|e| (e.kind.clone(), e.idx.iter().copied().min().unwrap_or(0)));
+    let mut out: Vec<EventRows> = Vec::new();
+    for e in events {
+        let lo = e.idx.iter().copied().min().unwrap_or(0);
+        match out.last_mut() {
+            Some(p) if p.kind == e.kind && p.idx.iter().copied().max().unwrap_or(0) + 1 >= lo => {
+                p.start = p.start.min(e.start);
+                p.idx.extend(e.idx);
+            }
+            _ => out.push(e),
+        }
+    }
+    out.sort_by_key(|e| e.start);
+    out
 }
 
 /// Event windows in evaluated-round positions: first round to [`TOLERANCE_ROUNDS`]
@@ -604,19 +624,25 @@ mod tests {
         label(&f, 1, "portscan", 10..=12);
         label(&f, 2, "backdoor", 40..=49);
         label(&f, 3, "burst", 70..=72);
+        // A service deployed for good, continued by a second call: one event.
+        label(&f, 4, "deploy", 80..=82);
+        label(&f, 5, "deploy", 83..=85);
         incident(&f, "remote_source", 11, 13);
         incident(&f, "new_listener", 45, 52);
-        incident(&f, "features", 90, 91);
+        incident(&f, "features", 95, 96);
+        incident(&f, "new_listener", 80, 99);
         let e = evaluate(&f.db).unwrap().incidents;
-        assert_eq!((e.incidents, e.false_incidents), (3, 1));
+        assert_eq!((e.incidents, e.false_incidents), (4, 1));
         assert!(close(e.false_incidents_per_day, 1440.0 / 100.0));
-        assert_eq!((e.overall.events, e.overall.caught), (3, 2));
+        assert_eq!((e.overall.events, e.overall.caught), (4, 3));
         let k = |name: &str| &e.per_kind.iter().find(|k| k.kind == name).unwrap().metrics;
         assert_eq!(k("portscan").first_alert_max_rounds, Some(1.0));
         assert_eq!(k("portscan").end_delay_max_rounds, Some(1.0));
         assert_eq!(k("backdoor").first_alert_max_rounds, Some(5.0));
         assert_eq!(k("backdoor").end_delay_max_rounds, Some(3.0));
         assert_eq!(k("burst").caught, 0);
-        assert_eq!(e.overall.first_alert_median_rounds, Some(3.0));
+        assert_eq!((k("deploy").events, k("deploy").caught), (1, 1));
+        // First alerts: 1, 5 and 0 rounds.
+        assert_eq!(e.overall.first_alert_median_rounds, Some(1.0));
     }
 }

@@ -327,6 +327,19 @@ impl Host {
         self.expected_packets(t) * SHARE_HTTPS / PKTS_HTTPS
     }
 
+    /// The first minute from `t` on at which the machine is awake (`t` itself for a
+    /// server, and at most a day later).
+    pub fn awake_from(&self, t: i64) -> i64 {
+        let mut t = t;
+        for _ in 0..24 * 60 {
+            if !self.asleep(t) {
+                break;
+            }
+            t += MINUTE;
+        }
+        t
+    }
+
     /// Whether the machine is suspended at `t`: no traffic, no sockets sampled, no
     /// round. Only a workstation sleeps.
     pub fn asleep(&self, t: i64) -> bool {

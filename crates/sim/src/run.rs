@@ -39,10 +39,13 @@ const WARM_UP_MINUTES: i64 = 3;
 /// injected events and their labels.
 pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
     cfg.validate()?;
-    let start = db::next_start(db)?;
+    let host = Host::new(cfg.seed, cfg.rate, cfg.profile);
+    // A call that would start while a workstation sleeps starts when it wakes: the
+    // night leaves no rounds, so without this, history grown hour by hour would start
+    // every later call at the same sleeping minute and never move on.
+    let start = host.awake_from(db::next_start(db)?);
     let minutes = ((cfg.hours * 60.0).round() as u64).max(1);
     let span_end = start + minutes as i64 * MINUTE;
-    let host = Host::new(cfg.seed, cfg.rate, cfg.profile);
     let round_len = i64::from(cfg.round_secs) * SEC;
     let interval = i64::from(cfg.scan_interval_secs) * SEC;
     let samples = i64::from(cfg.round_secs / cfg.scan_interval_secs) + 1;

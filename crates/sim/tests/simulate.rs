@@ -1140,3 +1140,38 @@ fn every_kind_runs_on_a_workstation() {
     );
     assert_eq!(gone, 1);
 }
+
+/// History grown hour by hour moves past a workstation's nights: an hour asked for
+/// while it sleeps starts when it wakes.
+#[test]
+fn hourly_growth_moves_past_a_workstation_night() {
+    let (_d, mut conn) = open();
+    let ws = |hours: f64| SimConfig {
+        profile: "workstation".parse().unwrap(),
+        ..cfg(hours, 906, 1.0, &[])
+    };
+    simulate(&mut conn.db, &ws(24.0)).unwrap();
+    let mut last = count(&conn, "SELECT max(id) FROM rounds");
+    let mut empty = 0;
+    for _ in 0..36 {
+        let s = simulate(&mut conn.db, &ws(1.0)).unwrap();
+        let now = count(&conn, "SELECT max(id) FROM rounds");
+        if now == last {
+            empty += 1;
+        }
+        assert!(s.rounds <= 60);
+        last = now;
+    }
+    assert_eq!(empty, 0, "every hour asked for wrote rounds");
+    let span: i64 = conn
+        .query_row(
+            "SELECT (julianday(max(start_time)) - julianday(min(start_time))) * 24 FROM rounds",
+            [],
+            |r| r.get::<_, f64>(0).map(|h| h as i64),
+        )
+        .unwrap();
+    assert!(
+        span >= 24 + 36,
+        "the nights were skipped, not replayed: {span} h"
+    );
+}

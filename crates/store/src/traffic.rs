@@ -93,6 +93,17 @@ pub enum SenderOrder {
     Bytes,
 }
 
+/// Connection attempts (SYN without ACK) to one port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynTarget {
+    /// The destination port.
+    pub port: i64,
+    /// Distinct sources.
+    pub sources: i64,
+    /// Attempts.
+    pub syns: i64,
+}
+
 /// Queries of one DNS name by one process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NameQueries {
@@ -161,6 +172,26 @@ impl Db {
                 last: time::parse_micros(&row.get::<_, String>(9)?)?,
                 syn_ports: row.get(10)?,
                 syn_destinations: row.get(11)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The ports most connection attempts went to, with how many sources tried.
+    pub fn syn_targets(&self, s: &PacketSpan, limit: usize) -> Result<Vec<SynTarget>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT dest_port, count(DISTINCT src_addr), count(*) AS c FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND (tcp_flags & 18) = 2 AND dest_port IS NOT NULL \
+             GROUP BY dest_port ORDER BY c DESC LIMIT ?5",
+        )?;
+        let mut rows = st.query(span_params(s, limit))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(SynTarget {
+                port: row.get(0)?,
+                sources: row.get(1)?,
+                syns: row.get(2)?,
             });
         }
         Ok(out)

@@ -28,6 +28,11 @@ pub const SCAN_PORTS: i64 = 10;
 /// it a host scan.
 pub const SCAN_HOSTS: i64 = 20;
 
+/// Connection attempts to one port in one round, from this many sources at least,
+/// that make a flood.
+pub const FLOOD_SYNS: i64 = 1000;
+pub const FLOOD_SOURCES: i64 = 100;
+
 /// Names never seen that make a domain the actor of a sustained shift.
 pub const SHIFT_NEW_NAMES: u64 = 10;
 
@@ -185,8 +190,14 @@ pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
     let mut out = new_listeners(db, v)?;
     let group = top_group(v.top_features);
     let span = v.round.packet_range().map(|(a, b)| PacketSpan::whole(a, b));
+    // A scanner or a flood is named whatever group led: sockets left half-open by a
+    // scan or a flood can outweigh the scan features themselves.
+    let strong = match &span {
+        Some(span) => scanner(db, v, span)?,
+        None => None,
+    };
     let found = match (group, span) {
-        ("scan", Some(span)) => scanner(db, v, &span)?,
+        _ if strong.is_some() => strong,
         ("traffic", Some(span)) if !v.shift => heavy_sender(db, v, &span)?,
         // A domain is the actor only for names never seen (a shift needs many).
         ("dns", Some(span)) => domain(db, v, &span)?.filter(|c| {
@@ -248,7 +259,8 @@ fn is_local(local: &HashSet<u64>, addr: &str) -> bool {
     local.contains(&fnv1a(addr.as_bytes()))
 }
 
-/// A remote scanner (most distinct ports probed), or the host scanning others.
+/// A remote scanner (most distinct ports probed), a flood (many sources' connection
+/// attempts at one port), or the host scanning others.
 fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
     let senders = db.senders(span, SenderOrder::Breadth, 20)?;
     if let Some(s) = senders
@@ -256,6 +268,26 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
         .find(|s| !is_local(v.local, &s.addr) && s.syn_ports >= SCAN_PORTS)
     {
         return Ok(remote(s, &senders, v.local, "scan"));
+    }
+    if let Some(t) = db
+        .syn_targets(span, 1)?
+        .into_iter()
+        .find(|t| t.syns >= FLOOD_SYNS && t.sources >= FLOOD_SOURCES)
+    {
+        return Ok(Some(Cause {
+            kind: Kind::RemoteSource,
+            key: format!("flood tcp/{}", t.port),
+            subject: Subject::None,
+            group: "scan",
+            details: json!({
+                "activity": "flood",
+                "port": t.port,
+                "sources": t.sources,
+                "syns": t.syns,
+                "first": format_micros(v.round.start),
+                "last": format_micros(v.round.end),
+            }),
+        }));
     }
     Ok(senders
         .iter()

@@ -32,6 +32,12 @@ pub fn summarize(i: &Incident) -> String {
                 None => i.cause.clone(),
             };
             match s("activity").as_deref() {
+                Some("flood") => format!(
+                    "SYN flood at tcp/{} from {} addresses: {} connection attempts",
+                    n("port"),
+                    n("sources"),
+                    n("syns")
+                ),
                 Some("port scan") => format!(
                     "port scan from {who}: {} ports, {} packets",
                     n("ports"),

@@ -396,7 +396,7 @@ fn merge(into: &mut Value, new: &Value) {
                     json!(x.as_i64().unwrap_or(0) + y.as_i64().unwrap_or(0));
             }
             (
-                "ports" | "destinations" | "names" | "new_names",
+                "ports" | "destinations" | "names" | "new_names" | "sources",
                 Some(Value::Number(x)),
                 Value::Number(y),
             ) => {
