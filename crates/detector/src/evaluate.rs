@@ -193,15 +193,18 @@ fn windows_of(n_rounds: usize, events: &[EventRows]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Incidents (kind, first and last position) against events.
+/// Incidents (kind, first and last position) against events. An incident belongs to
+/// an event when it opened within the event's window (or the round before it): an
+/// incident that was already open for something else does not catch it.
 fn score_incidents(
     n_rounds: usize,
     events: &[EventRows],
     spans: &[(String, usize, usize)],
 ) -> IncidentEvaluation {
     let windows = windows_of(n_rounds, events);
-    let overlaps =
-        |&(_, a, b): &(String, usize, usize), &(lo, hi): &(usize, usize)| a <= hi && lo <= b;
+    let overlaps = |&(_, a, _): &(String, usize, usize), &(lo, hi): &(usize, usize)| {
+        lo.saturating_sub(1) <= a && a <= hi
+    };
     let false_incidents = spans
         .iter()
         .filter(|s| !windows.iter().any(|w| overlaps(s, w)))
@@ -627,14 +630,17 @@ mod tests {
         // A service deployed for good, continued by a second call: one event.
         label(&f, 4, "deploy", 80..=82);
         label(&f, 5, "deploy", 83..=85);
+        // An outage during a long incident opened for something else: not caught.
+        label(&f, 6, "outage", 62..=64);
+        incident(&f, "features", 55, 70);
         incident(&f, "remote_source", 11, 13);
         incident(&f, "new_listener", 45, 52);
         incident(&f, "features", 95, 96);
         incident(&f, "new_listener", 80, 99);
         let e = evaluate(&f.db).unwrap().incidents;
-        assert_eq!((e.incidents, e.false_incidents), (4, 1));
-        assert!(close(e.false_incidents_per_day, 1440.0 / 100.0));
-        assert_eq!((e.overall.events, e.overall.caught), (4, 3));
+        assert_eq!((e.incidents, e.false_incidents), (5, 2));
+        assert!(close(e.false_incidents_per_day, 2.0 * 1440.0 / 100.0));
+        assert_eq!((e.overall.events, e.overall.caught), (5, 3));
         let k = |name: &str| &e.per_kind.iter().find(|k| k.kind == name).unwrap().metrics;
         assert_eq!(k("portscan").first_alert_max_rounds, Some(1.0));
         assert_eq!(k("portscan").end_delay_max_rounds, Some(1.0));
@@ -642,6 +648,7 @@ mod tests {
         assert_eq!(k("backdoor").end_delay_max_rounds, Some(3.0));
         assert_eq!(k("burst").caught, 0);
         assert_eq!((k("deploy").events, k("deploy").caught), (1, 1));
+        assert_eq!(k("outage").caught, 0);
         // First alerts: 1, 5 and 0 rounds.
         assert_eq!(e.overall.first_alert_median_rounds, Some(1.0));
     }
