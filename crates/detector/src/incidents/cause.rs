@@ -66,15 +66,15 @@ impl Kind {
         }
     }
 
-    /// The feature group whose later echoes (features that remember for minutes, such
-    /// as the scan breadth) belong to an incident of this kind.
+    /// The feature groups whose later echoes belong to an incident of this kind:
+    /// only features that remember (the scan breadth holds ten minutes of probes)
+    /// echo, so only a scanner's or a sender's incident has them. A new listener's
+    /// later rounds are its own by presence, and a group-only cause beside an open
+    /// listener incident is something else (a service going down, a flood).
     pub fn echoes(self) -> &'static [&'static str] {
         match self {
-            Kind::RemoteSource => &["scan", "traffic"],
-            Kind::LocalProcess => &["traffic", "scan"],
-            Kind::NewListener => &["sockets"],
-            Kind::Dns => &["dns"],
-            Kind::Features | Kind::Sustained => &[],
+            Kind::RemoteSource | Kind::LocalProcess => &["scan"],
+            _ => &[],
         }
     }
 }
