@@ -197,6 +197,33 @@ impl Db {
         Ok(out)
     }
 
+    /// The distinct addresses one source's connection attempts went to (at most
+    /// `limit`).
+    pub fn syn_destinations(
+        &self,
+        s: &PacketSpan,
+        src: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT dst_addr FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND (tcp_flags & 18) = 2 AND src_addr = ?5 AND dst_addr IS NOT NULL LIMIT ?6",
+        )?;
+        let rows = st.query_map(
+            rusqlite::params![
+                s.first_id,
+                s.last_id,
+                time::format_micros(s.from),
+                time::format_micros(s.until),
+                src,
+                limit as i64
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
     /// The DNS names queried in a span, most queried first, with the querying process.
     pub fn dns_queries(&self, s: &PacketSpan, limit: usize) -> Result<Vec<NameQueries>, Error> {
         let mut st = self.conn.prepare_cached(

@@ -24,8 +24,8 @@ use crate::Result;
 /// reach in one round that make it a scanner. Replies to the host's own connections
 /// reach many of its ephemeral ports, but never with a bare SYN.
 pub const SCAN_PORTS: i64 = 10;
-/// Distinct hosts one local sender's connection attempts reach in one round that make
-/// it a host scan.
+/// Distinct hosts of one /24 (or /48) one local sender's connection attempts reach in
+/// one round that make it a sweep of that network.
 pub const SCAN_HOSTS: i64 = 20;
 
 /// Connection attempts to one port in one round, from this many sources at least,
@@ -289,13 +289,31 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
             }),
         }));
     }
-    Ok(senders
-        .iter()
-        .find(|s| {
-            is_local(v.local, &s.addr)
-                && (s.syn_ports >= SCAN_PORTS || s.syn_destinations >= SCAN_HOSTS)
-        })
-        .map(|s| local_process(s, "scan")))
+    for s in senders.iter().filter(|s| is_local(v.local, &s.addr)) {
+        if s.syn_ports >= SCAN_PORTS {
+            return Ok(Some(local_process(s, "scan")));
+        }
+        // A sweep of one network, not a browser's many sites across the internet.
+        if s.syn_destinations >= SCAN_HOSTS {
+            let mut by_net: BTreeMap<String, i64> = BTreeMap::new();
+            for d in db.syn_destinations(span, &s.addr, 5000)? {
+                if let Ok(a) = d.parse::<IpAddr>() {
+                    *by_net.entry(network_of(a)).or_default() += 1;
+                }
+            }
+            if let Some((net, n)) = by_net.into_iter().max_by_key(|(_, n)| *n)
+                && n >= SCAN_HOSTS
+            {
+                let mut c = local_process(s, "scan");
+                if let serde_json::Value::Object(m) = &mut c.details {
+                    m.insert("network".into(), json!(net));
+                    m.insert("destinations".into(), json!(n));
+                }
+                return Ok(Some(c));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The sender of the most bytes: a local process (an upload, beaconing) or a remote

@@ -57,11 +57,18 @@ pub fn summarize(i: &Incident) -> String {
                 None => i.cause.clone(),
             };
             match s("activity").as_deref() {
-                Some("scan of other hosts") => format!(
-                    "{who} scanned {} ports on {} hosts",
-                    n("ports"),
-                    n("destinations")
-                ),
+                Some("scan of other hosts") => match s("network") {
+                    Some(net) => format!(
+                        "{who} swept {} hosts of {net} ({} ports)",
+                        n("destinations"),
+                        n("ports")
+                    ),
+                    None => format!(
+                        "{who} scanned {} ports on {} hosts",
+                        n("ports"),
+                        n("destinations")
+                    ),
+                },
                 _ => format!(
                     "{who} sent {} in {} packets to {} destinations",
                     bytes(n("bytes")),
