@@ -81,15 +81,22 @@ pub(super) fn triage_rounds(
             events: Vec::new(),
         });
     };
+    // Every active incident, however long ago its cause was last seen (a listener
+    // that stayed through a night without rounds is still the same incident), and the
+    // closed ones recent enough to have echoes.
     let since = format_micros(first.start - ECHO_WINDOW);
-    let known: Vec<Incident> = db
-        .incidents(&IncidentFilter {
-            active_only: false,
-            since: Some(&since),
-        })?
-        .into_iter()
-        .filter(|i| i.status != IncidentStatus::Accepted)
-        .collect();
+    let mut known: Vec<Incident> = db.incidents(&IncidentFilter {
+        active_only: true,
+        since: None,
+    })?;
+    for i in db.incidents(&IncidentFilter {
+        active_only: false,
+        since: Some(&since),
+    })? {
+        if i.status == IncidentStatus::Closed && !known.iter().any(|k| k.id == i.id) {
+            known.push(i);
+        }
+    }
     let mut tracker = Tracker::new(
         Config {
             close_after: opts.close_after.max(1),
