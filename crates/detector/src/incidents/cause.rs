@@ -208,8 +208,10 @@ pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
     };
     match found {
         Some(c) => out.push(c),
-        // New listeners explain a sockets anomaly; otherwise name the group.
-        None if group != "sockets" || out.is_empty() => out.push(Cause {
+        // A new listener explains what moves around it (its sockets, its clients'
+        // connection attempts); a scanner or a flood would have been named above.
+        // Otherwise name the group.
+        None if out.is_empty() => out.push(Cause {
             kind: Kind::Features,
             key: group.to_string(),
             subject: Subject::None,
