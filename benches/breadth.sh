@@ -4,19 +4,21 @@
 # hourly too): a clean first day and the cold start, then for each following hour
 # `collector simulate --hours 1` (with the hour's event, if any) and `detector --once`.
 # A `deploy` (a service put in production for good) goes on in every hour after it.
-# Usage: benches/breadth.sh NAME SEED PROFILE [RATE] [DAYS]   (release build)
+# Usage: benches/breadth.sh NAME SEED PROFILE [RATE] [DAYS] [cold-start detector flags...]
+# (release build; e.g. --zscore-baseline for the per-feature z-score scorer)
 # Output in $PORTWATCH_BENCH/NAME (default /tmp/portwatch-breadth/NAME): log.txt,
 # eval.txt, eval.json, incidents.txt. The database is removed unless PORTWATCH_KEEP_DB=1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 name=$1; seed=$2; profile=$3; rate=${4:-20}; days=${5:-7}
+shift $(( $# < 5 ? $# : 5 ))
 bin=${PORTWATCH_BIN:-$here/target/release}
 work=${PORTWATCH_BENCH:-/tmp/portwatch-breadth}/$name
 rm -rf "$work"; mkdir -p "$work"
 db=$work/ports.db
 sim() { "$bin/collector" simulate --db "$db" --profile "$profile" --rate "$rate" "$@"; }
 sim --hours 24 --seed "$seed"
-"$bin/detector" --once --db "$db" -v > "$work/log.txt" 2>&1 || true
+"$bin/detector" --once --db "$db" -v "$@" > "$work/log.txt" 2>&1 || true
 # Hour after day 1 -> event: each kind twice or more, about one every 7 hours.
 declare -A inj=(
   [4]="portscan@0.4" [11]="outscan@0.3" [17]="beacon@0.2" [24]="dnstunnel@0.5"

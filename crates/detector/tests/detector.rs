@@ -916,6 +916,7 @@ fn a_real_nmap_scan_is_named_by_its_source() {
                 top_features: &top,
                 seen: &seen,
                 local,
+                previous: None,
                 shift: false,
             },
         )

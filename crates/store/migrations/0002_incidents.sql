@@ -21,7 +21,8 @@ CREATE INDEX batches_rounds_pending ON batches_rounds (round_id) WHERE trainable
 
 CREATE TABLE incidents (
     id               INTEGER PRIMARY KEY,
-    -- `new_listener`, `remote_source`, `local_process`, `dns`, `features`, `sustained`.
+    -- `new_listener`, `vanished_listener`, `remote_source`, `local_process`, `dns`,
+    -- `features`, `sustained`.
     kind             TEXT NOT NULL,
     -- The cause's key, the same in every round it explains: `tcp/4444`,
     -- `203.0.113.0/24`, `curl`, `example.net`, `dns`, ...

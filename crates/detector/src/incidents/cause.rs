@@ -41,6 +41,8 @@ pub const SHIFT_NEW_NAMES: u64 = 10;
 pub enum Kind {
     /// A port that the model's history never saw listening.
     NewListener,
+    /// A port that listened in the round before and no longer does (a service gone).
+    VanishedListener,
     /// A remote address or network (scans, floods, unusual inbound traffic).
     RemoteSource,
     /// A local process as the source of unusual traffic.
@@ -58,6 +60,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NewListener => "new_listener",
+            Kind::VanishedListener => "vanished_listener",
             Kind::RemoteSource => "remote_source",
             Kind::LocalProcess => "local_process",
             Kind::Dns => "dns",
@@ -179,6 +182,9 @@ pub struct RoundView<'a> {
     pub seen: &'a Seen,
     /// Hashes of the host's own addresses.
     pub local: &'a HashSet<u64>,
+    /// The round before it and its listening ports, when loaded: a known port that
+    /// listened there and not here is a service gone.
+    pub previous: Option<(&'a RoundInfo, &'a RoundKeys)>,
     /// A round of a sustained shift rather than one over the threshold: only strong
     /// evidence names an actor (a new listener, a scanner, names never seen), since the
     /// heaviest sender of an ordinary round is the host's own main service.
@@ -188,6 +194,7 @@ pub struct RoundView<'a> {
 /// The causes of one anomalous round.
 pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
     let mut out = new_listeners(db, v)?;
+    out.extend(vanished_listeners(db, v)?);
     let group = top_group(v.top_features);
     let span = v.round.packet_range().map(|(a, b)| PacketSpan::whole(a, b));
     // A scanner or a flood is named whatever group led: sockets left half-open by a
@@ -239,6 +246,41 @@ fn new_listeners(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
         let (pid, process) = owner.map_or((None, None), |o| (o.pid, o.process));
         out.push(Cause {
             kind: Kind::NewListener,
+            key: format!("{proto}/{port}"),
+            subject: Subject::Listener {
+                tcp,
+                port,
+                process: process.clone(),
+            },
+            group: "sockets",
+            details: json!({
+                "protocol": proto,
+                "port": port,
+                "process": process,
+                "pid": pid,
+            }),
+        });
+    }
+    Ok(out)
+}
+
+/// Known ports that listened in the round before and not in this one.
+fn vanished_listeners(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
+    let Some((prev, prev_keys)) = v.previous else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for &key in &prev_keys.ports {
+        if v.keys.ports.contains(&key) || !v.seen.has_port(key) {
+            continue;
+        }
+        let tcp = key >> 16 == 1;
+        let port = (key & 0xffff) as u16;
+        let proto = if tcp { "tcp" } else { "udp" };
+        let owner = db.listener_owner(prev.id, port, tcp)?;
+        let (pid, process) = owner.map_or((None, None), |o| (o.pid, o.process));
+        out.push(Cause {
+            kind: Kind::VanishedListener,
             key: format!("{proto}/{port}"),
             subject: Subject::Listener {
                 tcp,

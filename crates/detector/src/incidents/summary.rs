@@ -25,6 +25,10 @@ pub fn summarize(i: &Incident) -> String {
             };
             format!("new listener {}{owner}", i.cause)
         }
+        "vanished_listener" => {
+            let owner = s("process").map(|p| format!(" ({p})")).unwrap_or_default();
+            format!("{}{owner} stopped listening", i.cause)
+        }
         "remote_source" => {
             let who = match s("top_address") {
                 Some(a) if i.cause.starts_with(&a) => a,

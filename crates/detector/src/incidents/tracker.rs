@@ -178,16 +178,20 @@ impl Tracker {
                 touched.insert(t);
             }
         }
-        // A new listener is present while its port listens.
+        // A new listener is present while its port listens; a vanished one while its
+        // port does not.
         for t in 0..self.tracked.len() {
             if touched.contains(&t) {
                 continue;
             }
             let inc = &self.tracked[t].inc;
-            if inc.status.is_active()
-                && inc.kind == Kind::NewListener.as_str()
-                && listener_key(&inc.cause).is_some_and(|k| o.listening.contains(&k))
-            {
+            let listens = listener_key(&inc.cause).map(|k| o.listening.contains(&k));
+            let present = match inc.kind.as_str() {
+                k if k == Kind::NewListener.as_str() => listens == Some(true),
+                k if k == Kind::VanishedListener.as_str() => listens == Some(false),
+                _ => false,
+            };
+            if inc.status.is_active() && present {
                 self.extend(t, &o, &Value::Null);
                 touched.insert(t);
             }
@@ -363,7 +367,7 @@ impl Tracker {
     }
 }
 
-/// The port key of a `new_listener` cause (`tcp/4444`).
+/// The port key of a `new_listener` or `vanished_listener` cause (`tcp/4444`).
 fn listener_key(cause: &str) -> Option<u32> {
     let (proto, port) = cause.split_once('/')?;
     Some(port_key(proto == "tcp", port.parse().ok()?))
@@ -664,5 +668,39 @@ mod tests {
         assert!(!suppressed[day as usize + 4], "past the learning window");
         let (writes, _) = t.finish();
         assert_eq!(writes.len(), 2, "{writes:#?}");
+    }
+
+    #[test]
+    fn a_service_gone_is_one_incident_until_it_listens_again() {
+        let mut t = tracker();
+        let key = port_key(true, 5432);
+        let mut gone = cause(
+            Kind::VanishedListener,
+            "tcp/5432",
+            "sockets",
+            Subject::Listener {
+                tcp: true,
+                port: 5432,
+                process: Some("postgres".into()),
+            },
+        );
+        gone.details = json!({"protocol": "tcp", "port": 5432, "process": "postgres"});
+        run(&mut t, 0..50, |i| match i {
+            10 => (true, vec![gone.clone()], vec![]),
+            // Down for 30 minutes; anomalous only now and then.
+            11..=39 => (i % 7 == 0, vec![], vec![]),
+            _ => (false, vec![], vec![key]),
+        });
+        let (writes, events) = t.finish();
+        assert_eq!(writes.len(), 1, "{writes:#?}");
+        let inc = &writes[0].incident;
+        assert_eq!((inc.first_round_id, inc.last_round_id), (10, 39));
+        assert_eq!(events[0], vec![EventKind::Opened, EventKind::Closed]);
+        assert!(
+            inc.summary
+                .starts_with("tcp/5432 (postgres) stopped listening"),
+            "{}",
+            inc.summary
+        );
     }
 }

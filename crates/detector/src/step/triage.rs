@@ -126,6 +126,7 @@ pub(super) fn triage_rounds(
                     top_features: &top_features(&a.explanation),
                     seen,
                     local: &l.local_addrs,
+                    previous: i.checked_sub(1).map(|p| (&l.rounds[p], &l.keys[p])),
                     shift: shifted,
                 },
             )?,
