@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use portwatch_capture::{FileSource, PacketSource};
 use portwatch_cli::lock::Lock;
 use portwatch_cli::stop::Stop;
@@ -44,13 +43,12 @@ pub fn run(
         End::Interrupted | End::Deadline | End::WriterGone => (RoundStatus::Partial, None),
     };
     drop(tx);
-    let totals = writer
-        .finish(Finish {
-            end_micros: now,
-            status,
-            times_from_packets: true,
-        })
-        .with_context(|| format!("cannot store {}", file.display()))?;
+    // The caller names the file; the store's error names the database.
+    let totals = writer.finish(Finish {
+        end_micros: now,
+        status,
+        times_from_packets: true,
+    })?;
     if let Some(p) = problem {
         eprintln!("collector: {}: {p}", file.display());
     }

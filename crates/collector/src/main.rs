@@ -66,6 +66,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("collector: {}: {e:#}", file.display());
+                        // A file that cannot be read spoils only itself; a database
+                        // that cannot store (a full disk) would fail every file after.
+                        if e.is::<portwatch_store::Error>() {
+                            return Ok(ExitCode::Error);
+                        }
                         ExitCode::Error
                     }
                 };
