@@ -14,5 +14,6 @@ PRAGMA journal_mode = WAL;
 BEGIN;
 .read crates/store/migrations/0001_initial.sql
 .read crates/store/migrations/0002_incidents.sql
-PRAGMA user_version = 2;
+.read crates/store/migrations/0003_owners.sql
+PRAGMA user_version = 3;
 COMMIT;

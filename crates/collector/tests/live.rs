@@ -226,12 +226,16 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
         0
     );
 
-    // The listener is in every sample as LISTEN with this pid; the UDP socket as UNCONN.
+    // The listener is in every sample as LISTEN with this pid, executable and user;
+    // the UDP socket as UNCONN.
+    let exe = std::env::current_exe().unwrap();
+    let uid = unsafe { libc::geteuid() };
     let listen = |proto: &str, port: u16, state: &str| -> i64 {
         c.query_row(
             "SELECT count(DISTINCT timestamp) FROM rounds_ports WHERE round_id = ?1 AND port_id = ?2
-               AND protocol = ?3 AND family = 4 AND state = ?4 AND pid = ?5 AND process = ?6 AND sockets >= 1",
-            rusqlite::params![round, port, proto, state, me, comm],
+               AND protocol = ?3 AND family = 4 AND state = ?4 AND pid = ?5 AND process = ?6
+               AND exe = ?7 AND uid = ?8 AND sockets >= 1",
+            rusqlite::params![round, port, proto, state, me, comm, exe.to_str(), uid],
             |r| r.get(0),
         )
         .unwrap()

@@ -468,9 +468,16 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
         2,
         "{incidents:#?}"
     );
+    // The backdoor is named by what identifies it beyond the name it gave itself: the
+    // simulator runs it from /dev/shm as the web server's user (uid 33).
+    let backdoor = incidents
+        .iter()
+        .find(|s| s.starts_with("new listener tcp/"))
+        .unwrap_or_else(|| panic!("{incidents:#?}"));
     assert!(
-        incidents.iter().any(|s| s.starts_with("new listener tcp/")),
-        "{incidents:#?}"
+        backdoor.contains(", /dev/shm/.")
+            && (backdoor.contains(", user ") || backdoor.contains(", uid 33)")),
+        "{backdoor}"
     );
     assert!(
         incidents.iter().any(|s| s.starts_with("DNS: ")),

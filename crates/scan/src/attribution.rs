@@ -210,6 +210,7 @@ mod tests {
             inode: 1,
             pid,
             process: pid.map(|p| Arc::from(format!("p{p}"))),
+            exe: None,
         }
     }
 

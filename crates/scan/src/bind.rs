@@ -160,6 +160,7 @@ impl SocketSource for BindProbe {
                             inode: 0,
                             pid: None,
                             process: None,
+                            exe: None,
                         }),
                         Probe::Failed(source) => {
                             return Err(Error::Probe {

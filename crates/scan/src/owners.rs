@@ -23,6 +23,9 @@ pub struct Owner {
     pub pid: u32,
     /// `ROOT/PID/comm`, escaped as every stored name is ([`portwatch_capture::escape`]).
     pub process: Arc<str>,
+    /// `ROOT/PID/exe`, escaped likewise; `None` where the link cannot be read (a
+    /// kernel thread, another user's process without privilege).
+    pub exe: Option<Arc<str>>,
 }
 
 /// The cached map and what the last walk could not attribute.
@@ -76,6 +79,7 @@ impl OwnerMap {
                 Some(owner) => {
                     s.pid = Some(owner.pid);
                     s.process = Some(owner.process.clone());
+                    s.exe = owner.exe.clone();
                 }
                 None if refreshed => {
                     self.ownerless.insert(s.inode);
@@ -115,21 +119,21 @@ pub(crate) fn walk(root: &std::path::Path) -> Result<HashMap<u64, Owner>, Error>
             continue;
         };
         let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
-        let process: Arc<str> = portwatch_capture::escape::escape(comm).into();
+        let owner = Owner {
+            pid,
+            process: portwatch_capture::escape::escape(comm).into(),
+            exe: fs::read_link(dir.join("exe"))
+                .ok()
+                .map(|p| portwatch_capture::escape::escape(p.as_os_str().as_bytes()).into()),
+        };
         for &inode in &inodes {
             map.entry(inode)
                 .and_modify(|o| {
                     if pid < o.pid {
-                        *o = Owner {
-                            pid,
-                            process: process.clone(),
-                        };
+                        *o = owner.clone();
                     }
                 })
-                .or_insert_with(|| Owner {
-                    pid,
-                    process: process.clone(),
-                });
+                .or_insert_with(|| owner.clone());
         }
     }
     Ok(map)

@@ -148,6 +148,7 @@ fn parse_line(line: &str, transport: Transport, family: u8) -> Result<Socket, St
         inode,
         pid: None,
         process: None,
+        exe: None,
     })
 }
 

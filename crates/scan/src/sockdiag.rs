@@ -148,6 +148,7 @@ fn parse_msg(m: &[u8], transport: Transport) -> Option<Socket> {
         inode: u64::from(u32_at(m, 68)),
         pid: None,
         process: None,
+        exe: None,
     })
 }
 

@@ -18,10 +18,15 @@ pub struct Socket {
     pub remote_port: u16,
     /// `LISTEN`, `ESTABLISHED`, `TIME_WAIT`, …; UDP `UNCONN` or `ESTABLISHED` (as ss prints).
     pub state: &'static str,
+    /// The socket's owner uid as the kernel's table gives it;
+    /// [`UNKNOWN_UID`](crate::UNKNOWN_UID) when the source cannot tell (the bind probe).
     pub uid: u32,
     pub inode: u64,
     pub pid: Option<u32>,
     pub process: Option<Arc<str>>,
+    /// The owning process's executable (`/proc/PID/exe`), escaped as stored names are;
+    /// `None` when not visible (kernel threads, another user's process as non-root).
+    pub exe: Option<Arc<str>>,
 }
 
 /// One `rounds_ports` row: the sockets of a sample grouped by
@@ -34,6 +39,10 @@ pub struct PortUsage {
     pub state: &'static str,
     pub pid: Option<u32>,
     pub process: Option<Arc<str>>,
+    /// The owning process's executable, when visible.
+    pub exe: Option<Arc<str>>,
+    /// The user that created the sockets (of the first one, when they differ).
+    pub uid: Option<u32>,
     pub sockets: u32,
 }
 
@@ -41,25 +50,22 @@ pub struct PortUsage {
 /// state, pid) so that equal samples give equal rows.
 pub fn aggregate(sockets: &[Socket]) -> Vec<PortUsage> {
     type Key = (u16, Transport, u8, &'static str, Option<u32>);
-    let mut groups: BTreeMap<Key, (Option<Arc<str>>, u32)> = BTreeMap::new();
+    let mut groups: BTreeMap<Key, PortUsage> = BTreeMap::new();
     for s in sockets {
-        let e = groups
+        groups
             .entry((s.local_port, s.transport, s.family, s.state, s.pid))
-            .or_insert_with(|| (s.process.clone(), 0));
-        e.1 += 1;
+            .or_insert_with(|| PortUsage {
+                port: s.local_port,
+                transport: s.transport,
+                family: s.family,
+                state: s.state,
+                pid: s.pid,
+                process: s.process.clone(),
+                exe: s.exe.clone(),
+                uid: (s.uid != crate::UNKNOWN_UID).then_some(s.uid),
+                sockets: 0,
+            })
+            .sockets += 1;
     }
-    groups
-        .into_iter()
-        .map(
-            |((port, transport, family, state, pid), (process, sockets))| PortUsage {
-                port,
-                transport,
-                family,
-                state,
-                pid,
-                process,
-                sockets,
-            },
-        )
-        .collect()
+    groups.into_values().collect()
 }

@@ -68,6 +68,7 @@ mod tests {
             inode: 1,
             pid: None,
             process: None,
+            exe: None,
         }
     }
 

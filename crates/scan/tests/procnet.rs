@@ -123,6 +123,9 @@ mod recorded {
                 (400, Some(b"other"), &[999_999]),
             ],
         );
+        // The executable link, as the kernel shows it (a deleted binary keeps its
+        // path with " (deleted)"); process 200's cannot be read (a kernel thread's).
+        symlink("/usr/sbin/server (deleted)", root.path().join("100/exe")).unwrap();
         // Non-process entries of /proc are ignored.
         fs::create_dir(root.path().join("sys")).unwrap();
         fs::write(root.path().join("uptime"), "1 1\n").unwrap();
@@ -133,6 +136,7 @@ mod recorded {
         let listen = &find(&s, tcp, 4, 47001, "LISTEN")[0];
         assert_eq!(listen.pid, Some(100));
         assert_eq!(listen.process.as_deref(), Some("server"));
+        assert_eq!(listen.exe.as_deref(), Some("/usr/sbin/server (deleted)"));
         let est = &find(&s, tcp, 4, 47001, "ESTABLISHED")[0];
         assert_eq!(est.pid, Some(100));
         let l6 = &find(&s, tcp, 6, 47002, "LISTEN")[0];
@@ -140,6 +144,7 @@ mod recorded {
         // Escaped as every stored name is, the way tshark prints names: a control byte
         // as its C escape, the backslash as it is.
         assert_eq!(l6.process.as_deref(), Some("tab\\there\\"));
+        assert_eq!(l6.exe, None);
         assert_eq!(
             find(&s, Transport::Udp, 6, 47006, "UNCONN")[0].pid,
             Some(200)
@@ -289,6 +294,9 @@ fn live_proc_sees_our_sockets_with_pid_and_comm() {
     assert_eq!(l[0].local_addr, ip("127.0.0.1"));
     assert_eq!(l[0].pid, Some(me));
     assert_eq!(l[0].process.as_deref(), Some(comm.as_str()));
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(l[0].exe.as_deref(), exe.to_str());
+    assert_eq!(l[0].uid, unsafe { libc::geteuid() });
     let u = find(&s, Transport::Udp, 4, uport, "UNCONN");
     assert_eq!(u.len(), 1);
     assert_eq!(
@@ -317,6 +325,8 @@ fn live_proc_sees_our_sockets_with_pid_and_comm() {
         .count();
     assert_eq!(mine, 2);
     assert_eq!((ours[1].state, ours[1].sockets), ("LISTEN", 1));
+    assert_eq!(ours[1].exe.as_deref(), exe.to_str());
+    assert_eq!(ours[1].uid, Some(unsafe { libc::geteuid() }));
     assert_eq!(ours[1].process.as_deref(), Some(comm.as_str()));
     let urow: Vec<_> = rows
         .iter()

@@ -314,10 +314,11 @@ impl Host {
             remote_addr: if addr.is_ipv4() { any4 } else { any6 },
             remote_port: 0,
             state,
-            uid: 0,
+            uid: o.uid,
             inode: 0,
             pid: Some(o.pid),
             process: Some(o.process.clone()),
+            exe: Some(o.exe.clone()),
         };
         let listeners = vec![
             l(Tcp, any4, 22, "LISTEN", &sshd),

@@ -241,7 +241,7 @@ fn backdoor(ev: &mut Event, r: &mut Rng, host: &Host, collide: bool) {
     let (port, owner, note) = if collide {
         let target = *r.pick(&host.tcp_listen_ports());
         let port = colliding_port(r, target, &host.all_listen_ports());
-        let owner = Owner::new(pid, "sshd");
+        let owner = Owner::dropped(pid, "sshd");
         let note = format!(
             "process sshd (pid {pid}) listens on tcp/{port}, bucket {} like tcp/{target}; quiet control connection from {attacker}",
             listen_bucket(port)
@@ -250,7 +250,7 @@ fn backdoor(ev: &mut Event, r: &mut Rng, host: &Host, collide: bool) {
     } else {
         let port = *r.pick(&BACKDOOR_PORTS);
         let name = *r.pick(&BACKDOOR_NAMES);
-        let owner = Owner::new(pid, name);
+        let owner = Owner::dropped(pid, name);
         let note = format!(
             "new process {name} (pid {pid}) listens on tcp/{port}; {attacker} connects and pulls data"
         );
@@ -660,7 +660,7 @@ const SHADY_TLDS: [&str; 6] = ["xyz", "top", "online", "site", "info", "cc"];
 fn beacon(ev: &mut Event, r: &mut Rng, host: &Host) {
     let pid = r.between(20_000, 39_999) as u32;
     let name: &str = BEACON_NAMES[r.below(BEACON_NAMES.len() as u64) as usize];
-    let owner = Owner::new(pid, name);
+    let owner = Owner::dropped(pid, name);
     let mut domain = String::new();
     for _ in 0..r.between(10, 14) {
         let c = r.below(36) as u8;

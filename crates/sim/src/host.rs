@@ -222,10 +222,11 @@ impl Host {
             remote_addr: if addr.is_ipv4() { any4 } else { any6 },
             remote_port: 0,
             state,
-            uid: 0,
+            uid: o.uid,
             inode: 0,
             pid: Some(o.pid),
             process: Some(o.process.clone()),
+            exe: Some(o.exe.clone()),
         };
         let listeners = vec![
             l(Tcp, any4, 22, "LISTEN", &sshd),
@@ -478,10 +479,11 @@ impl Host {
                         remote_addr: lo4,
                         remote_port: rport,
                         state: "ESTABLISHED",
-                        uid: 0,
+                        uid: o.uid,
                         inode: 0,
                         pid: Some(o.pid),
                         process: Some(o.process.clone()),
+                        exe: Some(o.exe.clone()),
                     });
                 }
             };
@@ -504,10 +506,11 @@ impl Host {
             remote_addr: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x15, 0, 0, 0, 0, 0x50)),
             remote_port: scrape_port,
             state: "ESTABLISHED",
-            uid: 0,
+            uid: s.node_exporter.uid,
             inode: 0,
             pid: Some(s.node_exporter.pid),
             process: Some(s.node_exporter.process.clone()),
+            exe: Some(s.node_exporter.exe.clone()),
         });
         if let Some(sock) = self
             .admin_session(t)

@@ -20,13 +20,45 @@ pub(crate) const TIME_WAIT: i64 = 60 * SEC;
 pub(crate) struct Owner {
     pub pid: u32,
     pub process: Arc<str>,
+    /// Its executable, as `/proc/PID/exe` shows it.
+    pub exe: Arc<str>,
+    /// The user its sockets belong to.
+    pub uid: u32,
 }
 
 impl Owner {
+    /// A packaged program: its usual path and service user on Debian.
     pub fn new(pid: u32, process: &str) -> Self {
+        let (exe, uid) = match process {
+            "sshd" => ("/usr/sbin/sshd".to_string(), 0),
+            "nginx" => ("/usr/sbin/nginx".to_string(), 33),
+            "postgres" => ("/usr/lib/postgresql/16/bin/postgres".to_string(), 104),
+            "gunicorn" | "celery" => ("/usr/bin/python3.11".to_string(), 33),
+            "node_exporter" => ("/usr/bin/prometheus-node-exporter".to_string(), 65534),
+            "systemd-resolve" => ("/usr/lib/systemd/systemd-resolved".to_string(), 991),
+            "systemd-network" => ("/usr/lib/systemd/systemd-networkd".to_string(), 998),
+            "chronyd" => ("/usr/sbin/chronyd".to_string(), 102),
+            "cupsd" | "avahi-daemon" | "NetworkManager" => (format!("/usr/sbin/{process}"), 0),
+            "firefox" => ("/usr/lib/firefox-esr/firefox-esr".to_string(), 1000),
+            "chrome" => ("/opt/google/chrome/chrome".to_string(), 1000),
+            "http" | "https" => (format!("/usr/lib/apt/methods/{process}"), 42),
+            _ => (format!("/usr/bin/{process}"), 0),
+        };
         Owner {
             pid,
             process: Arc::from(process),
+            exe: Arc::from(exe),
+            uid,
+        }
+    }
+
+    /// A program an intruder dropped: run by the web server's user from a world-
+    /// writable directory, whatever name it gives itself.
+    pub fn dropped(pid: u32, process: &str) -> Self {
+        Owner {
+            exe: Arc::from(format!("/dev/shm/.{process}")),
+            uid: 33,
+            ..Owner::new(pid, process)
         }
     }
 }
@@ -74,10 +106,11 @@ impl Sock {
             remote_addr: self.remote,
             remote_port: self.remote_port,
             state,
-            uid: 0,
+            uid: owner.map_or(0, |o| o.uid),
             inode: 0,
             pid: owner.map(|o| o.pid),
             process: owner.map(|o| o.process.clone()),
+            exe: owner.map(|o| o.exe.clone()),
         })
     }
 }

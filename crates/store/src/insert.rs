@@ -171,8 +171,8 @@ pub(crate) fn insert_port_usage(
 ) -> rusqlite::Result<()> {
     let mut ts = [0u8; time::LEN];
     conn.prepare_cached(
-        "INSERT INTO rounds_ports (round_id, port_id, timestamp, protocol, family, state, sockets, pid, process)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO rounds_ports (round_id, port_id, timestamp, protocol, family, state, sockets, pid, process, exe, uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         round_id,
@@ -184,6 +184,8 @@ pub(crate) fn insert_port_usage(
         u.sockets,
         u.pid,
         u.process.as_deref(),
+        u.exe.as_deref(),
+        u.uid,
     ])?;
     Ok(())
 }

@@ -30,12 +30,16 @@ pub struct RoundInfo {
 }
 
 /// Who listens on a port, as the scanner saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenerOwner {
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SocketOwner {
     /// The owning pid, when visible.
     pub pid: Option<i64>,
     /// The owning process, when visible.
     pub process: Option<String>,
+    /// Its executable, when visible.
+    pub exe: Option<String>,
+    /// The user that opened the socket, when known.
+    pub uid: Option<i64>,
 }
 
 impl RoundInfo {
@@ -47,6 +51,15 @@ impl RoundInfo {
 
 /// The rounds the detector looks at: live or simulated, closed (`end_time` set), not
 /// failed; file ingests are not host history.
+fn owner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SocketOwner> {
+    Ok(SocketOwner {
+        pid: r.get(0)?,
+        process: r.get(1)?,
+        exe: r.get(2)?,
+        uid: r.get(3)?,
+    })
+}
+
 fn eligible() -> String {
     format!(
         "r.end_time IS NOT NULL AND r.status IN ('{}', '{}') \
@@ -135,21 +148,35 @@ impl Db {
         round_id: i64,
         port: u16,
         tcp: bool,
-    ) -> Result<Option<ListenerOwner>, Error> {
+    ) -> Result<Option<SocketOwner>, Error> {
         let mut st = self.conn.prepare_cached(
-            "SELECT pid, process FROM rounds_ports \
+            "SELECT pid, process, exe, uid FROM rounds_ports \
               WHERE round_id = ?1 AND port_id = ?2 AND protocol = ?3 \
                 AND state IN ('LISTEN', 'UNCONN') \
-              ORDER BY pid IS NULL LIMIT 1",
+              ORDER BY pid IS NULL, exe IS NULL LIMIT 1",
         )?;
         let proto = if tcp { "tcp" } else { "udp" };
         Ok(st
-            .query_row(params![round_id, port, proto], |r| {
-                Ok(ListenerOwner {
-                    pid: r.get(0)?,
-                    process: r.get(1)?,
-                })
-            })
+            .query_row(params![round_id, port, proto], owner_row)
+            .optional()?)
+    }
+
+    /// A local process's identity in a round, from its sockets as the scanner saw
+    /// them: the pid (`pid`, when the capture attributed one) else any of that name,
+    /// with its executable and user. None when no socket of it was sampled.
+    pub fn process_owner(
+        &self,
+        round_id: i64,
+        process: &str,
+        pid: Option<i64>,
+    ) -> Result<Option<SocketOwner>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT pid, process, exe, uid FROM rounds_ports \
+              WHERE round_id = ?1 AND process = ?2 \
+              ORDER BY pid IS NOT ?3, exe IS NULL LIMIT 1",
+        )?;
+        Ok(st
+            .query_row(params![round_id, process, pid], owner_row)
             .optional()?)
     }
 

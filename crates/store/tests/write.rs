@@ -55,6 +55,8 @@ fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
             state: "LISTEN",
             pid: Some(1),
             process: Some("sshd".into()),
+            exe: Some("/usr/sbin/sshd".into()),
+            uid: Some(0),
             sockets: 2,
         }],
     })
@@ -122,14 +124,14 @@ fn writer_stores_every_row_and_records_the_round_range() {
         .query_row("SELECT end_time FROM rounds", [], |r| r.get(0))
         .unwrap();
     assert_eq!(end, "2025-11-24T16:00:55.000000Z");
-    let sockets: i64 = conn
+    let sockets: (i64, String, i64) = conn
         .query_row(
-            "SELECT sockets FROM rounds_ports WHERE port_id = 22 AND state = 'LISTEN'",
+            "SELECT sockets, exe, uid FROM rounds_ports WHERE port_id = 22 AND state = 'LISTEN'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!(sockets, 2);
+    assert_eq!(sockets, (2, "/usr/sbin/sshd".to_string(), 0));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use portwatch_features::{RoundKeys, Seen, fnv1a};
 use portwatch_store::Db;
-use portwatch_store::rounds::RoundInfo;
+use portwatch_store::rounds::{RoundInfo, SocketOwner};
 use portwatch_store::time::format_micros;
 use portwatch_store::traffic::{PacketSpan, SenderOrder, SenderStats};
 use serde_json::json;
@@ -241,25 +241,8 @@ fn new_listeners(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
         }
         let tcp = key >> 16 == 1;
         let port = (key & 0xffff) as u16;
-        let proto = if tcp { "tcp" } else { "udp" };
         let owner = db.listener_owner(v.round.id, port, tcp)?;
-        let (pid, process) = owner.map_or((None, None), |o| (o.pid, o.process));
-        out.push(Cause {
-            kind: Kind::NewListener,
-            key: format!("{proto}/{port}"),
-            subject: Subject::Listener {
-                tcp,
-                port,
-                process: process.clone(),
-            },
-            group: "sockets",
-            details: json!({
-                "protocol": proto,
-                "port": port,
-                "process": process,
-                "pid": pid,
-            }),
-        });
+        out.push(listener(Kind::NewListener, tcp, port, owner));
     }
     Ok(out)
 }
@@ -276,27 +259,67 @@ fn vanished_listeners(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
         }
         let tcp = key >> 16 == 1;
         let port = (key & 0xffff) as u16;
-        let proto = if tcp { "tcp" } else { "udp" };
         let owner = db.listener_owner(prev.id, port, tcp)?;
-        let (pid, process) = owner.map_or((None, None), |o| (o.pid, o.process));
-        out.push(Cause {
-            kind: Kind::VanishedListener,
-            key: format!("{proto}/{port}"),
-            subject: Subject::Listener {
-                tcp,
-                port,
-                process: process.clone(),
-            },
-            group: "sockets",
-            details: json!({
-                "protocol": proto,
-                "port": port,
-                "process": process,
-                "pid": pid,
-            }),
-        });
+        out.push(listener(Kind::VanishedListener, tcp, port, owner));
     }
     Ok(out)
+}
+
+/// A listener as a cause: its port and protocol, and its owner as far as the scanner
+/// saw it (process, pid, executable, user).
+fn listener(kind: Kind, tcp: bool, port: u16, owner: Option<SocketOwner>) -> Cause {
+    let proto = if tcp { "tcp" } else { "udp" };
+    let owner = owner.unwrap_or_default();
+    let mut details = json!({
+        "protocol": proto,
+        "port": port,
+        "process": owner.process,
+        "pid": owner.pid,
+    });
+    add_identity(&mut details, &owner);
+    Cause {
+        kind,
+        key: format!("{proto}/{port}"),
+        subject: Subject::Listener {
+            tcp,
+            port,
+            process: owner.process.clone(),
+        },
+        group: "sockets",
+        details,
+    }
+}
+
+/// Adds the executable and the user (uid, and its name where this host knows it).
+fn add_identity(details: &mut serde_json::Value, owner: &SocketOwner) {
+    let serde_json::Value::Object(m) = details else {
+        return;
+    };
+    if let Some(exe) = &owner.exe {
+        m.insert("exe".into(), json!(exe));
+    }
+    if let Some(uid) = owner.uid {
+        m.insert("uid".into(), json!(uid));
+        if let Some(name) = u32::try_from(uid).ok().and_then(user_name) {
+            m.insert("user".into(), json!(name));
+        }
+    }
+}
+
+/// The login name of `uid` from `/etc/passwd` (what `ls -l` shows for local users);
+/// None for a uid it does not list (a container's, a directory service's).
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd_name(&passwd, uid)
+}
+
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 fn is_local(local: &HashSet<u64>, addr: &str) -> bool {
@@ -335,7 +358,7 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
     }
     for s in senders.iter().filter(|s| is_local(v.local, &s.addr)) {
         if s.syn_ports >= SCAN_PORTS {
-            return Ok(Some(local_process(s, "scan")));
+            return local_process(db, v, s, "scan").map(Some);
         }
         // A sweep of one network, not a browser's many sites across the internet.
         if s.syn_destinations >= SCAN_HOSTS {
@@ -348,7 +371,7 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
             if let Some((net, n)) = by_net.into_iter().max_by_key(|(_, n)| *n)
                 && n >= SCAN_HOSTS
             {
-                let mut c = local_process(s, "scan");
+                let mut c = local_process(db, v, s, "scan")?;
                 if let serde_json::Value::Object(m) = &mut c.details {
                     m.insert("network".into(), json!(net));
                     m.insert("destinations".into(), json!(n));
@@ -364,13 +387,15 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
 /// source (a flood).
 fn heavy_sender(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
     let senders = db.senders(span, SenderOrder::Bytes, 20)?;
-    Ok(senders.first().map(|s| {
-        if is_local(v.local, &s.addr) {
-            local_process(s, "traffic")
-        } else {
-            remote(s, &senders, v.local, "traffic").unwrap_or_else(|| local_process(s, "traffic"))
-        }
-    }))
+    let Some(s) = senders.first() else {
+        return Ok(None);
+    };
+    if !is_local(v.local, &s.addr)
+        && let Some(c) = remote(s, &senders, v.local, "traffic")
+    {
+        return Ok(Some(c));
+    }
+    local_process(db, v, s, "traffic").map(Some)
 }
 
 /// A remote sender as a cause, keyed by its network; the other senders of the same
@@ -418,12 +443,23 @@ fn remote(
     })
 }
 
-fn local_process(s: &SenderStats, group: &'static str) -> Cause {
+/// A local process as the sender of unusual traffic, with its executable and user from
+/// its sockets in the round, where the scanner saw them.
+fn local_process(
+    db: &Db,
+    v: &RoundView<'_>,
+    s: &SenderStats,
+    group: &'static str,
+) -> Result<Cause> {
+    let owner = match &s.process {
+        Some(p) => db.process_owner(v.round.id, p, s.pid)?,
+        None => None,
+    };
     let name = s
         .process
         .clone()
         .unwrap_or_else(|| format!("unattributed {}", s.addr));
-    Cause {
+    let mut c = Cause {
         kind: Kind::LocalProcess,
         key: name.clone(),
         subject: match &s.process {
@@ -443,7 +479,11 @@ fn local_process(s: &SenderStats, group: &'static str) -> Cause {
             "first": format_micros(s.first),
             "last": format_micros(s.last),
         }),
+    };
+    if let Some(o) = owner {
+        add_identity(&mut c.details, &o);
     }
+    Ok(c)
 }
 
 /// The registered domain with the most names the model has not seen (else the most
@@ -538,5 +578,16 @@ mod tests {
         assert_eq!(registered_domain("www.bbc.co.uk."), "bbc.co.uk");
         assert_eq!(registered_domain("api.github.com"), "github.com");
         assert_eq!(registered_domain("localhost"), "localhost");
+    }
+
+    #[test]
+    fn users_are_named_from_passwd_lines() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # a comment\n\
+                      broken\n\
+                      www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n";
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 33).as_deref(), Some("www-data"));
+        assert_eq!(passwd_name(passwd, 1000), None);
     }
 }

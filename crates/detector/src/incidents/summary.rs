@@ -18,10 +18,9 @@ pub fn summarize(i: &Incident) -> String {
         .unwrap_or_default();
     let body = match i.kind.as_str() {
         "new_listener" => {
-            let owner = match (s("process"), d.get("pid").and_then(Value::as_i64)) {
-                (Some(p), Some(pid)) => format!(" by {p} (pid {pid})"),
-                (Some(p), None) => format!(" by {p}"),
-                _ => " (owner not visible)".into(),
+            let owner = match s("process") {
+                Some(p) => format!(" by {p}{}", identity(d)),
+                None => " (owner not visible)".into(),
             };
             format!("new listener {}{owner}", i.cause)
         }
@@ -56,10 +55,7 @@ pub fn summarize(i: &Incident) -> String {
             }
         }
         "local_process" => {
-            let who = match d.get("pid").and_then(Value::as_i64) {
-                Some(pid) => format!("{} (pid {pid})", i.cause),
-                None => i.cause.clone(),
-            };
+            let who = format!("{}{}", i.cause, identity(d));
             match s("activity").as_deref() {
                 Some("scan of other hosts") => match s("network") {
                     Some(net) => format!(
@@ -104,6 +100,31 @@ pub fn summarize(i: &Incident) -> String {
         }
     };
     format!("{body}; {span}{peak}")
+}
+
+/// ` (pid 4242, /dev/shm/.x, user www-data)`: what identifies a local process beyond
+/// the name it gives itself, as far as it was visible.
+fn identity(d: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(pid) = d.get("pid").and_then(Value::as_i64) {
+        parts.push(format!("pid {pid}"));
+    }
+    if let Some(exe) = d.get("exe").and_then(Value::as_str) {
+        parts.push(exe.to_string());
+    }
+    match (
+        d.get("user").and_then(Value::as_str),
+        d.get("uid").and_then(Value::as_i64),
+    ) {
+        (Some(u), _) => parts.push(format!("user {u}")),
+        (None, Some(uid)) => parts.push(format!("uid {uid}")),
+        _ => {}
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 /// `from 10:00 to 10:14 (15 rounds)`, with the date when it spans days.
@@ -191,6 +212,21 @@ mod tests {
             json!({"process": "nc", "pid": 4242}),
         );
         assert!(summarize(&l).starts_with("new listener tcp/4444 by nc (pid 4242); "));
+        let l = incident(
+            "new_listener",
+            "tcp/4444",
+            json!({"process": "sshd", "pid": 4242, "exe": "/dev/shm/.sshd", "uid": 33,
+                   "user": "www-data"}),
+        );
+        assert!(
+            summarize(&l).starts_with(
+                "new listener tcp/4444 by sshd (pid 4242, /dev/shm/.sshd, user www-data); "
+            ),
+            "{}",
+            summarize(&l)
+        );
+        let l = incident("new_listener", "udp/53", json!({"uid": 0}));
+        assert!(summarize(&l).starts_with("new listener udp/53 (owner not visible); "));
         let p = incident(
             "local_process",
             "curl",
