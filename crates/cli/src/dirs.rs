@@ -1,11 +1,25 @@
 //! Private directories: what portwatch stores (DNS names, TLS server names, process
-//! names) is private, so the directories it creates are 0700.
+//! names) is private, so the directories it creates are 0700; and a directory it uses
+//! must be one no other user can write in ([`crate::trust`]).
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::Error;
+
+/// The directory of the database or the model, ready to use: created 0700 if missing,
+/// then refused unless trusted ([`crate::trust::check_dir`]). An empty path is the
+/// current directory (a database named without one).
+pub fn prepare(dir: &Path) -> Result<(), Error> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    create_private_dir(dir)?;
+    crate::trust::check_dir(dir)
+}
 
 /// Creates `dir` and its missing parents with mode 0700 (existing ones are left alone).
 pub fn create_private_dir(dir: &Path) -> Result<(), Error> {

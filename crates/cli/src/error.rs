@@ -23,6 +23,23 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A directory another user could write in or owns (see [`crate::trust`]).
+    #[error("{}: {why}; refusing to use it (make it yours and not writable by others, or choose another place)", path.display())]
+    Untrusted {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A file where portwatch expects its own that it must not open: a symbolic link,
+    /// not a regular file, or another user's.
+    #[error("{}: {why}; refusing to open it", path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),

@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(code_for(&usage.unwrap_err(), 1), USAGE);
         let held = Err::<(), _>(crate::Error::Held {
             holder: "detector",
-            path: PathBuf::from("/m/detector.lock"),
+            path: PathBuf::from("/m"),
             pid: None,
         })
         .context("model /m");

@@ -38,8 +38,9 @@ pub struct RoundArgs {
     /// Length of the round in seconds (55 leaves room before the next minute's run).
     #[arg(long, default_value_t = 55.0, value_name = "SECS", value_parser = positive_secs)]
     pub duration: f64,
-    /// Seconds between socket-table samples (one at the start and one at the end too).
-    #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = positive_secs)]
+    /// Seconds between socket-table samples (one at the start and one at the end too),
+    /// at least 0.1; a sample slower than the interval skips the samples it overran.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = scan_interval_secs)]
     pub scan_interval: f64,
     /// BPF capture filter, as tcpdump takes it.
     #[arg(short, long, value_name = "BPF")]
@@ -115,6 +116,15 @@ pub struct PruneArgs {
 }
 
 /// Seconds, positive and at most a day (a round is meant to last under a minute).
+/// A sample of a busy host's socket tables takes ~10 ms: a shorter interval would only
+/// measure the scanner.
+fn scan_interval_secs(s: &str) -> Result<f64, String> {
+    match positive_secs(s)? {
+        v if v >= 0.1 => Ok(v),
+        _ => Err("must be at least 0.1 seconds".into()),
+    }
+}
+
 fn positive_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {

@@ -227,11 +227,10 @@ fn scan_loop(
         ScanMethod::Bind => Box::new(BindProbe::new()),
     };
     let ifaddrs: Vec<IpAddr> = portwatch_scan::interface_addrs();
-    let samples = (duration.as_secs_f64() / interval.as_secs_f64()).floor() as u32 + 1;
     let mut first_error: Option<portwatch_scan::Error> = None;
     let mut last_refresh = Instant::now();
-    for k in 0..samples {
-        let at = started + interval.mul_f64(f64::from(k));
+    let mut at = started;
+    loop {
         // Wait for the sample time, refreshing owners early when the sniffer asks.
         loop {
             if stop.requested() {
@@ -268,6 +267,76 @@ fn scan_loop(
                 }
             }
         }
+        match next_sample(started, interval, duration, at, Instant::now()) {
+            Some(next) => at = next,
+            None => break,
+        }
     }
     first_error.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// When to sample next, after the sample planned for `at` finished at `now`: the next
+/// multiple of `interval` from the start that is still ahead (samples that a slow
+/// sample overran are skipped, not taken late in a burst), the round's end being the
+/// last one; None once the end's sample is taken. So a sample slower than the interval
+/// never stretches the round beyond its duration.
+fn next_sample(
+    started: Instant,
+    interval: Duration,
+    duration: Duration,
+    at: Instant,
+    now: Instant,
+) -> Option<Instant> {
+    let end = started + duration;
+    if at >= end {
+        return None;
+    }
+    let k = (now.saturating_duration_since(started).as_secs_f64() / interval.as_secs_f64()).floor()
+        + 1.0;
+    Some((started + interval.mul_f64(k)).min(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_keep_to_the_interval_and_never_pass_the_end() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let (iv, dur) = (ms(5000), ms(55_000));
+        // On time: the next multiple, and the end is the last sample.
+        assert_eq!(
+            next_sample(t0, iv, dur, t0, t0 + ms(10)),
+            Some(t0 + ms(5000))
+        );
+        assert_eq!(
+            next_sample(t0, iv, dur, t0 + ms(50_000), t0 + ms(50_010)),
+            Some(t0 + ms(55_000))
+        );
+        assert_eq!(
+            next_sample(t0, iv, dur, t0 + ms(55_000), t0 + ms(55_010)),
+            None
+        );
+        // A sample that overran two intervals: the missed ones are skipped.
+        assert_eq!(
+            next_sample(t0, iv, dur, t0 + ms(5000), t0 + ms(16_000)),
+            Some(t0 + ms(20_000))
+        );
+        // An interval far shorter than a sample (1 ms against ~5 ms): a 2 s round
+        // takes about as many samples as fit, and ends at 2 s.
+        let (iv, dur) = (ms(1), ms(2000));
+        let mut at = t0;
+        let mut now = t0;
+        let mut samples = 1;
+        while let Some(next) = next_sample(t0, iv, dur, at, now) {
+            at = next;
+            now = now.max(at) + ms(5);
+            samples += 1;
+        }
+        assert_eq!(at, t0 + dur);
+        assert!((300..=500).contains(&samples), "{samples}");
+        // The last sample starts at the end (or within one sample after it).
+        assert!(now <= t0 + dur + ms(10));
+    }
 }

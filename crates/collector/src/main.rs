@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use portwatch_cli::exit::code_for;
-use portwatch_cli::lock::{self, Lock};
+use portwatch_cli::lock::Lock;
 use portwatch_cli::stop::Stop;
 use portwatch_store::Db;
 
@@ -37,7 +37,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let db = portwatch_store::paths::resolve_db(cli.common.db.as_deref())?;
     let verbose = cli.common.verbose;
     if let Some(dir) = db.parent() {
-        portwatch_cli::dirs::create_private_dir(dir)?;
+        portwatch_cli::dirs::prepare(dir)?;
     }
     // Prune only deletes closed rounds and needs no lock (SQLite serialises it with a
     // running round), so the daily job never makes a minute's round fail.
@@ -46,7 +46,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     // Everything that appends rounds holds the database's lock for its whole run: one
     // writer at a time keeps each round's packets a contiguous rowid range.
-    let lock = match Lock::acquire(&lock::beside(&db), "collector") {
+    let lock = match Lock::database(&db, "collector") {
         Ok(l) => l,
         Err(e @ portwatch_cli::Error::Held { .. }) => {
             eprintln!("collector: {e}");

@@ -16,6 +16,8 @@ const BATCH: usize = 2048;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Longest the ring is drained after the round's end.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Longest it is drained after a stop was asked for: SIGTERM means now.
+const DRAIN_STOPPED: Duration = Duration::from_millis(100);
 
 /// Why the loop ended.
 #[derive(Debug)]
@@ -79,9 +81,16 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
         }
     };
     // Frames the kernel already accepted are part of the round: read what is queued in
-    // the ring (until a read finds nothing, at most DRAIN) before closing it.
-    if matches!(end, End::Deadline | End::Interrupted) {
-        let until = Instant::now() + DRAIN;
+    // the ring (until a read finds nothing, at most DRAIN) before closing it. A file
+    // (no deadline) has nothing queued: reading on would only ignore the stop.
+    let drain = match end {
+        _ if opts.deadline.is_none() => None,
+        End::Deadline => Some(DRAIN),
+        End::Interrupted => Some(DRAIN_STOPPED),
+        _ => None,
+    };
+    if let Some(drain) = drain {
+        let until = Instant::now() + drain;
         while Instant::now() < until {
             match source.next() {
                 Ok(Some(frame)) => {

@@ -6,6 +6,8 @@
 // The binary, and helpers shared with the detector's tests (portwatch-testkit).
 mod util;
 
+// A hostile local user: planted links, a second name for the database, a foreign file.
+mod hardening;
 // `collector --read` of every shared capture, checked against tshark's counts.
 mod ingest;
 // A live round on `lo` with traffic the test generates: exact per-flow counts, names,

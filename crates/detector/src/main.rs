@@ -201,10 +201,9 @@ fn open_existing(db: &Path) -> anyhow::Result<Db> {
 /// One evaluation; prints per the flags and returns the exit code.
 fn step(cli: &Cli, db: &Path, model_dir: &Path, opts: &Options) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
-    if let Some(dir) = db.parent() {
-        portwatch_cli::dirs::create_private_dir(dir)?;
-    }
-    let mut store = Db::open(db).with_context(|| format!("open {}", db.display()))?;
+    // The collector creates the database; a detector pointed at a missing one is
+    // pointed at the wrong place (as `report` says), not asked to start one.
+    let mut store = open_existing(db)?;
     let out = run_once(&mut store, model_dir, opts)
         .with_context(|| format!("model {}", model_dir.display()))?;
     print_outcome(cli, &out, t.elapsed())?;

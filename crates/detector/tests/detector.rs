@@ -39,12 +39,10 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The model directory's files and contents, but the lock file, which names the pid
-/// of the last detector that ran.
+/// The model directory's files and contents.
 fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name() != "detector.lock")
         .map(|e| {
             let e = e.unwrap();
             (
@@ -282,6 +280,57 @@ fn a_corrupt_model_is_exit_3_and_nothing_is_overwritten() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("corrupt model"), "{}", stderr(&out));
     assert_eq!(listing(&model), files);
+
+    // No sidecar at all beside the weights: corrupt too (defect: a silent retrain
+    // from scratch that deleted the previous weights, exit 0).
+    std::fs::remove_file(&side_path).unwrap();
+    let files = listing(&model);
+    let out = detector(&db, &["--once"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("model.json: missing, yet "), "{err}");
+    assert_eq!(listing(&model), files);
+}
+
+/// Defect: a model directory another user could write held a planted model whose
+/// threshold hid an injected scan. Such a directory is refused before anything in it
+/// is read, as is one another user owns; and a missing database is an error, not a new
+/// database, directory and model in the wrong place.
+#[test]
+fn a_model_directory_another_user_controls_is_refused_and_a_missing_database_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    sim_args(&db, "0.2", 8, "5", &[]);
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("model.json"), br#"{"threshold": 1e30}"#).unwrap();
+    let files = listing(&model);
+    let refused = |why: &str| {
+        let out = detector(&db, &["--once"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(why) && err.contains("refusing to use it"),
+            "{err}"
+        );
+        assert_eq!(listing(&model), files);
+        assert_eq!(query_i64(&db, "SELECT count(*) FROM batches"), 0);
+    };
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused("writable by other users (mode 0777)");
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&model, Some(NOBODY), None).unwrap();
+    refused("owned by uid 65534");
+
+    let missing = tmp.path().join("nowhere/x.db");
+    let out = detector(&missing, &["--once"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("no such database"), "{err}");
+    assert!(!tmp.path().join("nowhere").exists(), "nothing created");
 }
 
 /// A model directory that fills up: the save fails with one clear line and exit 3,

@@ -1,7 +1,7 @@
 //! The model directory: Burn weights (burnpack) and a JSON sidecar, written atomically,
 //! the previous model kept, the weights' SHA-256 verified before loading. The caller
-//! holds the directory's lock (`detector.lock`, taken by the detector) for as long as
-//! it uses a [`ModelDir`], so two detectors never work on the same model.
+//! holds the directory's lock (the detector locks the directory itself) for as long
+//! as it uses a [`ModelDir`], so two detectors never work on the same model.
 //!
 //! Layout:
 //! - `model.json`: the sidecar (format version, config, feature spec, scaler, residual
@@ -10,7 +10,9 @@
 //!   by rename is the single commit point of a save.
 //! - `weights-<sha256 prefix>.bpk`: weights, immutable once written.
 //! - `model.prev.json`: the sidecar before the last save (its weights file is kept).
-//! - `detector.lock`: the detector's lock file ([`LOCK`]), held for the whole run.
+//!
+//! The detector locks the directory itself and refuses one another user could write
+//! in (`portwatch-cli`'s `trust`): a planted model would decide what is normal.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -35,8 +37,6 @@ pub const FORMAT_VERSION: u32 = 3;
 pub const SIDECAR: &str = "model.json";
 /// The previous sidecar's name.
 pub const PREV_SIDECAR: &str = "model.prev.json";
-/// The lock file's name.
-pub const LOCK: &str = "detector.lock";
 
 /// Raw steps (feature counts followed by calendar inputs), row-major, one gap-free run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -126,8 +126,39 @@ impl ModelDir {
     /// Loads the current model, or None when the directory has none. Any damage
     /// (unparsable sidecar, missing or altered weights, another feature spec) is an
     /// error; nothing is written.
+    ///
+    /// A directory holding weights or a previous sidecar but no `model.json` is
+    /// corrupt, not empty: retraining would replace (and clean away) a model someone
+    /// may want back, so it is an error and nothing is touched.
     pub fn load(&self) -> Result<Option<(Sidecar, Autoencoder)>> {
-        load_from(&self.path, SIDECAR)
+        let loaded = load_from(&self.path, SIDECAR)?;
+        if loaded.is_none()
+            && let Some(orphan) = self.model_files().into_iter().next()
+        {
+            return Err(Error::CorruptModel {
+                path: self.path.join(SIDECAR),
+                reason: format!(
+                    "missing, yet {orphan} is there (restore {SIDECAR}, e.g. from {PREV_SIDECAR}, or remove the directory to retrain)"
+                ),
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// Names of the files a save leaves (weights, the previous sidecar).
+    fn model_files(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(&self.path)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| {
+                        n == PREV_SIDECAR || (n.starts_with("weights-") && n.ends_with(".bpk"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// Saves atomically: weights to a new content-named file, the old sidecar to
@@ -197,9 +228,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
+    // A leftover of a run killed with this pid goes first (unlinking a symlink never
+    // follows it); the new file is created exclusively (O_EXCL: a link at the name
+    // fails, it is never followed).
+    let _ = fs::remove_file(&tmp);
     let written = OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .mode(0o600)
         .open(&tmp)

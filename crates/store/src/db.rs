@@ -37,7 +37,16 @@ impl Db {
     /// detector reads while the collector writes.
     pub fn open(path: &Path) -> Result<Db, Error> {
         paths::prepare_db_file(path)?;
-        let conn = Connection::open(path).map_err(|source| sqlite(path, source))?;
+        // Not `Connection::open`: its URI flag would read a path starting with
+        // `file:` as a URI with options; NOFOLLOW refuses a link SQLite is handed.
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|source| sqlite(path, source))?;
         Db::configure(conn, path)
     }
 
@@ -52,7 +61,9 @@ impl Db {
         }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(|source| sqlite(path, source))?;
         Db::configure(conn, path)
@@ -61,6 +72,11 @@ impl Db {
     fn configure(mut conn: Connection, path: &Path) -> Result<Db, Error> {
         let wrap = |source| sqlite(path, source);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+        if migrate::is_foreign(&conn).map_err(wrap)? {
+            return Err(Error::NotPortwatch {
+                path: path.to_path_buf(),
+            });
+        }
         if migrate::is_empty(&conn).map_err(wrap)? {
             conn.pragma_update(None, "page_size", 65536).map_err(wrap)?;
             conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")

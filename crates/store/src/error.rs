@@ -38,6 +38,13 @@ pub enum Error {
     NoWal { path: PathBuf, mode: String },
     #[error("writer thread stopped unexpectedly")]
     WriterGone,
+    #[error("{}: {why}; refusing to open it", path.display())]
+    Refused { path: PathBuf, why: String },
+    #[error(
+        "{}: has tables but no portwatch schema (user_version 0): another application's database? refusing to add portwatch's tables to it",
+        path.display()
+    )]
+    NotPortwatch { path: PathBuf },
 }
 
 /// A rusqlite error shown by its message only (see [`Error::Sqlite`]).

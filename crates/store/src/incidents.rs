@@ -513,7 +513,7 @@ pub(crate) fn write_incidents(
         };
         let mut st = tx.prepare_cached(
             "INSERT OR IGNORE INTO incidents_rounds (incident_id, round_id, score) \
-             VALUES (?1, ?2, ?3)",
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM rounds WHERE id = ?2)",
         )?;
         for (round, score) in &w.rounds {
             st.execute(params![id, round, score.map(f64::from)])?;

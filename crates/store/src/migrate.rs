@@ -28,6 +28,13 @@ pub(crate) fn is_empty(conn: &Connection) -> Result<bool, rusqlite::Error> {
     Ok(n == 0 && user_version(conn)? == 0)
 }
 
+/// True for a database with tables but no portwatch schema version: another
+/// application's file, which must not get portwatch's tables added to it.
+pub(crate) fn is_foreign(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    Ok(n > 0 && user_version(conn)? == 0)
+}
+
 /// Applies the missing steps. Returns how many were applied. A database newer than this
 /// build is refused rather than written with an older idea of the schema.
 pub(crate) fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<usize, Error> {

@@ -62,41 +62,62 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Prepares the database file before SQLite opens it: a new file created 0600, and an
-/// existing file that we own tightened to 0600 (the sqlite3 CLI creates 0644). A file
-/// owned by someone else is left as it is. Its directory is the caller's: the binaries
-/// create it private (0700) through `portwatch-cli`.
+/// Prepares the database file before SQLite opens it: a new file created 0600
+/// (exclusively: a link planted at the name fails the creation), and an existing file
+/// checked and tightened to 0600 through a descriptor opened without following links
+/// (the sqlite3 CLI creates 0644). A symlink, anything but a regular file, or a file
+/// owned by someone but the running user or root is refused: root would otherwise
+/// chmod, or turn into a database, whatever the link points at. Its directory is the
+/// caller's to check: the binaries create it private (0700) and refuse one others can
+/// write in, through `portwatch-cli`.
 pub(crate) fn prepare_db_file(db: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| Error::Io {
         path: db.to_path_buf(),
         source,
     };
-    match fs::metadata(db) {
+    let refuse = |why: String| Error::Refused {
+        path: db.to_path_buf(),
+        why,
+    };
+    match fs::symlink_metadata(db) {
         Ok(meta) => {
+            if meta.file_type().is_symlink() {
+                return Err(refuse("is a symbolic link".into()));
+            }
+            if !meta.is_file() {
+                return Err(refuse("not a regular file".into()));
+            }
             // SAFETY: geteuid has no preconditions and cannot fail.
             let me = unsafe { libc::geteuid() };
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(refuse(format!("owned by uid {}", meta.uid())));
+            }
             if meta.uid() == me && meta.permissions().mode() & 0o077 != 0 {
-                fs::set_permissions(db, fs::Permissions::from_mode(0o600)).map_err(io)?;
+                let f = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(db)
+                    .map_err(io)?;
+                f.set_permissions(fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::os::unix::fs::OpenOptionsExt;
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(db)
-                .map(drop)
-                .or_else(|e| {
-                    // Lost a race with another process creating it: fine.
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        Ok(())
-                    } else {
-                        Err(io(e))
-                    }
-                })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(db)
+            .map(drop)
+            .or_else(|e| {
+                // Lost a race with another process creating it: fine.
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Ok(())
+                } else {
+                    Err(io(e))
+                }
+            }),
         Err(e) => Err(io(e)),
     }
 }
@@ -160,5 +181,30 @@ mod tests {
         fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
         prepare_db_file(&loose).unwrap();
         assert_eq!(mode(&loose), 0o600);
+    }
+
+    #[test]
+    fn links_devices_and_other_users_files_are_refused_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = tmp.path().join("p.db");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = prepare_db_file(&link).unwrap_err().to_string();
+        assert!(
+            e.ends_with("p.db: is a symbolic link; refusing to open it"),
+            "{e}"
+        );
+        assert_eq!(mode(&victim), 0o644, "not chmodded through the link");
+        let e = prepare_db_file(Path::new("/dev/null"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::os::unix::fs::chown(&victim, Some(65534), None).unwrap();
+        let e = prepare_db_file(&victim).unwrap_err().to_string();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+        assert_eq!(mode(&victim), 0o644);
     }
 }

@@ -155,7 +155,9 @@ impl Db {
     /// Writes one evaluation — the batch, its verdicts and anomalies, and the incidents
     /// they opened or moved — in a short `BEGIN IMMEDIATE` transaction (the collector
     /// may be writing: the busy timeout waits for it instead of failing); returns the
-    /// batch's id and the incidents' ids, in the order given.
+    /// batch's id and the incidents' ids, in the order given. Rounds that `prune` (which
+    /// takes no lock) deleted while the detector worked on them are skipped: their
+    /// verdicts describe nothing left.
     pub fn record_batch(
         &mut self,
         b: &NewBatch<'_>,
@@ -190,7 +192,8 @@ impl Db {
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO batches_rounds (batch_id, round_id, score, anomalous, trainable, \
-                 trained) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 trained) SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+                 WHERE EXISTS (SELECT 1 FROM rounds WHERE id = ?2)",
             )?;
             for v in verdicts {
                 st.execute(params![
@@ -204,7 +207,8 @@ impl Db {
             }
             let mut st = tx.prepare_cached(
                 "INSERT INTO anomalies (batch_id, round_id, window_start, window_end, score, \
-                 threshold, explanation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 threshold, explanation) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+                 WHERE EXISTS (SELECT 1 FROM rounds WHERE id = ?2)",
             )?;
             for a in anomalies {
                 st.execute(params![
@@ -339,5 +343,66 @@ impl Db {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insert::RoundSource;
+
+    /// Defect: `prune` during a cold start made the detector fail with a FOREIGN KEY
+    /// error after its training; the vanished rounds are now skipped.
+    #[test]
+    fn verdicts_for_rounds_pruned_meanwhile_are_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("v.db")).unwrap();
+        let kept = db
+            .begin_round(1_764_000_000_000_000, RoundSource::Simulated, None)
+            .unwrap();
+        let gone = db
+            .begin_round(1_764_000_060_000_000, RoundSource::Simulated, None)
+            .unwrap();
+        db.conn
+            .execute("DELETE FROM rounds WHERE id = ?1", [gone])
+            .unwrap();
+        let verdict = |round_id| Verdict {
+            round_id,
+            score: Some(1.0),
+            anomalous: true,
+            trainable: false,
+            trained: false,
+        };
+        let anomaly = |round_id| NewAnomaly {
+            round_id,
+            window_start: "a",
+            window_end: "b",
+            score: 1.0,
+            threshold: 0.5,
+            explanation: "{}",
+        };
+        let batch = NewBatch {
+            started: 1_764_000_100_000_000,
+            alg: "test",
+            first_round_id: Some(kept),
+            last_round_id: Some(gone),
+            windows: 2,
+            anomalies: 2,
+            threshold: Some(0.5),
+            loss_before: None,
+            loss_after: None,
+            model_version: None,
+            status: BatchStatus::Scored,
+        };
+        db.record_batch(
+            &batch,
+            &[verdict(kept), verdict(gone)],
+            &[anomaly(kept), anomaly(gone)],
+            &[],
+        )
+        .unwrap();
+        let n = |sql: &str| -> i64 { db.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(n("SELECT count(*) FROM batches_rounds"), 1);
+        assert_eq!(n("SELECT count(*) FROM anomalies"), 1);
     }
 }

@@ -145,3 +145,29 @@ fn reopening_applies_nothing_and_a_newer_schema_is_refused() {
         "{err}"
     );
 }
+
+/// Another application's SQLite file gets no portwatch tables: one line, untouched.
+#[test]
+fn another_applications_database_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("app.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('mine');")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    for open in [
+        portwatch_store::Db::open,
+        portwatch_store::Db::open_existing,
+    ] {
+        let err = open(&path).err().unwrap();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, portwatch_store::Error::NotPortwatch { .. }),
+            "{msg}"
+        );
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        assert!(msg.contains("no portwatch schema"), "{msg}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "not a byte changed");
+}

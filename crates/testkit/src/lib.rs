@@ -69,7 +69,13 @@ impl Tmpfs {
     pub fn mount(dir: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .status()
             .unwrap();
@@ -95,4 +101,38 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+/// The unprivileged user the hostile-user tests plant files as.
+pub const NOBODY: u32 = 65534;
+
+/// Runs `argv` as `nobody` (setpriv drops uid, gid and groups): the planting step of a
+/// test where another local user prepares a trap for root. Fails the test if it fails.
+pub fn as_nobody(argv: &[&str]) {
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            "--",
+        ])
+        .args(argv)
+        .output()
+        .expect("setpriv runs");
+    assert!(
+        out.status.success(),
+        "as nobody: {argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A directory anyone may write in, like `/tmp` (mode 1777), under `tmp` (opened to
+/// others so that they can reach it).
+pub fn world_writable_dir(tmp: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ww = tmp.join("ww");
+    std::fs::create_dir(&ww).unwrap();
+    std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    ww
 }

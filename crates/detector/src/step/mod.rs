@@ -27,7 +27,7 @@ use std::path::Path;
 
 use portwatch_cli::lock::Lock;
 use portwatch_model::inference::{ModelScorer, Scorer};
-use portwatch_model::persistence::{LOCK, ModelDir, Sidecar};
+use portwatch_model::persistence::{ModelDir, Sidecar};
 use portwatch_model::{Autoencoder, DetectorConfig, baseline::ZScore};
 use portwatch_store::Db;
 use serde::Serialize;
@@ -195,8 +195,8 @@ impl Outcome {
 /// One detector step on `db` with the model in `model_dir` (created 0700 if missing),
 /// holding the directory's lock for the whole run.
 pub fn run_once(db: &mut Db, model_dir: &Path, opts: &Options) -> Result<Outcome> {
-    portwatch_cli::dirs::create_private_dir(model_dir)?;
-    let _lock = Lock::acquire(&model_dir.join(LOCK), "detector")?;
+    portwatch_cli::dirs::prepare(model_dir)?;
+    let _lock = Lock::directory(model_dir, "detector")?;
     let dir = ModelDir::new(model_dir);
     let loaded = dir.load()?;
     let batch = db.unevaluated_rounds()?;
@@ -259,7 +259,7 @@ mod tests {
         let mut db = Db::open(&tmp.path().join("p.db")).unwrap();
         let model = tmp.path().join("model");
         std::fs::create_dir(&model).unwrap();
-        let _held = Lock::acquire(&model.join(LOCK), "detector").unwrap();
+        let _held = Lock::directory(&model, "detector").unwrap();
         let err = run_once(&mut db, &model, &Options::default()).unwrap_err();
         assert!(err.is_locked(), "{err}");
         assert!(
