@@ -207,6 +207,20 @@ fn a_full_disk_is_a_clear_error_and_what_was_committed_survives() {
         )
         .unwrap();
     assert_eq!((status.as_str(), stored), ("failed", kept));
+    // A file's round spans its packets even when it died (defect: it began at the wall
+    // clock and ended at a packet of the capture, before its start).
+    let (start, end, first): (String, String, Option<String>) = conn
+        .query_row(
+            "SELECT start_time, end_time, (SELECT min(timestamp) FROM packets WHERE round_id = ?1) \
+               FROM rounds WHERE id = ?1",
+            [dying],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(start <= end, "{start} > {end}");
+    if let Some(first) = first {
+        assert_eq!(start, first);
+    }
 }
 
 /// A pcap of `n` identical small UDP frames (Ethernet, IPv4, DNS port), written fast.

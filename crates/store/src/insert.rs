@@ -152,14 +152,37 @@ fn write_round(
 /// up) as `failed`, ending them at their last stored packet. Only call this while
 /// holding the collector lock: then no round can really be running.
 pub(crate) fn fail_stale_rounds(conn: &Connection) -> rusqlite::Result<usize> {
+    let stale: Vec<i64> = conn
+        .prepare("SELECT id FROM rounds WHERE status = 'running'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for &id in &stale {
+        conn.execute(
+            "UPDATE rounds
+                SET status = 'failed',
+                    end_time = coalesce((SELECT timestamp FROM packets WHERE id = rounds.last_packet_id), start_time),
+                    note = coalesce(note || '; ', '') || 'the collector stopped before closing this round'
+              WHERE id = ?1",
+            [id],
+        )?;
+        file_round_times(conn, id)?;
+    }
+    Ok(stale.len())
+}
+
+/// A capture file's round spans its packets, as a closed one does: a round that died
+/// before its close (begun at the wall clock, its end taken from a packet of 2010)
+/// would otherwise end before it starts. Only rounds of files that stored packets.
+pub(crate) fn file_round_times(conn: &Connection, round_id: i64) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE rounds
-            SET status = 'failed',
-                end_time = coalesce((SELECT timestamp FROM packets WHERE id = rounds.last_packet_id), start_time),
-                note = coalesce(note || '; ', '') || 'the collector stopped before closing this round'
-          WHERE status = 'running'",
-        [],
-    )
+            SET (start_time, end_time) =
+                (SELECT min(p.timestamp), max(p.timestamp) FROM packets p
+                  WHERE p.id BETWEEN rounds.first_packet_id AND rounds.last_packet_id)
+          WHERE id = ?1 AND source LIKE 'file:%' AND first_packet_id IS NOT NULL",
+        [round_id],
+    )?;
+    Ok(())
 }
 
 /// Writes one socket-table row of a sample taken at `ts_micros`.

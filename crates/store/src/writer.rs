@@ -213,7 +213,9 @@ fn run(
                 note.push_str("; ");
             }
             note.push_str(&format!("writer failed: {e}"));
-            let _ = insert::close_round(&conn, st.round_id, c);
+            if insert::close_round(&conn, st.round_id, c).is_ok() {
+                let _ = insert::file_round_times(&conn, st.round_id);
+            }
             Err(e)
         }
     }
