@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn escapes_names() {
         let i = parse(&query(b"\x04a\x1ab\\\x00")).unwrap();
-        assert_eq!(i.qry_name.as_deref(), Some("a\\032b\\"));
+        assert_eq!(i.qry_name.as_deref(), Some("a\\032b\\\\"));
     }
 
     #[test]

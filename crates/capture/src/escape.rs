@@ -1,13 +1,19 @@
-//! Printing names that come from the network the way tshark 4.0 prints them.
+//! Printing names that come from the network the way tshark 4.0 prints them, made
+//! unambiguous.
 //!
-//! Stored names (DNS names, TLS SNI, process names) are compared against tshark's output
-//! in the tests and read by people in `sqlite3`, so they use tshark's convention rather
-//! than one of our own. tshark's expected names for the reference captures show it
-//! (Wireshark's `format_text`):
+//! Stored names (DNS names, TLS SNI, process names, executables) are read by people in
+//! `sqlite3` and cron mail, and compared against tshark's output in the tests, so they
+//! follow tshark's convention (Wireshark's `format_text`) with two departures, both for
+//! a reader's safety; [`as_tshark_prints`] undoes them for a comparison:
 //!
-//! * printable ASCII and valid, printable UTF-8 are copied as they are — including `.`,
-//!   space and `\` (tshark 4.0 does *not* escape the backslash: the fuzz capture's frame
-//!   513 asks for `1.0.0.127.in-addr.arp\`, and tshark prints exactly that);
+//! * printable ASCII and valid, printable UTF-8 are copied as they are — including `.`
+//!   and space — **but the backslash is doubled** (`\\`): tshark 4.0 prints it raw (the
+//!   fuzz capture's frame 513 asks for `1.0.0.127.in-addr.arp\`), so a name that
+//!   contains the four characters `\032` could not be told from one with byte 0x1a;
+//! * **the controls that reorder displayed text** (U+061C, U+200E, U+200F,
+//!   U+202A–U+202E, U+2066–U+2069; tshark prints them raw) as `\uXXXX`: a name with
+//!   U+202E would otherwise show its tail reversed in a terminal (`exe.evil` looking
+//!   like `live.exe`);
 //! * the C escapes `\a \b \f \n \r \t \v` for those control bytes (frame 331 of the same
 //!   capture prints byte 0x0d as `\r`);
 //! * every other control byte (below 0x20, and DEL) as `\ooo` octal (`\000`, `\032`);
@@ -79,12 +85,54 @@ fn push_char(out: &mut String, c: char) {
             // Writing to a String cannot fail.
             let _ = write!(out, "\\{:03o}", c as u32);
         }
-        c if c.is_control() => {
-            // C1 controls (U+0080..U+009F) as valid UTF-8: tshark prints them as \uXXXX.
+        '\\' => out.push_str("\\\\"),
+        c if c.is_control() || is_bidi(c) => {
+            // C1 controls (U+0080..U+009F) as valid UTF-8: tshark prints them as \uXXXX;
+            // the bidirectional controls likewise (tshark leaves those raw).
             let _ = write!(out, "\\u{:04x}", c as u32);
         }
         c => out.push(c),
     }
+}
+
+/// The characters that change the direction text is displayed in.
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A stored name as tshark 4.0 prints the same bytes: the doubled backslash single
+/// again and the bidirectional controls raw. For comparing with tshark's output; the
+/// result is ambiguous, as tshark's is.
+pub fn as_tshark_prints(stored: &str) -> String {
+    let mut out = String::with_capacity(stored.len());
+    let mut rest = stored;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("\\\\") {
+            out.push('\\');
+            rest = after;
+            continue;
+        }
+        let bidi = tail
+            .strip_prefix("\\u")
+            .and_then(|h| h.get(..4))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32)
+            .filter(|&c| is_bidi(c));
+        match bidi {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[6..];
+            }
+            None => {
+                out.push('\\');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -112,8 +160,31 @@ mod tests {
     }
 
     #[test]
-    fn backslash_is_kept_as_tshark_does() {
-        assert_eq!(escape(b"arp\\"), "arp\\");
+    fn backslash_is_doubled_and_bidi_controls_escaped() {
+        assert_eq!(escape(b"arp\\"), "arp\\\\");
+        // The four characters `\032` and the byte 0x1a are told apart.
+        assert_eq!(escape(b"a\\032"), "a\\\\032");
+        assert_eq!(escape(b"a\x1a"), "a\\032");
+        assert_eq!(
+            escape("evil\u{202e}exe.txt".as_bytes()),
+            "evil\\u202eexe.txt"
+        );
+        assert_eq!(escape("\u{2066}x\u{2069}".as_bytes()), "\\u2066x\\u2069");
+        // Other format characters (a zero-width joiner in an emoji) stay.
+        assert_eq!(escape("a\u{200d}b".as_bytes()), "a\u{200d}b");
+    }
+
+    #[test]
+    fn tshark_prints_what_the_departures_undo() {
+        for (bytes, tshark) in [
+            (&b"1.0.0.127.in-addr.arp\\"[..], "1.0.0.127.in-addr.arp\\"),
+            (b"in-a\x1adr", "in-a\\032dr"),
+            (b"a\\u202e", "a\\u202e"),
+            ("x\u{202e}y".as_bytes(), "x\u{202e}y"),
+            (b"\xc2\x85", "\\u0085"),
+        ] {
+            assert_eq!(as_tshark_prints(&escape(bytes)), tshark, "{bytes:?}");
+        }
     }
 
     #[test]

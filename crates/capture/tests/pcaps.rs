@@ -55,7 +55,8 @@ impl Counts {
                     .as_deref()
                     .into_iter()
                     .chain(more)
-                    .map(str::to_owned)
+                    // Compared as tshark prints them (it leaves `\` raw).
+                    .map(portwatch_capture::escape::as_tshark_prints)
             })
             .collect()
     }

@@ -55,7 +55,7 @@ pub fn main(
     let code = match run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("{program}: {err:#}");
+            crate::output::warn(program, &format!("{err:#}"));
             code_of(&err)
         }
     };

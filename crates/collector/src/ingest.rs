@@ -50,7 +50,7 @@ pub fn run(
         times_from_packets: true,
     })?;
     if let Some(p) = problem {
-        eprintln!("collector: {}: {p}", file.display());
+        portwatch_cli::output::warn("collector", &format!("{}: {p}", file.display()));
     }
     if verbose {
         let c = &totals.close;

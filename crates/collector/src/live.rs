@@ -93,7 +93,7 @@ pub fn run(
     };
     let totals = finish(writer, status)?;
     for p in &problems {
-        eprintln!("collector: {p}");
+        portwatch_cli::output::warn("collector", p);
     }
     if verbose {
         let c = &totals.close;

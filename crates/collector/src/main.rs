@@ -49,7 +49,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let lock = match Lock::database(&db, "collector") {
         Ok(l) => l,
         Err(e @ portwatch_cli::Error::Held { .. }) => {
-            eprintln!("collector: {e}");
+            portwatch_cli::output::warn("collector", &e.to_string());
             return Ok(ExitCode::Locked);
         }
         Err(e) => return Err(e.into()),
@@ -65,7 +65,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 {
                     Ok(c) => c,
                     Err(e) => {
-                        eprintln!("collector: {}: {e:#}", file.display());
+                        portwatch_cli::output::warn(
+                            "collector",
+                            &format!("{}: {e:#}", file.display()),
+                        );
                         // A file that cannot be read spoils only itself; a database
                         // that cannot store (a full disk) would fail every file after.
                         if e.is::<portwatch_store::Error>() {

@@ -118,3 +118,26 @@ fn another_applications_database_is_left_alone() {
     assert!(msg.contains("no portwatch schema"), "{msg}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
+
+/// Defect: file paths with control characters were printed raw: a file name can forge
+/// a second line in cron mail or send escapes to the terminal.
+#[test]
+fn a_file_name_with_control_characters_is_printed_escaped_on_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("p.db");
+    let evil = tmp.path().join("x\ncollector: all fine\x1b[2J.pcap");
+    std::fs::write(&evil, b"not a capture").unwrap();
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(&evil);
+        c
+    });
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(!msg.contains('\x1b'), "{msg:?}");
+    assert!(
+        msg.contains("x\\ncollector: all fine\\033[2J.pcap"),
+        "{msg:?}"
+    );
+}

@@ -60,8 +60,13 @@ fn qnames(db: &Path, round: i64) -> BTreeSet<String> {
     s.query_map([round], |r| r.get::<_, String>(0))
         .unwrap()
         .map(|n| n.unwrap())
-        // A message with several questions stores them comma-separated.
-        .flat_map(|n| n.split(',').map(str::to_owned).collect::<Vec<_>>())
+        // A message with several questions stores them comma-separated; compared as
+        // tshark prints them (it leaves `\` raw).
+        .flat_map(|n| {
+            n.split(',')
+                .map(portwatch_capture::escape::as_tshark_prints)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 

@@ -263,7 +263,7 @@ fn serve(cli: &Cli, db: &Path, model_dir: &Path, opts: &Options) -> anyhow::Resu
             Ok(ExitCode::Incident) => worst = ExitCode::Incident,
             Ok(_) => {}
             // A busy lock or a transient DB error: report and try again next interval.
-            Err(e) => eprintln!("detector: {e:#}"),
+            Err(e) => portwatch_cli::output::warn("detector", &format!("{e:#}")),
         }
         stop.sleep_until(started + cli.interval);
     }
