@@ -1,5 +1,8 @@
 //! `--user NAME`: give up root once the capture handle and the database are open, as
-//! tcpdump's `-Z` does, so a parser bug cannot be exploited with root's rights.
+//! tcpdump's `-Z` does, so a parser bug cannot be exploited with root's rights: the
+//! user's uid, gid and groups, an empty capability bounding set (nothing can be
+//! regained, not even through a file-capability binary) and `no_new_privs` (no setuid
+//! program can raise it again).
 
 use std::ffi::CString;
 
@@ -29,8 +32,21 @@ pub fn resolve(user: &str) -> anyhow::Result<Ids> {
 
 pub fn drop_to(ids: &Ids) -> anyhow::Result<()> {
     // SAFETY: plain system calls with valid arguments; errors are checked. Order
-    // matters: groups and gid while still root, uid last.
+    // matters: the bounding set needs CAP_SETPCAP, groups and gid need root, uid last.
     unsafe {
+        // Every capability the kernel knows, until it says there are no more.
+        for cap in 0.. {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINVAL) && cap > 0 {
+                    break;
+                }
+                return Err(e).context("dropping the capability bounding set");
+            }
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error()).context("no_new_privs");
+        }
         if libc::initgroups(ids.name.as_ptr(), ids.gid) != 0 {
             return Err(std::io::Error::last_os_error()).context("initgroups");
         }

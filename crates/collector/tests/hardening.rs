@@ -141,3 +141,88 @@ fn a_file_name_with_control_characters_is_printed_escaped_on_one_line() {
         "{msg:?}"
     );
 }
+
+/// `--user`: once capture and database are open the collector is that user — uid,
+/// gid and groups — with an empty capability bounding set and `no_new_privs`, and the
+/// round still completes.
+#[test]
+fn user_drops_ids_groups_and_every_capability() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("p.db");
+    let mut child = collector(&db)
+        .args([
+            "-i",
+            "lo",
+            "--duration",
+            "3",
+            "--scan-interval",
+            "1",
+            "--filter",
+            "port 9",
+        ])
+        .args(["--user", "nobody"])
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let field = |text: &str, name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let t0 = std::time::Instant::now();
+    let mut seen = None;
+    while t0.elapsed() < std::time::Duration::from_secs(3) {
+        let text = std::fs::read_to_string(&status_path).unwrap_or_default();
+        if field(&text, "Uid:") == "65534 65534 65534 65534" {
+            seen = Some(text);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = seen.expect("the collector became nobody during its round");
+    assert_eq!(field(&text, "Gid:"), "65534 65534 65534 65534");
+    assert_eq!(field(&text, "Groups:"), "65534");
+    assert_eq!(field(&text, "CapEff:"), "0000000000000000");
+    assert_eq!(field(&text, "CapPrm:"), "0000000000000000");
+    assert_eq!(field(&text, "CapBnd:"), "0000000000000000");
+    assert_eq!(field(&text, "NoNewPrivs:"), "1");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM rounds WHERE status = 'complete'"),
+        1
+    );
+}
+
+/// The systemd units in contrib/systemd are what `systemd-analyze verify` accepts, with
+/// their commands pointed at a binary that exists (verify checks that it is
+/// executable; the collector's stands in for the detector, which this package's tests
+/// may not have built).
+#[test]
+fn the_systemd_units_verify() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/systemd");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("/usr/local/bin/collector", COLLECTOR)
+            .replace("/usr/local/bin/detector", COLLECTOR);
+        let to = tmp.path().join(path.file_name().unwrap());
+        std::fs::write(&to, text).unwrap();
+        units.push(to);
+    }
+    assert_eq!(units.len(), 6, "three services and their timers");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .expect("systemd-analyze (package systemd, installed by .ci/install-deps)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
