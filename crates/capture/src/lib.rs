@@ -29,5 +29,5 @@ pub use error::Error;
 pub use packet::{DnsKind, Layer, Layers, Packet, Transport};
 pub use parse::Parser;
 #[cfg(feature = "pcap")]
-pub use source::{FileSource, LiveConfig, LiveSource, default_device};
+pub use source::{FileSource, LiveConfig, LiveSource, check_filter, default_device};
 pub use source::{Frame, PacketSource, Stats, copy_payload};

@@ -86,7 +86,7 @@ mod tests {
 }
 
 #[cfg(feature = "pcap")]
-pub use self::libpcap::{FileSource, LiveConfig, LiveSource, default_device};
+pub use self::libpcap::{FileSource, LiveConfig, LiveSource, check_filter, default_device};
 
 #[cfg(feature = "pcap")]
 mod libpcap {
@@ -250,6 +250,21 @@ mod libpcap {
                 .field("interface", &self.interface)
                 .finish()
         }
+    }
+
+    /// Compiles `filter` for Ethernet without opening a device, so that a filter that
+    /// does not parse is refused before anything is created or written. (A filter that
+    /// parses but does not fit the interface's link type is still refused at open.)
+    pub fn check_filter(filter: &str) -> Result<(), Error> {
+        let bad = |e: pcap::Error| Error::Filter {
+            filter: filter.to_owned(),
+            message: e.to_string(),
+        };
+        Capture::dead(pcap::Linktype::ETHERNET)
+            .map_err(bad)?
+            .compile(filter, true)
+            .map(drop)
+            .map_err(bad)
     }
 
     impl LiveSource {

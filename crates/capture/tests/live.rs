@@ -1,6 +1,6 @@
 //! Live capture on the loopback interface. Needs CAP_NET_RAW: without it the tests check
-//! that opening fails with `Error::PermissionDenied` (whose message names the fix) and
-//! stop there.
+//! that opening fails with `Error::PermissionDenied` (whose message names the fix), and
+//! fail unless skips are allowed (`PORTWATCH_TEST_ALLOW_SKIP=1`).
 
 #![cfg(feature = "pcap")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,7 +26,7 @@ fn lo(filter: Option<String>) -> Option<LiveSource> {
                 msg.contains("setcap cap_net_raw,cap_net_admin=eip"),
                 "{msg}"
             );
-            eprintln!("skipping: {msg}");
+            portwatch_testkit::skip(&msg);
             None
         }
         Err(e) => panic!("opening lo: {e}"),

@@ -36,6 +36,15 @@ fn main() {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let db = portwatch_store::paths::resolve_db(cli.common.db.as_deref())?;
     let verbose = cli.common.verbose;
+    // A live round's filter is checked before any directory or file is created: a
+    // usage error writes nothing.
+    if cli.command.is_none()
+        && cli.round.read.is_empty()
+        && let Some(filter) = &cli.round.filter
+    {
+        portwatch_capture::check_filter(filter)
+            .map_err(|e| portwatch_cli::exit::Usage(e.to_string()))?;
+    }
     if let Some(dir) = db.parent() {
         portwatch_cli::dirs::prepare(dir)?;
     }

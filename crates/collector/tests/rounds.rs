@@ -291,3 +291,75 @@ fn sigterm_during_read_stops_within_a_few_batches() {
         .unwrap();
     assert_eq!((st.as_str(), stored), ("partial", after));
 }
+
+/// A filter that does not compile is a usage error (2) before anything exists: no
+/// directory, no database file.
+#[test]
+fn a_bad_filter_is_exit_2_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("new/p.db");
+    let out = run({
+        let mut c = collector(&db);
+        c.args(["-i", "lo", "--duration", "1", "--filter", "this is not bpf"]);
+        c
+    });
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(msg.contains("this is not bpf"), "{msg}");
+    assert!(!tmp.path().join("new").exists(), "nothing created");
+}
+
+/// `prune` takes no lock: beside a running round and a collector writing it, it
+/// deletes the old closed rounds only, and the live round completes.
+#[test]
+fn prune_beside_a_running_round_leaves_it_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("p.db");
+    // An old closed round (2010) to prune.
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(pcaps_dir().join("ndpi__synscan.pcap"));
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut live = collector(&db)
+        .args(["-i", "lo", "--duration", "3", "--scan-interval", "0.5"])
+        .spawn()
+        .unwrap();
+    wait_for(
+        &db,
+        "SELECT count(*) FROM rounds_ports rp JOIN rounds r ON r.id = rp.round_id \
+          WHERE r.status = 'running'",
+    );
+    let out = run({
+        let mut c = collector(&db);
+        c.args(["prune", "--older-than", "1d", "-v"]);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pruned 1 rounds"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(live.wait().unwrap().success(), "the live round completes");
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM rounds WHERE status = 'complete'"),
+        1
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM rounds WHERE source LIKE 'file:%'"
+        ),
+        0
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(DISTINCT timestamp) FROM rounds_ports WHERE round_id = 2"
+        ),
+        7
+    );
+}

@@ -295,10 +295,11 @@ fn a_corrupt_model_is_exit_3_and_nothing_is_overwritten() {
 
 /// Defect: a model directory another user could write held a planted model whose
 /// threshold hid an injected scan. Such a directory is refused before anything in it
-/// is read, as is one another user owns; and a missing database is an error, not a new
-/// database, directory and model in the wrong place.
+/// is read, as is one another user owns; one another detector holds is exit 75; and a
+/// missing database is an error, not a new database, directory and model in the wrong
+/// place.
 #[test]
-fn a_model_directory_another_user_controls_is_refused_and_a_missing_database_too() {
+fn a_model_directory_not_ours_alone_or_held_and_a_missing_database_are_refused() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("ports.db");
@@ -324,6 +325,23 @@ fn a_model_directory_another_user_controls_is_refused_and_a_missing_database_too
     std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::chown(&model, Some(NOBODY), None).unwrap();
     refused("owned by uid 65534");
+
+    // Another detector on the same model directory: exit 75 at once, naming it.
+    std::fs::remove_dir_all(&model).unwrap();
+    std::fs::create_dir(&model).unwrap();
+    let held = std::fs::File::open(&model).unwrap();
+    held.try_lock().unwrap();
+    let out = detector(&db, &["--once"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains(&format!(
+            "another detector (pid {}) holds",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    drop(held);
 
     let missing = tmp.path().join("nowhere/x.db");
     let out = detector(&missing, &["--once"]);

@@ -109,40 +109,17 @@ fn denied_ports_counted_not_occupied() {
     if euid != 0 || std::env::var_os(CHILD).is_some() {
         let start = unprivileged_port_start();
         if start <= 1020 {
-            eprintln!("ip_unprivileged_port_start is {start}: nothing is denied here");
-            return;
+            return portwatch_testkit::skip(&format!(
+                "ip_unprivileged_port_start is {start}: nothing is denied here"
+            ));
         }
         let mut p = BindProbe::with_ports(1020..=1030);
         let found = p.sample().unwrap();
         assert!(found.iter().all(|s| s.local_port >= start), "{found:#?}");
         let expected = u32::from(start.min(1031) - 1020);
         assert_eq!(p.denied_ports(), expected);
+        println!("{}", portwatch_testkit::CHILD_RAN);
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let status = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "denied_ports_counted_not_occupied",
-            "--nocapture",
-        ])
-        .env(CHILD, "1")
-        .status();
-    match status {
-        // 101 is a failed test; anything else non-zero is setpriv unable to run the
-        // binary as nobody (e.g. a checkout directory nobody may enter): skipped.
-        Ok(status) if status.code() == Some(101) => panic!("unprivileged run failed: {status}"),
-        Ok(status) if !status.success() => {
-            eprintln!("could not run as nobody ({status}); skipped")
-        }
-        Ok(_) => {}
-        Err(e) => eprintln!("setpriv not available ({e}); only the errno classification is tested"),
-    }
+    portwatch_testkit::rerun_as_nobody("denied_ports_counted_not_occupied", (CHILD, "1"));
 }

@@ -141,9 +141,9 @@ mod recorded {
         assert_eq!(est.pid, Some(100));
         let l6 = &find(&s, tcp, 6, 47002, "LISTEN")[0];
         assert_eq!(l6.pid, Some(200));
-        // Escaped as every stored name is, the way tshark prints names: a control byte
-        // as its C escape, the backslash as it is.
-        assert_eq!(l6.process.as_deref(), Some("tab\\there\\"));
+        // Escaped as every stored name is: a control byte as its C escape, the
+        // backslash doubled.
+        assert_eq!(l6.process.as_deref(), Some("tab\\there\\\\"));
         assert_eq!(l6.exe, None);
         assert_eq!(
             find(&s, Transport::Udp, 6, 47006, "UNCONN")[0].pid,
@@ -410,41 +410,26 @@ fn unprivileged_sample_sees_sockets_without_foreign_owners() {
             let s = src.sample().unwrap();
             let l = find(&s, Transport::Tcp, 4, port, "LISTEN");
             assert_eq!(l.len(), 1, "{s:#?}");
-            assert_eq!((l[0].pid, l[0].process.as_deref()), (None, None));
+            assert_eq!(
+                (l[0].pid, l[0].process.as_deref(), l[0].exe.as_deref()),
+                (None, None, None)
+            );
             assert_eq!(l[0].uid, 0);
         }
+        println!("{}", portwatch_testkit::CHILD_RAN);
         return;
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: cannot hold a socket another user can't attribute");
-        return;
+        return portwatch_testkit::skip(
+            "not root: cannot hold a socket another user can't attribute",
+        );
     }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let status = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "unprivileged_sample_sees_sockets_without_foreign_owners",
-        ])
-        .env(UNPRIVILEGED_CHILD, port.to_string())
-        .status();
-    match status {
-        // 101 is a failed test; anything else non-zero is setpriv unable to run the
-        // binary as nobody (e.g. a checkout directory nobody may enter): skipped.
-        Ok(status) if status.code() == Some(101) => panic!("unprivileged run failed: {status}"),
-        Ok(status) if !status.success() => {
-            eprintln!("could not run as nobody ({status}); skipped")
-        }
-        Ok(_) => {}
-        Err(e) => eprintln!("setpriv not available ({e}); skipped"),
-    }
+    portwatch_testkit::rerun_as_nobody(
+        "unprivileged_sample_sees_sockets_without_foreign_owners",
+        (UNPRIVILEGED_CHILD, &port.to_string()),
+    );
     drop(listener);
 }

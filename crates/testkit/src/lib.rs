@@ -136,3 +136,63 @@ pub fn world_writable_dir(tmp: &Path) -> PathBuf {
     std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o1777)).unwrap();
     ww
 }
+
+/// The variable that lets a test whose precondition is missing here (root, CAP_NET_RAW,
+/// tshark, setpriv able to run the test binary as nobody) pass as skipped. Unset, as in
+/// CI, a missing precondition fails the test: a skip CI cannot see is a test that can
+/// pass without testing.
+pub const ALLOW_SKIP: &str = "PORTWATCH_TEST_ALLOW_SKIP";
+
+/// Fails with `reason`, or only says it when [`ALLOW_SKIP`] is `1`.
+pub fn skip(reason: &str) {
+    if std::env::var_os(ALLOW_SKIP).is_some_and(|v| v == "1") {
+        eprintln!("skipped ({ALLOW_SKIP}=1): {reason}");
+    } else {
+        panic!("{reason} (set {ALLOW_SKIP}=1 to skip this test instead)");
+    }
+}
+
+/// What a test re-run as another user prints once its body has passed: the parent
+/// checks for it, since a child that ran no test (a renamed one) also exits 0.
+pub const CHILD_RAN: &str = "portwatch-test-child-ran";
+
+/// Re-runs the current test binary's test `name` as `nobody` (no groups, no inherited
+/// capabilities) with `env` set, and fails unless the child ran it to the end (its
+/// body prints [`CHILD_RAN`]). Being unable to re-run is a failure too, unless skips
+/// are allowed.
+pub fn rerun_as_nobody(name: &str, env: (&str, &str)) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => return skip(&format!("setpriv cannot run: {e}")),
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(101) {
+        panic!("the run as nobody failed:\n{said}");
+    }
+    if !out.status.success() {
+        // E.g. a checkout directory nobody may enter.
+        return skip(&format!(
+            "could not run the test binary as nobody ({}): {said}",
+            out.status
+        ));
+    }
+    assert!(
+        said.contains(CHILD_RAN),
+        "the run as nobody did not run {name}:\n{said}"
+    );
+}
