@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{TcpListener, UdpSocket};
-use std::process::Command;
 
 use portwatch_scan::{BindProbe, Probe, SocketSource, Transport, bind::probe};
 
