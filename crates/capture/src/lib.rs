@@ -17,6 +17,7 @@
 pub(crate) mod dns;
 pub mod error;
 pub mod escape;
+pub mod fuzz;
 pub mod packet;
 pub mod parse;
 pub(crate) mod quic;

@@ -511,3 +511,75 @@ mod rules {
         assert!(!alone.layers.contains(Layer::Quic));
     }
 }
+
+/// TLS SNI over TCP on real captures against tshark, live (tshark runs here): per
+/// frame, the server name we read from a ClientHello is the one tshark shows on that
+/// frame (tshark does not dissect a retransmitted segment again, where we read the
+/// name in every copy: those frames are left out), and every name tshark shows on a
+/// TCP frame we show too — except where its ClientHello spans segments (tshark
+/// reassembles; we read the first segment: those frames are counted and must stay few).
+#[test]
+fn tcp_tls_sni_matches_tshark() {
+    for file in [
+        "bench_mixed_A.pcap",
+        "ndpi__http_ipv6.pcap",
+        "ndpi__long_tls_certificate.pcap",
+        "ndpi__ocs_rawip.pcap",
+        "ndpi__tls_alert.pcap",
+    ] {
+        let path = pcaps_dir().join(file);
+        let out = match std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args(["-Y", "tls.handshake.extensions_server_name and tcp"])
+            .args(["-T", "fields", "-e", "frame.number", "-e"])
+            .arg("tls.handshake.extensions_server_name")
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => return portwatch_testkit::skip(&format!("tshark: {e}")),
+        };
+        let theirs: BTreeSet<(usize, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(n, name)| (n.parse().unwrap(), name.to_owned()))
+            .collect();
+        let retransmitted: BTreeSet<usize> = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args([
+                "-Y",
+                "tcp.analysis.retransmission or tcp.analysis.spurious_retransmission",
+            ])
+            .args(["-T", "fields", "-e", "frame.number"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap();
+        assert!(!theirs.is_empty(), "{file}: tshark shows no SNI");
+        let counts = read_file(&path);
+        let ours: BTreeSet<(usize, String)> = counts
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.transport == Some(portwatch_capture::Transport::Tcp))
+            .filter_map(|(i, p)| Some((i + 1, p.server_name.clone()?)))
+            .filter(|(n, _)| !retransmitted.contains(n))
+            .collect();
+        let wrong: Vec<_> = ours.difference(&theirs).collect();
+        assert!(
+            wrong.is_empty(),
+            "{file}: names tshark does not show: {wrong:?}"
+        );
+        let missed = theirs.difference(&ours).count();
+        assert!(
+            missed * 20 <= theirs.len(),
+            "{file}: {missed} of {} names missed",
+            theirs.len()
+        );
+    }
+}
