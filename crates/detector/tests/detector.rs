@@ -1171,3 +1171,29 @@ fn a_change_nobody_acknowledges_is_adapted_once() {
     let inc = &ev.last().unwrap().1.incident;
     assert_eq!(inc.accepted_by.as_deref(), Some("drift"));
 }
+
+/// `detector` without `--once` runs a step every `--interval` until SIGTERM, then
+/// exits at once with the worst code of its steps (0 here: warming up opens nothing).
+#[test]
+fn the_loop_runs_every_interval_until_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    sim_args(&db, "0.2", 8, "5", &[]);
+    let mut child = command(DETECTOR, &db)
+        .args(["--interval", "1s", "--min-history", "10h", "-v"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first step evaluates the history (warming up); new rounds are picked up by
+    // a later one.
+    wait_for(&db, "SELECT count(*) FROM batches");
+    sim_args(&db, "0.05", 9, "5", &[]);
+    wait_for(&db, "SELECT count(*) >= 2 FROM batches");
+    sigterm(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // A later step saw the rounds added while it ran.
+    assert_eq!(
+        query_i64(&db, "SELECT max(last_round_id) FROM batches"),
+        query_i64(&db, "SELECT max(id) FROM rounds")
+    );
+}

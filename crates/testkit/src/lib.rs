@@ -196,3 +196,12 @@ pub fn rerun_as_nobody(name: &str, env: (&str, &str)) {
         "the run as nobody did not run {name}:\n{said}"
     );
 }
+
+/// Sends SIGTERM to `child` (through kill(1), as an operator or systemd would).
+pub fn sigterm(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(ok.success(), "kill -TERM {}", child.id());
+}
