@@ -62,6 +62,22 @@ pub struct Cli {
     /// scores that sets the threshold (default 1.5, see MODEL.md).
     #[arg(long, hide = true, default_value_t = 1.5)]
     pub threshold_margin: f32,
+    /// Append every incident event (opened, updated, closed, adapted) to FILE as a JSON
+    /// line, for log shippers (created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub alert_file: Option<PathBuf>,
+    /// Run CMD (with sh -c) for each incident this run opens: the event's JSON on its
+    /// stdin, PORTWATCH_INCIDENT_ID, _KIND, _CAUSE and _SUMMARY in its environment.
+    /// A failure is one line on stderr; the run's verdicts are recorded before.
+    #[arg(long, value_name = "CMD")]
+    pub alert_exec: Option<String>,
+    /// Kill an --alert-exec command still running after DURATION.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub alert_timeout: Duration,
+    /// Write the Prometheus text format to FILE after each run, atomically (for
+    /// node_exporter's textfile collector: --collector.textfile.directory).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// Cold start only: the model's hyperparameters, a JSON file with any of the fields
     /// of `config` in model.json (window, channels, hidden, epochs, lr, ...); the others
     /// keep their defaults (MODEL.md says why they have them). Later runs use the

@@ -207,6 +207,7 @@ fn step(cli: &Cli, db: &Path, model_dir: &Path, opts: &Options) -> anyhow::Resul
     let out = run_once(&mut store, model_dir, opts)
         .with_context(|| format!("model {}", model_dir.display()))?;
     print_outcome(cli, &out, t.elapsed())?;
+    deliver(cli, &store, model_dir, &out, t.elapsed());
     Ok(if out.opened_incident() {
         ExitCode::Incident
     } else {
@@ -251,6 +252,44 @@ fn print_outcome(cli: &Cli, out: &Outcome, took: Duration) -> anyhow::Result<()>
         }
     }
     Ok(emit(&text)?)
+}
+
+/// Hands the run's results to the operator's tools (`--alert-file`, `--alert-exec`,
+/// `--metrics-file`). The verdicts are recorded already: a failure here is one line on
+/// stderr and does not change the exit code.
+fn deliver(cli: &Cli, store: &Db, model_dir: &Path, out: &Outcome, took: Duration) {
+    use portwatch_detector::deliver;
+    let warn = |what: &str, e: &dyn std::fmt::Display| {
+        portwatch_cli::output::warn("detector", &format!("{what}: {e}"));
+    };
+    if let Some(path) = &cli.alert_file
+        && let Err(e) = deliver::append_events(path, &out.incidents)
+    {
+        warn(&format!("--alert-file {}", path.display()), &e);
+    }
+    if let Some(cmd) = &cli.alert_exec {
+        for line in deliver::run_hooks(cmd, &out.incidents, cli.alert_timeout) {
+            portwatch_cli::output::warn("detector", &line);
+        }
+    }
+    if let Some(path) = &cli.metrics_file {
+        let written = store.health().map_err(anyhow::Error::from).and_then(|h| {
+            let run = deliver::RunFigures {
+                outcome: out,
+                took,
+                model_saved: std::fs::metadata(
+                    model_dir.join(portwatch_model::persistence::SIDECAR),
+                )
+                .and_then(|m| m.modified())
+                .ok(),
+            };
+            let text = deliver::metrics_text(&h, &run, std::time::SystemTime::now());
+            Ok(deliver::write_metrics(path, &text)?)
+        });
+        if let Err(e) = written {
+            warn(&format!("--metrics-file {}", path.display()), &e);
+        }
+    }
 }
 
 /// The long-running mode: the same step every `--interval` until SIGINT/SIGTERM.

@@ -117,10 +117,34 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
     assert!(text.contains("nothing to do"), "{text}");
 
     // An hour with a port scan: exit 1, one incident line naming the scanner, the
-    // anomalies stored and explained.
+    // anomalies stored and explained; the incident also reaches a log shipper's file, a
+    // hook (its JSON on stdin) and the Prometheus metrics; a hook that hangs is killed
+    // at its deadline and one that fails is one line on stderr, neither changing the
+    // exit code.
     sim_args(&db, "1", 6, "10", &["portscan@0.3"]);
     let before = query_i64(&db, "SELECT count(*) FROM anomalies");
-    let out = detector(&db, &["--once"]);
+    let alerts = tmp.path().join("alerts.jsonl");
+    let hooked = tmp.path().join("hooked");
+    let metrics = tmp.path().join("portwatch.prom");
+    let hook = format!(
+        "cat > {h}.$PORTWATCH_INCIDENT_ID; echo \"$PORTWATCH_INCIDENT_KIND\" >> {h}.kinds; \
+         exec sleep 60",
+        h = hooked.display()
+    );
+    let out = detector(
+        &db,
+        &[
+            "--once",
+            "--alert-file",
+            alerts.to_str().unwrap(),
+            "--alert-exec",
+            &hook,
+            "--alert-timeout",
+            "2s",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -160,6 +184,40 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
         ),
         1
     );
+    let id = query_i64(&db, "SELECT id FROM incidents WHERE kind = 'remote_source'");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|e| e["event"] == "opened" && e["incident"]["id"] == id),
+        "{lines:?}"
+    );
+    let given: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.{id}", hooked.display())).unwrap())
+            .unwrap();
+    assert_eq!(given["incident"]["kind"], "remote_source");
+    let err = stderr(&out);
+    let killed = format!("--alert-exec: incident {id}: still running after 2 s, killed");
+    assert!(err.lines().any(|l| l.ends_with(&killed)), "{err}");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("\nportwatch_incidents_opened_last_run "),
+        "{prom}"
+    );
+    assert!(prom.contains("\nportwatch_incidents_open "), "{prom}");
+    assert!(prom.contains("\nportwatch_threshold "), "{prom}");
+    assert!(prom.contains("\nportwatch_model_age_seconds "), "{prom}");
+    let total: f64 = prom
+        .lines()
+        .find_map(|l| l.strip_prefix("portwatch_rounds_evaluated_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(total, 240.0, "{prom}");
     assert_eq!(
         query_i64(
             &db,

@@ -223,6 +223,13 @@ fn hex(b: &[u8]) -> String {
 
 /// Writes a file by temp + fsync + rename, mode 0600.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(path, data, 0o600)
+}
+
+/// Writes a file by temp + fsync + rename, with `mode`: a reader sees the old file or
+/// the new one, never half of one. The temp file is `NAME.EXT.tmpPID` beside it (which
+/// node_exporter's textfile collector, reading `*.prom` only, also ignores).
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp{}",
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
@@ -235,7 +242,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let written = OpenOptions::new()
         .create_new(true)
         .write(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)
         .and_then(|mut f| {
             f.write_all(data)?;

@@ -14,13 +14,15 @@
 //! - [`verdicts`]: batches, per-round verdicts and anomalies, and the report's reads;
 //! - [`incidents`]: incidents and the allow rules;
 //! - [`labels`]: the simulator's ground truth;
-//! - [`prune`]: deleting old rounds.
+//! - [`prune`]: deleting old rounds;
+//! - [`health`]: the figures monitoring watches.
 //!
 //! Other crates never see rusqlite: they get [`Db`], [`Tx`] and plain row types, and
 //! one error type, [`Error`].
 
 mod db;
 pub mod error;
+pub mod health;
 pub mod incidents;
 pub mod insert;
 pub mod labels;

@@ -172,7 +172,8 @@ impl Outcome {
             .any(|e| e.event == crate::incidents::tracker::EventKind::Opened)
     }
 
-    fn nothing(msg: &str) -> Self {
+    /// An outcome of a run that found nothing to do.
+    pub fn nothing(msg: &str) -> Self {
         Outcome {
             status: Status::NothingToDo,
             message: msg.to_string(),
