@@ -102,12 +102,96 @@ pub fn run_hooks(command: &str, events: &[IncidentEvent], timeout: Duration) -> 
     problems
 }
 
+/// Something an operator should look at though no incident says it: the collector
+/// silent, packets dropped, capture lost, the model not learning.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Warning {
+    /// `no_rounds`, `drops`, `capture`, `model_stale` (the metric's label).
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// Every warning kind, so that the metrics can say 0 for each one not raised.
+pub const WARNING_KINDS: [&str; 4] = ["no_rounds", "drops", "capture", "model_stale"];
+
+/// No live round ended for this long: the collector runs every minute.
+pub const SILENT_AFTER: Duration = Duration::from_secs(5 * 60);
+/// Dropped packets over the last hour above this share.
+pub const DROP_LIMIT: f64 = 0.01;
+/// No model saved for this long: fine-tuning has stopped.
+pub const STALE_AFTER: Duration = Duration::from_secs(48 * 3600);
+
+/// The warnings `h` (with drops over the last hour) and the model's age call for.
+/// The heartbeat only concerns live capture: simulated or file history has none.
+pub fn warnings(h: &Health, model_saved: Option<SystemTime>, now: SystemTime) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let now_micros = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as i64;
+    let live = h
+        .last_round_source
+        .as_deref()
+        .is_some_and(|s| s.starts_with("live:"));
+    if let Some(end) = h.last_round_end.filter(|_| live) {
+        let silent = Duration::from_micros(u64::try_from(now_micros - end).unwrap_or(0));
+        if silent > SILENT_AFTER {
+            out.push(Warning {
+                kind: "no_rounds",
+                message: format!(
+                    "no round has ended for {} min: is the collector running?",
+                    silent.as_secs() / 60
+                ),
+            });
+        }
+    }
+    if h.recent_captured > 0 {
+        let share = h.recent_dropped as f64 / h.recent_captured as f64;
+        if share > DROP_LIMIT {
+            out.push(Warning {
+                kind: "drops",
+                message: format!(
+                    "{} of {} packets dropped in the last hour ({:.1} %): raise the collector's --buffer-size or filter",
+                    h.recent_dropped,
+                    h.recent_captured,
+                    share * 100.0
+                ),
+            });
+        }
+    }
+    if live
+        && let Some(note) = h
+            .last_round_note
+            .as_deref()
+            .filter(|n| n.contains("capture failed"))
+    {
+        out.push(Warning {
+            kind: "capture",
+            message: format!("the last round captured no packets: {note}"),
+        });
+    }
+    if let Some(age) = model_saved.and_then(|t| now.duration_since(t).ok())
+        && age > STALE_AFTER
+    {
+        out.push(Warning {
+            kind: "model_stale",
+            message: format!(
+                "the model was last saved {} h ago: fine-tuning is refused or not running",
+                age.as_secs() / 3600
+            ),
+        });
+    }
+    out
+}
+
 /// What one run adds to the database's [`Health`] for the metrics.
 pub struct RunFigures<'a> {
     pub outcome: &'a Outcome,
     pub took: Duration,
     /// When the model was last saved, if there is one.
     pub model_saved: Option<SystemTime>,
+    /// The warnings raised.
+    pub warnings: &'a [Warning],
 }
 
 /// The Prometheus text exposition of `h` and the run, as node_exporter's textfile
@@ -206,6 +290,16 @@ pub fn metrics_text(h: &Health, run: &RunFigures<'_>, now: SystemTime) -> String
         "How long the last detector run took.",
         Some(run.took.as_secs_f64()),
     );
+    out.push_str(
+        "# HELP portwatch_warning 1 while the warning of that kind is raised.\n# TYPE portwatch_warning gauge\n",
+    );
+    for kind in WARNING_KINDS {
+        let on = run.warnings.iter().any(|w| w.kind == kind);
+        out.push_str(&format!(
+            "portwatch_warning{{kind=\"{kind}\"}} {}\n",
+            u8::from(on)
+        ));
+    }
     out
 }
 
@@ -231,12 +325,18 @@ mod tests {
             last_round_end: Some(1_700_000_000_000_000),
             packets_captured: 10,
             packets_dropped: 1,
+            ..Health::default()
         };
         let outcome = Outcome::nothing("test");
+        let warned = [Warning {
+            kind: "drops",
+            message: String::new(),
+        }];
         let run = RunFigures {
             outcome: &outcome,
             took: Duration::from_millis(250),
             model_saved: None,
+            warnings: &warned,
         };
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_060);
         let text = metrics_text(&h, &run, now);
@@ -253,12 +353,59 @@ mod tests {
             "no threshold yet: no line"
         );
         assert!(!text.contains("portwatch_model_age_seconds"));
-        // Every sample line is NAME VALUE, every name has its HELP and TYPE.
+        assert!(text.contains("portwatch_warning{kind=\"drops\"} 1\n"));
+        assert!(text.contains("portwatch_warning{kind=\"no_rounds\"} 0\n"));
+        // Every sample line is NAME[{LABELS}] VALUE, every name has its HELP and TYPE.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.split_once(' ').unwrap();
+            let name = name.split('{').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
         }
+    }
+
+    #[test]
+    fn warnings_follow_the_figures() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let micros = |ago: u64| 1_700_000_000_000_000 - ago as i64 * 1_000_000;
+        let quiet = Health {
+            last_round_end: Some(micros(60)),
+            last_round_source: Some("live:eth0".into()),
+            recent_captured: 100_000,
+            recent_dropped: 500,
+            ..Health::default()
+        };
+        assert_eq!(warnings(&quiet, Some(now), now), vec![]);
+        let kinds = |h: &Health, saved| {
+            warnings(h, saved, now)
+                .iter()
+                .map(|w| w.kind)
+                .collect::<Vec<_>>()
+        };
+        let silent = Health {
+            last_round_end: Some(micros(600)),
+            ..quiet.clone()
+        };
+        assert_eq!(kinds(&silent, None), ["no_rounds"]);
+        assert!(warnings(&silent, None, now)[0].message.contains("10 min"));
+        // Simulated or file history has no heartbeat.
+        let simulated = Health {
+            last_round_source: Some("simulated".into()),
+            ..silent.clone()
+        };
+        assert!(kinds(&simulated, None).is_empty());
+        let dropping = Health {
+            recent_dropped: 5_000,
+            ..quiet.clone()
+        };
+        assert_eq!(kinds(&dropping, None), ["drops"]);
+        let blind = Health {
+            last_round_note: Some("capture failed: permission denied".into()),
+            ..quiet.clone()
+        };
+        assert_eq!(kinds(&blind, None), ["capture"]);
+        let old = now - Duration::from_secs(49 * 3600);
+        assert_eq!(kinds(&quiet, Some(old)), ["model_stale"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use portwatch_cli::exit::{LOCKED, Usage, code_for};
 use portwatch_cli::output::emit;
 use portwatch_cli::stop::Stop;
 use portwatch_detector::incidents::rules::Rule;
-use portwatch_detector::{Options, Outcome, Status, report, run_once};
+use portwatch_detector::{Options, Outcome, Status, deliver, report, run_once};
 use portwatch_model::DetectorConfig;
 use portwatch_store::Db;
 use portwatch_store::incidents::IncidentFilter;
@@ -49,10 +49,21 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let store = open_existing(&db)?;
             let since = since.as_deref().map(cli::parse_since).transpose()?;
             let rep = report::report(&store, since.as_deref())?;
+            let model_dir = portwatch_store::paths::model_dir(cli.model_dir.as_deref(), &db);
+            let (_, _, warnings) =
+                current_health(&store, &model_dir, std::time::SystemTime::now())?;
             if cli.common.json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&rep)?))?;
+                let mut v = serde_json::to_value(&rep)?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("warnings".into(), serde_json::to_value(&warnings)?);
+                }
+                emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
             } else {
-                emit(&rep.to_string())?;
+                let mut text = rep.to_string();
+                for w in &warnings {
+                    text.push_str(&format!("warning: {}\n", w.message));
+                }
+                emit(&text)?;
             }
             Ok(ExitCode::Ok)
         }
@@ -258,7 +269,6 @@ fn print_outcome(cli: &Cli, out: &Outcome, took: Duration) -> anyhow::Result<()>
 /// `--metrics-file`). The verdicts are recorded already: a failure here is one line on
 /// stderr and does not change the exit code.
 fn deliver(cli: &Cli, store: &Db, model_dir: &Path, out: &Outcome, took: Duration) {
-    use portwatch_detector::deliver;
     let warn = |what: &str, e: &dyn std::fmt::Display| {
         portwatch_cli::output::warn("detector", &format!("{what}: {e}"));
     };
@@ -272,24 +282,64 @@ fn deliver(cli: &Cli, store: &Db, model_dir: &Path, out: &Outcome, took: Duratio
             portwatch_cli::output::warn("detector", &line);
         }
     }
+    let now = std::time::SystemTime::now();
+    let (health, model_saved, warnings) = match current_health(store, model_dir, now) {
+        Ok(h) => h,
+        Err(e) => return warn("health", &e),
+    };
+    if let Err(e) = print_warnings(cli, &warnings) {
+        warn("stdout", &e);
+    }
     if let Some(path) = &cli.metrics_file {
-        let written = store.health().map_err(anyhow::Error::from).and_then(|h| {
-            let run = deliver::RunFigures {
-                outcome: out,
-                took,
-                model_saved: std::fs::metadata(
-                    model_dir.join(portwatch_model::persistence::SIDECAR),
-                )
-                .and_then(|m| m.modified())
-                .ok(),
-            };
-            let text = deliver::metrics_text(&h, &run, std::time::SystemTime::now());
-            Ok(deliver::write_metrics(path, &text)?)
-        });
-        if let Err(e) = written {
+        let run = deliver::RunFigures {
+            outcome: out,
+            took,
+            model_saved,
+            warnings: &warnings,
+        };
+        let text = deliver::metrics_text(&health, &run, now);
+        if let Err(e) = deliver::write_metrics(path, &text) {
             warn(&format!("--metrics-file {}", path.display()), &e);
         }
     }
+}
+
+/// The database's health, when the model was saved, and the warnings they call for.
+fn current_health(
+    store: &Db,
+    model_dir: &Path,
+    now: std::time::SystemTime,
+) -> anyhow::Result<(
+    portwatch_store::health::Health,
+    Option<std::time::SystemTime>,
+    Vec<deliver::Warning>,
+)> {
+    let hour_ago = portwatch_store::time::now_micros() - 3_600_000_000;
+    let health = store.health(hour_ago)?;
+    let model_saved = std::fs::metadata(model_dir.join(portwatch_model::persistence::SIDECAR))
+        .and_then(|m| m.modified())
+        .ok();
+    let warnings = deliver::warnings(&health, model_saved, now);
+    Ok((health, model_saved, warnings))
+}
+
+/// Warnings are printed whatever the flags (cron mails them): one line each, or a JSON
+/// line `{"event": "warning", ...}` with `--json`.
+fn print_warnings(cli: &Cli, warnings: &[deliver::Warning]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for w in warnings {
+        if cli.common.json {
+            let mut v = serde_json::to_value(w).unwrap_or_default();
+            if let serde_json::Value::Object(m) = &mut v {
+                m.insert("event".into(), "warning".into());
+            }
+            text.push_str(&v.to_string());
+        } else {
+            text.push_str(&format!("detector: warning: {}", w.message));
+        }
+        text.push('\n');
+    }
+    emit(&text)
 }
 
 /// The long-running mode: the same step every `--interval` until SIGINT/SIGTERM.

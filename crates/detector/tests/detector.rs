@@ -1255,3 +1255,49 @@ fn the_loop_runs_every_interval_until_sigterm() {
         query_i64(&db, "SELECT max(id) FROM rounds")
     );
 }
+
+/// A collector that stopped: its last live round ended 10 minutes ago. `report`,
+/// `--once` and the metrics all say so, whatever the flags.
+#[test]
+fn a_silent_collector_is_a_warning_in_the_report_the_run_and_the_metrics() {
+    use portwatch_store::insert::{RoundSource, RoundStatus};
+    use portwatch_store::writer::{Finish, Writer};
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    let store = Db::open(&db).unwrap();
+    let start = portwatch_store::time::now_micros() - 11 * 60_000_000;
+    let id = store
+        .begin_round(start, RoundSource::Live("lo"), Some(5.0))
+        .unwrap();
+    Writer::spawn(store, id)
+        .unwrap()
+        .finish(Finish {
+            end_micros: start + 55_000_000,
+            status: RoundStatus::Complete,
+            times_from_packets: false,
+        })
+        .unwrap();
+    let want = "warning: no round has ended for 10 min: is the collector running?";
+    let out = detector(&db, &["report"]);
+    assert!(stdout(&out).contains(want), "{}", stdout(&out));
+    let out = detector(&db, &["report", "--json"]);
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["warnings"][0]["kind"], "no_rounds");
+    let prom = tmp.path().join("portwatch.prom");
+    let out = detector(&db, &["--once", "--metrics-file", prom.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("detector: {want}")),
+        "{}",
+        stdout(&out)
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("portwatch_warning{kind=\"no_rounds\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portwatch_warning{kind=\"drops\"} 0\n"),
+        "{text}"
+    );
+}

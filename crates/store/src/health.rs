@@ -21,11 +21,18 @@ pub struct Health {
     /// Packets libpcap received and dropped, over the rounds the database holds.
     pub packets_captured: i64,
     pub packets_dropped: i64,
+    /// The same over the rounds that started after the `recent` cutoff given.
+    pub recent_captured: i64,
+    pub recent_dropped: i64,
+    /// The newest closed round's source and note (`capture failed: …`, `scanner: …`).
+    pub last_round_source: Option<String>,
+    pub last_round_note: Option<String>,
 }
 
 impl Db {
-    /// The current [`Health`].
-    pub fn health(&self) -> Result<Health, Error> {
+    /// The current [`Health`], with the drop figures of the rounds that started after
+    /// `recent_micros` (by start, through its index).
+    pub fn health(&self, recent_micros: i64) -> Result<Health, Error> {
         let (h, end) = self.conn.query_row(
             "SELECT (SELECT count(*) FROM incidents WHERE status IN ('open', 'acknowledged')),
                     (SELECT count(*) FROM incidents),
@@ -36,8 +43,12 @@ impl Db {
                       ORDER BY id DESC LIMIT 1),
                     (SELECT max(end_time) FROM rounds WHERE status != 'running'),
                     (SELECT coalesce(sum(packets_captured), 0) FROM rounds),
-                    (SELECT coalesce(sum(packets_dropped), 0) FROM rounds)",
-            [],
+                    (SELECT coalesce(sum(packets_dropped), 0) FROM rounds),
+                    (SELECT coalesce(sum(packets_captured), 0) FROM rounds WHERE start_time >= ?1),
+                    (SELECT coalesce(sum(packets_dropped), 0) FROM rounds WHERE start_time >= ?1),
+                    (SELECT source FROM rounds WHERE status != 'running' ORDER BY id DESC LIMIT 1),
+                    (SELECT note FROM rounds WHERE status != 'running' ORDER BY id DESC LIMIT 1)",
+            [time::format_micros(recent_micros)],
             |r| {
                 Ok((
                     Health {
@@ -49,6 +60,10 @@ impl Db {
                         last_round_end: None,
                         packets_captured: r.get(6)?,
                         packets_dropped: r.get(7)?,
+                        recent_captured: r.get(8)?,
+                        recent_dropped: r.get(9)?,
+                        last_round_source: r.get(10)?,
+                        last_round_note: r.get(11)?,
                     },
                     r.get::<_, Option<String>>(5)?,
                 ))
