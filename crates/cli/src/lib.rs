@@ -10,12 +10,14 @@
 //!   (usage errors 2, a held lock 75, the program's own codes otherwise);
 //! - [`dirs`]: private directories (0700) for the database and the model;
 //! - [`trust`]: refusing a directory another user can write in or owns;
-//! - [`output`]: writing to stdout where a closed pipe (`| head`) is not an error.
+//! - [`output`]: writing to stdout where a closed pipe (`| head`) is not an error;
+//! - [`docs`]: shell completions and man pages from the clap definitions.
 //!
 //! Each binary keeps its own table of exit codes: what 1 and 3 mean differs between
 //! them, and `--help` prints the table.
 
 pub mod dirs;
+pub mod docs;
 mod error;
 pub mod exit;
 pub mod lock;

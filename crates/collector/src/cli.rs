@@ -85,6 +85,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Delete whole rounds older than a cutoff, with their rows, and reclaim space.
     Prune(PruneArgs),
+    #[command(flatten)]
+    Docs(portwatch_cli::docs::DocsCommand),
 }
 
 #[derive(Debug, Args)]

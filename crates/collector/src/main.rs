@@ -34,6 +34,10 @@ fn main() {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Docs(d)) = &cli.command {
+        portwatch_cli::docs::print(d, <Cli as clap::CommandFactory>::command())?;
+        return Ok(ExitCode::Complete);
+    }
     let db = portwatch_store::paths::resolve_db(cli.common.db.as_deref())?;
     let verbose = cli.common.verbose;
     // A live round's filter is checked before any directory or file is created: a
@@ -67,6 +71,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Some(Command::Prune(p)) => prune(&db, p, verbose),
         Some(Command::Simulate(s)) => simulate(&lock, &db, s, verbose),
+        // Answered before the database was even resolved.
+        Some(Command::Docs(_)) => Ok(ExitCode::Complete),
         None if !cli.round.read.is_empty() => {
             let mut code = ExitCode::Complete;
             for file in &cli.round.read {

@@ -55,3 +55,29 @@ fn an_unknown_event_kind_is_a_usage_error_and_writes_nothing() {
     assert!(stderr(&out).contains("teleport"), "{}", stderr(&out));
     assert!(!db.exists() || query_i64(&db, "SELECT count(*) FROM rounds") == 0);
 }
+
+/// Completions for the three shells people use and the man page come from the same
+/// definitions as `--help`: every flag is in them.
+#[test]
+fn completions_and_man_page_know_every_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("never-created.db");
+    for (args, want) in [
+        (&["completions", "bash"][..], "--scan-interval"),
+        (&["completions", "zsh"], "--scan-interval"),
+        (&["completions", "fish"], "scan-interval"),
+        (&["man"], "scan\\-interval"),
+    ] {
+        let out = run({
+            let mut c = collector(&db);
+            c.args(args);
+            c
+        });
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for flag in [want, "older", "inject"] {
+            assert!(text.contains(flag), "{args:?} lacks {flag}");
+        }
+    }
+    assert!(!db.exists(), "no database for documentation");
+}

@@ -154,6 +154,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AllowCommand,
     },
+    #[command(flatten)]
+    Docs(portwatch_cli::docs::DocsCommand),
 }
 
 #[derive(Debug, Subcommand)]

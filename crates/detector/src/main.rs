@@ -43,8 +43,14 @@ fn main() {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Docs(d)) = &cli.command {
+        portwatch_cli::docs::print(d, <Cli as clap::CommandFactory>::command())?;
+        return Ok(ExitCode::Ok);
+    }
     let db = portwatch_store::paths::resolve_db(cli.common.db.as_deref())?;
     match &cli.command {
+        // Answered above, before the database was even resolved.
+        Some(Command::Docs(_)) => Ok(ExitCode::Ok),
         Some(Command::Report { since }) => {
             let store = open_existing(&db)?;
             let since = since.as_deref().map(cli::parse_since).transpose()?;

@@ -1301,3 +1301,23 @@ fn a_silent_collector_is_a_warning_in_the_report_the_run_and_the_metrics() {
         "{text}"
     );
 }
+
+/// Completions and the man page come from the same definitions as `--help`.
+#[test]
+fn completions_and_man_page_know_every_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("never-created.db");
+    for (args, flag) in [
+        (&["completions", "bash"][..], "--alert-exec"),
+        (&["completions", "zsh"], "--alert-exec"),
+        (&["completions", "fish"], "alert-exec"),
+        (&["man"], "alert\\-exec"),
+    ] {
+        let out = detector(&db, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains(flag), "{args:?} lacks {flag}");
+        assert!(text.contains("accept"), "{args:?} lacks the subcommands");
+    }
+    assert!(!db.exists());
+}
