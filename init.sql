@@ -15,5 +15,6 @@ BEGIN;
 .read crates/store/migrations/0001_initial.sql
 .read crates/store/migrations/0002_incidents.sql
 .read crates/store/migrations/0003_owners.sql
-PRAGMA user_version = 3;
+.read crates/store/migrations/0004_views.sql
+PRAGMA user_version = 4;
 COMMIT;

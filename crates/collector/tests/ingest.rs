@@ -207,3 +207,39 @@ fn the_format_is_detected_from_the_magic_bytes_not_the_extension() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(query_i64(&db, "SELECT sum(packets_stored) FROM rounds"), 24);
 }
+
+/// `round_packets` shows TCP flags as tcpdump does: a SYN scan is `S` probes answered
+/// by `S.` (open) or `R.` (closed), as tshark counts them on the same capture.
+#[test]
+fn round_packets_show_tcp_flags_as_tcpdump_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("f.db");
+    let file = pcaps_dir().join("ndpi__synscan.pcap");
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(&file);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tshark = |filter: &str| -> i64 {
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&file)
+            .args(["-Y", filter])
+            .output()
+            .expect("tshark (installed by .ci/install-deps)");
+        String::from_utf8_lossy(&out.stdout).lines().count() as i64
+    };
+    for (flags, filter) in [
+        ("S", "tcp.flags == 0x002"),
+        ("S.", "tcp.flags == 0x012"),
+        ("R.", "tcp.flags == 0x014"),
+    ] {
+        let ours = query_i64(
+            &db,
+            &format!("SELECT count(*) FROM round_packets WHERE flags = '{flags}'"),
+        );
+        assert_eq!(ours, tshark(filter), "{flags}");
+        assert!(ours > 0, "{flags}");
+    }
+}

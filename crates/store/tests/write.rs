@@ -168,3 +168,76 @@ fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
     assert!(plan.len() >= 3, "{plan:?}");
     assert!(plan.iter().all(|p| !p.starts_with("SCAN")), "{plan:?}");
 }
+
+/// The console views answer the first questions from a fresh round: who listens and
+/// since when, what is new today, the last hour's talkers, the last day's names; and
+/// `round_packets` has one `round_id` and direction-named ports.
+#[test]
+fn console_views_answer_from_a_current_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("v.db");
+    let start = portwatch_store::time::now_micros() - 120_000_000;
+    let (id, conn) = round(&db, start, 300);
+    let listening: (i64, String, String, String, i64, String) = conn
+        .query_row(
+            "SELECT port, protocol, process, exe, uid, since FROM listening_now",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (listening.0, listening.1.as_str(), listening.2.as_str()),
+        (22, "tcp", "sshd")
+    );
+    assert_eq!((listening.3.as_str(), listening.4), ("/usr/sbin/sshd", 0));
+    assert_eq!(listening.5, portwatch_store::time::format_micros(start));
+    let new_today: i64 = conn
+        .query_row("SELECT count(*) FROM listening_new_today", [], |r| r.get(0))
+        .unwrap();
+    // First seen two minutes ago: new today, unless the test straddles midnight.
+    let midnight = start.div_euclid(86_400_000_000) * 86_400_000_000;
+    if start - midnight > 120_000_000 {
+        assert_eq!(new_today, 1);
+    }
+    let (talkers, packets): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(packets) FROM top_talkers_last_hour",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (talkers, packets),
+        (1, 300),
+        "one (process, src, dst), every packet"
+    );
+    let names: i64 = conn
+        .query_row("SELECT count(*) FROM dns_names_last_day", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(names, 300);
+    let st = conn.prepare("SELECT * FROM round_packets LIMIT 1").unwrap();
+    let cols: Vec<&str> = st.column_names().collect();
+    assert_eq!(
+        cols.iter().filter(|c| c.starts_with("round_id")).count(),
+        1,
+        "{cols:?}"
+    );
+    assert!(cols.contains(&"src_port") && cols.contains(&"dst_port") && cols.contains(&"flags"));
+    let (src, dst): (i64, i64) = conn
+        .query_row(
+            "SELECT src_port, dst_port FROM round_packets WHERE round_id = ?1 LIMIT 1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((src, dst), (40000, 53));
+}
