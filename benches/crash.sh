@@ -51,17 +51,23 @@ for i in $(seq 1 "$kills"); do
     lost=$((lost + stored - found))
   fi
 done
-echo "collector: $kills kills ($live live, $reads --read): problems $bad, rows lost $lost, rounds $(q 'SELECT count(*) FROM rounds'), packets $(q 'SELECT count(*) FROM packets')"
+echo "collector: $kills kills ($live live, $reads --read): problems $bad, rows lost $lost, rounds $(q 'SELECT count(*) FROM rounds' 2>/dev/null || echo 0), packets $(q 'SELECT count(*) FROM packets' 2>/dev/null || echo 0)"
 
 # The detector, killed while it trains and saves.
 ddb=$work/d.db; model=$work/model
 "$bin/collector" simulate --db "$ddb" --hours 3 --rate 5 --seed 1 > /dev/null
 "$bin/detector" --once --db "$ddb" --model-dir "$model" --min-history 2h > /dev/null || true
+# Kills spread over a whole fine-tuning run (load, score, train, save), measured once.
+"$bin/collector" simulate --db "$ddb" --hours 0.1 --rate 5 --seed 1000000 > /dev/null
+t0=$(date +%s%N)
+"$bin/detector" --once --db "$ddb" --model-dir "$model" --train > /dev/null 2>&1 || true
+run_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 dbad=0
 for i in $(seq 1 "$dkills"); do
   "$bin/collector" simulate --db "$ddb" --hours 0.1 --rate 5 --seed $((i + 1)) > /dev/null
   "$bin/detector" --once --db "$ddb" --model-dir "$model" --train > /dev/null 2>&1 & pid=$!
-  sleep "0.$(printf '%03d' "$(rand_ms 0 999)")"
+  ms=$(rand_ms 0 $(( run_ms * 12 / 10 + 1 )))
+  sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   set +e
@@ -74,4 +80,4 @@ for i in $(seq 1 "$dkills"); do
   ok=$(sqlite3 "$ddb" "PRAGMA integrity_check")
   [ "$ok" = ok ] || { echo "detector kill $i: integrity_check: $ok"; dbad=$((dbad + 1)); }
 done
-echo "detector: $dkills kills: problems $dbad"
+echo "detector: $dkills kills over 0–$((run_ms * 12 / 10)) ms of a ${run_ms} ms fine-tuning run: problems $dbad, model version $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_version"])' "$model/model.json" 2>/dev/null || echo '?')"

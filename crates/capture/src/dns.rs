@@ -113,14 +113,22 @@ fn be16(msg: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([b[0], b[1]]))
 }
 
+/// Label bytes all the names of one message may make the reader visit. A name may
+/// follow 255 pointers (as Wireshark does), each through up to the whole message, and
+/// a message may hold thousands of names: a hostile 64 KB message would cost their
+/// product (fuzzing found frames taking seconds). Past this budget the remaining names
+/// are not read; real messages use a few kilobytes of it.
+const NAMES_BUDGET: usize = 1 << 20;
+
 /// Reads the question and answer names by hand when simple-dns refused the message.
 fn fallback(msg: &[u8], info: &mut DnsInfo) {
     let (Some(qd), Some(an)) = (be16(msg, 4), be16(msg, 6)) else {
         return;
     };
+    let mut budget = NAMES_BUDGET;
     let mut off = HEADER_LEN;
     for i in 0..qd {
-        let Some((name, end)) = read_name(msg, off) else {
+        let Some((name, end)) = read_name(msg, off, &mut budget) else {
             return;
         };
         // QTYPE + QCLASS: tshark reads them before it adds the name, so a question cut
@@ -133,7 +141,7 @@ fn fallback(msg: &[u8], info: &mut DnsInfo) {
     }
     let mut names = String::new();
     for i in 0..an {
-        let Some((name, end)) = read_name(msg, off) else {
+        let Some((name, end)) = read_name(msg, off, &mut budget) else {
             break;
         };
         if i > 0 {
@@ -165,8 +173,9 @@ const MIN_DNAME_LEN: usize = 2;
 /// `<Name too long>`; an unknown extended label type gives `<Unknown extended label>`;
 /// the empty name is `<Root>`. Returns the printed name and the offset just after the
 /// name where it started, or `None` where tshark throws (runs past the captured bytes,
-/// the reserved 0x80 label type, a too-short encoding), adding no name.
-pub(crate) fn read_name(msg: &[u8], start: usize) -> Option<(String, usize)> {
+/// the reserved 0x80 label type, a too-short encoding) or where `budget` (label bytes
+/// left for this message's names) runs out, adding no name.
+pub(crate) fn read_name(msg: &[u8], start: usize, budget: &mut usize) -> Option<(String, usize)> {
     let mut raw: Vec<u8> = Vec::with_capacity(64);
     // Room left in Wireshark's 255-byte buffer (one byte is kept for the terminator).
     let mut room: usize = MAX_NAME_LEN;
@@ -189,6 +198,7 @@ pub(crate) fn read_name(msg: &[u8], start: usize) -> Option<(String, usize)> {
                     room -= 1;
                 }
                 let n = usize::from(c);
+                *budget = budget.checked_sub(1 + n)?;
                 let label = msg.get(off..off + n)?;
                 let keep = n.min(room);
                 raw.extend_from_slice(&label[..keep]);
@@ -263,6 +273,48 @@ mod tests {
         m.extend_from_slice(name);
         m.extend_from_slice(&[0, 1, 0, 1]);
         m
+    }
+
+    /// Found by fuzzing the file target: names that chase a pointer loop through a
+    /// long run of labels, thousands of them. The message's names share one budget of
+    /// label bytes, so the work is bounded whatever the message says.
+    #[test]
+    fn pointer_chases_are_bounded_per_name_and_per_message() {
+        // The question's name: 6,000 one-byte labels (pointers reach only the first
+        // 16 KiB) ending in a pointer back to their start.
+        let labels_at = HEADER_LEN;
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1];
+        // Far more answers than the message holds: simple-dns refuses it, and the
+        // names are read by hand, as tshark reads them.
+        m.extend_from_slice(&u16::MAX.to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        for _ in 0..6000 {
+            m.extend_from_slice(b"\x01a");
+        }
+        m.extend_from_slice(&[0xc0 | (labels_at >> 8) as u8, labels_at as u8]);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        // 4,000 answers whose names all point into that chain.
+        let answers = 4000;
+        for _ in 0..answers {
+            m.extend_from_slice(&[0xc0 | (labels_at >> 8) as u8, labels_at as u8]);
+            m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 0]);
+        }
+        let i = parse(&m).unwrap();
+        // The question's name chases 255 pointers through 12 KB each (3 MB): past the
+        // budget, so no name, where tshark would say the name loops; and no answer
+        // name either: the budget is spent.
+        assert_eq!(i.qry_name, None);
+        assert_eq!(i.resp_name, None);
+        // A message of ordinary size is read whole.
+        let small = [
+            &[0x12, 0x34, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0][..],
+            b"\x03www\x07example\x03com\x00\x00\x01\x00\x01",
+        ]
+        .concat();
+        assert_eq!(
+            parse(&small).unwrap().qry_name.as_deref(),
+            Some("www.example.com")
+        );
     }
 
     #[test]
