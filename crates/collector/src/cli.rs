@@ -82,8 +82,17 @@ pub enum ScanMethod {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Append synthetic history with labelled injected events (for testing the detector).
+    #[command(after_help = "\
+Examples:
+  collector simulate --db ~/pw-sim/sim.db --hours 24 --rate 20
+  collector simulate --db ~/pw-sim/sim.db --hours 1 --seed 2 --inject portscan@0.5
+  collector simulate --profile workstation --hours 168 --inject beacon@30 --inject upload@50")]
     Simulate(SimulateArgs),
     /// Delete whole rounds older than a cutoff, with their rows, and reclaim space.
+    #[command(after_help = "\
+Examples:
+  collector prune --older-than 30d -v         (crontab.example runs it daily)
+  collector prune --older-than 12h")]
     Prune(PruneArgs),
     #[command(flatten)]
     Docs(portwatch_cli::docs::DocsCommand),
@@ -133,5 +142,16 @@ fn positive_secs(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err("must be a number of seconds in (0, 86400]".into())
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_shows_examples() {
+        let missing = portwatch_cli::docs::without_examples(&super::Cli::command());
+        assert!(missing.is_empty(), "no examples in --help of {missing:?}");
     }
 }

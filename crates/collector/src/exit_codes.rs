@@ -39,6 +39,13 @@ impl ExitCode {
 
 /// The table printed under `--help`.
 pub const HELP: &str = "\
+Examples:
+  collector -v                                  one round (55 s) on the default interface
+  collector -i any --duration 25 -f 'not port 22'
+  collector --read trace.pcap --read more.pcapng
+  collector --user nobody                       drop root once capture and database are open
+  collector simulate --hours 24 --inject portscan@5
+
 Exit codes:
   0   round complete
   1   runtime error

@@ -6,6 +6,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
+Examples:
+  detector --once -v                            score the new rounds (cron, every minute)
+  detector --once --alert-exec 'mail -s portwatch root' --metrics-file /var/lib/node_exporter/portwatch.prom
+  detector incidents --open
+  detector ack 12 --note 'looking into it'
+  detector accept 14 --note 'the new API server'
+  detector report --since 24h
+
 Exit codes:
   0   no incident opened (or warming up, or nothing to do)
   1   this run opened an incident (a systemd unit sets SuccessExitStatus=1)
@@ -105,6 +113,9 @@ pub struct Common {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Recent evaluations and anomalies with their explanations.
+    #[command(
+        after_help = "Examples:\n  detector report --since 24h\n  detector report --since 2026-11-25 --json | jq .incidents"
+    )]
     Report {
         /// Only rounds since WHEN: a duration ago (24h, 7d) or a timestamp
         /// (2026-11-25 or 2026-11-25T10:00:00Z).
@@ -112,6 +123,7 @@ pub enum Command {
         since: Option<String>,
     },
     /// Round scores against the threshold, as an SVG chart.
+    #[command(after_help = "Examples:\n  detector plot --out scores.svg")]
     Plot {
         /// Output file (.svg).
         #[arg(long, value_name = "FILE")]
@@ -119,8 +131,14 @@ pub enum Command {
     },
     /// Event-level precision, recall, F1, delay and false alarms per day against the
     /// `labels` that `collector simulate` wrote.
+    #[command(
+        after_help = "Examples:\n  collector simulate --db sim.db --hours 48 --inject portscan@30 && detector --once --db sim.db\n  detector evaluate --db sim.db"
+    )]
     Evaluate,
     /// Incidents: anomalous rounds grouped by cause, with the actor named.
+    #[command(
+        after_help = "Examples:\n  detector incidents --open\n  detector incidents --since 7d --json"
+    )]
     Incidents {
         /// Only open and acknowledged ones.
         #[arg(long)]
@@ -132,6 +150,7 @@ pub enum Command {
     /// Acknowledge an incident: seen, being handled. It stays recorded and its rounds
     /// are still never learnt as they are (an open one becomes `acknowledged`, which
     /// also keeps it from being accepted as drift).
+    #[command(after_help = "Examples:\n  detector ack 12 --note 'on it'")]
     Ack {
         /// The incident's id (`detector incidents`).
         id: i64,
@@ -141,6 +160,9 @@ pub enum Command {
     },
     /// Accept an incident as normal: its rounds become trainable, its ports and names
     /// join what the model knows, and the same cause opens no incident again.
+    #[command(
+        after_help = "Examples:\n  detector accept 14 --note 'the new API server, deployed on purpose'"
+    )]
     Accept {
         /// The incident's id (`detector incidents`).
         id: i64,
@@ -150,6 +172,9 @@ pub enum Command {
     },
     /// Rules for activity that is normal: matching activity opens no incident and
     /// counts as normal for training.
+    #[command(
+        after_help = "Examples:\n  detector allow add port tcp/8443 --note 'admin UI'\n  detector allow list\n  detector allow remove 3"
+    )]
     Allow {
         #[command(subcommand)]
         command: AllowCommand,
@@ -162,6 +187,9 @@ pub enum Command {
 pub enum AllowCommand {
     /// Add a rule: `port tcp/8080` (or `udp/53`, `8080`), `process NAME`, `dns SUFFIX`,
     /// `cidr 203.0.113.0/24`.
+    #[command(
+        after_help = "Examples:\n  detector allow add port tcp/8080\n  detector allow add process backup-agent\n  detector allow add dns example.com\n  detector allow add cidr 192.0.2.0/24 --note 'office'"
+    )]
     Add {
         /// port, process, dns or cidr.
         kind: String,
@@ -172,8 +200,10 @@ pub enum AllowCommand {
         note: Option<String>,
     },
     /// List the rules.
+    #[command(after_help = "Examples:\n  detector allow list --json")]
     List,
     /// Remove a rule by id.
+    #[command(after_help = "Examples:\n  detector allow remove 3")]
     Remove {
         /// The rule's id (`detector allow list`).
         id: i64,
@@ -230,5 +260,16 @@ mod tests {
         assert!(parse_duration("1x").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("").is_err());
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_shows_examples() {
+        let missing = portwatch_cli::docs::without_examples(&super::Cli::command());
+        assert!(missing.is_empty(), "no examples in --help of {missing:?}");
     }
 }
