@@ -40,6 +40,13 @@ pub trait PacketSource {
 
     /// libpcap's counters, for live sources; `None` for files.
     fn stats(&mut self) -> Option<Stats>;
+
+    /// How far into a file reading has got, in bytes (for a progress bar; ahead of the
+    /// frames delivered by at most libpcap's read buffer); `None` for live sources and
+    /// for files that are not regular files.
+    fn position(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Fills `packet.payload` with at most `max` bytes of the transport payload of `frame`
@@ -197,6 +204,22 @@ mod libpcap {
 
         fn stats(&mut self) -> Option<Stats> {
             None
+        }
+
+        fn position(&self) -> Option<u64> {
+            unsafe extern "C" {
+                // libpcap: for a savefile, the descriptor of the file being read.
+                fn pcap_fileno(p: *mut std::ffi::c_void) -> std::ffi::c_int;
+            }
+            // SAFETY: the handle is alive as long as `self.cap`; pcap_fileno only reads
+            // it. lseek with SEEK_CUR and offset 0 moves nothing: it reports where the
+            // stdio buffer's reads have got (a pipe answers -1, hence None).
+            let fd = unsafe { pcap_fileno(self.cap.as_ptr().cast()) };
+            if fd < 0 {
+                return None;
+            }
+            let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+            u64::try_from(at).ok()
         }
     }
 

@@ -11,7 +11,8 @@
 //! - [`dirs`]: private directories (0700) for the database and the model;
 //! - [`trust`]: refusing a directory another user can write in or owns;
 //! - [`output`]: writing to stdout where a closed pipe (`| head`) is not an error;
-//! - [`docs`]: shell completions and man pages from the clap definitions.
+//! - [`docs`]: shell completions and man pages from the clap definitions;
+//! - [`progress`]: progress bars on a terminal, hidden everywhere else.
 //!
 //! Each binary keeps its own table of exit codes: what 1 and 3 mean differs between
 //! them, and `--help` prints the table.
@@ -22,6 +23,7 @@ mod error;
 pub mod exit;
 pub mod lock;
 pub mod output;
+pub mod progress;
 pub mod stop;
 pub mod trust;
 

@@ -35,9 +35,20 @@ pub struct RoundArgs {
     /// Interface to capture on [default: libpcap's default device; "any" for all].
     #[arg(short, long, value_name = "IFACE")]
     pub interface: Option<String>,
-    /// Length of the round in seconds (55 leaves room before the next minute's run).
-    #[arg(long, default_value_t = 55.0, value_name = "SECS", value_parser = positive_secs)]
-    pub duration: f64,
+    /// Length of the round in seconds [default: 55, which leaves room before the next
+    /// minute's cron run; 60 with --rounds or --forever, whose rounds end on multiples
+    /// of it since the epoch: on the minute].
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    pub duration: Option<f64>,
+    /// Run N rounds back to back in one process, then exit: each starts the instant
+    /// the previous one ends, on the same capture handle, so no packet falls between.
+    #[arg(long, value_name = "N", conflicts_with_all = ["forever", "read"],
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: Option<u64>,
+    /// Run rounds back to back until SIGTERM or SIGINT (for a systemd service); the
+    /// round cut short by the signal is stored as `partial` and the exit is 0.
+    #[arg(long, conflicts_with = "read")]
+    pub forever: bool,
     /// Seconds between socket-table samples (one at the start and one at the end too),
     /// at least 0.1; a sample slower than the interval skips the samples it overran.
     #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = scan_interval_secs)]
@@ -68,6 +79,19 @@ pub struct RoundArgs {
     /// capturing live: one round per file, no scanner.
     #[arg(short, long, value_name = "FILE")]
     pub read: Vec<PathBuf>,
+}
+
+impl RoundArgs {
+    /// True when rounds follow each other in this process (`--rounds`, `--forever`).
+    pub fn continuous(&self) -> bool {
+        self.forever || self.rounds.is_some()
+    }
+
+    /// The length of each round, in seconds.
+    pub fn round_secs(&self) -> f64 {
+        self.duration
+            .unwrap_or(if self.continuous() { 60.0 } else { 55.0 })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -44,13 +44,16 @@ Examples:
   collector -i any --duration 25 -f 'not port 22'
   collector --read trace.pcap --read more.pcapng
   collector --user nobody                       drop root once capture and database are open
+  collector --forever                           rounds back to back, on the minute, until SIGTERM
+  collector --rounds 10 -v                      ten rounds back to back, then exit
   collector simulate --hours 24 --inject portscan@5
 
 Exit codes:
-  0   round complete
+  0   round complete (--rounds/--forever: every round, a stop by signal included)
   1   runtime error
   2   usage error
-  3   round partial (capture failed or was interrupted; scanner data kept)
+  3   round partial (capture failed or was interrupted; scanner data kept); with
+      --rounds/--forever, any round partial for another reason than the stop
   75  another collector holds the lock on this database (EX_TEMPFAIL)";
 
 impl From<ExitCode> for i32 {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use portwatch_capture::{FileSource, PacketSource};
 use portwatch_cli::lock::Lock;
+use portwatch_cli::progress::{self, Bar, Unit};
 use portwatch_cli::stop::Stop;
 use portwatch_store::insert::{RoundSource, RoundStatus};
 use portwatch_store::writer::{Finish, Writer};
@@ -26,13 +27,26 @@ pub fn run(
     let round = store.begin_round(now, RoundSource::File(file), None)?;
     let writer = Writer::spawn(store, round)?;
     let tx = writer.sender();
+    // The size only scales the bar (a pipe has none, and gets none).
+    let size = std::fs::metadata(file)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let bar = match size {
+        Some(len) => Bar::new(progress::wanted(false), "read", len, Unit::Bytes),
+        None => Bar::hidden(),
+    };
+    bar.set_message(&file.display().to_string());
     let opts = pump::Options {
         payload_bytes,
         deadline: None,
         stop,
         owners: None,
+        cut: None,
+        progress: Some(&bar),
     };
-    let end = pump::pump(&mut source as &mut dyn PacketSource, &tx, opts);
+    let end = pump::pump(&mut source as &mut dyn PacketSource, &tx, opts, &mut None);
+    bar.finish();
     let (status, problem) = match end {
         End::Eof => (RoundStatus::Complete, None),
         End::Failed(e) => {

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use portwatch_capture::{Error as CaptureError, LiveConfig, LiveSource, PacketSource};
+use portwatch_capture::{Error as CaptureError, LiveConfig, LiveSource, Packet, PacketSource};
 use portwatch_cli::exit::Usage;
 use portwatch_cli::lock::Lock;
 use portwatch_cli::stop::Stop;
@@ -41,7 +41,7 @@ pub fn run(
         buffer_size: i32::try_from(u64::from(args.buffer_size) * 1024).unwrap_or(i32::MAX),
         ..LiveConfig::default()
     };
-    let (source, capture_error) = match LiveSource::open(&config) {
+    let (mut source, mut capture_error) = match LiveSource::open(&config) {
         Ok(s) => (Some(s), None),
         Err(e @ CaptureError::Filter { .. }) => {
             return Err(Usage(e.to_string()).into());
@@ -59,42 +59,107 @@ pub fn run(
         (None, Some(i)) => i.clone(),
         (None, None) => portwatch_capture::default_device().unwrap_or_else(|_| "?".into()),
     };
+    let schedule = Schedule::of(args);
 
     let store = crate::open_for_rounds(lock, db)?;
-    let round = store
-        .begin_round(
-            portwatch_store::time::now_micros(),
-            RoundSource::Live(&iface),
-            Some(args.scan_interval),
-        )
+    let mut start = portwatch_store::time::now_micros();
+    let mut round = store
+        .begin_round(start, RoundSource::Live(&iface), Some(args.scan_interval))
         .context("cannot start a round")?;
-    // The round's clock starts with its row, after opening and migrating the database.
-    let started = Instant::now();
     let writer = Writer::spawn(store, round)?;
-    let tx = writer.sender();
-    if let Some(e) = &capture_error {
-        let _ = tx.send(Msg::Note(format!("capture failed: {e}")));
+    if let Some(ids) = &user
+        && let Err(e) = crate::privs::drop_to(ids)
+    {
+        // Close the round as failed rather than leave it `running`.
+        let _ = finish(writer, RoundStatus::Failed);
+        return Err(e);
     }
+    let mut code = ExitCode::Complete;
+    // The frame that ended the previous round, stamped past its boundary.
+    let mut carry: Option<Packet> = None;
+    for n in 1u64.. {
+        let last_planned = schedule.rounds.is_some_and(|r| n >= r);
+        let end = schedule.end_of(start);
+        // The round's clock starts with its row, after opening and migrating the
+        // database; a long-running collector's ends on its boundary.
+        let started = Instant::now();
+        let duration = Duration::from_micros(u64::try_from(end - start).unwrap_or(0));
+        let tx = writer.sender();
+        if let Some(e) = &capture_error {
+            let _ = tx.send(Msg::Note(format!("capture failed: {e}")));
+        }
+        let plan = RoundPlan {
+            started,
+            duration,
+            // Back-to-back rounds, the last one included, hold exactly the packets
+            // stamped within their interval.
+            cut: schedule.continuous.then_some(end),
+        };
+        let threads = capture_and_scan(args, source.as_mut(), &tx, stop, &plan, &mut carry);
+        drop(tx);
+        let (status, problems) = match threads {
+            Ok(outcome) => {
+                if matches!(outcome.capture, Some(End::Failed(_))) {
+                    // The handle is broken; the next round tries a new one.
+                    source = None;
+                }
+                judge(outcome, capture_error.as_ref(), stop)
+            }
+            Err(e) => {
+                let _ = finish(writer, RoundStatus::Failed);
+                return Err(e);
+            }
+        };
+        // Only a stop: a long-running collector was asked to end, which is its way out.
+        let stopped_only = schedule.continuous && problems.is_empty();
+        code = code.worst(match status {
+            RoundStatus::Complete => ExitCode::Complete,
+            _ if stopped_only => ExitCode::Complete,
+            _ => ExitCode::Partial,
+        });
+        for p in &problems {
+            portwatch_cli::output::warn("collector", p);
+        }
+        // Back to back, a round ends on its boundary, where the next begins: the cut
+        // put every packet stamped before it in this round and none after.
+        let now = match plan.cut {
+            Some(cut) if !stop.requested() => cut,
+            _ => portwatch_store::time::now_micros(),
+        };
+        let done = Finish {
+            end_micros: now,
+            status,
+            times_from_packets: false,
+        };
+        if last_planned || stop.requested() || !schedule.continuous {
+            let totals = finish_as(writer, done)?;
+            print_round(verbose, round, &iface, status, &totals, started);
+            break;
+        }
+        let (totals, next) = writer.rotate(done, now).context("cannot write the round")?;
+        print_round(verbose, round, &iface, status, &totals, started);
+        (round, start) = (next, now);
+        if source.is_none() && user.is_none() {
+            // Capture failed (or was never opened): try again for the next round. After
+            // `--user` the permission is gone for good, and the note says so each round.
+            match LiveSource::open(&config) {
+                Ok(s) => (source, capture_error) = (Some(s), None),
+                Err(e) => capture_error = Some(e),
+            }
+        }
+    }
+    Ok(code)
+}
 
-    let threads = (|| {
-        if let Some(ids) = &user {
-            crate::privs::drop_to(ids)?;
-        }
-        capture_and_scan(args, source, &tx, stop, started)
-    })();
-    drop(tx);
-    let (status, problems) = match threads {
-        Ok(outcome) => judge(outcome, capture_error.as_ref(), stop),
-        Err(e) => {
-            // Close the round as failed rather than leave it `running`.
-            let _ = finish(writer, RoundStatus::Failed);
-            return Err(e);
-        }
-    };
-    let totals = finish(writer, status)?;
-    for p in &problems {
-        portwatch_cli::output::warn("collector", p);
-    }
+/// `-v`: one line per round.
+fn print_round(
+    verbose: bool,
+    round: i64,
+    iface: &str,
+    status: RoundStatus,
+    totals: &Totals,
+    started: Instant,
+) {
     if verbose {
         let c = &totals.close;
         println!(
@@ -109,20 +174,60 @@ pub fn run(
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(match status {
-        RoundStatus::Complete => ExitCode::Complete,
-        _ => ExitCode::Partial,
-    })
+}
+
+/// How many rounds a run makes and where each ends.
+struct Schedule {
+    /// Rounds back to back (`--rounds`, `--forever`) rather than one.
+    continuous: bool,
+    /// At most this many (None: until a signal).
+    rounds: Option<u64>,
+    /// Round length, µs.
+    length: i64,
+}
+
+/// A long-running collector's first round is at least this long (µs): one started a
+/// moment before the minute joins the next minute instead of lasting a few ms.
+const SHORTEST_FIRST: i64 = 1_000_000;
+
+impl Schedule {
+    fn of(args: &RoundArgs) -> Schedule {
+        Schedule {
+            continuous: args.continuous(),
+            rounds: if args.forever {
+                None
+            } else {
+                Some(args.rounds.unwrap_or(1))
+            },
+            length: (args.round_secs() * 1e6) as i64,
+        }
+    }
+
+    /// The end (µs) of a round that starts at `start`: `length` later for a cron
+    /// round; for back-to-back rounds, the next multiple of `length` since the epoch
+    /// (the next minute), so that rounds line up with the clock whenever they began.
+    fn end_of(&self, start: i64) -> i64 {
+        if self.continuous {
+            ((start + SHORTEST_FIRST) / self.length + 1) * self.length
+        } else {
+            start + self.length
+        }
+    }
 }
 
 fn finish(writer: Writer, status: RoundStatus) -> anyhow::Result<Totals> {
-    writer
-        .finish(Finish {
+    finish_as(
+        writer,
+        Finish {
             end_micros: portwatch_store::time::now_micros(),
             status,
             times_from_packets: false,
-        })
-        .context("cannot write the round")
+        },
+    )
+}
+
+fn finish_as(writer: Writer, done: Finish) -> anyhow::Result<Totals> {
+    writer.finish(done).context("cannot write the round")
 }
 
 /// How the two threads ended.
@@ -131,53 +236,72 @@ struct Outcome {
     capture: Option<End>,
 }
 
-/// Runs the scanner and (when capture could be opened) the sniffer until the round's
-/// end, and joins them.
+/// When one round runs.
+struct RoundPlan {
+    started: Instant,
+    duration: Duration,
+    /// The boundary past which frames belong to the next round (µs).
+    cut: Option<i64>,
+}
+
+/// Runs the scanner and (when capture is open) the sniffer until the round's end, and
+/// joins them. Scoped threads borrow the capture handle, which outlives the round.
 fn capture_and_scan(
     args: &RoundArgs,
-    source: Option<LiveSource>,
+    source: Option<&mut LiveSource>,
     tx: &Sender,
     stop: &Stop,
-    started: Instant,
+    plan: &RoundPlan,
+    carry: &mut Option<Packet>,
 ) -> anyhow::Result<Outcome> {
-    let duration = Duration::from_secs_f64(args.duration);
     let interval = Duration::from_secs_f64(args.scan_interval);
     let owners = Arc::new(SharedOwners::default());
-    let scanner = {
-        let (tx, stop, owners) = (tx.clone(), stop.clone(), Arc::clone(&owners));
-        let method = args.scan_method;
-        thread::Builder::new()
-            .name("scanner".into())
-            .spawn(move || scan_loop(method, &tx, &stop, &owners, started, interval, duration))?
-    };
-    let sniffer = source
-        .map(|mut source| {
-            let (tx, stop, view) = (tx.clone(), stop.clone(), View::new(Arc::clone(&owners)));
-            let payload_bytes = args.payload_bytes;
+    let RoundPlan {
+        started,
+        duration,
+        cut,
+    } = *plan;
+    thread::scope(|scope| {
+        let scanner = {
+            let (tx, owners) = (tx.clone(), Arc::clone(&owners));
+            let method = args.scan_method;
             thread::Builder::new()
-                .name("sniffer".into())
-                .spawn(move || {
-                    let opts = pump::Options {
-                        payload_bytes,
-                        deadline: Some(started + duration),
-                        stop: &stop,
-                        owners: Some(view),
-                    };
-                    pump::pump(&mut source as &mut dyn PacketSource, &tx, opts)
-                })
-        })
-        .transpose()?;
-    let scan = scanner
-        .join()
-        .map_err(|_| anyhow::anyhow!("scanner thread panicked"))?;
-    let capture = match sniffer {
-        Some(h) => Some(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("sniffer thread panicked"))?,
-        ),
-        None => None,
-    };
-    Ok(Outcome { scan, capture })
+                .name("scanner".into())
+                .spawn_scoped(scope, move || {
+                    scan_loop(method, &tx, stop, &owners, started, interval, duration)
+                })?
+        };
+        let sniffer = source
+            .map(|source| {
+                let (tx, view) = (tx.clone(), View::new(Arc::clone(&owners)));
+                let payload_bytes = args.payload_bytes;
+                thread::Builder::new()
+                    .name("sniffer".into())
+                    .spawn_scoped(scope, move || {
+                        let opts = pump::Options {
+                            payload_bytes,
+                            deadline: Some(started + duration),
+                            stop,
+                            owners: Some(view),
+                            cut,
+                            progress: None,
+                        };
+                        pump::pump(source as &mut dyn PacketSource, &tx, opts, carry)
+                    })
+            })
+            .transpose()?;
+        let scan = scanner
+            .join()
+            .map_err(|_| anyhow::anyhow!("scanner thread panicked"))?;
+        let capture = match sniffer {
+            Some(h) => Some(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("sniffer thread panicked"))?,
+            ),
+            None => None,
+        };
+        Ok(Outcome { scan, capture })
+    })
 }
 
 /// The round's status and the problems to report: partial when capture failed or was
@@ -299,6 +423,44 @@ fn next_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn back_to_back_rounds_end_on_the_minute_and_cron_rounds_after_their_length() {
+        let min = 60_000_000i64;
+        let t = 1_764_000_000 * 1_000_000 + 17_250_000; // 17.25 s past a minute
+        let cron = Schedule {
+            continuous: false,
+            rounds: Some(1),
+            length: 55_000_000,
+        };
+        assert_eq!(cron.end_of(t), t + 55_000_000);
+        let forever = Schedule {
+            continuous: true,
+            rounds: None,
+            length: min,
+        };
+        let next_minute = (t / min + 1) * min;
+        assert_eq!(
+            forever.end_of(t),
+            next_minute,
+            "the first round ends on the minute"
+        );
+        assert_eq!(
+            forever.end_of(next_minute),
+            next_minute + min,
+            "then whole minutes"
+        );
+        assert_eq!(
+            forever.end_of(next_minute + 3_000),
+            next_minute + min,
+            "a rotation a few µs late still ends on the next minute"
+        );
+        assert_eq!(
+            forever.end_of(next_minute - 200_000),
+            next_minute + min,
+            "started 0.2 s before the minute: the first round takes the next minute too"
+        );
+    }
 
     #[test]
     fn samples_keep_to_the_interval_and_never_pass_the_end() {

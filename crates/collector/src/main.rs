@@ -18,6 +18,7 @@ use anyhow::Context;
 use clap::Parser;
 use portwatch_cli::exit::code_for;
 use portwatch_cli::lock::Lock;
+use portwatch_cli::progress::{self, Bar, Unit};
 use portwatch_cli::stop::Stop;
 use portwatch_store::Db;
 
@@ -129,7 +130,13 @@ fn simulate(
         profile: s.profile,
         ..portwatch_sim::SimConfig::default()
     };
-    let sum = portwatch_sim::simulate(&mut store, &cfg)?;
+    let bar = Bar::new(progress::wanted(false), "simulate", 0, Unit::Count);
+    bar.set_message("minutes");
+    let sum = portwatch_sim::simulate_with_progress(&mut store, &cfg, &mut |done, all| {
+        bar.set_length(all);
+        bar.set_position(done);
+    })?;
+    bar.finish();
     if verbose {
         println!(
             "simulated {} rounds ({}..{}), {} packets, {} events",
@@ -143,7 +150,13 @@ fn prune(db: &Path, p: &cli::PruneArgs, verbose: bool) -> anyhow::Result<ExitCod
     let mut store = Db::open(db)?;
     let cutoff = portwatch_store::time::now_micros()
         - i64::try_from(p.older_than.as_micros()).unwrap_or(i64::MAX);
-    let pruned = store.prune(cutoff)?;
+    let bar = Bar::new(progress::wanted(false), "prune", 0, Unit::Count);
+    bar.set_message("rounds");
+    let pruned = store.prune_with_progress(cutoff, &mut |done, all| {
+        bar.set_length(all);
+        bar.set_position(done);
+    })?;
+    bar.finish();
     if verbose {
         println!(
             "pruned {} rounds ({} packets) older than {}; {} pages freed",

@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use portwatch_capture::source::{Frame, copy_payload};
+use portwatch_capture::source::{Frame, Stats, copy_payload};
 use portwatch_capture::{Packet, PacketSource, Parser};
 use portwatch_store::writer::{Msg, Sender};
 
+use portwatch_cli::progress::Bar;
 use portwatch_cli::stop::Stop;
 use portwatch_scan::View;
 
@@ -39,13 +40,28 @@ pub struct Options<'a> {
     pub deadline: Option<Instant>,
     pub stop: &'a Stop,
     pub owners: Option<View>,
+    /// A long-running collector's round boundary (µs): the first frame stamped at or
+    /// after it ends the round and waits in `carry` for the next one, so each round
+    /// holds exactly the packets of its minute.
+    pub cut: Option<i64>,
+    /// A file's progress bar, moved to the read position every 1024 frames.
+    pub progress: Option<&'a Bar>,
 }
 
-/// Reads `source` until it ends, the deadline passes or a stop is requested.
-pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -> End {
+/// Reads `source` until it ends, the deadline passes or a stop is requested. A packet
+/// in `carry` (the frame that ended the previous round) is this round's first; the
+/// libpcap counters sent to the writer count from this call on.
+pub fn pump(
+    source: &mut dyn PacketSource,
+    tx: &Sender,
+    mut opts: Options<'_>,
+    carry: &mut Option<Packet>,
+) -> End {
     let mut parser = Parser::new();
     let linktype = source.linktype();
+    let base = source.stats();
     let mut batch = Vec::with_capacity(BATCH);
+    batch.extend(carry.take());
     let mut last_flush = Instant::now();
     let mut frames: u64 = 0;
     let end = loop {
@@ -57,13 +73,21 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
             if opts.deadline.is_some_and(|d| Instant::now() >= d) {
                 break End::Deadline;
             }
+            if let (Some(bar), Some(at)) = (opts.progress, source.position()) {
+                bar.set_position(at);
+            }
         }
         match source.next() {
             Ok(Some(frame)) => {
                 frames += 1;
-                batch.push(decode(&mut parser, linktype, &frame, &mut opts));
+                let p = decode(&mut parser, linktype, &frame, &mut opts);
+                if opts.cut.is_some_and(|cut| p.ts_micros >= cut) {
+                    *carry = Some(p);
+                    break End::Deadline;
+                }
+                batch.push(p);
                 if batch.len() >= BATCH {
-                    if flush(tx, source, &mut batch).is_err() {
+                    if flush(tx, source, &mut batch, base).is_err() {
                         break End::WriterGone;
                     }
                     last_flush = Instant::now();
@@ -74,7 +98,7 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
             Err(e) => break End::Failed(e),
         }
         if !batch.is_empty() && opts.deadline.is_some() && last_flush.elapsed() >= FLUSH_EVERY {
-            if flush(tx, source, &mut batch).is_err() {
+            if flush(tx, source, &mut batch, base).is_err() {
                 break End::WriterGone;
             }
             last_flush = Instant::now();
@@ -82,9 +106,10 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
     };
     // Frames the kernel already accepted are part of the round: read what is queued in
     // the ring (until a read finds nothing, at most DRAIN) before closing it. A file
-    // (no deadline) has nothing queued: reading on would only ignore the stop.
+    // (no deadline) has nothing queued: reading on would only ignore the stop. Nor does
+    // a round whose next frame is already past the boundary.
     let drain = match end {
-        _ if opts.deadline.is_none() => None,
+        _ if opts.deadline.is_none() || carry.is_some() => None,
         End::Deadline => Some(DRAIN),
         End::Interrupted => Some(DRAIN_STOPPED),
         _ => None,
@@ -94,8 +119,13 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
         while Instant::now() < until {
             match source.next() {
                 Ok(Some(frame)) => {
-                    batch.push(decode(&mut parser, linktype, &frame, &mut opts));
-                    if batch.len() >= BATCH && flush(tx, source, &mut batch).is_err() {
+                    let p = decode(&mut parser, linktype, &frame, &mut opts);
+                    if opts.cut.is_some_and(|cut| p.ts_micros >= cut) {
+                        *carry = Some(p);
+                        break;
+                    }
+                    batch.push(p);
+                    if batch.len() >= BATCH && flush(tx, source, &mut batch, base).is_err() {
                         return End::WriterGone;
                     }
                 }
@@ -103,7 +133,7 @@ pub fn pump(source: &mut dyn PacketSource, tx: &Sender, mut opts: Options<'_>) -
             }
         }
     }
-    if flush(tx, source, &mut batch).is_err() {
+    if flush(tx, source, &mut batch, base).is_err() {
         return End::WriterGone;
     }
     end
@@ -120,10 +150,12 @@ fn decode(parser: &mut Parser, linktype: i32, frame: &Frame<'_>, opts: &mut Opti
     p
 }
 
+/// Sends the batch, and libpcap's counters since `base` (the round's start).
 fn flush(
     tx: &Sender,
     source: &mut dyn PacketSource,
     batch: &mut Vec<Packet>,
+    base: Option<Stats>,
 ) -> Result<(), portwatch_store::Error> {
     if !batch.is_empty() {
         tx.send(Msg::Packets(std::mem::replace(
@@ -132,9 +164,10 @@ fn flush(
         )))?;
     }
     if let Some(s) = source.stats() {
+        let b = base.unwrap_or_default();
         tx.send(Msg::Stats {
-            captured: s.received,
-            dropped: s.dropped + s.if_dropped,
+            captured: s.received.saturating_sub(b.received),
+            dropped: (s.dropped + s.if_dropped).saturating_sub(b.dropped + b.if_dropped),
         })?;
     }
     Ok(())

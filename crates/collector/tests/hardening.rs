@@ -213,7 +213,11 @@ fn the_systemd_units_verify() {
         std::fs::write(&to, text).unwrap();
         units.push(to);
     }
-    assert_eq!(units.len(), 6, "three services and their timers");
+    assert_eq!(
+        units.len(),
+        7,
+        "three services, their timers, and the long-running collector"
+    );
     let out = std::process::Command::new("systemd-analyze")
         .arg("verify")
         .args(&units)

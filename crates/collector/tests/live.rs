@@ -244,3 +244,104 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
     assert_eq!(listen("udp", udp_port, "UNCONN"), 7);
     assert_eq!(listen("udp", 53, "UNCONN"), 7);
 }
+
+#[test]
+fn back_to_back_rounds_share_one_capture_end_on_the_clock_and_lose_no_packet_between() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("rounds.db");
+    let a = Ipv4Addr::new(127, 77, 1, 1);
+    let server = UdpSocket::bind((a, 0)).unwrap();
+    let port = server.local_addr().unwrap().port();
+    // Three rounds of 2 s: the first ends on the next even second (at least 1 s away),
+    // the others last exactly 2 s each.
+    let mut child = collector(&db)
+        .args(["-i", "lo", "--rounds", "3", "--duration", "2"])
+        .args(["--scan-interval", "1", "--payload-bytes", "4", "-v"])
+        .args(["--filter", "net 127.77.1.0/24"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&db, "SELECT count(*) FROM rounds_ports");
+    // Numbered datagrams, one every 2 ms, until the collector has exited: the stored
+    // ones must be an unbroken run from 0, across both rotations.
+    let client = UdpSocket::bind((a, 0)).unwrap();
+    let mut sent = 0u32;
+    while child.try_wait().unwrap().is_none() {
+        client.send_to(&sent.to_be_bytes(), (a, port)).unwrap();
+        sent += 1;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    type Round = (i64, String, String, String, String, i64, i64);
+    let rounds: Vec<Round> = c
+        .prepare(
+            "SELECT id, start_time, end_time, status, source, first_packet_id, last_packet_id
+               FROM rounds ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rounds.len(), 3, "{rounds:?}");
+    let micros = |t: &str| portwatch_store::time::parse_micros(t).unwrap();
+    for (k, r) in rounds.iter().enumerate() {
+        assert_eq!(
+            (r.3.as_str(), r.4.as_str()),
+            ("complete", "live:lo"),
+            "{r:?}"
+        );
+        let (start, end) = (micros(&r.1), micros(&r.2));
+        if k > 0 {
+            assert_eq!(
+                r.1,
+                rounds[k - 1].2,
+                "each round starts where the last ended"
+            );
+            assert_eq!(end - start, 2_000_000, "{r:?}");
+        }
+        if k < 2 {
+            assert_eq!(end % 2_000_000, 0, "rotated on the clock: {r:?}");
+            // The cut is by packet time: this round holds exactly its interval's.
+            let outside = c
+                .query_row(
+                    "SELECT count(*) FROM packets WHERE id BETWEEN ?1 AND ?2
+                       AND (timestamp < ?3 OR timestamp >= ?4)",
+                    rusqlite::params![r.5, r.6, r.1, r.2],
+                    |row| row.get::<_, i64>(0),
+                )
+                .unwrap();
+            assert_eq!(outside, 0, "{r:?}");
+        }
+        if k > 0 {
+            assert_eq!(r.5, rounds[k - 1].6 + 1, "rowid ranges follow each other");
+        }
+    }
+    let seqs: Vec<u32> = c
+        .prepare("SELECT payload FROM packets WHERE dest_port = ?1 ORDER BY id")
+        .unwrap()
+        .query_map([port], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|p| u32::from_be_bytes(p.unwrap().try_into().unwrap()))
+        .collect();
+    assert!(seqs.len() > 1000, "{} of {sent} stored", seqs.len());
+    assert!(
+        seqs.iter().enumerate().all(|(i, &s)| s == i as u32),
+        "an unbroken run from 0: none lost at a rotation"
+    );
+}

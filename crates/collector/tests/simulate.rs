@@ -81,3 +81,40 @@ fn completions_and_man_page_know_every_flag() {
     }
     assert!(!db.exists(), "no database for documentation");
 }
+
+/// On a terminal, `simulate` and `prune` draw a progress bar on stderr; anywhere else
+/// (cron, a pipe) stderr stays empty. `script` gives the run a pseudo-terminal.
+#[test]
+fn progress_bars_show_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ports.db");
+    let on_tty = |args: &str| {
+        let cmd = format!("{COLLECTOR} --db {} {args}", db.display());
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .expect("script (util-linux)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let drawn = on_tty("simulate --hours 3 --rate 2 --seed 5");
+    assert!(
+        drawn.contains("simulate") && drawn.contains("/180 minutes"),
+        "{drawn:?}"
+    );
+    let drawn = on_tty("prune --older-than 1s");
+    assert!(
+        drawn.contains("prune") && drawn.contains("/180 rounds"),
+        "{drawn:?}"
+    );
+    // Piped: nothing on stderr.
+    let mut c = collector(&db);
+    c.args(["simulate", "--hours", "1", "--rate", "2", "--seed", "6"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}

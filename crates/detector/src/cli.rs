@@ -122,12 +122,19 @@ pub enum Command {
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
     },
-    /// Round scores against the threshold, as an SVG chart.
-    #[command(after_help = "Examples:\n  detector plot --out scores.svg")]
+    /// A chart of round scores against the threshold, incidents shaded, and the
+    /// busiest ports below, as PNG or SVG (by the file's extension).
+    #[command(
+        after_help = "Examples:\n  detector plot --out scores.png --since 24h\n  detector plot --out week.svg --since 2026-11-25"
+    )]
     Plot {
-        /// Output file (.svg).
+        /// Output file: .png or .svg.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Only rounds since WHEN: a duration ago (24h, 7d) or a date/timestamp
+        /// (2026-11-25 or 2026-11-25T10:00:00Z) [default: all].
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
     /// Event-level precision, recall, F1, delay and false alarms per day against the
     /// `labels` that `collector simulate` wrote.
@@ -230,22 +237,29 @@ pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
 
 /// `--since`: a duration ago (`24h`) or a date/timestamp, as the schema's text.
 pub fn parse_since(s: &str) -> anyhow::Result<String> {
-    use portwatch_store::time::{format_micros, now_micros, parse_micros};
+    parse_since_micros(s).map(portwatch_store::time::format_micros)
+}
+
+/// `--since` as microseconds since the epoch; a value that is neither a duration nor a
+/// date is a usage error (exit 2).
+pub fn parse_since_micros(s: &str) -> anyhow::Result<i64> {
+    use portwatch_store::time::{now_micros, parse_micros};
     if let Ok(d) = parse_duration(s) {
         let ago = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        return Ok(format_micros(now_micros().saturating_sub(ago)));
+        return Ok(now_micros().saturating_sub(ago));
     }
     if let Ok(us) = parse_micros(s) {
-        return Ok(format_micros(us));
+        return Ok(us);
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         && let Some(t) = d.and_hms_opt(0, 0, 0)
     {
-        return Ok(format_micros(t.and_utc().timestamp_micros()));
+        return Ok(t.and_utc().timestamp_micros());
     }
-    anyhow::bail!(
+    Err(portwatch_cli::exit::Usage(format!(
         "--since {s:?}: expected a duration (24h, 7d) or a date/timestamp (2026-11-25, 2026-11-25T10:00:00Z)"
-    )
+    ))
+    .into())
 }
 
 #[cfg(test)]

@@ -73,9 +73,17 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
-        Some(Command::Plot { out }) => {
+        Some(Command::Plot { out, since }) => {
+            if portwatch_detector::plot::Format::of(out).is_none() {
+                return Err(Usage(format!(
+                    "--out {}: the chart is written as .png or .svg",
+                    out.display()
+                ))
+                .into());
+            }
+            let since = since.as_deref().map(cli::parse_since_micros).transpose()?;
             let store = open_existing(&db)?;
-            let n = portwatch_detector::plot::plot(&store, out)?;
+            let n = portwatch_detector::plot::plot(&store, out, since)?;
             if cli.common.verbose {
                 println!("wrote {} ({n} rounds)", out.display());
             }
@@ -197,6 +205,7 @@ fn options(cli: &Cli) -> anyhow::Result<Options> {
         train_every: cli.train_every,
         train_now: cli.train,
         adapt_after: (!cli.adapt_after.is_zero()).then_some(cli.adapt_after),
+        progress: portwatch_cli::progress::wanted(cli.common.json),
         ..Options::default()
     };
     if let Some(path) = &cli.config {

@@ -290,6 +290,70 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
         .find(|k| k["kind"] == "portscan")
         .unwrap();
     assert_eq!(scan["detected"], 1, "{ev}");
+
+    // The chart, as PNG and SVG: the threshold line labelled with its value, one
+    // labelled band per incident, and the busiest ports below.
+    let n_incidents = query_i64(&db, "SELECT count(*) FROM incidents");
+    let threshold: f64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT threshold FROM batches ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let png_path = tmp.path().join("scores.png");
+    let out = detector(&db, &["plot", "--out", png_path.to_str().unwrap(), "-v"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(240 rounds)"), "{}", stdout(&out));
+    let decoder = png::Decoder::new(std::io::Cursor::new(std::fs::read(&png_path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), portwatch_detector::plot::SIZE);
+    let colours: std::collections::HashSet<&[u8]> = pixels.chunks(3).collect();
+    assert!(
+        colours.len() > 20,
+        "drawn, not blank: {} colours",
+        colours.len()
+    );
+    let svg_path = tmp.path().join("scores.svg");
+    let out = detector(&db, &["plot", "--out", svg_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let label = format!(
+        "threshold {}",
+        portwatch_detector::plot::score_label(&threshold)
+    );
+    assert!(svg.contains(&label), "{label} not in the SVG");
+    let bands = svg.matches("opacity=\"0.15\" fill=\"#D62728\"").count();
+    assert_eq!(bands as i64, n_incidents, "one band per incident");
+    assert!(
+        svg.contains("port 80"),
+        "the web server is among the busiest ports"
+    );
+    // --since after the last round: an empty chart that says so.
+    let out = detector(
+        &db,
+        &["plot", "--out", svg_path.to_str().unwrap(), "--since", "1m"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(&svg_path)
+            .unwrap()
+            .contains("no scored rounds yet")
+    );
+    // Usage errors: exit 2, one clear line, nothing written.
+    for args in [
+        &["plot", "--out", "x.jpg"][..],
+        &["report", "--since", "yesterday-ish"][..],
+        &["plot", "--out", "y.png", "--since", "soon"][..],
+    ] {
+        let out = detector(&db, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    assert!(!Path::new("x.jpg").exists() && !Path::new("y.png").exists());
 }
 
 #[test]

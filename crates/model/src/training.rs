@@ -101,7 +101,9 @@ pub fn fresh_model(cfg: &DetectorConfig, n_features: usize, n_time: usize) -> Au
 
 /// Trains `model` (on the training device) for `epochs` over `windows` (at most
 /// `max_per_epoch` of them, a fresh random subset each epoch). Returns the model and the
-/// mean loss of the last epoch.
+/// mean loss of the last epoch. `on_epoch` hears each epoch's number (from 1) and mean
+/// loss as it ends (a progress bar).
+#[allow(clippy::too_many_arguments)] // each is one knob of one training run
 pub fn train(
     mut model: Autoencoder,
     series: &Series,
@@ -110,6 +112,7 @@ pub fn train(
     epochs: usize,
     max_per_epoch: usize,
     seed: u64,
+    on_epoch: &mut dyn FnMut(usize, f32),
 ) -> Result<(Autoencoder, f32)> {
     if windows.is_empty() || epochs == 0 {
         return Ok((model, f32::NAN));
@@ -119,7 +122,7 @@ pub fn train(
     let mut optim = AdamConfig::new().init();
     let mut order: Vec<WindowRef> = windows.to_vec();
     let mut last = f32::NAN;
-    for _ in 0..epochs {
+    for epoch in 1..=epochs {
         order.shuffle(&mut rng);
         let take = order.len().min(max_per_epoch.max(1));
         let mut sum = 0.0f64;
@@ -148,6 +151,7 @@ pub fn train(
             model = optim.step(cfg.lr, model, grads);
         }
         last = (sum / n.max(1) as f64) as f32;
+        on_epoch(epoch, last);
     }
     Ok((model, last))
 }

@@ -28,7 +28,7 @@ mod run;
 
 pub use config::{EventKind, Inject, Profile, SimConfig};
 pub use db::DEFAULT_EPOCH_MICROS;
-pub use run::{SimSummary, simulate};
+pub use run::{SimSummary, simulate, simulate_with_progress};
 
 /// What can go wrong: bad parameters, or the database.
 #[derive(Debug, thiserror::Error)]

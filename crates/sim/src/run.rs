@@ -38,6 +38,16 @@ const WARM_UP_MINUTES: i64 = 3;
 /// Appends `cfg.hours` of simulated rounds after the database's last round, with the
 /// injected events and their labels.
 pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
+    simulate_with_progress(db, cfg, &mut |_, _| {})
+}
+
+/// [`simulate`], telling `progress` the minutes done and the minutes in all after each
+/// hour's commit (for a progress bar).
+pub fn simulate_with_progress(
+    db: &mut Db,
+    cfg: &SimConfig,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SimSummary, Error> {
     cfg.validate()?;
     let host = Host::new(cfg.seed, cfg.rate, cfg.profile);
     // A call that would start while a workstation sleeps starts when it wakes: the
@@ -152,6 +162,7 @@ pub fn simulate(db: &mut Db, cfg: &SimConfig) -> Result<SimSummary, Error> {
             summary.packets += round_packets.len() as u64;
         }
         tx.commit()?;
+        progress(m, minutes);
     }
     Ok(summary)
 }

@@ -96,6 +96,21 @@ pub(crate) fn begin_round(
     Ok(conn.last_insert_rowid())
 }
 
+/// Opens the round that follows `prev` (status `running`, the same source and scan
+/// interval) and returns its id.
+pub(crate) fn continue_round(
+    conn: &Connection,
+    prev: i64,
+    start_micros: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO rounds (start_time, source, status, scan_interval) \
+         SELECT ?2, source, 'running', scan_interval FROM rounds WHERE id = ?1",
+    )?
+    .execute(params![prev, time::format_micros(start_micros)])?;
+    Ok(conn.last_insert_rowid())
+}
+
 /// Records the round's figures so far without closing it, so a crash leaves a round
 /// whose packet range and counts are right up to the last commit.
 pub(crate) fn update_round(

@@ -14,6 +14,7 @@
 //! - [`verdicts`]: batches, per-round verdicts and anomalies, and the report's reads;
 //! - [`incidents`]: incidents and the allow rules;
 //! - [`labels`]: the simulator's ground truth;
+//! - [`series`]: scores and busy ports round by round, for plots;
 //! - [`prune`]: deleting old rounds;
 //! - [`health`]: the figures monitoring watches.
 //!
@@ -30,6 +31,7 @@ mod migrate;
 pub mod paths;
 pub mod prune;
 pub mod rounds;
+pub mod series;
 pub mod time;
 pub mod traffic;
 pub mod verdicts;

@@ -31,7 +31,17 @@ impl Db {
     /// Deletes the closed rounds that started before `cutoff_micros` (running rounds
     /// are left alone: a collector may still be writing them).
     pub fn prune(&mut self, cutoff_micros: i64) -> Result<Pruned, Error> {
-        prune(&mut self.conn, cutoff_micros)
+        prune(&mut self.conn, cutoff_micros, &mut |_, _| {})
+    }
+
+    /// [`Db::prune`], telling `progress` the rounds deleted so far and the rounds to
+    /// delete after each one (for a progress bar).
+    pub fn prune_with_progress(
+        &mut self,
+        cutoff_micros: i64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Pruned, Error> {
+        prune(&mut self.conn, cutoff_micros, progress)
     }
 
     /// SQLite's plan (`EXPLAIN QUERY PLAN` detail lines) for each statement prune runs,
@@ -51,7 +61,11 @@ impl Db {
     }
 }
 
-fn prune(conn: &mut rusqlite::Connection, cutoff_micros: i64) -> Result<Pruned, Error> {
+fn prune(
+    conn: &mut rusqlite::Connection,
+    cutoff_micros: i64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Pruned, Error> {
     let cutoff = time::format_micros(cutoff_micros);
     let mut out = Pruned::default();
     let mut victims: Vec<(i64, Option<i64>, Option<i64>)> = conn
@@ -59,6 +73,7 @@ fn prune(conn: &mut rusqlite::Connection, cutoff_micros: i64) -> Result<Pruned, 
         .query_map(params![cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     victims.sort_unstable();
+    let total = victims.len() as u64;
     // One short transaction per round: a live round's writer waits at most for one
     // round's deletion, never for a whole month's.
     for (id, first, last) in victims {
@@ -69,6 +84,7 @@ fn prune(conn: &mut rusqlite::Connection, cutoff_micros: i64) -> Result<Pruned, 
         tx.execute(ROUND, params![id])?;
         tx.commit()?;
         out.rounds += 1;
+        progress(out.rounds, total);
     }
     // `incremental_vacuum` frees one page per result row; step it to the end, in
     // slices so that each holds the write lock only briefly.

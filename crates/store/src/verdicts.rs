@@ -127,19 +127,6 @@ pub struct AnomalyRow {
     pub explanation: serde_json::Value,
 }
 
-/// A scored round, for the plot.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ScoredRound {
-    /// Round start (µs).
-    pub start: i64,
-    /// Round score.
-    pub score: f64,
-    /// Above the threshold.
-    pub anomalous: bool,
-    /// The threshold of the evaluation that scored it.
-    pub threshold: Option<f64>,
-}
-
 /// An evaluated round in time order, for `detector evaluate`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvaluatedRound {
@@ -276,37 +263,6 @@ impl Db {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
-
-    /// Every scored round with its verdict and threshold, in time order; rounds whose
-    /// stored start does not parse are skipped.
-    pub fn scored_rounds(&self) -> Result<Vec<ScoredRound>, Error> {
-        let mut st = self.conn.prepare(
-            "SELECT r.start_time, br.score, br.anomalous, b.threshold FROM batches_rounds br \
-               JOIN rounds r ON r.id = br.round_id JOIN batches b ON b.id = br.batch_id \
-              WHERE br.score IS NOT NULL ORDER BY r.start_time",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, f64>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, Option<f64>>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (start, score, anomalous, threshold) = row?;
-            if let Ok(start) = time::parse_micros(&start) {
-                out.push(ScoredRound {
-                    start,
-                    score,
-                    anomalous,
-                    threshold,
-                });
-            }
-        }
-        Ok(out)
     }
 
     /// The scores of up to `n` evaluated rounds that started before `before` (µs), in

@@ -68,6 +68,9 @@ pub struct Writer {
 enum Control {
     Msg(Msg),
     Finish(Finish),
+    /// Close the round, open the next one starting at the given time, and reply with
+    /// the closed round's totals and the new round's id.
+    Rotate(Finish, i64, SyncSender<(Totals, i64)>),
 }
 
 /// A producer's handle: sends rows to the writer.
@@ -107,6 +110,20 @@ impl Writer {
         Sender(self.tx.clone())
     }
 
+    /// Closes the round with `finish` after every message sent before this call and
+    /// opens the next one (the same source and scan interval) starting at
+    /// `next_start_micros`: what a long-running collector does on the minute. Returns
+    /// the closed round's figures and the new round's id; messages sent after this call
+    /// belong to the new round. After an error the writer has stopped:
+    /// [`Writer::finish`] then reports it.
+    pub fn rotate(&self, finish: Finish, next_start_micros: i64) -> Result<(Totals, i64), Error> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Control::Rotate(finish, next_start_micros, reply))
+            .map_err(|_| Error::WriterGone)?;
+        answer.recv().map_err(|_| Error::WriterGone)
+    }
+
     /// Closes the round with `finish` after every message sent before this call, and
     /// returns what was written.
     pub fn finish(self, finish: Finish) -> Result<Totals, Error> {
@@ -130,6 +147,21 @@ struct State {
     since: Instant,
 }
 
+impl State {
+    fn new(round_id: i64) -> State {
+        State {
+            round_id,
+            totals: Totals::default(),
+            scratch: PacketScratch::default(),
+            in_tx: false,
+            pending: 0,
+            span: None,
+            committed: RoundClose::default(),
+            since: Instant::now(),
+        }
+    }
+}
+
 fn run(
     conn: Connection,
     checkpointer: Option<Checkpointer>,
@@ -141,16 +173,7 @@ fn run(
     if checkpointer.is_some() {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     }
-    let mut st = State {
-        round_id,
-        totals: Totals::default(),
-        scratch: PacketScratch::default(),
-        in_tx: false,
-        pending: 0,
-        span: None,
-        committed: RoundClose::default(),
-        since: Instant::now(),
-    };
+    let mut st = State::new(round_id);
     let result = (|| {
         let finish = loop {
             let ctl = if st.in_tx {
@@ -169,6 +192,15 @@ fn run(
             match ctl {
                 Some(Control::Msg(m)) => apply(&conn, &mut st, m)?,
                 Some(Control::Finish(f)) => break Some(f),
+                Some(Control::Rotate(f, next_start, reply)) => {
+                    close(&conn, &mut st, &f)?;
+                    let next = insert::continue_round(&conn, st.round_id, next_start)?;
+                    let closed = std::mem::replace(&mut st, State::new(next));
+                    // The caller waits for the answer; if it is gone, so is the round's
+                    // caller, and the next message (or none) decides.
+                    let _ = reply.send((closed.totals, next));
+                    continue;
+                }
                 None => {}
             }
             if st.in_tx && (st.pending >= COMMIT_ROWS || st.since.elapsed() >= COMMIT_EVERY) {
@@ -185,12 +217,7 @@ fn run(
             status: RoundStatus::Failed,
             times_from_packets: false,
         });
-        st.totals.close.end_micros = finish.end_micros;
-        if let (true, Some((first, last))) = (finish.times_from_packets, st.span) {
-            st.totals.close.start_micros = Some(first);
-            st.totals.close.end_micros = last;
-        }
-        commit(&conn, &mut st, Some(finish.status))
+        close(&conn, &mut st, &finish)
     })();
     drop(checkpointer);
     match result {
@@ -286,6 +313,16 @@ fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Closes the round as `finish` says, committing what is pending.
+fn close(conn: &Connection, st: &mut State, finish: &Finish) -> Result<(), Error> {
+    st.totals.close.end_micros = finish.end_micros;
+    if let (true, Some((first, last))) = (finish.times_from_packets, st.span) {
+        st.totals.close.start_micros = Some(first);
+        st.totals.close.end_micros = last;
+    }
+    commit(conn, st, Some(finish.status))
 }
 
 /// Commits the open transaction (opening one if needed) with the round's figures so

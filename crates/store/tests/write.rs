@@ -135,6 +135,83 @@ fn writer_stores_every_row_and_records_the_round_range() {
 }
 
 #[test]
+fn rotating_closes_the_round_and_continues_in_the_next_with_contiguous_ranges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("r.db");
+    let store = Db::open(&db).unwrap();
+    let t0 = 1_764_000_000_000_000;
+    let first = store
+        .begin_round(t0, RoundSource::Live("lo"), Some(5.0))
+        .unwrap();
+    let w = Writer::spawn(store, first).unwrap();
+    let tx = w.sender();
+    let done = |end| Finish {
+        end_micros: end,
+        status: RoundStatus::Complete,
+        times_from_packets: false,
+    };
+    let mut ids = vec![first];
+    let mut closed = Vec::new();
+    for k in 0..3i64 {
+        let batch: Vec<Packet> = (k * 100..k * 100 + 100).map(packet).collect();
+        tx.send(Msg::Packets(batch)).unwrap();
+        tx.send(Msg::Note(format!("round {k}"))).unwrap();
+        let end = t0 + (k + 1) * 60_000_000;
+        if k < 2 {
+            let (totals, next) = w.rotate(done(end), end).unwrap();
+            closed.push(totals);
+            ids.push(next);
+        } else {
+            closed.push(w.finish(done(end)).unwrap());
+            break;
+        }
+    }
+    assert!(closed.iter().all(|t| t.close.packets_stored == 100));
+    let conn = Connection::open(&db).unwrap();
+    let mut st = conn
+        .prepare(
+            "SELECT id, start_time, end_time, source, status, scan_interval, first_packet_id, \
+                    last_packet_id, note FROM rounds ORDER BY id",
+        )
+        .unwrap();
+    type Row = (i64, String, String, String, String, f64, i64, i64, String);
+    let rows: Vec<Row> = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), ids);
+    for (k, r) in rows.iter().enumerate() {
+        assert_eq!(
+            (r.3.as_str(), r.4.as_str(), r.5),
+            ("live:lo", "complete", 5.0)
+        );
+        assert_eq!(r.7 - r.6 + 1, 100, "each round its own 100 packets");
+        assert_eq!(
+            r.8,
+            format!("round {k}"),
+            "notes do not leak into the next round"
+        );
+        if k > 0 {
+            assert_eq!(r.6, rows[k - 1].7 + 1, "ranges follow each other");
+            assert_eq!(r.1, rows[k - 1].2, "each round starts where the last ended");
+        }
+    }
+}
+
+#[test]
 fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("p.db");

@@ -1,6 +1,7 @@
 //! The cold start: train on all history, set the threshold on held-out rounds, score
 //! the rounds not yet evaluated once (or report warming up).
 
+use portwatch_cli::progress::{Bar, Unit};
 use std::collections::HashSet;
 
 use portwatch_features::{Carry, N_FEATURES, N_TIME, Scaler, Seen, feature_names};
@@ -89,7 +90,9 @@ pub(super) fn cold_start(
         )));
     }
     let trained = if !opts.no_train && !windows.is_empty() {
-        Some(training::train(
+        let bar = Bar::new(opts.progress, "train", cfg.epochs as u64, Unit::Count);
+        bar.set_message("epochs");
+        let trained = training::train(
             training::fresh_model(&cfg, N_FEATURES, N_TIME),
             &train_series,
             &windows,
@@ -97,7 +100,13 @@ pub(super) fn cold_start(
             cfg.epochs,
             cfg.max_windows_per_epoch,
             cfg.seed,
-        )?)
+            &mut |epoch, loss| {
+                bar.set_position(epoch as u64);
+                bar.set_message(&format!("epochs, loss {loss:.4}"));
+            },
+        )?;
+        bar.finish();
+        Some(trained)
     } else {
         None
     };

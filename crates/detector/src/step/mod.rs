@@ -85,6 +85,8 @@ pub struct Options {
     pub train_every: std::time::Duration,
     /// Fine-tune now, whatever `train_every` says.
     pub train_now: bool,
+    /// Draw progress bars (a cold start's training) on stderr.
+    pub progress: bool,
 }
 
 impl Default for Options {
@@ -100,6 +102,7 @@ impl Default for Options {
             adapt_after: Some(std::time::Duration::from_secs(24 * 3600)),
             train_every: std::time::Duration::from_secs(3600),
             train_now: false,
+            progress: false,
         }
     }
 }

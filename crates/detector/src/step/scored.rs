@@ -406,6 +406,8 @@ fn fine_tune(
         cfg.fine_tune_epochs,
         usize::MAX,
         cfg.seed ^ sc.model_version,
+        // A few epochs over the last hour: seconds, not worth a bar.
+        &mut |_, _| {},
     )?;
     let after = inference::mse(&m.valid(), &hold, &hold_w, cfg.window)?;
     let kept = vetted || hold_w.is_empty() || after <= before * (1.0 + POISON_TOLERANCE) + 1e-6;
