@@ -16,5 +16,6 @@ BEGIN;
 .read crates/store/migrations/0002_incidents.sql
 .read crates/store/migrations/0003_owners.sql
 .read crates/store/migrations/0004_views.sql
-PRAGMA user_version = 4;
+.read crates/store/migrations/0005_talkers.sql
+PRAGMA user_version = 5;
 COMMIT;

@@ -121,7 +121,8 @@ pub(crate) fn update_round(
     write_round(conn, round_id, c, None)
 }
 
-/// Closes a round: end time, status and figures.
+/// Closes a round: end time, status and figures, and (unless it is a capture file's)
+/// its traffic totals per process, source and destination (`round_talkers`).
 pub(crate) fn close_round(
     conn: &Connection,
     round_id: i64,
@@ -131,7 +132,20 @@ pub(crate) fn close_round(
         conn.prepare_cached("UPDATE rounds SET start_time = ?2 WHERE id = ?1")?
             .execute(params![round_id, time::format_micros(start)])?;
     }
-    write_round(conn, round_id, c, Some(time::format_micros(c.end_micros)))
+    write_round(conn, round_id, c, Some(time::format_micros(c.end_micros)))?;
+    // A minute's packets (a few ms at 100 packets/s); a capture file's millions would
+    // double its ingest, and time-range queries read files by rowid range anyway.
+    conn.prepare_cached(
+        "INSERT INTO round_talkers
+         SELECT r.id, p.process, p.src_addr, p.dst_addr, count(*), sum(p.length),
+                count(DISTINCT p.dest_port)
+           FROM rounds r
+           JOIN packets p ON p.id BETWEEN r.first_packet_id AND r.last_packet_id
+          WHERE r.id = ?1 AND r.source NOT LIKE 'file:%'
+          GROUP BY p.process, p.src_addr, p.dst_addr",
+    )?
+    .execute([round_id])?;
+    Ok(())
 }
 
 fn write_round(

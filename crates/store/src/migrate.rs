@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_incidents.sql")),
     (3, include_str!("../migrations/0003_owners.sql")),
     (4, include_str!("../migrations/0004_views.sql")),
+    (5, include_str!("../migrations/0005_talkers.sql")),
 ];
 
 /// The schema version this build writes.

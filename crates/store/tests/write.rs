@@ -31,15 +31,14 @@ fn packet(i: i64) -> Packet {
     p
 }
 
-fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
+fn round(
+    db: &std::path::Path,
+    source: RoundSource<'_>,
+    start: i64,
+    packets: i64,
+) -> (i64, Connection) {
     let store = Db::open(db).unwrap();
-    let id = store
-        .begin_round(
-            start,
-            RoundSource::File(std::path::Path::new("test")),
-            Some(5.0),
-        )
-        .unwrap();
+    let id = store.begin_round(start, source, Some(5.0)).unwrap();
     let w = Writer::spawn(store, id).unwrap();
     let tx = w.sender();
     let batch: Vec<Packet> = (0..packets).map(packet).collect();
@@ -82,7 +81,8 @@ fn round(db: &std::path::Path, start: i64, packets: i64) -> (i64, Connection) {
 fn writer_stores_every_row_and_records_the_round_range() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("w.db");
-    let (id, conn) = round(&db, 1_764_000_000_000_000, 45_000);
+    let file = RoundSource::File(std::path::Path::new("test"));
+    let (id, conn) = round(&db, file, 1_764_000_000_000_000, 45_000);
     let row: (String, i64, i64, i64, i64, i64, i64, i64, String) = conn
         .query_row(
             "SELECT status, packets_captured, packets_dropped, packets_stored, packets_malformed,
@@ -132,6 +132,13 @@ fn writer_stores_every_row_and_records_the_round_range() {
         )
         .unwrap();
     assert_eq!(sockets, (2, "/usr/sbin/sshd".to_string(), 0));
+    let talkers: i64 = conn
+        .query_row("SELECT count(*) FROM round_talkers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        talkers, 0,
+        "a capture file's round gets no per-round totals"
+    );
 }
 
 #[test]
@@ -217,9 +224,10 @@ fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
     let db = tmp.path().join("p.db");
     let day = 86_400_000_000i64;
     let t0 = 1_764_000_000_000_000;
-    round(&db, t0, 3000);
-    round(&db, t0 + day, 2000);
-    let (_, conn) = round(&db, t0 + 2 * day, 1000);
+    let lo = RoundSource::Live("lo");
+    round(&db, lo, t0, 3000);
+    round(&db, lo, t0 + day, 2000);
+    let (_, conn) = round(&db, lo, t0 + 2 * day, 1000);
     let pruned = Db::open(&db).unwrap().prune(t0 + day + 1).unwrap();
     assert_eq!((pruned.rounds, pruned.packets), (2, 5000));
     // The space is given back: no free pages are left in the file.
@@ -228,14 +236,19 @@ fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .unwrap();
     assert_eq!(free, 0);
-    let left: (i64, i64, i64) = conn
+    let left: (i64, i64, i64, i64) = conn
         .query_row(
-            "SELECT (SELECT count(*) FROM rounds), (SELECT count(*) FROM packets), (SELECT count(*) FROM rounds_ports)",
+            "SELECT (SELECT count(*) FROM rounds), (SELECT count(*) FROM packets),
+                    (SELECT count(*) FROM rounds_ports), (SELECT sum(packets) FROM round_talkers)",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .unwrap();
-    assert_eq!(left, (1, 1000, 1));
+    assert_eq!(
+        left,
+        (1, 1000, 1, 1000),
+        "the pruned rounds' totals went with them"
+    );
     // The plans of prune's own statements never scan a whole table (the cascade's
     // child deletes go through the round_id indexes, which the schema test checks).
     let plan = portwatch_store::Db::open(&db)
@@ -254,7 +267,7 @@ fn console_views_answer_from_a_current_round() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("v.db");
     let start = portwatch_store::time::now_micros() - 120_000_000;
-    let (id, conn) = round(&db, start, 300);
+    let (id, conn) = round(&db, RoundSource::Live("lo"), start, 300);
     let listening: (i64, String, String, String, i64, String) = conn
         .query_row(
             "SELECT port, protocol, process, exe, uid, since FROM listening_now",
