@@ -286,4 +286,12 @@ mod help_tests {
         let missing = portwatch_cli::docs::without_examples(&super::Cli::command());
         assert!(missing.is_empty(), "no examples in --help of {missing:?}");
     }
+
+    #[test]
+    fn help_matches_its_snapshot() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/help.txt");
+        if let Err(e) = portwatch_cli::docs::check_help_snapshot(&super::Cli::command(), &path) {
+            panic!("{e}");
+        }
+    }
 }

@@ -203,21 +203,34 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
     let err = stderr(&out);
     let killed = format!("--alert-exec: incident {id}: still running after 2 s, killed");
     assert!(err.lines().any(|l| l.ends_with(&killed)), "{err}");
+    // The metrics, read back by a Prometheus text-format parser.
     let prom = std::fs::read_to_string(&metrics).unwrap();
-    assert!(
-        prom.contains("\nportwatch_incidents_opened_last_run "),
-        "{prom}"
-    );
-    assert!(prom.contains("\nportwatch_incidents_open "), "{prom}");
-    assert!(prom.contains("\nportwatch_threshold "), "{prom}");
-    assert!(prom.contains("\nportwatch_model_age_seconds "), "{prom}");
-    let total: f64 = prom
-        .lines()
-        .find_map(|l| l.strip_prefix("portwatch_rounds_evaluated_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(total, 240.0, "{prom}");
+    let scrape = prometheus_parse::Scrape::parse(prom.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |name: &str| -> f64 {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .unwrap_or_else(|| panic!("{name} not in {prom}"));
+        match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert!(value("portwatch_incidents_opened_last_run") >= 1.0);
+    assert!(value("portwatch_incidents_open") >= 0.0);
+    assert!(value("portwatch_threshold") > 0.0);
+    assert!(value("portwatch_model_age_seconds") >= 0.0);
+    assert_eq!(value("portwatch_rounds_evaluated_total"), 240.0, "{prom}");
+    for s in &scrape.samples {
+        assert!(
+            scrape.docs.contains_key(&s.metric),
+            "{} has no HELP",
+            s.metric
+        );
+    }
     assert_eq!(
         query_i64(
             &db,
