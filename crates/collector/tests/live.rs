@@ -345,3 +345,47 @@ fn back_to_back_rounds_share_one_capture_end_on_the_clock_and_lose_no_packet_bet
         "an unbroken run from 0: none lost at a rotation"
     );
 }
+
+/// `--forever` under systemd: SIGTERM ends the current round at once, stored as
+/// partial, and the exit is 0 (the service stopped as asked); the rounds before it are
+/// complete and follow each other without a gap.
+#[test]
+fn forever_runs_rounds_until_sigterm_and_then_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("forever.db");
+    let child = collector(&db)
+        .args([
+            "-i",
+            "lo",
+            "--forever",
+            "--duration",
+            "1",
+            "--scan-interval",
+            "0.5",
+        ])
+        .args(["--filter", "port 9"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        &db,
+        "SELECT count(*) >= 2 FROM rounds WHERE status = 'complete'",
+    );
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let rounds: Vec<(String, String, String)> = c
+        .prepare("SELECT start_time, end_time, status FROM rounds ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let (last, before) = rounds.split_last().unwrap();
+    assert_eq!(last.2, "partial", "{rounds:?}");
+    assert!(before.len() >= 2 && before.iter().all(|r| r.2 == "complete"));
+    for pair in rounds.windows(2) {
+        assert_eq!(pair[1].0, pair[0].1, "no gap: {rounds:?}");
+    }
+}
