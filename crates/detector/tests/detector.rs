@@ -1398,3 +1398,46 @@ fn completions_and_man_page_know_every_flag() {
     }
     assert!(!db.exists());
 }
+
+/// A cold start on a terminal shows its training, epoch by epoch with the loss; with
+/// `--json` on the same terminal, or in a pipe (every other test), it shows nothing.
+/// `script` gives the run a pseudo-terminal.
+#[test]
+fn a_cold_start_on_a_terminal_shows_its_training_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"channels": 8, "hidden": 12, "bottleneck": 6, "decoder_hidden": 12,
+            "epochs": 6, "max_windows_per_epoch": 500}"#,
+    )
+    .unwrap();
+    let on_tty = |name: &str, json: bool| -> String {
+        let db = tmp.path().join(name).join("ports.db");
+        std::fs::create_dir(db.parent().unwrap()).unwrap();
+        sim_args(&db, "3", 5, "5", &[]);
+        let cmd = format!(
+            "{DETECTOR} --db {} --once --min-history 2h --config {}{}",
+            db.display(),
+            cfg.display(),
+            if json { " --json" } else { "" }
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .expect("script (util-linux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let drawn = on_tty("tty", false);
+    assert!(
+        drawn.contains("train") && drawn.contains("/6 epochs"),
+        "{drawn:?}"
+    );
+    assert!(drawn.contains("loss "), "{drawn:?}");
+    let json = on_tty("json", true);
+    assert!(!json.contains("epochs"), "{json:?}");
+    assert!(
+        json.contains("\"event\""),
+        "the run still reports: {json:?}"
+    );
+}
