@@ -249,7 +249,8 @@ fn a_live_round_on_lo_stores_every_packet_of_the_tests_flows_with_their_owner() 
 fn back_to_back_rounds_share_one_capture_end_on_the_clock_and_lose_no_packet_between() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("rounds.db");
-    let a = Ipv4Addr::new(127, 77, 1, 1);
+    // Its own /16: the other live test captures all of 127.77.0.0/16 at the same time.
+    let a = Ipv4Addr::new(127, 78, 1, 1);
     let server = UdpSocket::bind((a, 0)).unwrap();
     let port = server.local_addr().unwrap().port();
     // Three rounds of 2 s: the first ends on the next even second (at least 1 s away),
@@ -257,7 +258,7 @@ fn back_to_back_rounds_share_one_capture_end_on_the_clock_and_lose_no_packet_bet
     let mut child = collector(&db)
         .args(["-i", "lo", "--rounds", "3", "--duration", "2"])
         .args(["--scan-interval", "1", "--payload-bytes", "4", "-v"])
-        .args(["--filter", "net 127.77.1.0/24"])
+        .args(["--filter", "net 127.78.1.0/24"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
