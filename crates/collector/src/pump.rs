@@ -73,7 +73,9 @@ pub fn pump(
             if opts.deadline.is_some_and(|d| Instant::now() >= d) {
                 break End::Deadline;
             }
-            if let (Some(bar), Some(at)) = (opts.progress, source.position()) {
+            if let Some(bar) = opts.progress
+                && let Some(at) = source.position()
+            {
                 bar.set_position(at);
             }
         }

@@ -90,10 +90,7 @@ fn progress_bars_show_on_a_terminal_only() {
     let db = tmp.path().join("ports.db");
     let on_tty = |args: &str| {
         let cmd = format!("{COLLECTOR} --db {} {args}", db.display());
-        let out = std::process::Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .output()
-            .expect("script (util-linux)");
+        let out = on_terminal(&cmd);
         assert!(
             out.status.success(),
             "{}",

@@ -1422,10 +1422,7 @@ fn a_cold_start_on_a_terminal_shows_its_training_progress() {
             cfg.display(),
             if json { " --json" } else { "" }
         );
-        let out = std::process::Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .output()
-            .expect("script (util-linux)");
+        let out = on_terminal(&cmd);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let drawn = on_tty("tty", false);

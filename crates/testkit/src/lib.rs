@@ -197,6 +197,16 @@ pub fn rerun_as_nobody(name: &str, env: (&str, &str)) {
     );
 }
 
+/// Runs the shell command `cmd` on a pseudo-terminal (util-linux `script`), as a person
+/// at a terminal would: what it drew there (stdout and stderr together) comes back as
+/// the output's stdout.
+pub fn on_terminal(cmd: &str) -> Output {
+    Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .output()
+        .expect("script (util-linux)")
+}
+
 /// Sends SIGTERM to `child` (through kill(1), as an operator or systemd would).
 pub fn sigterm(child: &std::process::Child) {
     let ok = Command::new("kill")
