@@ -76,6 +76,9 @@ pub struct IncidentMetrics {
     /// saw their cause in (≤ 0: ended with the event), median and largest.
     pub end_delay_median_rounds: Option<f64>,
     pub end_delay_max_rounds: Option<f64>,
+    /// Caught events by the kind of their first incident (`new_program`,
+    /// `remote_source`, …): which rule or score caught them.
+    pub caught_by: BTreeMap<String, u64>,
 }
 
 /// One kind's incident figures.
@@ -93,6 +96,8 @@ pub struct IncidentEvaluation {
     pub incidents: u64,
     /// Incidents opened for no event.
     pub false_incidents: u64,
+    /// False incidents by incident kind (the sustained-shift rule's are `sustained`).
+    pub false_by_kind: BTreeMap<String, u64>,
     /// False incidents / evaluated days.
     pub false_incidents_per_day: Option<f64>,
     pub overall: IncidentMetrics,
@@ -205,10 +210,14 @@ fn score_incidents(
     let overlaps = |&(_, a, _): &(String, usize, usize), &(lo, hi): &(usize, usize)| {
         lo.saturating_sub(1) <= a && a <= hi
     };
-    let false_incidents = spans
+    let mut false_by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    for s in spans
         .iter()
         .filter(|s| !windows.iter().any(|w| overlaps(s, w)))
-        .count() as u64;
+    {
+        *false_by_kind.entry(s.0.clone()).or_default() += 1;
+    }
+    let false_incidents = false_by_kind.values().sum();
     let median = |mut v: Vec<f64>| -> Option<f64> {
         if v.is_empty() {
             return None;
@@ -224,6 +233,7 @@ fn score_incidents(
     let metrics = |select: &dyn Fn(&EventRows) -> bool| {
         let mut first = Vec::new();
         let mut end = Vec::new();
+        let mut caught_by: BTreeMap<String, u64> = BTreeMap::new();
         let mut n = 0u64;
         for (e, w) in events.iter().zip(&windows).filter(|(e, _)| select(e)) {
             n += 1;
@@ -234,6 +244,9 @@ fn score_incidents(
             }
             let lo = w.0 as f64;
             let last = e.idx.iter().copied().max().unwrap_or(w.0) as f64;
+            if let Some(s) = hits.iter().min_by_key(|s| s.1) {
+                *caught_by.entry(s.0.clone()).or_default() += 1;
+            }
             first.push(
                 hits.iter()
                     .map(|s| (s.1 as f64 - lo).max(0.0))
@@ -254,6 +267,7 @@ fn score_incidents(
             first_alert_median_rounds: median(first),
             end_delay_max_rounds: end.iter().copied().reduce(f64::max),
             end_delay_median_rounds: median(end),
+            caught_by,
         }
     };
     let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
@@ -263,6 +277,7 @@ fn score_incidents(
     IncidentEvaluation {
         incidents: spans.len() as u64,
         false_incidents,
+        false_by_kind,
         false_incidents_per_day: (days > 0.0).then(|| false_incidents as f64 / days),
         overall: metrics(&|_| true),
         per_kind: kinds
@@ -418,14 +433,15 @@ impl fmt::Display for Evaluation {
         writeln!(f)?;
         writeln!(
             f,
-            "incidents: {} ({} false); false incidents per day: {}",
+            "incidents: {} ({} false{}); false incidents per day: {}",
             inc.incidents,
             inc.false_incidents,
+            tally(&inc.false_by_kind, ": "),
             opt(inc.false_incidents_per_day, 2)
         )?;
         writeln!(
             f,
-            "{:<18} {:>6} {:>6} {:>7} {:>12} {:>9} {:>10} {:>9}",
+            "{:<18} {:>6} {:>6} {:>7} {:>12} {:>9} {:>10} {:>9}  caught_by",
             "kind",
             "events",
             "caught",
@@ -443,7 +459,7 @@ impl fmt::Display for Evaluation {
         for (kind, m) in rows {
             writeln!(
                 f,
-                "{:<18} {:>6} {:>6} {:>7} {:>12} {:>9} {:>10} {:>9}",
+                "{:<18} {:>6} {:>6} {:>7} {:>12} {:>9} {:>10} {:>9}  {}",
                 kind,
                 m.events,
                 m.caught,
@@ -452,10 +468,20 @@ impl fmt::Display for Evaluation {
                 opt(m.first_alert_max_rounds, 0),
                 opt(m.end_delay_median_rounds, 1),
                 opt(m.end_delay_max_rounds, 0),
+                tally(&m.caught_by, ""),
             )?;
         }
         Ok(())
     }
+}
+
+/// `kind 2, other 1` (after `lead` when not empty).
+fn tally(counts: &BTreeMap<String, u64>, lead: &str) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    format!("{lead}{}", parts.join(", "))
 }
 
 #[cfg(test)]
@@ -651,5 +677,18 @@ mod tests {
         assert_eq!(k("outage").caught, 0);
         // First alerts: 1, 5 and 0 rounds.
         assert_eq!(e.overall.first_alert_median_rounds, Some(1.0));
+        // Which incidents caught them, and which were false.
+        let by = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+        };
+        assert_eq!(k("portscan").caught_by, by(&[("remote_source", 1)]));
+        assert_eq!(
+            e.overall.caught_by,
+            by(&[("new_listener", 2), ("remote_source", 1)])
+        );
+        assert_eq!(e.false_by_kind, by(&[("features", 2)]));
+        let text = evaluate(&f.db).unwrap().to_string();
+        assert!(text.contains("(2 false: features 2)"), "{text}");
+        assert!(text.contains("new_listener 2, remote_source 1"), "{text}");
     }
 }

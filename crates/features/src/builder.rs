@@ -88,6 +88,9 @@ pub struct RoundBuilder {
     /// Probes of closed ports in this round: (time, remote hash, port).
     probes: Vec<(i64, u64, u16)>,
     keys: RoundKeys,
+    /// Processes with sockets or packets in the round, and those that listen.
+    programs: HashSet<String>,
+    listening_programs: HashSet<String>,
 }
 
 impl RoundBuilder {
@@ -114,8 +117,21 @@ impl RoundBuilder {
         let evidence = new_listening_ports(&listeners, seen, &mut sock);
         let keys = RoundKeys {
             ports: round_ports(&listeners.per_step),
-            names: Vec::new(),
+            ..RoundKeys::default()
         };
+        let (mut programs, mut listening_programs) = (HashSet::new(), HashSet::new());
+        for s in socks {
+            if let Some(p) = &s.process {
+                let set = if is_listen(s) {
+                    &mut listening_programs
+                } else {
+                    &mut programs
+                };
+                if !set.contains(p) {
+                    set.insert(p.clone());
+                }
+            }
+        }
         RoundBuilder {
             round_id,
             end: end.max(start),
@@ -130,6 +146,8 @@ impl RoundBuilder {
             traffic: vec![TrafficAcc::default(); n],
             probes: Vec::new(),
             keys,
+            programs,
+            listening_programs,
         }
     }
 
@@ -155,6 +173,11 @@ impl RoundBuilder {
             && let Some(name) = p.qry_name
         {
             self.traffic[i].add_query(name);
+        }
+        if let Some(process) = p.process
+            && !self.programs.contains(process)
+        {
+            self.programs.insert(process.to_string());
         }
     }
 
@@ -185,6 +208,13 @@ impl RoundBuilder {
             steps.push(self.step(i, &v, evidence));
         }
         self.keys.names = names_round.into_iter().collect();
+        let mut programs: Vec<String> = self
+            .programs
+            .into_iter()
+            .filter(|p| !self.listening_programs.contains(p))
+            .collect();
+        programs.sort_unstable();
+        self.keys.programs = programs;
         (steps, self.keys, carry)
     }
 
@@ -590,6 +620,12 @@ mod tests {
         }
     }
 
+    /// A round of 10 s sampled every 5 s.
+    fn ten_seconds(socks: &[SockRow], seen: &mut Seen) -> RoundBuilder {
+        let s = crate::calendar::SECOND;
+        RoundBuilder::new(1, (0, 10 * s), Some(5.0), socks, seen, Carry::default())
+    }
+
     #[test]
     fn socket_and_packet_features() {
         let s = crate::calendar::SECOND;
@@ -606,14 +642,7 @@ mod tests {
         ];
         let mut seen = Seen::default();
         seen.add_port(port_key(true, 22));
-        let mut b = RoundBuilder::new(
-            1,
-            (0, 10 * s),
-            Some(5.0),
-            &socks,
-            &mut seen,
-            Carry::default(),
-        );
+        let mut b = ten_seconds(&socks, &mut seen);
         // Inbound SYN to 22 at t=1 s, DNS query at 6 s, one at 10.5 s (merged into step 1).
         b.add_packet(&PktRow {
             ts: s,
@@ -680,6 +709,36 @@ mod tests {
         assert_eq!(keys.ports.len(), 3);
         assert_eq!(keys.names, vec!["example.com".to_string()]);
         assert!(seen.has_name("example.com"));
+    }
+
+    #[test]
+    fn programs_are_the_processes_on_the_network_that_listen_on_nothing() {
+        let s = crate::calendar::SECOND;
+        let mut socks = vec![
+            sock(0, 22, true, "LISTEN", 1),
+            sock(0, 22, true, "ESTABLISHED", 1),
+            sock(0, 41000, true, "ESTABLISHED", 1),
+        ];
+        socks[2].process = Some("curl".into());
+        let mut seen = Seen::default();
+        let mut b = ten_seconds(&socks, &mut seen);
+        for process in [Some("restic"), Some("sshd"), Some("restic"), None] {
+            b.add_packet(&PktRow {
+                ts: s,
+                protocols: "eth:ipv4:tcp",
+                process,
+                length: 60,
+                ..Default::default()
+            });
+        }
+        let (_, keys, _) = b.finish(&mut seen);
+        assert_eq!(
+            keys.programs,
+            vec!["curl".to_string(), "restic".to_string()]
+        );
+        assert!(seen.has_program("curl"), "untracked: nothing is new");
+        seen.add_keys(&keys);
+        assert!(seen.has_program("restic") && !seen.has_program("nmap"));
     }
 
     #[test]

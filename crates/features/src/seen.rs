@@ -1,7 +1,7 @@
-//! The seen-set: listening ports and DNS names met in earlier data, which every "new"
-//! count is relative to. It is saved with a model; a round's own ports and names come
-//! out as [`RoundKeys`], so a caller can extend its set only once the round is known to
-//! be normal.
+//! The seen-set: listening ports, DNS names and programs on the network met in earlier
+//! data, which every "new" is relative to. It is saved with a model; a round's own
+//! ports, names and programs come out as [`RoundKeys`], so a caller can extend its set
+//! only once the round is known to be normal.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
@@ -20,6 +20,11 @@ pub struct Seen {
     pub names: VecDeque<String>,
     #[serde(skip)]
     name_set: HashSet<String>,
+    /// Names of local processes that had traffic or sockets without listening (the
+    /// clients of the network: a browser, apt, a backup tool). `None` in a model saved
+    /// before programs were tracked: the caller seeds it from recent history.
+    #[serde(default)]
+    pub programs: Option<BTreeSet<String>>,
 }
 
 impl Seen {
@@ -53,6 +58,20 @@ impl Seen {
         }
         true
     }
+    /// Whether a program is known; true while programs are not tracked yet, so a model
+    /// from before they were calls nothing new.
+    pub fn has_program(&self, name: &str) -> bool {
+        self.programs.as_ref().is_none_or(|p| p.contains(name))
+    }
+    /// Adds programs (and starts tracking them, if not yet).
+    pub fn add_programs<'a>(&mut self, names: impl IntoIterator<Item = &'a String>) {
+        let set = self.programs.get_or_insert_default();
+        for n in names {
+            if !set.contains(n) {
+                set.insert(n.clone());
+            }
+        }
+    }
     /// Adds what a round contained.
     pub fn add_keys(&mut self, keys: &RoundKeys) {
         for p in &keys.ports {
@@ -61,6 +80,7 @@ impl Seen {
         for n in &keys.names {
             self.add_name(n);
         }
+        self.add_programs(&keys.programs);
     }
 }
 
@@ -77,6 +97,9 @@ pub struct RoundKeys {
     pub ports: Vec<u32>,
     /// Query names.
     pub names: Vec<String>,
+    /// Processes with traffic or sockets in the round that listened on nothing in it,
+    /// sorted (a program that listens is named by its listener).
+    pub programs: Vec<String>,
 }
 
 #[cfg(test)]
@@ -97,13 +120,25 @@ mod tests {
     }
 
     #[test]
+    fn a_model_from_before_programs_were_tracked_knows_every_program() {
+        let old: Seen = serde_json::from_str(r#"{"ports":[65558],"names":["a.example"]}"#).unwrap();
+        assert!(old.programs.is_none() && old.has_program("anything"));
+        let mut seen = Seen::default();
+        seen.add_programs(&["curl".to_string()]);
+        let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
+        assert!(back.has_program("curl") && !back.has_program("nmap"));
+    }
+
+    #[test]
     fn keys_and_rebuild() {
         let mut seen = Seen::default();
         seen.add_keys(&RoundKeys {
             ports: vec![port_key(true, 22), port_key(false, 53)],
             names: vec!["example.com".into()],
+            programs: vec!["apt".into()],
         });
         assert!(seen.has_port(port_key(true, 22)));
+        assert!(seen.has_program("apt") && !seen.has_program("nmap"));
         assert!(!seen.has_port(port_key(true, 53)), "UDP 53 is not TCP 53");
         // What deserialising leaves: the names without the lookup set.
         let mut loaded = Seen {

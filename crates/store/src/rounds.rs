@@ -74,6 +74,9 @@ fn eligible() -> String {
 const COLUMNS: &str =
     "r.id, r.start_time, r.end_time, r.scan_interval, r.first_packet_id, r.last_packet_id";
 
+/// Rounds (by id) before a round that [`Db::process_owner`] looks back through.
+pub const OWNER_LOOKBACK: i64 = 30;
+
 impl Db {
     /// The batch: eligible rounds no evaluation has seen, in time order.
     pub fn unevaluated_rounds(&self) -> Result<Vec<RoundInfo>, Error> {
@@ -87,6 +90,21 @@ impl Db {
     /// Every eligible round, evaluated or not, in time order (the cold start's history).
     pub fn history_rounds(&self) -> Result<Vec<RoundInfo>, Error> {
         self.rounds_where("ORDER BY r.start_time, r.id", [])
+    }
+
+    /// The names of processes the scanner saw owning sockets in rounds that started in
+    /// `[from, until)` (µs): what a model from before programs were tracked takes as
+    /// known.
+    pub fn socket_processes(&self, from: i64, until: i64) -> Result<Vec<String>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT rp.process FROM rounds r JOIN rounds_ports rp ON rp.round_id = r.id \
+             WHERE r.start_time >= ?1 AND r.start_time < ?2 AND rp.process IS NOT NULL",
+        )?;
+        let rows = st.query_map(
+            params![time::format_micros(from), time::format_micros(until)],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
     /// Up to `n` eligible rounds that started before `before` (context for a batch's
@@ -163,7 +181,9 @@ impl Db {
 
     /// A local process's identity in a round, from its sockets as the scanner saw
     /// them: the pid (`pid`, when the capture attributed one) else any of that name,
-    /// with its executable and user. None when no socket of it was sampled.
+    /// with its executable and user; from the latest of the [`OWNER_LOOKBACK`] rounds
+    /// before when none of its sockets was sampled in this one (a call home that lasts
+    /// a second falls between samples more often than not). None when none was.
     pub fn process_owner(
         &self,
         round_id: i64,
@@ -172,11 +192,11 @@ impl Db {
     ) -> Result<Option<SocketOwner>, Error> {
         let mut st = self.conn.prepare_cached(
             "SELECT pid, process, exe, uid FROM rounds_ports \
-              WHERE round_id = ?1 AND process = ?2 \
-              ORDER BY pid IS NOT ?3, exe IS NULL LIMIT 1",
+              WHERE round_id BETWEEN ?1 - ?4 AND ?1 AND process = ?2 \
+              ORDER BY pid IS NOT ?3, round_id = ?1 DESC, exe IS NULL, round_id DESC LIMIT 1",
         )?;
         Ok(st
-            .query_row(params![round_id, process, pid], owner_row)
+            .query_row(params![round_id, process, pid, OWNER_LOOKBACK], owner_row)
             .optional()?)
     }
 

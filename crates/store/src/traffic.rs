@@ -115,6 +115,24 @@ pub struct NameQueries {
     pub queries: i64,
 }
 
+/// Packets of one local process between two endpoints, as stored (either end may be
+/// the host's: the caller knows which addresses are local).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessFlow {
+    pub src: Option<String>,
+    pub sport: Option<i64>,
+    pub dst: Option<String>,
+    pub dport: Option<i64>,
+    /// Packets.
+    pub packets: i64,
+    /// Bytes on the wire.
+    pub bytes: i64,
+    /// A TLS or QUIC server name seen on the flow.
+    pub server_name: Option<String>,
+    /// The process's pid on the flow (the highest, if it changed).
+    pub pid: Option<i64>,
+}
+
 impl PacketSpan {
     /// Every packet of a round's rowid range.
     pub fn whole(first_id: i64, last_id: i64) -> PacketSpan {
@@ -236,6 +254,39 @@ impl Db {
                 name: row.get(0)?,
                 process: row.get(1)?,
                 queries: row.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The busiest endpoint pairs of one local process in a span: what a new program
+    /// talked to.
+    pub fn process_flows(
+        &self,
+        s: &PacketSpan,
+        process: &str,
+        limit: usize,
+    ) -> Result<Vec<ProcessFlow>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT src_addr, port_id, dst_addr, dest_port, count(*) AS c, sum(length), \
+                    max(server_name), max(pid) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND process = ?6 \
+             GROUP BY src_addr, port_id, dst_addr, dest_port ORDER BY c DESC LIMIT ?5",
+        )?;
+        let (a, b, c, d, e) = span_params(s, limit);
+        let mut rows = st.query(rusqlite::params![a, b, c, d, e, process])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(ProcessFlow {
+                src: row.get(0)?,
+                sport: row.get(1)?,
+                dst: row.get(2)?,
+                dport: row.get(3)?,
+                packets: row.get(4)?,
+                bytes: row.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                server_name: row.get(6)?,
+                pid: row.get(7)?,
             });
         }
         Ok(out)

@@ -5,7 +5,9 @@
 //!
 //! The group of features with the largest share of the round's worst step decides
 //! where to look; new listeners are named whatever the group, because a port that
-//! starts listening is always worth a line.
+//! starts listening is always worth a line. A program never seen on the network is
+//! named in every round it talks, anomalous or not ([`new_program`]): one short call a
+//! minute home moves no feature, yet it is the first thing an operator wants to know.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -47,6 +49,9 @@ pub enum Kind {
     RemoteSource,
     /// A local process as the source of unusual traffic.
     LocalProcess,
+    /// A program the model never saw on the network (sockets or traffic, listening on
+    /// nothing), in any round it talks.
+    NewProgram,
     /// Unusual DNS: a registered domain.
     Dns,
     /// A group of features, when no actor stands out.
@@ -63,20 +68,24 @@ impl Kind {
             Kind::VanishedListener => "vanished_listener",
             Kind::RemoteSource => "remote_source",
             Kind::LocalProcess => "local_process",
+            Kind::NewProgram => "new_program",
             Kind::Dns => "dns",
             Kind::Features => "features",
             Kind::Sustained => "sustained",
         }
     }
 
-    /// The feature groups whose later echoes belong to an incident of this kind:
-    /// only features that remember (the scan breadth holds ten minutes of probes)
-    /// echo, so only a scanner's or a sender's incident has them. A new listener's
-    /// later rounds are its own by presence, and a group-only cause beside an open
-    /// listener incident is something else (a service going down, a flood).
+    /// The feature groups whose later echoes belong to an incident of this kind: the
+    /// scan breadth holds ten minutes of probes, and a scan or a flood leaves half-open
+    /// and TIME_WAIT sockets behind it; a service gone keeps its listening sockets
+    /// missing. A new listener's later rounds are its own by presence, and a group-only
+    /// cause beside an open new listener is something else (a flood at it).
     pub fn echoes(self) -> &'static [&'static str] {
         match self {
-            Kind::RemoteSource | Kind::LocalProcess => &["scan"],
+            Kind::RemoteSource | Kind::LocalProcess | Kind::NewProgram => &["scan", "sockets"],
+            // The listening sockets of a service gone move the socket features for as
+            // long as it is gone.
+            Kind::VanishedListener => &["sockets"],
             _ => &[],
         }
     }
@@ -459,8 +468,13 @@ fn local_process(
         .process
         .clone()
         .unwrap_or_else(|| format!("unattributed {}", s.addr));
+    // A program never seen before is that program's incident, whatever it does.
+    let kind = match &s.process {
+        Some(p) if !v.seen.has_program(p) => Kind::NewProgram,
+        _ => Kind::LocalProcess,
+    };
     let mut c = Cause {
-        kind: Kind::LocalProcess,
+        kind,
         key: name.clone(),
         subject: match &s.process {
             Some(p) => Subject::Process(p.clone()),
@@ -480,10 +494,103 @@ fn local_process(
             "last": format_micros(s.last),
         }),
     };
+    if kind == Kind::NewProgram
+        && let Some(p) = &s.process
+    {
+        // Named as the program it is, with its peers; a scan keeps its figures.
+        let mut np = new_program(db, v.round, p, v.local)?;
+        if group == "scan"
+            && let (serde_json::Value::Object(to), serde_json::Value::Object(from)) =
+                (&mut np.details, &c.details)
+        {
+            for k in ["activity", "network", "destinations", "ports"] {
+                if let Some(x) = from.get(k) {
+                    to.insert(k.into(), x.clone());
+                }
+            }
+        }
+        np.group = group;
+        return Ok(np);
+    }
     if let Some(o) = owner {
         add_identity(&mut c.details, &o);
     }
     Ok(c)
+}
+
+/// How many of a new program's peers its details list.
+const PROGRAM_PEERS: usize = 5;
+
+/// A program the model never saw on the network, as it talked in `round`: its identity
+/// (from its sockets, where the scanner saw them) and its peers (remote address, port,
+/// server name) with packets and bytes.
+pub fn new_program(
+    db: &Db,
+    round: &RoundInfo,
+    process: &str,
+    local: &HashSet<u64>,
+) -> Result<Cause> {
+    #[derive(Default)]
+    struct Peer {
+        packets: i64,
+        bytes: i64,
+        server_name: Option<String>,
+    }
+    let mut peers: BTreeMap<(String, i64), Peer> = BTreeMap::new();
+    let (mut packets, mut bytes, mut pid) = (0, 0, None);
+    if let Some((a, b)) = round.packet_range() {
+        for f in db.process_flows(&PacketSpan::whole(a, b), process, 200)? {
+            packets += f.packets;
+            bytes += f.bytes;
+            pid = pid.or(f.pid);
+            // The remote end is the one that is not the host's.
+            let src_local = f.src.as_deref().is_some_and(|a| is_local(local, a));
+            let (addr, port) = if src_local {
+                (f.dst, f.dport)
+            } else {
+                (f.src, f.sport)
+            };
+            let p = peers
+                .entry((addr.unwrap_or_default(), port.unwrap_or(0)))
+                .or_default();
+            p.packets += f.packets;
+            p.bytes += f.bytes;
+            if p.server_name.is_none() {
+                p.server_name = f.server_name;
+            }
+        }
+    }
+    let owner = db.process_owner(round.id, process, pid)?;
+    let pid = pid.or_else(|| owner.as_ref().and_then(|o| o.pid));
+    let mut ranked: Vec<((String, i64), Peer)> = peers.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then_with(|| a.0.cmp(&b.0)));
+    let mut details = json!({
+        "activity": "new program",
+        "process": process,
+        "pid": pid,
+        "destinations": ranked.len(),
+        "packets": packets,
+        "bytes": bytes,
+        "peers": ranked.iter().take(PROGRAM_PEERS).map(|((addr, port), p)| json!({
+            "address": addr,
+            "port": port,
+            "server_name": p.server_name,
+            "packets": p.packets,
+            "bytes": p.bytes,
+        })).collect::<Vec<_>>(),
+        "first": format_micros(round.start),
+        "last": format_micros(round.end),
+    });
+    if let Some(o) = owner {
+        add_identity(&mut details, &o);
+    }
+    Ok(Cause {
+        kind: Kind::NewProgram,
+        key: process.to_string(),
+        subject: Subject::Process(process.to_string()),
+        group: "traffic",
+        details,
+    })
 }
 
 /// The registered domain with the most names the model has not seen (else the most

@@ -56,26 +56,25 @@ pub fn summarize(i: &Incident) -> String {
         }
         "local_process" => {
             let who = format!("{}{}", i.cause, identity(d));
-            match s("activity").as_deref() {
-                Some("scan of other hosts") => match s("network") {
-                    Some(net) => format!(
-                        "{who} swept {} hosts of {net} ({} ports)",
-                        n("destinations"),
-                        n("ports")
-                    ),
-                    None => format!(
-                        "{who} scanned {} ports on {} hosts",
-                        n("ports"),
-                        n("destinations")
-                    ),
-                },
-                _ => format!(
+            scan_of_hosts(&who, d).unwrap_or_else(|| {
+                format!(
                     "{who} sent {} in {} packets to {} destinations",
                     bytes(n("bytes")),
                     n("packets"),
                     n("destinations")
+                )
+            })
+        }
+        "new_program" => {
+            let who = format!("new program {}{}", i.cause, identity(d));
+            scan_of_hosts(&who, d).unwrap_or_else(|| match n("packets") {
+                0 => format!("{who} on the network: sockets, no traffic attributed"),
+                p => format!(
+                    "{who} on the network: {} in {p} packets to {}",
+                    bytes(n("bytes")),
+                    peers(d, n("destinations"))
                 ),
-            }
+            })
         }
         "dns" => {
             let by = s("process").map(|p| format!(" by {p}")).unwrap_or_default();
@@ -99,7 +98,66 @@ pub fn summarize(i: &Incident) -> String {
             format!("unusual {}{top}", i.cause)
         }
     };
-    format!("{body}; {span}{peak}")
+    let programs: Vec<&str> = d
+        .get("new_programs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let with = match programs.as_slice() {
+        [] => String::new(),
+        [one] => format!(", with new program {one}"),
+        many => format!(", with new programs {}", many.join(", ")),
+    };
+    format!("{body}{with}; {span}{peak}")
+}
+
+/// A local process scanning other hosts: a sweep of one network, or many ports.
+fn scan_of_hosts(who: &str, d: &Value) -> Option<String> {
+    if d.get("activity").and_then(Value::as_str) != Some("scan of other hosts") {
+        return None;
+    }
+    let n = |k: &str| d.get(k).and_then(Value::as_i64).unwrap_or(0);
+    Some(match d.get("network").and_then(Value::as_str) {
+        Some(net) => format!(
+            "{who} swept {} hosts of {net} ({} ports)",
+            n("destinations"),
+            n("ports")
+        ),
+        None => format!(
+            "{who} scanned {} ports on {} hosts",
+            n("ports"),
+            n("destinations")
+        ),
+    })
+}
+
+/// `x1.example (203.0.113.7:443) and 2 more`: a new program's busiest peer, by server
+/// name where one was seen.
+fn peers(d: &Value, destinations: i64) -> String {
+    let Some(p) = d
+        .get("peers")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    else {
+        return match destinations {
+            1 => "1 destination".into(),
+            n => format!("{n} destinations"),
+        };
+    };
+    let addr = p.get("address").and_then(Value::as_str).unwrap_or("?");
+    let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+    let endpoint = match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(_)) => format!("[{addr}]:{port}"),
+        _ => format!("{addr}:{port}"),
+    };
+    let first = match p.get("server_name").and_then(Value::as_str) {
+        Some(name) => format!("{name} ({endpoint})"),
+        None => endpoint,
+    };
+    match destinations - 1 {
+        more if more > 0 => format!("{first} and {more} more"),
+        _ => first,
+    }
 }
 
 /// ` (pid 4242, /dev/shm/.x, user www-data)`: what identifies a local process beyond
@@ -233,6 +291,61 @@ mod tests {
             json!({"pid": 77, "bytes": 52_000_000, "packets": 40_000, "destinations": 1}),
         );
         assert!(summarize(&p).starts_with("curl (pid 77) sent 52.0 MB in 40000 packets"));
+        let beacon = incident(
+            "new_program",
+            "kworker-upd",
+            json!({"activity": "new program", "pid": 23456, "exe": "/dev/shm/.kworker-upd",
+                   "user": "www-data", "bytes": 5400, "packets": 18, "destinations": 2,
+                   "peers": [{"address": "198.51.100.7", "port": 443,
+                              "server_name": "q8x0k2m1.xyz", "packets": 16, "bytes": 5000}]}),
+        );
+        assert!(
+            summarize(&beacon).starts_with(
+                "new program kworker-upd (pid 23456, /dev/shm/.kworker-upd, user www-data) \
+                 on the network: 5.4 kB in 18 packets to q8x0k2m1.xyz (198.51.100.7:443) \
+                 and 1 more; "
+            ),
+            "{}",
+            summarize(&beacon)
+        );
+        let nmap = incident(
+            "new_program",
+            "nmap",
+            json!({"activity": "scan of other hosts", "network": "10.0.5.0/24",
+                   "destinations": 254, "ports": 3}),
+        );
+        assert!(
+            summarize(&nmap)
+                .starts_with("new program nmap swept 254 hosts of 10.0.5.0/24 (3 ports); ")
+        );
+        let v6 = json!({"peers": [{"address": "2001:db8::1", "port": 443}]});
+        assert_eq!(peers(&v6, 1), "[2001:db8::1]:443");
+        assert_eq!(peers(&json!({}), 3), "3 destinations");
+        let tunnel = incident(
+            "dns",
+            "updates-cloud.com",
+            json!({"queries": 3924, "new_names": 543, "new_programs": ["iodine"]}),
+        );
+        assert!(
+            summarize(&tunnel).starts_with(
+                "DNS: 3924 queries under updates-cloud.com, 543 names never seen, \
+                 with new program iodine; "
+            ),
+            "{}",
+            summarize(&tunnel)
+        );
+        let quiet = incident(
+            "new_program",
+            "iodine",
+            json!({"activity": "new program", "pid": 4040, "packets": 0, "bytes": 0}),
+        );
+        assert!(
+            summarize(&quiet).starts_with(
+                "new program iodine (pid 4040) on the network: sockets, no traffic attributed; "
+            ),
+            "{}",
+            summarize(&quiet)
+        );
         assert_eq!(bytes(812), "812 B");
         assert_eq!(bytes(1_200_000_000), "1.2 GB");
     }

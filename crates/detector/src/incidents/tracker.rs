@@ -61,7 +61,8 @@ pub struct Observation<'a> {
     pub score: Option<f32>,
     pub threshold: f32,
     pub anomalous: bool,
-    /// The round's causes (empty unless anomalous).
+    /// The round's causes: those of an anomalous round, and in any round the new
+    /// programs that talked in it.
     pub causes: Vec<Cause>,
     /// Ports listening in the round (`port_key`s).
     pub listening: &'a [u32],
@@ -160,23 +161,23 @@ impl Tracker {
             .cloned()
             .collect();
         let suppressed = o.anomalous && !o.causes.is_empty() && live.is_empty();
-        if o.anomalous {
-            for c in live {
-                if c.kind == Kind::Features
-                    && let Some(t) = self.echo_target(c.group, o.round)
-                {
-                    self.link(t, o.round.id, o.score);
-                    continue;
-                }
-                let t = match self.active(c.kind, &c.key) {
-                    Some(t) => {
-                        self.extend(t, &o, &c.details);
-                        t
-                    }
-                    None => self.open(&o, &c),
-                };
-                touched.insert(t);
+        // A round that is not anomalous brings only causes found by presence (a new
+        // program talking), which count as much as any.
+        for c in live {
+            if c.kind == Kind::Features
+                && let Some(t) = self.echo_target(c.group, o.round)
+            {
+                self.link(t, o.round.id, o.score);
+                continue;
             }
+            let t = match self.active(c.kind, &c.key).or_else(|| self.naming(&c)) {
+                Some(t) => {
+                    self.extend(t, &o, &c.details);
+                    t
+                }
+                None => self.open(&o, &c),
+            };
+            touched.insert(t);
         }
         // A new listener is present while its port listens; a vanished one while its
         // port does not.
@@ -225,6 +226,26 @@ impl Tracker {
         (writes, events)
     }
 
+    /// For a new program: the active incident of another kind that names it — as its
+    /// process (a DNS tunnel's queries attributed to it), or among its
+    /// `new_programs` (one without traffic of its own, in the tunnel's rounds). Its
+    /// later rounds are that incident's, not a second one.
+    fn naming(&self, c: &Cause) -> Option<usize> {
+        if c.kind != Kind::NewProgram {
+            return None;
+        }
+        let key = Some(c.key.as_str());
+        self.tracked.iter().position(|t| {
+            let d = &t.inc.details;
+            t.inc.status.is_active()
+                && t.inc.kind != Kind::NewProgram.as_str()
+                && (d.get("process").and_then(Value::as_str) == key
+                    || d.get("new_programs")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.iter().any(|p| p.as_str() == key)))
+        })
+    }
+
     fn active(&self, kind: Kind, key: &str) -> Option<usize> {
         self.tracked.iter().position(|t| {
             t.inc.status.is_active() && t.inc.kind == kind.as_str() && t.inc.cause == key
@@ -240,8 +261,10 @@ impl Tracker {
             .filter(|(_, t)| {
                 let kind_explains = [
                     Kind::NewListener,
+                    Kind::VanishedListener,
                     Kind::RemoteSource,
                     Kind::LocalProcess,
+                    Kind::NewProgram,
                     Kind::Dns,
                 ]
                 .iter()
@@ -407,7 +430,7 @@ fn merge(into: &mut Value, new: &Value) {
                 let m = x.as_i64().unwrap_or(0).max(y.as_i64().unwrap_or(0));
                 a.insert(k.clone(), json!(m));
             }
-            ("addresses" | "examples", Some(Value::Array(x)), Value::Array(y)) => {
+            ("addresses" | "examples" | "new_programs", Some(Value::Array(x)), Value::Array(y)) => {
                 for item in y {
                     if x.len() < 10 && !x.contains(item) {
                         x.push(item.clone());
@@ -556,6 +579,80 @@ mod tests {
             "echo rounds are linked"
         );
         assert!(!writes.iter().any(|w| w.incident.kind == "features"));
+    }
+
+    fn program(name: &str) -> Cause {
+        cause(
+            Kind::NewProgram,
+            name,
+            "traffic",
+            Subject::Process(name.into()),
+        )
+    }
+
+    #[test]
+    fn a_new_program_is_one_incident_in_rounds_no_score_flags() {
+        let mut t = tracker();
+        // A beacon: one call most minutes for an hour, a minute skipped now and then;
+        // no round scores over the threshold.
+        let normal = run(&mut t, 0..80, |i| {
+            let calls = (10..70).contains(&i) && i % 7 != 5;
+            (
+                false,
+                if calls {
+                    vec![program("kworker-upd")]
+                } else {
+                    vec![]
+                },
+                vec![],
+            )
+        });
+        assert!(
+            normal.iter().all(|n| !n),
+            "nothing anomalous was made normal"
+        );
+        let (writes, events) = t.finish();
+        assert_eq!(writes.len(), 1, "{writes:#?}");
+        let inc = &writes[0].incident;
+        assert_eq!(inc.kind, "new_program");
+        assert_eq!((inc.first_round_id, inc.last_round_id), (10, 69));
+        assert_eq!(inc.status, IncidentStatus::Closed);
+        assert_eq!(events[0], vec![EventKind::Opened, EventKind::Closed]);
+        assert!(
+            inc.summary.starts_with("new program kworker-upd"),
+            "{}",
+            inc.summary
+        );
+    }
+
+    #[test]
+    fn a_new_program_another_incident_names_is_that_incident() {
+        for named in [
+            json!({"queries": 400, "new_names": 300, "process": "iodine"}),
+            json!({"queries": 400, "new_names": 300, "new_programs": ["iodine"]}),
+        ] {
+            let mut t = tracker();
+            let mut tunnel = cause(Kind::Dns, "evil.example", "dns", Subject::None);
+            tunnel.details = named;
+            run(&mut t, 0..20, |i| match i {
+                0..=9 => (true, vec![tunnel.clone(), program("iodine")], vec![]),
+                // Its socket outlives the queries by a round.
+                10 => (false, vec![program("iodine")], vec![]),
+                _ => (false, vec![], vec![]),
+            });
+            let (writes, _) = t.finish();
+            assert_eq!(writes.len(), 1, "{writes:#?}");
+            assert_eq!(writes[0].incident.kind, "dns");
+            assert_eq!(writes[0].incident.last_round_id, 10);
+        }
+        // Another program is its own incident beside it.
+        let mut t = tracker();
+        let mut tunnel = cause(Kind::Dns, "evil.example", "dns", Subject::None);
+        tunnel.details = json!({"new_programs": ["iodine"]});
+        run(&mut t, 0..3, |_| {
+            (true, vec![tunnel.clone(), program("curl")], vec![])
+        });
+        assert_eq!(t.finish().0.len(), 2);
     }
 
     #[test]

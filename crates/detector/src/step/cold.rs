@@ -55,6 +55,11 @@ pub(super) fn cold_start(
         .map_or_else(|| opts.config.clone(), |p| p.config.clone());
     let mut seen = seed_seen(db, &history)?;
     let l = load_rounds(db, history, spacing, &mut seen)?;
+    // Every program that talked in the history is known: a daily job of the first day
+    // exists as much as its first hour's.
+    for keys in &l.keys {
+        seen.add_programs(&keys.programs);
+    }
     let split = split_history(&l);
     let scaler = Scaler::fit(
         split

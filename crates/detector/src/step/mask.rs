@@ -2,10 +2,11 @@
 //! incident's actor left out — the new listener's sockets and packets, the remote
 //! network's packets, the domain's queries — so the daily cycle keeps being learnt
 //! without the incident being learnt. An incident that names no actor (a group of
-//! features, a sustained shift) cannot be left out, and neither can a local process:
-//! the busiest one is usually the host's own main service, and learning the host
-//! without it would teach the model an empty host. Their rounds wait until someone
-//! accepts the incident.
+//! features, a sustained shift) cannot be left out, and neither can a known local
+//! process: the busiest one is usually the host's own main service, and learning the
+//! host without it would teach the model an empty host. Their rounds wait until someone
+//! accepts the incident. A program never seen before is no such service: its sockets
+//! and packets are left out.
 
 use std::net::IpAddr;
 
@@ -16,9 +17,17 @@ use crate::incidents::rules::mask as net_mask;
 /// One actor to leave out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Actor {
-    Listener { tcp: bool, port: u16 },
-    Network { net: IpAddr, prefix: u8 },
+    Listener {
+        tcp: bool,
+        port: u16,
+    },
+    Network {
+        net: IpAddr,
+        prefix: u8,
+    },
     Domain(String),
+    /// A new program: its sockets and its packets, by process name.
+    Program(String),
 }
 
 impl Actor {
@@ -40,6 +49,7 @@ impl Actor {
                 })
             }
             "dns" => Some(Actor::Domain(cause.to_ascii_lowercase())),
+            "new_program" => Some(Actor::Program(cause.to_string())),
             _ => None,
         }
     }
@@ -54,6 +64,7 @@ impl Mask {
     pub(super) fn keeps_socket(&self, s: &SockRow) -> bool {
         !self.0.iter().any(|a| match a {
             Actor::Listener { tcp, port } => s.tcp == *tcp && s.port == *port,
+            Actor::Program(p) => s.process.as_deref() == Some(p.as_str()),
             _ => false,
         })
     }
@@ -75,6 +86,7 @@ impl Mask {
                 let q = q.trim_end_matches('.').to_ascii_lowercase();
                 q == *d || q.ends_with(&format!(".{d}"))
             }),
+            Actor::Program(name) => p.process == Some(name.as_str()),
         })
     }
 }
@@ -140,5 +152,16 @@ mod tests {
         assert_eq!(Actor::of("features", "scan"), None);
         assert_eq!(Actor::of("sustained", "scores"), None);
         assert_eq!(Actor::of("local_process", "nginx"), None, "never masked");
+        let beacon = Mask(vec![Actor::of("new_program", "kworker-upd").unwrap()]);
+        let mut p = pkt("10.0.0.1", "198.51.100.7", 41000, 443, None);
+        assert!(beacon.keeps_packet(&p), "unattributed");
+        p.process = Some("kworker-upd");
+        assert!(!beacon.keeps_packet(&p));
+        p.process = Some("nginx");
+        assert!(beacon.keeps_packet(&p));
+        let mut s = sock(41000, true, Some("kworker-upd"));
+        s.state = "ESTABLISHED".into();
+        assert!(!beacon.keeps_socket(&s));
+        assert!(beacon.keeps_socket(&sock(80, true, Some("nginx"))));
     }
 }

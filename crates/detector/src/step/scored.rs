@@ -3,7 +3,7 @@
 //! the last one (and those of incidents accepted meanwhile) with replay, and keep the
 //! update only if held-out normal loss did not rise.
 
-use portwatch_features::{SCAN_HORIZON, feature_names};
+use portwatch_features::{RoundKeys, SCAN_HORIZON, feature_names};
 use portwatch_model::Autoencoder;
 use portwatch_model::inference;
 use portwatch_model::persistence::{ModelDir, SIDECAR, Sidecar};
@@ -33,6 +33,9 @@ use super::{
 };
 use crate::{Error, Result};
 
+/// How far back a model from before programs were tracked learns them from.
+const PROGRAM_SEED: i64 = 24 * 3600 * portwatch_features::SECOND;
+
 pub(super) fn scored_step(
     db: &mut Db,
     dir: &ModelDir,
@@ -49,6 +52,14 @@ pub(super) fn scored_step(
             reason: "a trained model without a threshold".into(),
         })
     })?;
+    if sc.seen.programs.is_none()
+        && let Some(first) = batch.first()
+    {
+        // A model saved before programs were tracked: the programs of the last day's
+        // sockets are known, so an upgrade does not announce every client at once.
+        let known = db.socket_processes(first.start - PROGRAM_SEED, first.start)?;
+        sc.seen.add_programs(&known);
+    }
     let (l, n_ctx) = load_with_context(db, &sc, &batch)?;
     let valid = model.valid();
     let (series, owner) = series_of(&l, &l.segments, &sc.scaler);
@@ -170,8 +181,20 @@ pub(super) fn scored_step(
             for (keys, _) in l.keys.iter().zip(&v.trainable).filter(|(_, t)| **t) {
                 sc.seen.add_keys(keys);
             }
-            for keys in pending.iter().flat_map(|p| &p.loaded.keys) {
-                sc.seen.add_keys(keys);
+            // A program becomes known from rounds no open incident touched (or by
+            // accept): a round learnt with a scanner left out may hold a beacon that
+            // talked in it too.
+            if let Some(p) = &pending {
+                for (r, keys) in p.loaded.rounds.iter().zip(&p.loaded.keys) {
+                    if p.masked.contains(&r.id) {
+                        sc.seen.add_keys(&RoundKeys {
+                            programs: Vec::new(),
+                            ..keys.clone()
+                        });
+                    } else {
+                        sc.seen.add_keys(keys);
+                    }
+                }
             }
             let mut rng =
                 ChaCha8Rng::seed_from_u64(cfg.seed ^ sc.model_version.wrapping_mul(0x9e37));

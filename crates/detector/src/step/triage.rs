@@ -1,5 +1,6 @@
-//! From verdicts to incidents: the causes of each anomalous round of the batch, the
-//! incidents they open, extend or close, and what that means for training.
+//! From verdicts to incidents: the causes of each anomalous round of the batch (and the
+//! new programs of every round), the incidents they open, extend or close, and what
+//! that means for training.
 
 use std::collections::HashMap;
 
@@ -132,6 +133,38 @@ pub(super) fn triage_rounds(
             )?,
             _ => Vec::new(),
         };
+        // A program never seen on the network is named in every round it talks in. One
+        // with sockets but no traffic of its own (its queries go through the local
+        // resolver, as a DNS tunnel's do) in a round another actor explains is part
+        // of that actor's incident.
+        let explained = causes
+            .iter()
+            .any(|c| !matches!(c.kind, Kind::Features | Kind::Sustained | Kind::NewProgram));
+        let mut silent = Vec::new();
+        for p in l.keys[i].programs.iter().filter(|p| !seen.has_program(p)) {
+            if causes
+                .iter()
+                .any(|c| c.kind == Kind::NewProgram && c.key == *p)
+            {
+                continue;
+            }
+            let c = cause::new_program(db, r, p, &l.local_addrs)?;
+            if explained && c.details["packets"].as_i64() == Some(0) {
+                silent.push(p.clone());
+            } else {
+                causes.push(c);
+            }
+        }
+        if !silent.is_empty() {
+            for c in causes
+                .iter_mut()
+                .filter(|c| !matches!(c.kind, Kind::Features | Kind::Sustained | Kind::NewProgram))
+            {
+                if let serde_json::Value::Object(m) = &mut c.details {
+                    m.insert("new_programs".into(), serde_json::json!(silent));
+                }
+            }
+        }
         if shifted {
             // A lasting shift that no actor explains is one incident, whatever features
             // lead from round to round.
@@ -174,8 +207,15 @@ pub(super) fn triage_rounds(
         .filter(|w| w.incident.status != IncidentStatus::Accepted)
     {
         let actor = Actor::of(&w.incident.kind, &w.incident.cause).is_some();
-        for (round, _) in &w.rounds {
-            if let Some(&i) = index.get(round) {
+        // An incident covers the rounds between its first and last in the batch too:
+        // a beacon that skipped a minute is still going on in it.
+        let at: Vec<usize> = w
+            .rounds
+            .iter()
+            .filter_map(|(r, _)| index.get(r).copied())
+            .collect();
+        if let (Some(&lo), Some(&hi)) = (at.iter().min(), at.iter().max()) {
+            for i in lo..=hi {
                 triage[i].held = true;
                 unmaskable[i] |= !actor;
             }
