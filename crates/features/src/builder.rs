@@ -119,20 +119,7 @@ impl RoundBuilder {
             ports: round_ports(&listeners.per_step),
             ..RoundKeys::default()
         };
-        let (mut programs, mut listening_programs) = (HashSet::new(), HashSet::new());
-        for s in socks {
-            if let Some(p) = &s.process {
-                let set = if is_listen(s) {
-                    &mut listening_programs
-                } else {
-                    &mut programs
-                };
-                if !set.contains(p) {
-                    set.insert(p.clone());
-                }
-            }
-        }
-        RoundBuilder {
+        let mut b = RoundBuilder {
             round_id,
             end: end.max(start),
             local: host_ports(socks, &step_ts),
@@ -146,8 +133,49 @@ impl RoundBuilder {
             traffic: vec![TrafficAcc::default(); n],
             probes: Vec::new(),
             keys,
-            programs,
-            listening_programs,
+            programs: HashSet::new(),
+            listening_programs: HashSet::new(),
+        };
+        b.note_programs(socks);
+        b
+    }
+
+    /// Takes socket rows left out of the features (an open incident's listener,
+    /// masked while it is scored) into the round's keys all the same: what listens
+    /// and which programs talk is presence, whatever is scored.
+    pub fn keep_keys_of(&mut self, socks: &[SockRow]) {
+        for s in socks {
+            if is_listen(s) {
+                self.keys.ports.push(port_key(s.tcp, s.port));
+            }
+        }
+        self.keys.ports.sort_unstable();
+        self.keys.ports.dedup();
+        self.note_programs(socks);
+    }
+
+    /// The processes of socket rows: those that listen, and the others.
+    fn note_programs(&mut self, socks: &[SockRow]) {
+        for s in socks {
+            if let Some(p) = &s.process {
+                let set = if is_listen(s) {
+                    &mut self.listening_programs
+                } else {
+                    &mut self.programs
+                };
+                if !set.contains(p) {
+                    set.insert(p.clone());
+                }
+            }
+        }
+    }
+
+    /// Takes the program of a packet left out of the features into the round's keys.
+    pub fn keep_program_of(&mut self, p: &PktRow<'_>) {
+        if let Some(process) = p.process
+            && !self.programs.contains(process)
+        {
+            self.programs.insert(process.to_string());
         }
     }
 
@@ -174,11 +202,7 @@ impl RoundBuilder {
         {
             self.traffic[i].add_query(name);
         }
-        if let Some(process) = p.process
-            && !self.programs.contains(process)
-        {
-            self.programs.insert(process.to_string());
-        }
+        self.keep_program_of(p);
     }
 
     /// Finishes the round: one [`Step`] per sample, the round's keys for [`Seen`], and
@@ -731,11 +755,29 @@ mod tests {
                 ..Default::default()
             });
         }
-        let (_, keys, _) = b.finish(&mut seen);
+        let (steps, keys, _) = b.finish(&mut seen);
         assert_eq!(
             keys.programs,
             vec!["curl".to_string(), "restic".to_string()]
         );
+        // What a mask left out of the features stays in the keys when asked to.
+        let mut masked = ten_seconds(&socks[..1], &mut Seen::default());
+        masked.keep_keys_of(&socks[1..]);
+        masked.keep_program_of(&PktRow {
+            ts: s,
+            protocols: "eth:ipv4:tcp",
+            process: Some("restic"),
+            ..Default::default()
+        });
+        let (masked_steps, masked_keys, _) = masked.finish(&mut Seen::default());
+        assert_eq!(masked_keys.programs, keys.programs);
+        assert_eq!(masked_keys.ports, keys.ports);
+        let estab = feature_names()
+            .iter()
+            .position(|n| n == "tcp_estab_wk")
+            .unwrap();
+        assert_eq!(steps[0].raw[estab], 1.0);
+        assert_eq!(masked_steps[0].raw[estab], 0.0, "but not in the features");
         assert!(seen.has_program("curl"), "untracked: nothing is new");
         seen.add_keys(&keys);
         assert!(seen.has_program("restic") && !seen.has_program("nmap"));

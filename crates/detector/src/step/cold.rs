@@ -155,7 +155,7 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
             .iter()
             .take_while(|r| r.start < first.start + SEEN_SEED)
         {
-            let (_, keys) = load_round(db, r, &mut scratch, &mut carry, None)?;
+            let (_, keys) = load_round(db, r, &mut scratch, &mut carry, None, false)?;
             seen.add_keys(&keys);
         }
     }

@@ -44,19 +44,23 @@ pub fn split_segments(rounds: &[RoundInfo], spacing: i64) -> Vec<Range<usize>> {
     out
 }
 
-/// Loads one round and turns it into steps, leaving out what `mask` names. `seen`
-/// advances as ports and names appear; `carry` holds what the previous round handed on
-/// and is replaced by this round's.
+/// Loads one round and turns it into steps, leaving out of its features what `mask`
+/// names — and out of its keys too, unless `keys_whole` (scoring with an open
+/// incident's actor left out: what listens and which programs talk is still
+/// presence). `seen` advances as ports and names appear; `carry` holds what the
+/// previous round handed on and is replaced by this round's.
 pub(super) fn load_round(
     db: &Db,
     info: &RoundInfo,
     seen: &mut Seen,
     carry: &mut Carry,
     mask: Option<&Mask>,
+    keys_whole: bool,
 ) -> Result<(Vec<Step>, RoundKeys)> {
     let mut socks = db.round_sockets(info.id)?;
+    let mut left_out = Vec::new();
     if let Some(m) = mask {
-        socks.retain(|s| m.keeps_socket(s));
+        (socks, left_out) = socks.into_iter().partition(|s| m.keeps_socket(s));
     }
     let mut b = RoundBuilder::new(
         info.id,
@@ -66,9 +70,14 @@ pub(super) fn load_round(
         seen,
         std::mem::take(carry),
     );
+    if keys_whole {
+        b.keep_keys_of(&left_out);
+    }
     db.for_each_packet(info, |p| {
         if mask.is_none_or(|m| m.keeps_packet(p)) {
             b.add_packet(p);
+        } else if keys_whole {
+            b.keep_program_of(p);
         }
     })?;
     let (steps, keys, next) = b.finish(seen);

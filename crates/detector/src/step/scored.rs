@@ -9,6 +9,7 @@ use portwatch_model::inference;
 use portwatch_model::persistence::{ModelDir, SIDECAR, Sidecar};
 use portwatch_model::training;
 use portwatch_store::Db;
+use portwatch_store::incidents::IncidentFilter;
 use portwatch_store::rounds::RoundInfo;
 use portwatch_store::time::now_micros;
 use portwatch_store::verdicts::{BatchStatus, Verdict};
@@ -21,8 +22,8 @@ use super::explain::explain;
 use super::mask::{Actor, Mask};
 use super::record::{Conclusion, record_and_save};
 use super::series::{
-    Loaded, cap_segments, load_rounds, load_rounds_masked, raw_segments, round_scores, runs_where,
-    series_of, series_of_raw, split_history, subsample,
+    Loaded, cap_segments, load_rounds_masked, raw_segments, round_scores, runs_where, series_of,
+    series_of_raw, split_history, subsample,
 };
 use super::sustained::sustained_rounds;
 use super::triage::triage_rounds;
@@ -60,7 +61,7 @@ pub(super) fn scored_step(
         let known = db.socket_processes(first.start - PROGRAM_SEED, first.start)?;
         sc.seen.add_programs(&known);
     }
-    let (l, n_ctx) = load_with_context(db, &sc, &batch)?;
+    let (l, n_ctx) = load_with_context(db, &sc, &batch, &presence_actors(db)?)?;
     let valid = model.valid();
     let (series, owner) = series_of(&l, &l.segments, &sc.scaler);
     let (alg, steps, is_model) = {
@@ -323,7 +324,7 @@ fn pending_rounds(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<Option<P
     }
     let masked: Vec<i64> = masks.keys().copied().collect();
     let mut seen = sc.seen.clone();
-    let loaded = load_rounds_masked(db, rounds, sc.round_spacing_us, &mut seen, &masks)?;
+    let loaded = load_rounds_masked(db, rounds, sc.round_spacing_us, &mut seen, &masks, false)?;
     let (train, hold) = if vetted {
         let split = split_history(&loaded);
         (split.train, split.holdout)
@@ -340,10 +341,34 @@ fn pending_rounds(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<Option<P
     }))
 }
 
+/// The actors of open incidents that are present by what a round holds, not by its
+/// score — a new listener, a new program. Rounds are scored with them left out, as
+/// their rounds are learnt: a service deployed an hour ago would otherwise dominate
+/// every round's score until it is accepted, and hide a second change behind it (a
+/// slow DNS tunnel started meanwhile). A remote source or a domain stays in: their
+/// incidents go on only while their rounds score high.
+fn presence_actors(db: &Db) -> Result<Vec<Actor>> {
+    let open = db.incidents(&IncidentFilter {
+        active_only: true,
+        since: None,
+    })?;
+    Ok(open
+        .iter()
+        .filter(|i| matches!(i.kind.as_str(), "new_listener" | "new_program"))
+        .filter_map(|i| Actor::of(&i.kind, &i.cause))
+        .collect())
+}
+
 /// Loads the batch after enough earlier rounds for the first windows and for the scan
-/// tracker's horizon, so the batch's first rounds get the same features as any other.
-/// Returns the loaded rounds and how many of them are context.
-fn load_with_context(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<(Loaded, usize)> {
+/// tracker's horizon, so the batch's first rounds get the same features as any other,
+/// with `left_out` (see [`presence_actors`]) out of their features but not of their
+/// keys. Returns the loaded rounds and how many of them are context.
+fn load_with_context(
+    db: &Db,
+    sc: &Sidecar,
+    batch: &[RoundInfo],
+    left_out: &[Actor],
+) -> Result<(Loaded, usize)> {
     let steps_per_round = (60.0 / sc.scan_interval.max(0.5)).round().max(1.0) as usize;
     let horizon_rounds = (SCAN_HORIZON as f64 / sc.round_spacing_us.max(1) as f64).ceil() as usize;
     let ctx_n = sc
@@ -359,7 +384,22 @@ fn load_with_context(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<(Load
     let n_ctx = rounds.len();
     rounds.extend(batch.iter().cloned());
     let mut working_seen = sc.seen.clone();
-    let l = load_rounds(db, rounds, sc.round_spacing_us, &mut working_seen)?;
+    let masks: HashMap<i64, Mask> = if left_out.is_empty() {
+        HashMap::new()
+    } else {
+        rounds
+            .iter()
+            .map(|r| (r.id, Mask(left_out.to_vec())))
+            .collect()
+    };
+    let l = load_rounds_masked(
+        db,
+        rounds,
+        sc.round_spacing_us,
+        &mut working_seen,
+        &masks,
+        true,
+    )?;
     Ok((l, n_ctx))
 }
 

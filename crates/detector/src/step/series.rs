@@ -35,22 +35,24 @@ pub(super) fn load_rounds(
     spacing: i64,
     seen: &mut Seen,
 ) -> Result<Loaded> {
-    load_rounds_masked(db, rounds, spacing, seen, &HashMap::new())
+    load_rounds_masked(db, rounds, spacing, seen, &HashMap::new(), false)
 }
 
-/// [`load_rounds`], leaving out of each round what its entry in `masks` names.
+/// [`load_rounds`], leaving out of each round what its entry in `masks` names (out of
+/// its keys too unless `keys_whole`: see [`load_round`]).
 pub(super) fn load_rounds_masked(
     db: &Db,
     rounds: Vec<RoundInfo>,
     spacing: i64,
     seen: &mut Seen,
     masks: &HashMap<i64, Mask>,
+    keys_whole: bool,
 ) -> Result<Loaded> {
     let mut steps = Vec::with_capacity(rounds.len());
     let mut keys = Vec::with_capacity(rounds.len());
     let mut carry = Carry::default();
     for r in &rounds {
-        let (s, k) = load_round(db, r, seen, &mut carry, masks.get(&r.id))?;
+        let (s, k) = load_round(db, r, seen, &mut carry, masks.get(&r.id), keys_whole)?;
         steps.push(s);
         keys.push(k);
     }
