@@ -20,8 +20,8 @@ use crate::input::{PktRow, SockRow};
 use crate::scan_tracker::ScanTracker;
 use crate::seen::{RoundKeys, Seen, port_key};
 use crate::spec::{
-    F_BUCKETS, F_DNS_NEW, F_NEW_LISTEN, F_PKTS, F_PROCESSES, F_SCAN_BREADTH, N_FEATURES, N_TIME,
-    PORT_CLASSES, SOCKET_STATES_TCP, port_class,
+    F_BUCKETS, F_DNS_NEW, F_NEW_LISTEN, F_PKTS, F_PROCESSES, F_SCAN_BREADTH, F_SYN_CLOSED,
+    N_FEATURES, N_TIME, PORT_CLASSES, SOCKET_STATES_TCP, port_class,
 };
 use crate::traffic::TrafficAcc;
 
@@ -54,6 +54,14 @@ pub struct Step {
     pub time: [f32; N_TIME],
     /// Ports and names behind "new" counts.
     pub evidence: Evidence,
+}
+
+impl Step {
+    /// Connection attempts from remote addresses to closed ports in this sample: the
+    /// probes themselves, where the scan breadth also remembers earlier ones.
+    pub fn closed_port_probes(&self) -> f32 {
+        self.raw.get(F_SYN_CLOSED).copied().unwrap_or(0.0)
+    }
 }
 
 /// What one round hands to the next: the host's addresses learnt from traffic, and

@@ -35,6 +35,12 @@ pub const SCAN_HOSTS: i64 = 20;
 pub const FLOOD_SYNS: i64 = 1000;
 pub const FLOOD_SOURCES: i64 = 100;
 
+/// The group of a `scan` cause in a round without a probe of its own: only the scan
+/// breadth's ten minutes of memory moved, so it is the echo of the scan before it.
+pub const SCAN_MEMORY: &str = "scan memory";
+/// The echo group of a sustained shift that no actor explains.
+pub const SHIFT: &str = "shift";
+
 /// Names never seen that make a domain the actor of a sustained shift.
 pub const SHIFT_NEW_NAMES: u64 = 10;
 
@@ -76,13 +82,18 @@ impl Kind {
     }
 
     /// The feature groups whose later echoes belong to an incident of this kind: the
-    /// scan breadth holds ten minutes of probes, and a scan or a flood leaves half-open
-    /// and TIME_WAIT sockets behind it; a service gone keeps its listening sockets
-    /// missing. A new listener's later rounds are its own by presence, and a group-only
-    /// cause beside an open new listener is something else (a flood at it).
+    /// scan breadth holds ten minutes of probes ([`SCAN_MEMORY`]), and a scan or a
+    /// flood leaves half-open and TIME_WAIT sockets behind it; a service gone keeps its
+    /// listening sockets missing; the evidence a sender's or a domain's rounds piled up
+    /// keeps a lasting-shift test up for a while ([`SHIFT`]). A new listener's later
+    /// rounds are its own by presence, and a group-only cause beside an open new
+    /// listener is something else (a flood at it).
     pub fn echoes(self) -> &'static [&'static str] {
         match self {
-            Kind::RemoteSource | Kind::LocalProcess | Kind::NewProgram => &["scan", "sockets"],
+            Kind::RemoteSource | Kind::LocalProcess | Kind::NewProgram => {
+                &["scan", SCAN_MEMORY, "sockets", SHIFT]
+            }
+            Kind::Dns => &[SHIFT],
             // The listening sockets of a service gone move the socket features for as
             // long as it is gone.
             Kind::VanishedListener => &["sockets"],

@@ -21,7 +21,7 @@ use portwatch_store::rounds::RoundInfo;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::cause::{Cause, Kind, Subject};
+use super::cause::{Cause, Kind, SCAN_MEMORY, SHIFT, Subject};
 use super::rules::Rule;
 use super::summary::summarize;
 
@@ -164,8 +164,13 @@ impl Tracker {
         // A round that is not anomalous brings only causes found by presence (a new
         // program talking), which count as much as any.
         for c in live {
-            if c.kind == Kind::Features
-                && let Some(t) = self.echo_target(c.group, o.round)
+            let echo = match c.kind {
+                Kind::Features => Some(c.group),
+                Kind::Sustained => Some(SHIFT),
+                _ => None,
+            };
+            if let Some(group) = echo
+                && let Some(t) = self.echo_target(group, o.round)
             {
                 self.link(t, o.round.id, o.score);
                 continue;
@@ -268,7 +273,11 @@ impl Tracker {
                     Kind::Dns,
                 ]
                 .iter()
-                .any(|k| k.as_str() == t.inc.kind && k.echoes().contains(&group));
+                .any(|k| k.as_str() == t.inc.kind && k.echoes().contains(&group))
+                    // A slow scan no source stands out in is its own group's incident.
+                    || (group == SCAN_MEMORY
+                        && t.inc.kind == Kind::Features.as_str()
+                        && t.inc.cause == "scan");
                 kind_explains
                     && t.inc.status != IncidentStatus::Accepted
                     && r.start - t.inc.end <= self.cfg.echo_window
@@ -623,6 +632,39 @@ mod tests {
             "{}",
             inc.summary
         );
+    }
+
+    #[test]
+    fn the_memory_of_a_slow_scan_and_a_shift_after_an_upload_are_echoes() {
+        let mut t = tracker();
+        let scan = cause(Kind::Features, "scan", "scan", Subject::None);
+        let memory = cause(Kind::Features, "scan", SCAN_MEMORY, Subject::None);
+        run(&mut t, 0..40, |i| match i {
+            // A slow scan no source stands out in, then ten minutes of its breadth.
+            5..=14 => (true, vec![scan.clone()], vec![]),
+            15..=24 => (true, vec![memory.clone()], vec![]),
+            _ => (false, vec![], vec![]),
+        });
+        let (writes, _) = t.finish();
+        assert_eq!(writes.len(), 1, "{writes:#?}");
+        assert_eq!(writes[0].incident.last_round_id, 14, "ends with the scan");
+
+        let mut t = tracker();
+        let mut shift = cause(Kind::Sustained, "scores", "traffic", Subject::None);
+        shift.details = json!({"what": "round scores well above their usual level"});
+        run(&mut t, 0..60, |i| match i {
+            5..=24 => (true, vec![program("curl")], vec![]),
+            // The lasting-shift test stays up a while after the upload…
+            25..=34 => (true, vec![shift.clone()], vec![]),
+            // …and a shift long after it is something else.
+            50..=54 => (true, vec![shift.clone()], vec![]),
+            _ => (false, vec![], vec![]),
+        });
+        let (writes, _) = t.finish();
+        let kinds: Vec<&str> = writes.iter().map(|w| w.incident.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["new_program", "sustained"], "{writes:#?}");
+        assert_eq!(writes[0].incident.last_round_id, 24);
+        assert_eq!(writes[1].incident.first_round_id, 50);
     }
 
     #[test]

@@ -133,6 +133,16 @@ pub(super) fn triage_rounds(
             )?,
             _ => Vec::new(),
         };
+        // A scan cause in a round without a probe of its own is the scan breadth's
+        // memory of one before it.
+        if !l.steps[i].iter().any(|s| s.closed_port_probes() > 0.0) {
+            for c in causes
+                .iter_mut()
+                .filter(|c| c.kind == Kind::Features && c.group == "scan")
+            {
+                c.group = cause::SCAN_MEMORY;
+            }
+        }
         // A program never seen on the network is named in every round it talks in. One
         // with sockets but no traffic of its own (its queries go through the local
         // resolver, as a DNS tunnel's do) in a round another actor explains is part
