@@ -20,8 +20,8 @@ use crate::input::{PktRow, SockRow};
 use crate::scan_tracker::ScanTracker;
 use crate::seen::{RoundKeys, Seen, port_key};
 use crate::spec::{
-    F_BUCKETS, F_DNS_NEW, F_NEW_LISTEN, F_PKTS, F_PROCESSES, F_SCAN_BREADTH, F_SYN_CLOSED,
-    N_FEATURES, N_TIME, PORT_CLASSES, SOCKET_STATES_TCP, port_class,
+    F_BUCKETS, F_DNS_NEW, F_NEW_LISTEN, F_PKTS, F_PROCESSES, F_SCAN_BREADTH, N_FEATURES, N_TIME,
+    PORT_CLASSES, SOCKET_STATES_TCP, port_class,
 };
 use crate::traffic::TrafficAcc;
 
@@ -39,6 +39,9 @@ pub struct Evidence {
     pub new_ports: Vec<(String, u16, Option<String>)>,
     /// DNS names first seen at this step (at most a few).
     pub new_names: Vec<String>,
+    /// The remote address with the widest scan breadth probed in this step: the scan
+    /// goes on (else the breadth only remembers an earlier one, or is 0).
+    pub scan_fresh: bool,
 }
 
 /// One time step: raw features (after log1p, before scaling) and calendar inputs.
@@ -56,14 +59,6 @@ pub struct Step {
     pub evidence: Evidence,
 }
 
-impl Step {
-    /// Connection attempts from remote addresses to closed ports in this sample: the
-    /// probes themselves, where the scan breadth also remembers earlier ones.
-    pub fn closed_port_probes(&self) -> f32 {
-        self.raw.get(F_SYN_CLOSED).copied().unwrap_or(0.0)
-    }
-}
-
 /// What one round hands to the next: the host's addresses learnt from traffic, and
 /// recent probes of closed ports.
 #[derive(Clone, Debug, Default)]
@@ -77,6 +72,8 @@ pub struct Carry {
 /// Builds the steps of one round from its socket samples and a stream of its packets.
 pub struct RoundBuilder {
     round_id: i64,
+    /// Start of the round (µs): where its first step's traffic interval begins.
+    start: i64,
     end: i64,
     step_ts: Vec<i64>,
     /// Socket features per step (the first [`F_PKTS`] values).
@@ -129,6 +126,7 @@ impl RoundBuilder {
         };
         let mut b = RoundBuilder {
             round_id,
+            start,
             end: end.max(start),
             local: host_ports(socks, &step_ts),
             step_ts,
@@ -226,12 +224,13 @@ impl RoundBuilder {
         let breadth = self.scan_breadth(&mut carry.scans);
         let mut names_round: BTreeSet<String> = BTreeSet::new();
         let mut steps: Vec<Step> = Vec::with_capacity(breadth.len());
-        for (i, breadth) in breadth.into_iter().enumerate() {
+        for (i, (breadth, fresh)) in breadth.into_iter().enumerate() {
             let mut v = std::mem::take(&mut self.sock[i]);
             v.resize(N_FEATURES, 0.0);
             self.traffic[i].write_features(&mut v);
             v[F_SCAN_BREADTH] = breadth as f64;
             let mut evidence = std::mem::take(&mut self.evidence[i]);
+            evidence.scan_fresh = fresh;
             v[F_DNS_NEW] = if self.is_merged_last(i) {
                 repeat_new_names(steps.last(), &mut evidence)
             } else {
@@ -380,11 +379,11 @@ impl RoundBuilder {
     /// Scan breadth per step: at the end of each step's traffic interval (the round's
     /// end for the merged last two), with this round's probes fed to `scans` in time
     /// order.
-    fn scan_breadth(&mut self, scans: &mut ScanTracker) -> Vec<usize> {
+    fn scan_breadth(&mut self, scans: &mut ScanTracker) -> Vec<(usize, bool)> {
         let n = self.step_ts.len();
         self.probes.sort_unstable_by_key(|p| p.0);
         let mut probes = self.probes.iter().peekable();
-        let mut breadth: Vec<usize> = Vec::with_capacity(n);
+        let mut breadth: Vec<(usize, bool)> = Vec::with_capacity(n);
         for i in 0..n {
             if self.is_merged_last(i) {
                 breadth.push(breadth[i - 1]);
@@ -403,7 +402,8 @@ impl RoundBuilder {
                 scans.record(remote, port, ts);
                 probes.next();
             }
-            breadth.push(scans.breadth_at(until));
+            let since = if i == 0 { self.start } else { self.step_ts[i] };
+            breadth.push((scans.breadth_at(until), scans.widest_probed_since(since)));
         }
         breadth
     }
@@ -845,6 +845,24 @@ mod tests {
             let (steps, _, c) = b.finish(&mut seen);
             carry = c;
             breadth.extend(steps.iter().map(|st| st.raw[col("scan_breadth")]));
+            let fresh = steps.iter().filter(|st| st.evidence.scan_fresh).count();
+            assert!(
+                fresh >= 5,
+                "a probe every other step: the scan goes on ({fresh})"
+            );
+        }
+        // Two quiet rounds: the breadth remembers the scan, which is over.
+        for round in 12..14i64 {
+            let t0 = round * 60 * s;
+            let rs = socks(t0);
+            let b = RoundBuilder::new(round, (t0, t0 + 55 * s), Some(5.0), &rs, &mut seen, carry);
+            let (steps, _, c) = b.finish(&mut seen);
+            carry = c;
+            assert!(steps[0].raw[col("scan_breadth")] > 0.0);
+            assert!(
+                steps.iter().all(|st| !st.evidence.scan_fresh),
+                "memory only"
+            );
         }
         assert_eq!(breadth[0], 1.0);
         assert_eq!(breadth[11], 6.0, "six probes in the first round");

@@ -51,6 +51,19 @@ impl ScanTracker {
         });
         self.by_remote.values().map(HashMap::len).max().unwrap_or(0)
     }
+
+    /// Whether a remote with the widest breadth (as [`ScanTracker::breadth_at`] last
+    /// left it) probed at or after `since`: the scan goes on, rather than the breadth
+    /// only remembering it.
+    pub(crate) fn widest_probed_since(&self, since: i64) -> bool {
+        let widest = self.by_remote.values().map(HashMap::len).max().unwrap_or(0);
+        widest > 0
+            && self
+                .by_remote
+                .values()
+                .filter(|ports| ports.len() == widest)
+                .any(|ports| ports.values().any(|&ts| ts >= since))
+    }
 }
 
 #[cfg(test)]
@@ -68,5 +81,6 @@ mod tests {
         }
         assert!(t.by_remote.len() <= MAX_TRACKED_REMOTES);
         assert_eq!(t.breadth_at(3), 30, "the real scanner is still followed");
+        assert!(t.widest_probed_since(1) && !t.widest_probed_since(2));
     }
 }

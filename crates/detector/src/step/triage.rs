@@ -133,9 +133,9 @@ pub(super) fn triage_rounds(
             )?,
             _ => Vec::new(),
         };
-        // A scan cause in a round without a probe of its own is the scan breadth's
-        // memory of one before it.
-        if !l.steps[i].iter().any(|s| s.closed_port_probes() > 0.0) {
+        // A scan cause in a round where the widest scanner probed nothing is the scan
+        // breadth's memory of a scan that is over (strays from elsewhere go on).
+        if !l.steps[i].iter().any(|s| s.evidence.scan_fresh) {
             for c in causes
                 .iter_mut()
                 .filter(|c| c.kind == Kind::Features && c.group == "scan")
