@@ -8,6 +8,8 @@
 # (release build; e.g. --zscore-baseline for the per-feature z-score scorer)
 # Output in $PORTWATCH_BENCH/NAME (default /tmp/portwatch-breadth/NAME): log.txt,
 # eval.txt, eval.json, incidents.txt. The database is removed unless PORTWATCH_KEEP_DB=1.
+# PORTWATCH_EXTRA="HOUR=KIND@FRAC ..." adds events at hours the plan leaves free (a
+# kind measured apart, e.g. "40=bruteforce@0.3 90=bruteforce@0.6").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 name=$1; seed=$2; profile=$3; rate=${4:-20}; days=${5:-7}
@@ -28,6 +30,7 @@ declare -A inj=(
   [114]="portscan@0.7" [121]="dnstunnel-slow@0.3" [128]="backdoor-collide@0.2"
   [134]="backdoor@0.6"
 )
+for extra in ${PORTWATCH_EXTRA:-}; do inj[${extra%%=*}]=${extra#*=}; done
 hours=$(( (days - 1) * 24 ))
 deployed=0
 for h in $(seq 0 $(( hours - 1 ))); do

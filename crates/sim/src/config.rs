@@ -192,11 +192,18 @@ pub enum EventKind {
     /// until the end of the call's span with steady client traffic. Models the benign
     /// change a detector must come to accept rather than alarm on forever.
     Deploy,
+    /// An SSH password-guessing run from one remote address for an hour: 6–20
+    /// connections a minute to sshd, each a forked `sshd` that closes after a few failed
+    /// logins. Models the most common attack on an internet-facing host (Hydra, botnet
+    /// scripts): the port and the process are known, only the rate and the source are
+    /// new. Added after the incident rules were tuned, to be measured as a kind no rule
+    /// was written for.
+    Bruteforce,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -210,6 +217,7 @@ impl EventKind {
         EventKind::Flood,
         EventKind::Outage,
         EventKind::Deploy,
+        EventKind::Bruteforce,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -228,6 +236,7 @@ impl EventKind {
             EventKind::Flood => "flood",
             EventKind::Outage => "outage",
             EventKind::Deploy => "deploy",
+            EventKind::Bruteforce => "bruteforce",
         }
     }
 }

@@ -173,6 +173,7 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::Flood => flood(&mut ev, &mut r, host, key),
         EventKind::Outage => outage(&mut ev, &mut r, host),
         EventKind::Deploy => deploy(&mut ev, host, span_end),
+        EventKind::Bruteforce => bruteforce(&mut ev, &mut r, host),
     }
     ev
 }
@@ -477,6 +478,50 @@ fn burst_ssh(ev: &mut Event, r: &mut Rng, host: &Host) {
     ev.end = ev.start + dur;
     ev.note =
         format!("{total} SSH connections in 5 min from 192.168.1.150-189 (workstation: sshd)");
+}
+
+/// An hour of SSH password guessing from one address: 6–20 connections a minute to
+/// sshd, a forked `sshd` per connection that closes after a few failed logins. From the
+/// internet on a server; from the LAN on a workstation (a NATed desktop is reachable
+/// only there).
+fn bruteforce(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let minutes = 60;
+    let remote = match host.role {
+        Role::Server(_) => random_public_v4(r),
+        _ => IpAddr::V4(Ipv4Addr::new(192, 168, 1, r.between(150, 250) as u8)),
+    };
+    let per_minute = r.between(6, 20) as f64;
+    let mut total = 0u64;
+    for m in 0..minutes {
+        let t = ev.start + m * MINUTE;
+        let n = r.poisson(per_minute);
+        total += n;
+        for _ in 0..n {
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: 22,
+                remote,
+                remote_port: ephemeral(r),
+                owner: Some(Owner::new(r.between(40_000, 60_000) as u32, "sshd")),
+            };
+            let s = TcpSession {
+                start: t + r.below(MINUTE as u64) as i64,
+                duration: (r.lognormal(4.0, 0.5).min(30.0) * SEC as f64) as i64,
+                rtt: (r.lognormal(60.0, 0.4) * 1000.0) as i64,
+                local_is_client: false,
+                sni: None,
+                data: r.between(10, 24) as u32,
+                client_share: 0.5,
+                local_closes: true,
+            };
+            ev.socks.push(s.emit(&flow, r, &mut ev.packets));
+        }
+    }
+    ev.end = ev.start + minutes * MINUTE;
+    ev.note = format!(
+        "SSH password guessing from {remote}: {total} connections in {minutes} min ({per_minute:.0} a minute)"
+    );
 }
 
 /// Ports a LAN host commonly has open, for the one-host scan to find.

@@ -1086,10 +1086,11 @@ fn every_kind_runs_on_a_workstation() {
         "dnstunnel@16",
         "slowscan@16.5",
         "dnstunnel-slow@17.5",
+        "bruteforce@17.9",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
-    assert_eq!(s.events, 13);
+    assert_eq!(s.events, 14);
     for kind in EventKind::ALL {
         assert!(
             count(
@@ -1101,6 +1102,19 @@ fn every_kind_runs_on_a_workstation() {
     }
     let during =
         |kind: &str| format!("round_id IN (SELECT round_id FROM labels WHERE kind = '{kind}')");
+    // The password guessing: SSH connection attempts from one LAN address, all hour.
+    let guesser = |what: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT {what} FROM packets WHERE tcp_flags = 2 AND dest_port = 22 \
+                  AND src_addr LIKE '192.168.1.%' AND {}",
+                during("bruteforce")
+            ),
+        )
+    };
+    assert_eq!(guesser("count(DISTINCT src_addr)"), 1);
+    assert!(guesser("count(*)") >= 6 * 50, "6–20 a minute for an hour");
     // Attackers from outside sit on the LAN.
     let scanner = text(
         &conn,
