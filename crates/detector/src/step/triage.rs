@@ -143,38 +143,7 @@ pub(super) fn triage_rounds(
                 c.group = cause::SCAN_MEMORY;
             }
         }
-        // A program never seen on the network is named in every round it talks in. One
-        // with sockets but no traffic of its own (its queries go through the local
-        // resolver, as a DNS tunnel's do) in a round another actor explains is part
-        // of that actor's incident.
-        let explained = causes
-            .iter()
-            .any(|c| !matches!(c.kind, Kind::Features | Kind::Sustained | Kind::NewProgram));
-        let mut silent = Vec::new();
-        for p in l.keys[i].programs.iter().filter(|p| !seen.has_program(p)) {
-            if causes
-                .iter()
-                .any(|c| c.kind == Kind::NewProgram && c.key == *p)
-            {
-                continue;
-            }
-            let c = cause::new_program(db, r, p, &l.local_addrs)?;
-            if explained && c.details["packets"].as_i64() == Some(0) {
-                silent.push(p.clone());
-            } else {
-                causes.push(c);
-            }
-        }
-        if !silent.is_empty() {
-            for c in causes
-                .iter_mut()
-                .filter(|c| !matches!(c.kind, Kind::Features | Kind::Sustained | Kind::NewProgram))
-            {
-                if let serde_json::Value::Object(m) = &mut c.details {
-                    m.insert("new_programs".into(), serde_json::json!(silent));
-                }
-            }
-        }
+        name_new_programs(db, l, i, seen, &mut causes)?;
         if shifted {
             // A lasting shift that no actor explains is one incident, whatever features
             // lead from round to round.
@@ -239,6 +208,44 @@ pub(super) fn triage_rounds(
         writes,
         events,
     })
+}
+
+/// Adds the round's new programs to its causes. A program never seen on the network
+/// is named in every round it talks in; one with sockets but no traffic of its own (its
+/// queries go through the local resolver, as a DNS tunnel's do) in a round another
+/// actor explains is listed in that actor's cause (`new_programs`) instead.
+fn name_new_programs(
+    db: &Db,
+    l: &Loaded,
+    i: usize,
+    seen: &Seen,
+    causes: &mut Vec<cause::Cause>,
+) -> Result<()> {
+    let other_actor = |k: Kind| !matches!(k, Kind::Features | Kind::Sustained | Kind::NewProgram);
+    let explained = causes.iter().any(|c| other_actor(c.kind));
+    let mut silent = Vec::new();
+    for p in l.keys[i].programs.iter().filter(|p| !seen.has_program(p)) {
+        if causes
+            .iter()
+            .any(|c| c.kind == Kind::NewProgram && c.key == *p)
+        {
+            continue;
+        }
+        let c = cause::new_program(db, &l.rounds[i], p, &l.local_addrs)?;
+        if explained && c.details["packets"].as_i64() == Some(0) {
+            silent.push(p.clone());
+        } else {
+            causes.push(c);
+        }
+    }
+    if !silent.is_empty() {
+        for c in causes.iter_mut().filter(|c| other_actor(c.kind)) {
+            if let serde_json::Value::Object(m) = &mut c.details {
+                m.insert("new_programs".into(), serde_json::json!(silent));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `(feature, share)` of an explanation's top features.
