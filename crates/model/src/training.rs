@@ -95,9 +95,18 @@ pub fn infer_device() -> Device {
 /// A fresh model, seeded, on the training device.
 pub fn fresh_model(cfg: &DetectorConfig, n_features: usize, n_time: usize) -> Autoencoder {
     let device = train_device();
+    // The device's generator is shared by every thread: seeding it and drawing the
+    // initial weights must be one step, or two models built at once (tests running in
+    // parallel) take each other's draws and neither is the seed's.
+    let _one_at_a_time = SEEDED_INIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     device.seed(cfg.seed);
     cfg.init(n_features, n_time, &device)
 }
+
+/// Held while a fresh model is seeded and initialised.
+static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Trains `model` (on the training device) for `epochs` over `windows` (at most
 /// `max_per_epoch` of them, a fresh random subset each epoch). Returns the model and the
