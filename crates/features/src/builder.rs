@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::calendar_inputs;
 use crate::hash::{fnv1a, listen_bucket, net_of};
 use crate::input::{PktRow, SockRow};
+use crate::repeats::RepeatCounter;
 use crate::scan_tracker::ScanTracker;
 use crate::seen::{RoundKeys, Seen, port_key};
 use crate::spec::{
@@ -93,6 +94,8 @@ pub struct RoundBuilder {
     /// Probes of closed ports in this round: (time, remote hash, port).
     probes: Vec<(i64, u64, u16)>,
     keys: RoundKeys,
+    /// Connections per remote address and listening port.
+    repeats: RepeatCounter,
     /// Processes with sockets or packets in the round, and those that listen.
     programs: HashSet<String>,
     listening_programs: HashSet<String>,
@@ -139,6 +142,7 @@ impl RoundBuilder {
             traffic: vec![TrafficAcc::default(); n],
             probes: Vec::new(),
             keys,
+            repeats: RepeatCounter::default(),
             programs: HashSet::new(),
             listening_programs: HashSet::new(),
         };
@@ -246,6 +250,7 @@ impl RoundBuilder {
             .collect();
         programs.sort_unstable();
         self.keys.programs = programs;
+        self.keys.repeats = self.repeats.peaks();
         (steps, self.keys, carry)
     }
 
@@ -328,6 +333,11 @@ impl RoundBuilder {
             if let Some(h) = e.src {
                 self.probes.push((p.ts, h, e.dport));
             }
+        } else if let (Some(h), Some(a)) = (e.src, p.src)
+            && !self.carry.local_addrs.contains(&h)
+            && !is_loopback(a)
+        {
+            self.repeats.syn(h, e.sport, e.dport);
         }
     }
 
@@ -435,6 +445,11 @@ struct Ends {
     src_host: bool,
     /// Whether the destination port is one the host has a socket on.
     dst_host: bool,
+}
+
+/// Whether a stored address is a loopback one (the host's own clients of its services).
+fn is_loopback(addr: &str) -> bool {
+    addr.starts_with("127.") || addr == "::1" || addr.starts_with("::ffff:127.")
 }
 
 /// A SYN without ACK: the opening of a connection (or a probe), not its answer.
@@ -884,5 +899,42 @@ mod tests {
             0.0,
             "22 listens: not a probe"
         );
+    }
+
+    #[test]
+    fn connections_from_one_remote_to_a_listener_are_the_rounds_peak() {
+        let s = crate::calendar::SECOND;
+        let socks: Vec<SockRow> = (0..12)
+            .map(|k| sock(k * 5 * s, 22, true, "LISTEN", 1))
+            .collect();
+        let syn = |ts: i64, src: &'static str, sport: u16, dport: u16| PktRow {
+            ts,
+            protocols: "eth:ipv4:tcp",
+            sport: Some(sport),
+            dport: Some(dport),
+            src: Some(src),
+            dst: Some("10.0.0.1"),
+            length: 60,
+            tcp_flags: Some(0x02),
+            ..Default::default()
+        };
+        let mut seen = Seen::default();
+        let mut carry = Carry::default();
+        carry.local_addrs.insert(fnv1a(b"10.0.0.1"));
+        let mut b = RoundBuilder::new(1, (0, 55 * s), Some(5.0), &socks, &mut seen, carry);
+        for k in 0..9u16 {
+            let ts = i64::from(k) * 5 * s;
+            b.add_packet(&syn(ts, "203.0.113.7", 40_000 + k, 22));
+            b.add_packet(&syn(ts + s, "203.0.113.7", 40_000 + k, 22)); // retransmitted
+        }
+        b.add_packet(&syn(s, "198.51.100.23", 50_000, 22));
+        // The host's own clients, and probes of a closed port, are not counted.
+        for k in 0..20u16 {
+            b.add_packet(&syn(2 * s, "127.0.0.1", 30_000 + k, 22));
+            b.add_packet(&syn(2 * s, "10.0.0.1", 31_000 + k, 22));
+            b.add_packet(&syn(3 * s, "192.0.2.1", 32_000 + k, 23));
+        }
+        let (_, keys, _) = b.finish(&mut seen);
+        assert_eq!(keys.repeats, vec![(port_key(true, 22), 9)]);
     }
 }

@@ -25,7 +25,8 @@
 //!
 //! Modules: [`spec`] (the features and their order), [`hash`], [`seen`], [`input`]
 //! (the rows read), [`builder`] (rows to steps), with [`traffic`] (one step's packets)
-//! and [`scan_tracker`] (closed-port probes across rounds), [`scaler`] and
+//! and [`scan_tracker`] (closed-port probes across rounds) and [`repeats`]
+//! (connections per remote and port), [`scaler`] and
 //! [`calendar`]. Everything public is re-exported here, and other crates import it
 //! from the root.
 
@@ -33,6 +34,7 @@ pub mod builder;
 pub mod calendar;
 pub mod hash;
 pub mod input;
+pub mod repeats;
 pub mod scaler;
 pub mod scan_tracker;
 pub mod seen;
@@ -43,6 +45,7 @@ pub use builder::{Carry, Evidence, LOCAL_ADDR_SHARE, RoundBuilder, Step};
 pub use calendar::{DAY_SLOTS, SECOND, calendar_inputs, day_slot};
 pub use hash::{fnv1a, listen_bucket};
 pub use input::{PktRow, SockRow};
+pub use repeats::repeat_limit;
 pub use scaler::{CLIP, MIN_SCALE, OFFSET_SHARE, Scaler, quantile_sorted};
 pub use scan_tracker::{MAX_TRACKED_REMOTES, SCAN_HORIZON, ScanTracker};
 pub use seen::{MAX_SEEN_NAMES, RoundKeys, Seen, port_key};

@@ -1,11 +1,14 @@
 //! The seen-set: listening ports, DNS names and programs on the network met in earlier
-//! data, which every "new" is relative to. It is saved with a model; a round's own
+//! data, which every "new" is relative to, and each port's ceiling of connections from
+//! one remote address in a round ([`crate::repeats`]). It is saved with a model; a round's own
 //! ports, names and programs come out as [`RoundKeys`], so a caller can extend its set
 //! only once the round is known to be normal.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
+
+use crate::repeats::repeat_limit;
 
 /// Most DNS names remembered in the seen-set (oldest forgotten first).
 pub const MAX_SEEN_NAMES: usize = 20_000;
@@ -25,6 +28,11 @@ pub struct Seen {
     /// before programs were tracked: the caller seeds it from recent history.
     #[serde(default)]
     pub programs: Option<BTreeSet<String>>,
+    /// Per TCP port key, the most connections one remote address made to it in a normal
+    /// round. `None` in a model saved before they were tracked: nothing is over a
+    /// ceiling until the caller seeds them from history.
+    #[serde(default)]
+    pub repeats: Option<BTreeMap<u32, u32>>,
 }
 
 impl Seen {
@@ -72,6 +80,21 @@ impl Seen {
             }
         }
     }
+    /// The ceiling of `key` when `n` connections from one remote in a round are over
+    /// its limit ([`repeat_limit`]); None when they are not, or ceilings are not
+    /// tracked yet.
+    pub fn over_ceiling(&self, key: u32, n: u32) -> Option<u32> {
+        let ceiling = self.repeats.as_ref()?.get(&key).copied().unwrap_or(0);
+        (n > repeat_limit(ceiling)).then_some(ceiling)
+    }
+    /// Raises ceilings to a round's peaks (and starts tracking them, if not yet).
+    pub fn add_repeats(&mut self, peaks: &[(u32, u32)]) {
+        let map = self.repeats.get_or_insert_default();
+        for &(key, n) in peaks {
+            let c = map.entry(key).or_default();
+            *c = (*c).max(n);
+        }
+    }
     /// Adds what a round contained.
     pub fn add_keys(&mut self, keys: &RoundKeys) {
         for p in &keys.ports {
@@ -81,6 +104,7 @@ impl Seen {
             self.add_name(n);
         }
         self.add_programs(&keys.programs);
+        self.add_repeats(&keys.repeats);
     }
 }
 
@@ -100,6 +124,9 @@ pub struct RoundKeys {
     /// Processes with traffic or sockets in the round that listened on nothing in it,
     /// sorted (a program that listens is named by its listener).
     pub programs: Vec<String>,
+    /// Per TCP port key listened on, the most connections one remote address made to it
+    /// in the round (only ports some remote connected to).
+    pub repeats: Vec<(u32, u32)>,
 }
 
 #[cfg(test)]
@@ -130,12 +157,38 @@ mod tests {
     }
 
     #[test]
+    fn ceilings_are_learnt_from_peaks_and_absent_in_old_models() {
+        let old: Seen = serde_json::from_str(r#"{"ports":[65558],"names":[]}"#).unwrap();
+        assert_eq!(
+            old.over_ceiling(port_key(true, 22), 1000),
+            None,
+            "untracked"
+        );
+        let mut seen = Seen::default();
+        let ssh = port_key(true, 22);
+        seen.add_repeats(&[(ssh, 2)]);
+        seen.add_repeats(&[(ssh, 1), (port_key(true, 443), 30)]);
+        assert_eq!(seen.over_ceiling(ssh, 5), None, "2 + 3 is still usual");
+        assert_eq!(seen.over_ceiling(ssh, 6), Some(2));
+        assert_eq!(seen.over_ceiling(port_key(true, 443), 60), None);
+        assert_eq!(seen.over_ceiling(port_key(true, 443), 61), Some(30));
+        assert_eq!(
+            seen.over_ceiling(port_key(true, 5432), 4),
+            Some(0),
+            "never reached from outside"
+        );
+        let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
+        assert_eq!(back.over_ceiling(ssh, 6), Some(2));
+    }
+
+    #[test]
     fn keys_and_rebuild() {
         let mut seen = Seen::default();
         seen.add_keys(&RoundKeys {
             ports: vec![port_key(true, 22), port_key(false, 53)],
             names: vec!["example.com".into()],
             programs: vec!["apt".into()],
+            repeats: vec![(port_key(true, 22), 2)],
         });
         assert!(seen.has_port(port_key(true, 22)));
         assert!(seen.has_program("apt") && !seen.has_program("nmap"));

@@ -104,6 +104,21 @@ pub struct SynTarget {
     pub syns: i64,
 }
 
+/// One remote address's connections to one port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RepeatSource {
+    /// The remote address.
+    pub addr: String,
+    /// Connection attempts: distinct source ports of its SYNs without ACK.
+    pub connections: i64,
+    /// Its packets to the port, and their bytes.
+    pub packets: i64,
+    pub bytes: i64,
+    /// Its first and last packet to the port (µs).
+    pub first: i64,
+    pub last: i64,
+}
+
 /// Queries of one DNS name by one process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NameQueries {
@@ -210,6 +225,38 @@ impl Db {
                 port: row.get(0)?,
                 sources: row.get(1)?,
                 syns: row.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The sources that opened most connections to TCP port `port`, most first.
+    pub fn repeat_sources(
+        &self,
+        s: &PacketSpan,
+        port: u16,
+        limit: usize,
+    ) -> Result<Vec<RepeatSource>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT src_addr, \
+                    count(DISTINCT CASE WHEN (tcp_flags & 18) = 2 THEN port_id END) AS c, \
+                    count(*), coalesce(sum(length), 0), min(timestamp), max(timestamp) \
+               FROM packets \
+              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+                AND dest_port = ?6 AND tcp_flags IS NOT NULL AND src_addr IS NOT NULL \
+              GROUP BY src_addr ORDER BY c DESC, src_addr LIMIT ?5",
+        )?;
+        let (a, b, c, d, e) = span_params(s, limit);
+        let mut rows = st.query(rusqlite::params![a, b, c, d, e, port])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(RepeatSource {
+                addr: row.get(0)?,
+                connections: row.get(1)?,
+                packets: row.get(2)?,
+                bytes: row.get(3)?,
+                first: time::parse_micros(&row.get::<_, String>(4)?)?,
+                last: time::parse_micros(&row.get::<_, String>(5)?)?,
             });
         }
         Ok(out)

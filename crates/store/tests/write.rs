@@ -331,3 +331,66 @@ fn console_views_answer_from_a_current_round() {
         .unwrap();
     assert_eq!((src, dst), (40000, 53));
 }
+
+#[test]
+fn repeat_sources_count_connections_not_retransmissions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("r.db");
+    let store = Db::open(&path).unwrap();
+    let t0 = 1_764_000_000_000_000;
+    let id = store
+        .begin_round(t0, RoundSource::File(std::path::Path::new("t")), None)
+        .unwrap();
+    let w = Writer::spawn(store, id).unwrap();
+    let syn = |i: i64, src: [u8; 4], sport: u16, flags: u8| {
+        let mut p = Packet {
+            ts_micros: t0 + i,
+            length: 60,
+            src_addr: Some(IpAddr::V4(Ipv4Addr::from(src))),
+            dst_addr: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            transport: Some(Transport::Tcp),
+            src_port: Some(sport),
+            dst_port: Some(22),
+            tcp_flags: Some(flags),
+            ..Packet::default()
+        };
+        for l in [Layer::Eth, Layer::Ipv4, Layer::Tcp] {
+            p.layers.push(l);
+        }
+        p
+    };
+    let mut batch = Vec::new();
+    for k in 0..7u16 {
+        let i = i64::from(k) * 10;
+        batch.push(syn(i, [203, 0, 113, 7], 40_000 + k, 0x02));
+        batch.push(syn(i + 1, [203, 0, 113, 7], 40_000 + k, 0x02)); // retransmitted
+        batch.push(syn(i + 2, [203, 0, 113, 7], 40_000 + k, 0x10)); // its ACK
+    }
+    batch.push(syn(100, [198, 51, 100, 23], 50_000, 0x02));
+    w.sender().send(Msg::Packets(batch)).unwrap();
+    w.finish(Finish {
+        end_micros: t0 + 55_000_000,
+        status: RoundStatus::Complete,
+        times_from_packets: false,
+    })
+    .unwrap();
+    let db = Db::open(&path).unwrap();
+    let span = portwatch_store::traffic::PacketSpan {
+        first_id: 1,
+        last_id: 22,
+        from: t0,
+        until: t0 + 60_000_000,
+    };
+    let top = db.repeat_sources(&span, 22, 5).unwrap();
+    assert_eq!(top.len(), 2);
+    assert_eq!(
+        (top[0].addr.as_str(), top[0].connections, top[0].packets),
+        ("203.0.113.7", 7, 21)
+    );
+    assert_eq!((top[0].first, top[0].last), (t0, t0 + 62));
+    assert_eq!(
+        (top[1].addr.as_str(), top[1].connections),
+        ("198.51.100.23", 1)
+    );
+    assert!(db.repeat_sources(&span, 443, 5).unwrap().is_empty());
+}

@@ -8,11 +8,14 @@
 //! starts listening is always worth a line. A program never seen on the network is
 //! named in every round it talks, anomalous or not ([`new_program`]): one short call a
 //! minute home moves no feature, yet it is the first thing an operator wants to know.
+//! Likewise a remote address that opens more connections to a listening port in a round
+//! than any had in normal rounds is named whatever the score ([`repeated_connections`]):
+//! SSH password guessing is one more ordinary connection to sshd at a time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
-use portwatch_features::{RoundKeys, Seen, fnv1a};
+use portwatch_features::{RoundKeys, Seen, fnv1a, repeat_limit};
 use portwatch_store::Db;
 use portwatch_store::rounds::{RoundInfo, SocketOwner};
 use portwatch_store::time::format_micros;
@@ -602,6 +605,74 @@ pub fn new_program(
         group: "traffic",
         details,
     })
+}
+
+/// How many of a repeating network's addresses its details list.
+const REPEAT_ADDRESSES: usize = 10;
+
+/// Remote sources that opened more connections to a listening TCP port in `round` than
+/// its ceiling allows ([`Seen::over_ceiling`]): one cause per network, with the port,
+/// its process, the connections and the ceiling they went over.
+pub fn repeated_connections(
+    db: &Db,
+    round: &RoundInfo,
+    keys: &RoundKeys,
+    seen: &Seen,
+    local: &HashSet<u64>,
+) -> Result<Vec<Cause>> {
+    let Some((a, b)) = round.packet_range() else {
+        return Ok(Vec::new());
+    };
+    let span = PacketSpan::whole(a, b);
+    let mut out: Vec<Cause> = Vec::new();
+    for &(key, peak) in &keys.repeats {
+        let Some(ceiling) = seen.over_ceiling(key, peak) else {
+            continue;
+        };
+        let port = (key & 0xffff) as u16;
+        let limit = i64::from(repeat_limit(ceiling));
+        let over: Vec<_> = db
+            .repeat_sources(&span, port, REPEAT_ADDRESSES * 2)?
+            .into_iter()
+            .filter(|r| r.connections > limit && !is_local(local, &r.addr))
+            .filter_map(|r| Some((r.addr.parse::<IpAddr>().ok()?, r)))
+            .filter(|(a, _)| !a.is_loopback())
+            .collect();
+        let Some((top_addr, top)) = over.first() else {
+            continue;
+        };
+        let net = network_of(*top_addr);
+        if out.iter().any(|c| c.key == net) {
+            continue;
+        }
+        let same: Vec<_> = over.iter().filter(|(a, _)| network_of(*a) == net).collect();
+        let mut addrs: Vec<IpAddr> = same.iter().map(|(a, _)| *a).collect();
+        addrs.sort();
+        let owner = db.listener_owner(round.id, port, true)?.unwrap_or_default();
+        out.push(Cause {
+            kind: Kind::RemoteSource,
+            key: net.clone(),
+            subject: Subject::Remote(addrs.clone()),
+            group: "traffic",
+            details: json!({
+                "activity": "repeated connections",
+                "network": net,
+                "addresses": addrs.iter().take(REPEAT_ADDRESSES).map(ToString::to_string).collect::<Vec<_>>(),
+                "top_address": top.addr,
+                "protocol": "tcp",
+                "port": port,
+                "process": owner.process,
+                "connections": same.iter().map(|(_, r)| r.connections).sum::<i64>(),
+                "round_peak": top.connections,
+                "ceiling": ceiling,
+                "packets": same.iter().map(|(_, r)| r.packets).sum::<i64>(),
+                "bytes": same.iter().map(|(_, r)| r.bytes).sum::<i64>(),
+                "first": format_micros(same.iter().map(|(_, r)| r.first).min().unwrap_or(top.first)),
+                "last": format_micros(same.iter().map(|(_, r)| r.last).max().unwrap_or(top.last)),
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// The registered domain with the most names the model has not seen (else the most

@@ -41,6 +41,16 @@ pub fn summarize(i: &Incident) -> String {
                     n("sources"),
                     n("syns")
                 ),
+                Some("repeated connections") => {
+                    let by = s("process").map(|p| format!(" ({p})")).unwrap_or_default();
+                    format!(
+                        "repeated connections from {who} to tcp/{}{by}: {} connections, up to {} in a round (usual at most {})",
+                        n("port"),
+                        n("connections"),
+                        n("round_peak"),
+                        n("ceiling")
+                    )
+                }
                 Some("port scan") => format!(
                     "port scan from {who}: {} ports, {} packets",
                     n("ports"),
@@ -263,6 +273,19 @@ mod tests {
             summarize(&scan),
             "port scan from 203.0.113.0/24 (203.0.113.7): 512 ports, 1030 packets; \
              2026-01-05 00:00–00:02 UTC (3 rounds), peak 4.2× threshold"
+        );
+        let guess = incident(
+            "remote_source",
+            "198.18.7.0/24",
+            json!({"activity": "repeated connections", "top_address": "198.18.7.9",
+                   "port": 22, "process": "sshd", "connections": 41, "round_peak": 17,
+                   "ceiling": 2}),
+        );
+        assert_eq!(
+            summarize(&guess),
+            "repeated connections from 198.18.7.0/24 (198.18.7.9) to tcp/22 (sshd): \
+             41 connections, up to 17 in a round (usual at most 2); \
+             2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let l = incident(
             "new_listener",

@@ -424,7 +424,7 @@ fn merge(into: &mut Value, new: &Value) {
     for (k, v) in b {
         match (k.as_str(), a.get_mut(k), v) {
             (
-                "packets" | "bytes" | "syns" | "queries",
+                "packets" | "bytes" | "syns" | "queries" | "connections",
                 Some(Value::Number(x)),
                 Value::Number(y),
             ) => {
@@ -432,7 +432,7 @@ fn merge(into: &mut Value, new: &Value) {
                     json!(x.as_i64().unwrap_or(0) + y.as_i64().unwrap_or(0));
             }
             (
-                "ports" | "destinations" | "names" | "new_names" | "sources",
+                "ports" | "destinations" | "names" | "new_names" | "sources" | "round_peak",
                 Some(Value::Number(x)),
                 Value::Number(y),
             ) => {

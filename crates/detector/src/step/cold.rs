@@ -55,10 +55,11 @@ pub(super) fn cold_start(
         .map_or_else(|| opts.config.clone(), |p| p.config.clone());
     let mut seen = seed_seen(db, &history)?;
     let l = load_rounds(db, history, spacing, &mut seen)?;
-    // Every program that talked in the history is known: a daily job of the first day
-    // exists as much as its first hour's.
+    // Every program that talked in the history is known, and every port's busiest
+    // client: a daily job of the first day exists as much as its first hour's.
     for keys in &l.keys {
         seen.add_programs(&keys.programs);
+        seen.add_repeats(&keys.repeats);
     }
     let split = split_history(&l);
     let scaler = Scaler::fit(
@@ -150,16 +151,43 @@ struct Cold<'a> {
 fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
     let mut seen = Seen::default();
     if let Some(first) = history.first() {
-        let (mut scratch, mut carry) = (Seen::default(), Carry::default());
-        for r in history
+        let seed = history
             .iter()
-            .take_while(|r| r.start < first.start + SEEN_SEED)
-        {
-            let (_, keys) = load_round(db, r, &mut scratch, &mut carry, None, false)?;
-            seen.add_keys(&keys);
-        }
+            .take_while(|r| r.start < first.start + SEEN_SEED);
+        learn_keys(db, seed, |keys| seen.add_keys(keys))?;
     }
     Ok(seen)
+}
+
+/// Rounds a model from before connection ceilings were tracked learns them from, at
+/// its first fine-tune (a day of rounds a minute apart).
+const REPEAT_SEED_ROUNDS: usize = 1440;
+
+/// Seeds the connection ceilings of a model saved before they were tracked from the
+/// rounds before `first`, so that an upgrade neither stays blind until the next cold
+/// start nor alarms on the first busy client. Once, at the first fine-tune.
+pub(super) fn seed_repeats(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
+    if seen.repeats.is_some() {
+        return Ok(());
+    }
+    let rounds = db.rounds_before(first, REPEAT_SEED_ROUNDS)?;
+    seen.add_repeats(&[]);
+    learn_keys(db, &rounds, |keys| seen.add_repeats(&keys.repeats))
+}
+
+/// Loads each round's keys on a scratch seen-set (what is new in them is not the
+/// question) and hands them to `learn`.
+fn learn_keys<'a>(
+    db: &Db,
+    rounds: impl IntoIterator<Item = &'a RoundInfo>,
+    mut learn: impl FnMut(&portwatch_features::RoundKeys),
+) -> Result<()> {
+    let (mut scratch, mut carry) = (Seen::default(), Carry::default());
+    for r in rounds {
+        let (_, keys) = load_round(db, r, &mut scratch, &mut carry, None, false)?;
+        learn(&keys);
+    }
+    Ok(())
 }
 
 /// Not enough history yet: keep what was trained (if anything) and score nothing.

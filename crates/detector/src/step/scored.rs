@@ -178,6 +178,9 @@ pub(super) fn scored_step(
                     .collect();
                 absorb_normal_scores(&mut sc, &p.scores, &normal);
             }
+            if let Some(first) = batch.first() {
+                super::cold::seed_repeats(db, first, &mut sc.seen)?;
+            }
             // What was learnt is known from now on: its ports and names are not new.
             for (keys, _) in l.keys.iter().zip(&v.trainable).filter(|(_, t)| **t) {
                 sc.seen.add_keys(keys);

@@ -1,5 +1,5 @@
 //! From verdicts to incidents: the causes of each anomalous round of the batch (and the
-//! new programs of every round), the incidents they open, extend or close, and what
+//! new programs and repeated connections of every round), the incidents they open, extend or close, and what
 //! that means for training.
 
 use std::collections::HashMap;
@@ -144,6 +144,13 @@ pub(super) fn triage_rounds(
             }
         }
         name_new_programs(db, l, i, seen, &mut causes)?;
+        // A remote over a port's ceiling of connections, unless already named (a
+        // scanner of the same network).
+        for c in cause::repeated_connections(db, r, &l.keys[i], seen, &l.local_addrs)? {
+            if !causes.iter().any(|o| o.kind == c.kind && o.key == c.key) {
+                causes.push(c);
+            }
+        }
         if shifted {
             // A lasting shift that no actor explains is one incident, whatever features
             // lead from round to round.
