@@ -174,6 +174,7 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::Outage => outage(&mut ev, &mut r, host),
         EventKind::Deploy => deploy(&mut ev, host, span_end),
         EventKind::Bruteforce => bruteforce(&mut ev, &mut r, host),
+        EventKind::Spam => spam(&mut ev, &mut r, host),
     }
     ev
 }
@@ -521,6 +522,79 @@ fn bruteforce(ev: &mut Event, r: &mut Rng, host: &Host) {
     ev.end = ev.start + minutes * MINUTE;
     ev.note = format!(
         "SSH password guessing from {remote}: {total} connections in {minutes} min ({per_minute:.0} a minute)"
+    );
+}
+
+/// Mail domains spam goes to: large providers and a long tail of small ones.
+const SPAM_BIG: [&str; 6] = [
+    "gmail.com",
+    "outlook.com",
+    "yahoo.com",
+    "gmx.de",
+    "web.de",
+    "orange.fr",
+];
+const SPAM_TLDS: [&str; 6] = ["com", "net", "org", "de", "co.uk", "fr"];
+
+/// An hour of spam sent straight to the recipients' mail exchangers by a compromised web
+/// application: a lookup of the MX host, then one SMTP session to port 25 per mail.
+fn spam(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let owner = match host.role {
+        Role::Server(_) => Owner::new(1290 + r.between(1, 8) as u32, "gunicorn"),
+        _ => Owner::new(r.between(20_000, 39_999) as u32, "python3"),
+    };
+    let per_minute = r.between(2, 6) as f64;
+    let mut exchangers: Vec<(String, IpAddr)> = SPAM_BIG
+        .iter()
+        .map(|d| (format!("mx1.{d}"), random_public_v4(r)))
+        .collect();
+    let mut mails = 0u64;
+    for m in 0..60 {
+        let t = ev.start + m * MINUTE;
+        for _ in 0..r.poisson(per_minute) {
+            // Half to the big providers, half to a small domain met once or twice.
+            let (mx, addr) = if r.chance(0.5) {
+                r.pick(&exchangers).clone()
+            } else {
+                let mut d = String::from("mail.");
+                for _ in 0..r.between(5, 10) {
+                    d.push(char::from(b'a' + r.below(26) as u8));
+                }
+                d.push('.');
+                let tld = SPAM_TLDS[r.below(SPAM_TLDS.len() as u64) as usize];
+                d.push_str(tld);
+                let e = (d, random_public_v4(r));
+                exchangers.push(e.clone());
+                e
+            };
+            let start = t + r.below(MINUTE as u64) as i64;
+            host.lookup(r, start, &mx, &mut ev.packets);
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: ephemeral(r),
+                remote: addr,
+                remote_port: 25,
+                owner: Some(owner.clone()),
+            };
+            let s = TcpSession {
+                start: start + r.between(2_000, 40_000) as i64,
+                duration: (r.lognormal(2.0, 0.5).min(15.0) * SEC as f64) as i64,
+                rtt: (r.lognormal(50.0, 0.5) * 1000.0) as i64,
+                local_is_client: true,
+                sni: None,
+                data: r.between(12, 40) as u32,
+                client_share: 0.8,
+                local_closes: true,
+            };
+            ev.socks.push(s.emit(&flow, r, &mut ev.packets));
+            mails += 1;
+        }
+    }
+    ev.end = ev.start + 60 * MINUTE;
+    ev.note = format!(
+        "{} (pid {}) sends spam to port 25 of the recipients' mail exchangers: {mails} mails in an hour ({per_minute:.0} a minute)",
+        owner.process, owner.pid
     );
 }
 

@@ -1087,10 +1087,11 @@ fn every_kind_runs_on_a_workstation() {
         "slowscan@16.5",
         "dnstunnel-slow@17.5",
         "bruteforce@17.9",
+        "spam@18",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
-    assert_eq!(s.events, 14);
+    assert_eq!(s.events, 15);
     for kind in EventKind::ALL {
         assert!(
             count(
@@ -1114,6 +1115,37 @@ fn every_kind_runs_on_a_workstation() {
         )
     };
     assert_eq!(guesser("count(DISTINCT src_addr)"), 1);
+    // The spam: SMTP sessions from one script to many mail exchangers, each looked up.
+    let smtp = |what: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT {what} FROM packets WHERE tcp_flags = 2 AND dest_port = 25 AND {}",
+                during("spam")
+            ),
+        )
+    };
+    assert_eq!(
+        text(
+            &conn,
+            &format!(
+                "SELECT group_concat(DISTINCT process) FROM packets WHERE dest_port = 25 AND {}",
+                during("spam")
+            )
+        ),
+        "python3"
+    );
+    assert!(smtp("count(DISTINCT dst_addr)") >= 20, "many exchangers");
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE qry_name LIKE 'mail.%' AND {}",
+                during("spam")
+            )
+        ) >= 20,
+        "MX hosts looked up"
+    );
     assert!(guesser("count(*)") >= 6 * 50, "6–20 a minute for an hour");
     // Attackers from outside sit on the LAN.
     let scanner = text(
