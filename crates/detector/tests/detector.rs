@@ -982,6 +982,21 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
     let out = run_once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::Scored, "{}", out.message);
     let last_cold = query_i64(&db_path, "SELECT max(id) FROM rounds");
+    // The cold start learnt each port's ceiling of connections from one remote. Taken
+    // out again, the model is one saved before ceilings were tracked: its first
+    // fine-tune must learn them from the day before, or the guessing below is missed.
+    let sidecar = model.join("model.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let ssh = (1u32 << 16 | 22).to_string();
+    assert!(
+        json["seen"]["repeats"][&ssh].as_u64().is_some(),
+        "a ceiling for tcp/22: {}",
+        json["seen"]["repeats"]
+    );
+    let learnt = json["seen"]["repeats"].clone();
+    json["seen"].as_object_mut().unwrap().remove("repeats");
+    std::fs::write(&sidecar, serde_json::to_vec(&json).unwrap()).unwrap();
 
     // Three more hours, hidden from the detector until "the collector" closes them.
     simulate(
@@ -1068,6 +1083,17 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         assert!(
             (incident_last - last_label).abs() <= 2,
             "{kind}: incident ends at round {incident_last}, the attack at {last_label}"
+        );
+    }
+    // The first fine-tune learnt the ceilings again from the whole day before it, not
+    // from its own (night) hour alone: none is lower than the cold start's.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    for (port, ceiling) in learnt.as_object().unwrap() {
+        assert!(
+            json["seen"]["repeats"][port].as_u64() >= ceiling.as_u64(),
+            "port key {port}: {} after, {ceiling} at the cold start",
+            json["seen"]["repeats"][port]
         );
     }
     // Its executable is named once a sample caught one of its one-second sockets.

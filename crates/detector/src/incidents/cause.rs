@@ -611,8 +611,9 @@ pub fn new_program(
 const REPEAT_ADDRESSES: usize = 10;
 
 /// Remote sources that opened more connections to a listening TCP port in `round` than
-/// its ceiling allows ([`Seen::over_ceiling`]): one cause per network, with the port,
-/// its process, the connections and the ceiling they went over.
+/// its ceiling allows ([`Seen::over_ceiling`]): one cause per network, keyed
+/// `NET tcp/PORT`, with the port, its process, the connections and the ceiling they
+/// went over.
 pub fn repeated_connections(
     db: &Db,
     round: &RoundInfo,
@@ -625,7 +626,9 @@ pub fn repeated_connections(
     };
     let span = PacketSpan::whole(a, b);
     let mut out: Vec<Cause> = Vec::new();
-    for &(key, peak) in &keys.repeats {
+    // A port the model never saw listening is a new listener's incident, whoever
+    // connects to it.
+    for &(key, peak) in keys.repeats.iter().filter(|(k, _)| seen.has_port(*k)) {
         let Some(ceiling) = seen.over_ceiling(key, peak) else {
             continue;
         };
@@ -642,7 +645,7 @@ pub fn repeated_connections(
             continue;
         };
         let net = network_of(*top_addr);
-        if out.iter().any(|c| c.key == net) {
+        if out.iter().any(|c| c.details["network"] == net.as_str()) {
             continue;
         }
         let same: Vec<_> = over.iter().filter(|(a, _)| network_of(*a) == net).collect();
@@ -651,7 +654,9 @@ pub fn repeated_connections(
         let owner = db.listener_owner(round.id, port, true)?.unwrap_or_default();
         out.push(Cause {
             kind: Kind::RemoteSource,
-            key: net.clone(),
+            // Keyed by port too: what to do about guessing at sshd is not what to do
+            // about a scan from the same network.
+            key: format!("{net} tcp/{port}"),
             subject: Subject::Remote(addrs.clone()),
             group: "traffic",
             details: json!({

@@ -29,10 +29,11 @@ pub fn summarize(i: &Incident) -> String {
             format!("{}{owner} stopped listening", i.cause)
         }
         "remote_source" => {
+            let net = s("network").unwrap_or_else(|| i.cause.clone());
             let who = match s("top_address") {
-                Some(a) if i.cause.starts_with(&a) => a,
-                Some(a) => format!("{} ({a})", i.cause),
-                None => i.cause.clone(),
+                Some(a) if net.starts_with(&a) => a,
+                Some(a) => format!("{net} ({a})"),
+                None => net,
             };
             match s("activity").as_deref() {
                 Some("flood") => format!(
@@ -276,8 +277,9 @@ mod tests {
         );
         let guess = incident(
             "remote_source",
-            "198.18.7.0/24",
+            "198.18.7.0/24 tcp/22",
             json!({"activity": "repeated connections", "top_address": "198.18.7.9",
+                   "network": "198.18.7.0/24",
                    "port": 22, "process": "sshd", "connections": 41, "round_peak": 17,
                    "ceiling": 2}),
         );

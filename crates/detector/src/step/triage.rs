@@ -147,7 +147,10 @@ pub(super) fn triage_rounds(
         // A remote over a port's ceiling of connections, unless already named (a
         // scanner of the same network).
         for c in cause::repeated_connections(db, r, &l.keys[i], seen, &l.local_addrs)? {
-            if !causes.iter().any(|o| o.kind == c.kind && o.key == c.key) {
+            if !causes
+                .iter()
+                .any(|o| o.kind == c.kind && o.details["network"] == c.details["network"])
+            {
                 causes.push(c);
             }
         }
