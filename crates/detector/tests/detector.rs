@@ -1009,6 +1009,7 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
             "backdoor@1.5",
             "beacon@0.2",
             "bruteforce@1.9",
+            "spam@0.8",
         ],
     );
     let raw = rusqlite::Connection::open(&db_path).unwrap();
@@ -1044,23 +1045,23 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
     // Each attack: one incident, opened within two runs of its first labelled round.
     // The beacon (one short TLS call a minute from a program dropped in /dev/shm)
     // scores under the threshold: it is named as a new program in every round it talks.
-    // So is SSH password guessing, by its connections over sshd's usual ceiling.
-    for (kind, prefix) in [
+    // So is SSH password guessing, by its connections over sshd's usual ceiling, and
+    // the web app's spam, by its first connections to port 25.
+    let actors = [
         ("portscan", "port scan from "),
         ("backdoor", "new listener tcp/"),
         ("beacon", "new program "),
         ("bruteforce", "repeated connections from "),
-    ] {
+        ("spam", "connected to tcp/25 for the first time"),
+    ];
+    for (kind, needle) in actors {
         let first = query_i64(
             &db_path,
             &format!(
                 "SELECT min(round_id) FROM labels WHERE kind = '{kind}' AND round_id > {last_cold}"
             ),
         );
-        let hits: Vec<&(i64, String)> = opened
-            .iter()
-            .filter(|(_, s)| s.starts_with(prefix))
-            .collect();
+        let hits: Vec<&(i64, String)> = opened.iter().filter(|(_, s)| s.contains(needle)).collect();
         assert_eq!(hits.len(), 1, "{kind}: {opened:#?}");
         assert!(
             hits[0].0 - first <= 1,
@@ -1077,7 +1078,7 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         let incident_last = query_i64(
             &db_path,
             &format!(
-                "SELECT last_round_id FROM incidents WHERE summary LIKE '{prefix}%' AND first_round_id > {last_cold}"
+                "SELECT last_round_id FROM incidents WHERE summary LIKE '%{needle}%' AND first_round_id > {last_cold}"
             ),
         );
         assert!(
@@ -1109,17 +1110,20 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         beacon.contains(", /dev/shm/.") && beacon.contains(":443)"),
         "the beacon's executable and destination: {beacon}"
     );
+    // Other incidents opened while an event went on are its side effects (the spam's
+    // lookups of mail exchangers are names never seen); the rest are false.
+    let labelled: Vec<i64> = raw
+        .prepare("SELECT DISTINCT round_id FROM labels")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let false_incidents = opened
         .iter()
-        .filter(|(_, s)| {
-            ![
-                "port scan from ",
-                "new listener tcp/",
-                "new program ",
-                "repeated connections from ",
-            ]
-            .iter()
-            .any(|p| s.starts_with(p))
+        .filter(|(round, s)| {
+            !actors.iter().any(|(_, needle)| s.contains(needle))
+                && !labelled.iter().any(|l| (0..=2).contains(&(round - l)))
         })
         .count();
     assert!(

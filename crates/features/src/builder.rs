@@ -96,6 +96,8 @@ pub struct RoundBuilder {
     keys: RoundKeys,
     /// Connections per remote address and listening port.
     repeats: RepeatCounter,
+    /// Remote TCP ports each local program opened connections to.
+    services: HashMap<String, BTreeSet<u16>>,
     /// Processes with sockets or packets in the round, and those that listen.
     programs: HashSet<String>,
     listening_programs: HashSet<String>,
@@ -143,6 +145,7 @@ impl RoundBuilder {
             probes: Vec::new(),
             keys,
             repeats: RepeatCounter::default(),
+            services: HashMap::new(),
             programs: HashSet::new(),
             listening_programs: HashSet::new(),
         };
@@ -206,6 +209,20 @@ impl RoundBuilder {
         if !outbound && bare_syn {
             self.record_inbound_syn(i, p, &ends);
         }
+        if outbound
+            && bare_syn
+            && let Some(process) = p.process
+        {
+            match self.services.get_mut(process) {
+                Some(ports) => {
+                    ports.insert(ends.dport);
+                }
+                None => {
+                    self.services
+                        .insert(process.to_string(), BTreeSet::from([ends.dport]));
+                }
+            }
+        }
         self.record_transfer(i, p, &ends, outbound, tcp || udp);
         if is_dns_query(p, &layers)
             && let Some(name) = p.qry_name
@@ -251,6 +268,13 @@ impl RoundBuilder {
         programs.sort_unstable();
         self.keys.programs = programs;
         self.keys.repeats = self.repeats.peaks();
+        let mut services: Vec<(String, u16)> = self
+            .services
+            .into_iter()
+            .flat_map(|(p, ports)| ports.into_iter().map(move |port| (p.clone(), port)))
+            .collect();
+        services.sort_unstable();
+        self.keys.services = services;
         (steps, self.keys, carry)
     }
 
@@ -934,7 +958,28 @@ mod tests {
             b.add_packet(&syn(2 * s, "10.0.0.1", 31_000 + k, 22));
             b.add_packet(&syn(3 * s, "192.0.2.1", 32_000 + k, 23));
         }
+        // The host's own connections: its programs' services, by the SYN that opens them.
+        let out = |flags: i64, dport: u16, process: &'static str| PktRow {
+            ts: 4 * s,
+            protocols: "eth:ipv4:tcp",
+            sport: Some(45_000),
+            dport: Some(dport),
+            src: Some("10.0.0.1"),
+            dst: Some("198.51.100.9"),
+            length: 60,
+            tcp_flags: Some(flags),
+            process: Some(process),
+            ..Default::default()
+        };
+        b.add_packet(&out(0x02, 25, "gunicorn"));
+        b.add_packet(&out(0x02, 25, "gunicorn"));
+        b.add_packet(&out(0x02, 443, "curl"));
+        b.add_packet(&out(0x10, 993, "curl")); // no connection opened
         let (_, keys, _) = b.finish(&mut seen);
         assert_eq!(keys.repeats, vec![(port_key(true, 22), 9)]);
+        assert_eq!(
+            keys.services,
+            vec![("curl".to_string(), 443), ("gunicorn".to_string(), 25)]
+        );
     }
 }

@@ -48,6 +48,6 @@ pub use input::{PktRow, SockRow};
 pub use repeats::repeat_limit;
 pub use scaler::{CLIP, MIN_SCALE, OFFSET_SHARE, Scaler, quantile_sorted};
 pub use scan_tracker::{MAX_TRACKED_REMOTES, SCAN_HORIZON, ScanTracker};
-pub use seen::{MAX_SEEN_NAMES, RoundKeys, Seen, port_key};
+pub use seen::{ANY_SERVICE, MAX_SEEN_NAMES, RoundKeys, Seen, port_key};
 pub use spec::{FeatureSpec, N_BUCKETS, N_FEATURES, N_TIME, SPEC_VERSION, feature_names};
 pub use traffic::{HIGH_ENTROPY, entropy};

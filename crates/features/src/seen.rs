@@ -33,7 +33,16 @@ pub struct Seen {
     /// ceiling until the caller seeds them from history.
     #[serde(default)]
     pub repeats: Option<BTreeMap<u32, u32>>,
+    /// Per program, the remote TCP ports it opened connections to (its services: a web
+    /// app's database and APIs, a backup tool's server). `None` in a model saved before
+    /// they were tracked, as `repeats`.
+    #[serde(default)]
+    pub services: Option<BTreeMap<String, BTreeSet<u16>>>,
 }
+
+/// Remote ports past which a program talks to any port (a browser, a package manager
+/// following mirrors): a new one says nothing about it.
+pub const ANY_SERVICE: usize = 8;
 
 impl Seen {
     /// Rebuilds the lookup set after deserialising.
@@ -95,6 +104,35 @@ impl Seen {
             *c = (*c).max(n);
         }
     }
+    /// Whether a known program's connection to remote TCP port `port` is its first to
+    /// that port. A program is known by the connections it opened before (a service
+    /// that also listens, as a web app does) or as a program on the network. False
+    /// while services are not tracked, for a program not known at all (a new program or
+    /// a new listener is named as such), and for one that talks to any port.
+    pub fn new_service(&self, program: &str, port: u16) -> bool {
+        let Some(services) = &self.services else {
+            return false;
+        };
+        match services.get(program) {
+            Some(ports) => ports.len() < ANY_SERVICE && !ports.contains(&port),
+            None => self.programs.as_ref().is_some_and(|p| p.contains(program)),
+        }
+    }
+    /// Adds a round's (program, remote port) connections (and starts tracking them, if
+    /// not yet).
+    pub fn add_services(&mut self, services: &[(String, u16)]) {
+        let map = self.services.get_or_insert_default();
+        for (program, port) in services {
+            match map.get_mut(program) {
+                Some(ports) => {
+                    ports.insert(*port);
+                }
+                None => {
+                    map.insert(program.clone(), BTreeSet::from([*port]));
+                }
+            }
+        }
+    }
     /// Adds what a round contained.
     pub fn add_keys(&mut self, keys: &RoundKeys) {
         for p in &keys.ports {
@@ -105,6 +143,7 @@ impl Seen {
         }
         self.add_programs(&keys.programs);
         self.add_repeats(&keys.repeats);
+        self.add_services(&keys.services);
     }
 }
 
@@ -127,6 +166,8 @@ pub struct RoundKeys {
     /// Per TCP port key listened on, the most connections one remote address made to it
     /// in the round (only ports some remote connected to).
     pub repeats: Vec<(u32, u32)>,
+    /// (program, remote TCP port) of the connections local programs opened, sorted.
+    pub services: Vec<(String, u16)>,
 }
 
 #[cfg(test)]
@@ -182,6 +223,31 @@ mod tests {
     }
 
     #[test]
+    fn services_are_per_known_program_until_it_talks_to_any_port() {
+        let mut seen = Seen::default();
+        assert!(!seen.new_service("gunicorn", 25), "untracked");
+        seen.add_programs(&["gunicorn".to_string(), "firefox".to_string()]);
+        seen.add_services(&[("gunicorn".into(), 5432), ("gunicorn".into(), 443)]);
+        assert!(seen.new_service("gunicorn", 25));
+        assert!(!seen.new_service("gunicorn", 5432));
+        assert!(seen.new_service("firefox", 443), "known, never connected");
+        assert!(
+            !seen.new_service("nmap", 25),
+            "a new program is named as one"
+        );
+        let many: Vec<(String, u16)> = (0..ANY_SERVICE as u16)
+            .map(|k| ("firefox".to_string(), 8000 + k))
+            .collect();
+        seen.add_services(&many);
+        assert!(!seen.new_service("firefox", 25), "talks to any port");
+        let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
+        assert!(back.new_service("gunicorn", 25) && !back.new_service("gunicorn", 443));
+        let old: Seen =
+            serde_json::from_str(r#"{"ports":[],"names":[],"programs":["a"]}"#).unwrap();
+        assert!(!old.new_service("a", 25), "a model from before services");
+    }
+
+    #[test]
     fn keys_and_rebuild() {
         let mut seen = Seen::default();
         seen.add_keys(&RoundKeys {
@@ -189,6 +255,7 @@ mod tests {
             names: vec!["example.com".into()],
             programs: vec!["apt".into()],
             repeats: vec![(port_key(true, 22), 2)],
+            services: vec![("apt".into(), 443)],
         });
         assert!(seen.has_port(port_key(true, 22)));
         assert!(seen.has_program("apt") && !seen.has_program("nmap"));

@@ -307,22 +307,24 @@ impl Db {
     }
 
     /// The busiest endpoint pairs of one local process in a span: what a new program
-    /// talked to.
+    /// talked to; with `port`, only the flows with that port at either end (a known
+    /// program's first connections to a service port).
     pub fn process_flows(
         &self,
         s: &PacketSpan,
         process: &str,
+        port: Option<u16>,
         limit: usize,
     ) -> Result<Vec<ProcessFlow>, Error> {
         let mut st = self.conn.prepare_cached(
             "SELECT src_addr, port_id, dst_addr, dest_port, count(*) AS c, sum(length), \
                     max(server_name), max(pid) FROM packets \
              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
-               AND process = ?6 \
+               AND process = ?6 AND (?7 IS NULL OR dest_port = ?7 OR port_id = ?7) \
              GROUP BY src_addr, port_id, dst_addr, dest_port ORDER BY c DESC LIMIT ?5",
         )?;
         let (a, b, c, d, e) = span_params(s, limit);
-        let mut rows = st.query(rusqlite::params![a, b, c, d, e, process])?;
+        let mut rows = st.query(rusqlite::params![a, b, c, d, e, process, port])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(ProcessFlow {

@@ -10,7 +10,9 @@
 //! minute home moves no feature, yet it is the first thing an operator wants to know.
 //! Likewise a remote address that opens more connections to a listening port in a round
 //! than any had in normal rounds is named whatever the score ([`repeated_connections`]):
-//! SSH password guessing is one more ordinary connection to sshd at a time.
+//! SSH password guessing is one more ordinary connection to sshd at a time. And a known
+//! program's first connection to a remote port it never used ([`new_services`]): a web
+//! application that starts mailing on port 25 is the same program doing a new thing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -212,6 +214,17 @@ pub struct RoundView<'a> {
     /// evidence names an actor (a new listener, a scanner, names never seen), since the
     /// heaviest sender of an ordinary round is the host's own main service.
     pub shift: bool,
+}
+
+/// What the causes found in every round, anomalous or not, look at.
+#[derive(Clone, Copy)]
+pub struct EveryRound<'a> {
+    pub round: &'a RoundInfo,
+    /// Its keys: connections per remote and port, programs' services.
+    pub keys: &'a RoundKeys,
+    pub seen: &'a Seen,
+    /// Hashes of the host's own addresses.
+    pub local: &'a HashSet<u64>,
 }
 
 /// The causes of one anomalous round.
@@ -532,7 +545,7 @@ fn local_process(
     Ok(c)
 }
 
-/// How many of a new program's peers its details list.
+/// How many of a program's peers its details list.
 const PROGRAM_PEERS: usize = 5;
 
 /// A program the model never saw on the network, as it talked in `round`: its identity
@@ -544,6 +557,57 @@ pub fn new_program(
     process: &str,
     local: &HashSet<u64>,
 ) -> Result<Cause> {
+    let mut details = program_traffic(db, round, process, None, local)?;
+    if let serde_json::Value::Object(m) = &mut details {
+        m.insert("activity".into(), json!("new program"));
+    }
+    Ok(Cause {
+        kind: Kind::NewProgram,
+        key: process.to_string(),
+        subject: Subject::Process(process.to_string()),
+        group: "traffic",
+        details,
+    })
+}
+
+/// Known programs that opened connections in `round` to a remote TCP port they never
+/// used before ([`Seen::new_service`]): a web application mailing on port 25, a
+/// database connecting out. One cause per program and port, keyed `PROCESS tcp/PORT`.
+pub fn new_services(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+    let (round, keys, seen, local) = (r.round, r.keys, r.seen, r.local);
+    let mut out = Vec::new();
+    for (process, port) in keys
+        .services
+        .iter()
+        .filter(|(p, port)| seen.new_service(p, *port))
+    {
+        let mut details = program_traffic(db, round, process, Some(*port), local)?;
+        if let serde_json::Value::Object(m) = &mut details {
+            m.insert("activity".into(), json!("new destination port"));
+            m.insert("port".into(), json!(port));
+            m.insert("protocol".into(), json!("tcp"));
+        }
+        out.push(Cause {
+            kind: Kind::LocalProcess,
+            key: format!("{process} tcp/{port}"),
+            subject: Subject::Process(process.clone()),
+            group: "traffic",
+            details,
+        });
+    }
+    Ok(out)
+}
+
+/// What a local program did in `round` (only its flows with `port` at either end, when
+/// given): pid, executable and user, packets and bytes, and its busiest peers (remote
+/// address, port, server name).
+fn program_traffic(
+    db: &Db,
+    round: &RoundInfo,
+    process: &str,
+    port: Option<u16>,
+    local: &HashSet<u64>,
+) -> Result<serde_json::Value> {
     #[derive(Default)]
     struct Peer {
         packets: i64,
@@ -553,7 +617,7 @@ pub fn new_program(
     let mut peers: BTreeMap<(String, i64), Peer> = BTreeMap::new();
     let (mut packets, mut bytes, mut pid) = (0, 0, None);
     if let Some((a, b)) = round.packet_range() {
-        for f in db.process_flows(&PacketSpan::whole(a, b), process, 200)? {
+        for f in db.process_flows(&PacketSpan::whole(a, b), process, port, 200)? {
             packets += f.packets;
             bytes += f.bytes;
             pid = pid.or(f.pid);
@@ -579,7 +643,6 @@ pub fn new_program(
     let mut ranked: Vec<((String, i64), Peer)> = peers.into_iter().collect();
     ranked.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then_with(|| a.0.cmp(&b.0)));
     let mut details = json!({
-        "activity": "new program",
         "process": process,
         "pid": pid,
         "destinations": ranked.len(),
@@ -598,13 +661,7 @@ pub fn new_program(
     if let Some(o) = owner {
         add_identity(&mut details, &o);
     }
-    Ok(Cause {
-        kind: Kind::NewProgram,
-        key: process.to_string(),
-        subject: Subject::Process(process.to_string()),
-        group: "traffic",
-        details,
-    })
+    Ok(details)
 }
 
 /// How many of a repeating network's addresses its details list.
@@ -614,13 +671,8 @@ const REPEAT_ADDRESSES: usize = 10;
 /// its ceiling allows ([`Seen::over_ceiling`]): one cause per network, keyed
 /// `NET tcp/PORT`, with the port, its process, the connections and the ceiling they
 /// went over.
-pub fn repeated_connections(
-    db: &Db,
-    round: &RoundInfo,
-    keys: &RoundKeys,
-    seen: &Seen,
-    local: &HashSet<u64>,
-) -> Result<Vec<Cause>> {
+pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+    let (round, keys, seen, local) = (r.round, r.keys, r.seen, r.local);
     let Some((a, b)) = round.packet_range() else {
         return Ok(Vec::new());
     };

@@ -65,6 +65,16 @@ pub fn summarize(i: &Incident) -> String {
                 ),
             }
         }
+        "local_process" if s("activity").as_deref() == Some("new destination port") => {
+            let who = format!("{}{}", s("process").unwrap_or_default(), identity(d));
+            format!(
+                "{who} connected to tcp/{} for the first time: {} in {} packets to {}",
+                n("port"),
+                bytes(n("bytes")),
+                n("packets"),
+                peers(d, n("destinations"))
+            )
+        }
         "local_process" => {
             let who = format!("{}{}", i.cause, identity(d));
             scan_of_hosts(&who, d).unwrap_or_else(|| {
@@ -287,6 +297,20 @@ mod tests {
             summarize(&guess),
             "repeated connections from 198.18.7.0/24 (198.18.7.9) to tcp/22 (sshd): \
              41 connections, up to 17 in a round (usual at most 2); \
+             2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let mail = incident(
+            "local_process",
+            "gunicorn tcp/25",
+            json!({"activity": "new destination port", "process": "gunicorn", "pid": 1291,
+                   "exe": "/usr/bin/gunicorn", "port": 25, "bytes": 48_000, "packets": 90,
+                   "destinations": 4,
+                   "peers": [{"address": "203.0.113.25", "port": 25, "packets": 30}]}),
+        );
+        assert_eq!(
+            summarize(&mail),
+            "gunicorn (pid 1291, /usr/bin/gunicorn) connected to tcp/25 for the first time: \
+             48.0 kB in 90 packets to 203.0.113.25:25 and 3 more; \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let l = incident(

@@ -55,11 +55,13 @@ pub(super) fn cold_start(
         .map_or_else(|| opts.config.clone(), |p| p.config.clone());
     let mut seen = seed_seen(db, &history)?;
     let l = load_rounds(db, history, spacing, &mut seen)?;
-    // Every program that talked in the history is known, and every port's busiest
-    // client: a daily job of the first day exists as much as its first hour's.
+    // Every program that talked in the history is known, with the ports it talked to,
+    // and every port's busiest client: a daily job of the first day exists as much as
+    // its first hour's.
     for keys in &l.keys {
         seen.add_programs(&keys.programs);
         seen.add_repeats(&keys.repeats);
+        seen.add_services(&keys.services);
     }
     let split = split_history(&l);
     let scaler = Scaler::fit(
@@ -159,20 +161,34 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
     Ok(seen)
 }
 
-/// Rounds a model from before connection ceilings were tracked learns them from, at
-/// its first fine-tune (a day of rounds a minute apart).
-const REPEAT_SEED_ROUNDS: usize = 1440;
+/// Rounds a model from before connection ceilings and services were tracked learns
+/// them from, at its first fine-tune (a day of rounds a minute apart).
+const UNTRACKED_SEED_ROUNDS: usize = 1440;
 
-/// Seeds the connection ceilings of a model saved before they were tracked from the
-/// rounds before `first`, so that an upgrade neither stays blind until the next cold
-/// start nor alarms on the first busy client. Once, at the first fine-tune.
-pub(super) fn seed_repeats(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
-    if seen.repeats.is_some() {
+/// Seeds what a model saved before they were tracked lacks — connection ceilings,
+/// programs' services — from the rounds before `first`, so that an upgrade neither
+/// stays blind until the next cold start nor alarms on the first busy client or the
+/// first backup. Once, at the first fine-tune.
+pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
+    let (repeats, services) = (seen.repeats.is_none(), seen.services.is_none());
+    if !repeats && !services {
         return Ok(());
     }
-    let rounds = db.rounds_before(first, REPEAT_SEED_ROUNDS)?;
-    seen.add_repeats(&[]);
-    learn_keys(db, &rounds, |keys| seen.add_repeats(&keys.repeats))
+    let rounds = db.rounds_before(first, UNTRACKED_SEED_ROUNDS)?;
+    if repeats {
+        seen.add_repeats(&[]);
+    }
+    if services {
+        seen.add_services(&[]);
+    }
+    learn_keys(db, &rounds, |keys| {
+        if repeats {
+            seen.add_repeats(&keys.repeats);
+        }
+        if services {
+            seen.add_services(&keys.services);
+        }
+    })
 }
 
 /// Loads each round's keys on a scratch seen-set (what is new in them is not the

@@ -179,7 +179,7 @@ pub(super) fn scored_step(
                 absorb_normal_scores(&mut sc, &p.scores, &normal);
             }
             if let Some(first) = batch.first() {
-                super::cold::seed_repeats(db, first, &mut sc.seen)?;
+                super::cold::seed_untracked(db, first, &mut sc.seen)?;
             }
             // What was learnt is known from now on: its ports and names are not new.
             for (keys, _) in l.keys.iter().zip(&v.trainable).filter(|(_, t)| **t) {
@@ -193,6 +193,7 @@ pub(super) fn scored_step(
                     if p.masked.contains(&r.id) {
                         sc.seen.add_keys(&RoundKeys {
                             programs: Vec::new(),
+                            services: Vec::new(),
                             ..keys.clone()
                         });
                     } else {

@@ -1,5 +1,5 @@
 //! From verdicts to incidents: the causes of each anomalous round of the batch (and the
-//! new programs and repeated connections of every round), the incidents they open, extend or close, and what
+//! new programs, repeated connections and programs' new services of every round), the incidents they open, extend or close, and what
 //! that means for training.
 
 use std::collections::HashMap;
@@ -145,8 +145,14 @@ pub(super) fn triage_rounds(
         }
         name_new_programs(db, l, i, seen, &mut causes)?;
         // A remote over a port's ceiling of connections, unless already named (a
-        // scanner of the same network).
-        for c in cause::repeated_connections(db, r, &l.keys[i], seen, &l.local_addrs)? {
+        // scanner of the same network); a known program's first connections to a port.
+        let every = cause::EveryRound {
+            round: r,
+            keys: &l.keys[i],
+            seen,
+            local: &l.local_addrs,
+        };
+        for c in cause::repeated_connections(db, &every)? {
             if !causes
                 .iter()
                 .any(|o| o.kind == c.kind && o.details["network"] == c.details["network"])
@@ -154,6 +160,7 @@ pub(super) fn triage_rounds(
                 causes.push(c);
             }
         }
+        causes.extend(cause::new_services(db, &every)?);
         if shifted {
             // A lasting shift that no actor explains is one incident, whatever features
             // lead from round to round.
