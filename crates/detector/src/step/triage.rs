@@ -160,6 +160,17 @@ pub(super) fn triage_rounds(
                 causes.push(c);
             }
         }
+        // A remote repeating connections (a burst at a service) is what moved the
+        // round's scan, socket and traffic features: one event, one incident.
+        if causes
+            .iter()
+            .any(|c| c.details["activity"] == "repeated connections")
+        {
+            causes.retain(|c| {
+                c.kind != Kind::Features
+                    || !matches!(c.group, "scan" | "sockets" | "traffic" | cause::SCAN_MEMORY)
+            });
+        }
         causes.extend(cause::new_services(db, &every)?);
         if shifted {
             // A lasting shift that no actor explains is one incident, whatever features
