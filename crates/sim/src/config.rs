@@ -206,11 +206,17 @@ pub enum EventKind {
     /// the rules were tuned on every other kind, to be measured as a kind no rule was
     /// written for.
     Spam,
+    /// Credential stuffing from a botnet for an hour: 100–300 addresses (20–40 of the
+    /// LAN on a workstation) each open a connection every 2–6 minutes to the host's
+    /// login (nginx's HTTPS; sshd on a workstation) and try a few leaked passwords.
+    /// Models account takeover through residential proxies: no address stands out.
+    /// Written after every rule was final, and run once, as a kind none was written for.
+    Stuffing,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -226,6 +232,7 @@ impl EventKind {
         EventKind::Deploy,
         EventKind::Bruteforce,
         EventKind::Spam,
+        EventKind::Stuffing,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -246,6 +253,7 @@ impl EventKind {
             EventKind::Deploy => "deploy",
             EventKind::Bruteforce => "bruteforce",
             EventKind::Spam => "spam",
+            EventKind::Stuffing => "stuffing",
         }
     }
 }

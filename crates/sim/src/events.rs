@@ -175,6 +175,7 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::Deploy => deploy(&mut ev, host, span_end),
         EventKind::Bruteforce => bruteforce(&mut ev, &mut r, host),
         EventKind::Spam => spam(&mut ev, &mut r, host),
+        EventKind::Stuffing => stuffing(&mut ev, &mut r, host),
     }
     ev
 }
@@ -596,6 +597,61 @@ fn spam(ev: &mut Event, r: &mut Rng, host: &Host) {
         "{} (pid {}) sends spam to port 25 of the recipients' mail exchangers: {mails} mails in an hour ({per_minute:.0} a minute)",
         owner.process, owner.pid
     );
+}
+
+/// An hour of credential stuffing: a botnet's addresses each log in every 2–6 minutes
+/// with a few leaked passwords, over HTTPS to nginx on a server, to sshd from the LAN
+/// on a workstation.
+fn stuffing(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let (port, n) = match &host.role {
+        Role::Server(_) => (443, r.between(100, 300)),
+        _ => (22, r.between(20, 40)),
+    };
+    let bots: Vec<(IpAddr, u64)> = (0..n)
+        .map(|_| {
+            let a = match host.role {
+                Role::Server(_) => random_public_v4(r),
+                _ => IpAddr::V4(Ipv4Addr::new(192, 168, 1, r.between(30, 250) as u8)),
+            };
+            (a, r.between(2, 6))
+        })
+        .collect();
+    let mut logins = 0u64;
+    for m in 0..60 {
+        let t = ev.start + m * MINUTE;
+        for &(remote, every) in &bots {
+            if !r.chance(1.0 / every as f64) {
+                continue;
+            }
+            let owner = match &host.role {
+                Role::Server(s) => r.pick(&s.nginx).clone(),
+                _ => Owner::new(r.between(40_000, 60_000) as u32, "sshd"),
+            };
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: port,
+                remote,
+                remote_port: ephemeral(r),
+                owner: Some(owner),
+            };
+            let s = TcpSession {
+                start: t + r.below(MINUTE as u64) as i64,
+                duration: (r.lognormal(3.0, 0.6).min(30.0) * SEC as f64) as i64,
+                rtt: (r.lognormal(80.0, 0.5) * 1000.0) as i64,
+                local_is_client: false,
+                sni: (port == 443).then_some(SITE),
+                data: r.between(6, 20) as u32,
+                client_share: 0.5,
+                local_closes: r.chance(0.5),
+            };
+            ev.socks.push(s.emit(&flow, r, &mut ev.packets));
+            logins += 1;
+        }
+    }
+    ev.end = ev.start + 60 * MINUTE;
+    ev.note =
+        format!("credential stuffing at tcp/{port} from {n} addresses: {logins} logins in an hour");
 }
 
 /// Ports a LAN host commonly has open, for the one-host scan to find.

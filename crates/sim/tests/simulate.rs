@@ -1088,10 +1088,11 @@ fn every_kind_runs_on_a_workstation() {
         "dnstunnel-slow@17.5",
         "bruteforce@17.9",
         "spam@18",
+        "stuffing@8",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
-    assert_eq!(s.events, 15);
+    assert_eq!(s.events, 16);
     for kind in EventKind::ALL {
         assert!(
             count(
@@ -1103,17 +1104,19 @@ fn every_kind_runs_on_a_workstation() {
     }
     let during =
         |kind: &str| format!("round_id IN (SELECT round_id FROM labels WHERE kind = '{kind}')");
-    // The password guessing: SSH connection attempts from one LAN address, all hour.
-    let guesser = |what: &str| {
+    // SSH connection attempts from the LAN during an event.
+    let lan_ssh = |what: &str, kind: &str| {
         count(
             &conn,
             &format!(
                 "SELECT {what} FROM packets WHERE tcp_flags = 2 AND dest_port = 22 \
                   AND src_addr LIKE '192.168.1.%' AND {}",
-                during("bruteforce")
+                during(kind)
             ),
         )
     };
+    // The password guessing: from one LAN address, all hour.
+    let guesser = |what: &str| lan_ssh(what, "bruteforce");
     assert_eq!(guesser("count(DISTINCT src_addr)"), 1);
     // The spam: SMTP sessions from one script to many mail exchangers, each looked up.
     let smtp = |what: &str| {
@@ -1136,6 +1139,11 @@ fn every_kind_runs_on_a_workstation() {
         "python3"
     );
     assert!(smtp("count(DISTINCT dst_addr)") >= 20, "many exchangers");
+    // The stuffing: logins at sshd from many LAN addresses, none of them often.
+    assert!(
+        lan_ssh("count(DISTINCT src_addr)", "stuffing") >= 20,
+        "a botnet"
+    );
     assert!(
         count(
             &conn,
