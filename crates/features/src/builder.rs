@@ -209,9 +209,15 @@ impl RoundBuilder {
         if !outbound && bare_syn {
             self.record_inbound_syn(i, p, &ends);
         }
+        // A SYN to a port the host listens on, attributed to a program that listens,
+        // is a connection to that program (the direction rule can guess wrong when a
+        // client's port is also one of the host's, or the host's IPv6 address is not
+        // learnt yet), not one it opened.
         if outbound
             && bare_syn
             && let Some(process) = p.process
+            && !(self.listening.contains(&port_key(true, ends.dport))
+                && self.listening_programs.contains(process))
         {
             match self.services.get_mut(process) {
                 Some(ports) => {
@@ -975,6 +981,7 @@ mod tests {
         b.add_packet(&out(0x02, 25, "gunicorn"));
         b.add_packet(&out(0x02, 443, "curl"));
         b.add_packet(&out(0x10, 993, "curl")); // no connection opened
+        b.add_packet(&out(0x02, 22, "sshd")); // sshd listens on 22: a client's, misread
         let (_, keys, _) = b.finish(&mut seen);
         assert_eq!(keys.repeats, vec![(port_key(true, 22), 9)]);
         assert_eq!(
