@@ -90,10 +90,12 @@ impl Seen {
         }
     }
     /// The ceiling of `key` when `n` connections from one remote in a round are over
-    /// its limit ([`repeat_limit`]); None when they are not, or ceilings are not
-    /// tracked yet.
+    /// its limit ([`repeat_limit`]); None when they are not, when ceilings are not
+    /// tracked yet, or when no remote reached the port in a learnt round (a service
+    /// learnt while its clients' packets were left out, as a deployed one is until
+    /// accepted, has no ceiling to go over).
     pub fn over_ceiling(&self, key: u32, n: u32) -> Option<u32> {
-        let ceiling = self.repeats.as_ref()?.get(&key).copied().unwrap_or(0);
+        let ceiling = *self.repeats.as_ref()?.get(&key)?;
         (n > repeat_limit(ceiling)).then_some(ceiling)
     }
     /// Raises ceilings to a round's peaks (and starts tracking them, if not yet).
@@ -214,8 +216,8 @@ mod tests {
         assert_eq!(seen.over_ceiling(port_key(true, 443), 60), None);
         assert_eq!(seen.over_ceiling(port_key(true, 443), 61), Some(30));
         assert_eq!(
-            seen.over_ceiling(port_key(true, 5432), 4),
-            Some(0),
+            seen.over_ceiling(port_key(true, 5432), 400),
+            None,
             "never reached from outside"
         );
         let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
