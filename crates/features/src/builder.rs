@@ -98,6 +98,8 @@ pub struct RoundBuilder {
     repeats: RepeatCounter,
     /// Remote TCP ports each local program opened connections to.
     services: HashMap<String, BTreeSet<u16>>,
+    /// The processes listening on each port key in the round.
+    listeners: HashMap<u32, HashSet<String>>,
     /// Processes with sockets or packets in the round, and those that listen.
     programs: HashSet<String>,
     listening_programs: HashSet<String>,
@@ -146,6 +148,7 @@ impl RoundBuilder {
             keys,
             repeats: RepeatCounter::default(),
             services: HashMap::new(),
+            listeners: HashMap::new(),
             programs: HashSet::new(),
             listening_programs: HashSet::new(),
         };
@@ -171,6 +174,12 @@ impl RoundBuilder {
     fn note_programs(&mut self, socks: &[SockRow]) {
         for s in socks {
             if let Some(p) = &s.process {
+                if is_listen(s) {
+                    let owners = self.listeners.entry(port_key(s.tcp, s.port)).or_default();
+                    if !owners.contains(p) {
+                        owners.insert(p.clone());
+                    }
+                }
                 let set = if is_listen(s) {
                     &mut self.listening_programs
                 } else {
@@ -209,15 +218,17 @@ impl RoundBuilder {
         if !outbound && bare_syn {
             self.record_inbound_syn(i, p, &ends);
         }
-        // A SYN to a port the host listens on, attributed to a program that listens,
-        // is a connection to that program (the direction rule can guess wrong when a
-        // client's port is also one of the host's, or the host's IPv6 address is not
-        // learnt yet), not one it opened.
+        // A SYN to a port the host listens on, attributed to the program that listens
+        // there, is a connection to that program (the direction rule can guess wrong
+        // when a client's port is also one of the host's, or the host's IPv6 address is
+        // not learnt yet), not one it opened.
         if outbound
             && bare_syn
             && let Some(process) = p.process
-            && !(self.listening.contains(&port_key(true, ends.dport))
-                && self.listening_programs.contains(process))
+            && !self
+                .listeners
+                .get(&port_key(true, ends.dport))
+                .is_some_and(|owners| owners.contains(process))
         {
             match self.services.get_mut(process) {
                 Some(ports) => {
@@ -982,11 +993,16 @@ mod tests {
         b.add_packet(&out(0x02, 443, "curl"));
         b.add_packet(&out(0x10, 993, "curl")); // no connection opened
         b.add_packet(&out(0x02, 22, "sshd")); // sshd listens on 22: a client's, misread
+        b.add_packet(&out(0x02, 22, "backup")); // another program's connection to :22
         let (_, keys, _) = b.finish(&mut seen);
         assert_eq!(keys.repeats, vec![(port_key(true, 22), 9)]);
         assert_eq!(
             keys.services,
-            vec![("curl".to_string(), 443), ("gunicorn".to_string(), 25)]
+            vec![
+                ("backup".to_string(), 22),
+                ("curl".to_string(), 443),
+                ("gunicorn".to_string(), 25)
+            ]
         );
     }
 }
