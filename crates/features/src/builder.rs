@@ -708,6 +708,21 @@ mod tests {
         }
     }
 
+    /// A bare SYN from `src`:`sport` to the host (10.0.0.1) port `dport`.
+    fn syn_to_host(ts: i64, src: &str, sport: u16, dport: u16) -> PktRow<'_> {
+        PktRow {
+            ts,
+            protocols: "eth:ipv4:tcp",
+            sport: Some(sport),
+            dport: Some(dport),
+            src: Some(src),
+            dst: Some("10.0.0.1"),
+            length: 60,
+            tcp_flags: Some(0x02),
+            ..Default::default()
+        }
+    }
+
     /// A round of 10 s sampled every 5 s.
     fn ten_seconds(socks: &[SockRow], seen: &mut Seen) -> RoundBuilder {
         let s = crate::calendar::SECOND;
@@ -870,17 +885,7 @@ mod tests {
                 .collect()
         };
         fn syn(ts: i64, src: &str, dport: u16) -> PktRow<'_> {
-            PktRow {
-                ts,
-                protocols: "eth:ipv4:tcp",
-                sport: Some(40000),
-                dport: Some(dport),
-                src: Some(src),
-                dst: Some("10.0.0.1"),
-                length: 60,
-                tcp_flags: Some(0x02),
-                ..Default::default()
-            }
+            syn_to_host(ts, src, 40000, dport)
         }
         let mut seen = Seen::default();
         let mut carry = Carry::default();
@@ -948,17 +953,7 @@ mod tests {
         let socks: Vec<SockRow> = (0..12)
             .map(|k| sock(k * 5 * s, 22, true, "LISTEN", 1))
             .collect();
-        let syn = |ts: i64, src: &'static str, sport: u16, dport: u16| PktRow {
-            ts,
-            protocols: "eth:ipv4:tcp",
-            sport: Some(sport),
-            dport: Some(dport),
-            src: Some(src),
-            dst: Some("10.0.0.1"),
-            length: 60,
-            tcp_flags: Some(0x02),
-            ..Default::default()
-        };
+        let syn = syn_to_host;
         let mut seen = Seen::default();
         let mut carry = Carry::default();
         carry.local_addrs.insert(fnv1a(b"10.0.0.1"));
