@@ -17,5 +17,6 @@ BEGIN;
 .read crates/store/migrations/0003_owners.sql
 .read crates/store/migrations/0004_views.sql
 .read crates/store/migrations/0005_talkers.sql
-PRAGMA user_version = 5;
+.read crates/store/migrations/0006_listeners_index.sql
+PRAGMA user_version = 6;
 COMMIT;

@@ -149,6 +149,12 @@ pub struct PruneArgs {
     /// Age beyond which rounds are deleted, e.g. 30d, 12h, 2w.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub older_than: std::time::Duration,
+    /// Return the freed space to the file system. Without it the freed pages stay in
+    /// the file and the next rounds reuse them (a daily prune keeps the file at its
+    /// retention plus a day); with it the newest pages move into the holes, which
+    /// takes about as long again. For shrinking the file after lowering the retention.
+    #[arg(long)]
+    pub vacuum: bool,
 }
 
 /// Seconds, positive and at most a day (a round is meant to last under a minute).

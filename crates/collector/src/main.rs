@@ -152,18 +152,25 @@ fn prune(db: &Path, p: &cli::PruneArgs, verbose: bool) -> anyhow::Result<ExitCod
         - i64::try_from(p.older_than.as_micros()).unwrap_or(i64::MAX);
     let bar = Bar::new(progress::wanted(false), "prune", 0, Unit::Count);
     bar.set_message("rounds");
-    let pruned = store.prune_with_progress(cutoff, &mut |done, all| {
+    let pruned = store.prune_with_progress(cutoff, p.vacuum, &mut |done, all| {
         bar.set_length(all);
         bar.set_position(done);
     })?;
     bar.finish();
     if verbose {
+        let space = if p.vacuum {
+            format!(
+                "{} pages returned to the file system",
+                pruned.returned_pages
+            )
+        } else {
+            format!("{} pages free for new rounds", pruned.free_pages)
+        };
         println!(
-            "pruned {} rounds ({} packets) older than {}; {} pages freed",
+            "pruned {} rounds ({} packets) older than {}; {space}",
             pruned.rounds,
             pruned.packets,
             portwatch_store::time::format_micros(cutoff),
-            pruned.freed_pages
         );
     }
     Ok(ExitCode::Complete)

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_owners.sql")),
     (4, include_str!("../migrations/0004_views.sql")),
     (5, include_str!("../migrations/0005_talkers.sql")),
+    (6, include_str!("../migrations/0006_listeners_index.sql")),
 ];
 
 /// The schema version this build writes.

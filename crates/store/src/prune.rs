@@ -1,11 +1,19 @@
-//! `collector prune`: deletes whole rounds older than a cutoff, each with all its rows
-//! in one transaction, without scanning whole tables.
+//! `collector prune`: deletes whole rounds older than a cutoff, each with all its rows,
+//! without scanning whole tables.
 //!
 //! Packets carry no index and no foreign key, so they go first by each round's rowid
 //! range (a primary-key range delete); the round rows then cascade to the indexed
-//! child tables. Freed pages are returned with `incremental_vacuum` afterwards.
+//! child tables. Rounds go in batches, one short transaction each, with a page cache
+//! big enough that a batch's pages are written to the WAL once: with the default
+//! cache (2 MiB, 32 pages of 64 KiB) the cascade through `rounds_ports`' port index
+//! wrote each page again and again, and a day took 38 s instead of 12.
+//!
+//! The freed pages stay in the file, on SQLite's freelist, where the next rounds'
+//! rows reuse them: a database pruned daily stays at its retention plus a day. Giving
+//! them back to the file system (`vacuum`) moves the newest pages into the holes, a
+//! day's worth of writes for a day pruned, so it is asked for, not done every day.
 
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::{Db, Error, time};
 
@@ -14,7 +22,10 @@ use crate::{Db, Error, time};
 pub struct Pruned {
     pub rounds: u64,
     pub packets: u64,
-    pub freed_pages: i64,
+    /// Pages returned to the file system (with `vacuum`).
+    pub returned_pages: i64,
+    /// Pages left free in the file for new rows.
+    pub free_pages: i64,
 }
 
 /// The rounds to delete, through the start_time index; ranges come from the rows.
@@ -27,21 +38,43 @@ const PACKETS: &str = "DELETE FROM packets WHERE id BETWEEN ?1 AND ?2";
 /// The round row; its child rows go by cascade through their indexes.
 const ROUND: &str = "DELETE FROM rounds WHERE id = ?1";
 
+/// At most this many rounds per transaction: an hour of a live host.
+const BATCH_ROUNDS: usize = 60;
+/// At most about this many packets per transaction (~0.3 s of deleting here), so a
+/// live round beside prune waits for one batch at most, never for a day.
+const BATCH_PACKETS: u64 = 500_000;
+/// The page cache while deleting, in KiB (SQLite's default is 2 MiB).
+const CACHE_KIB: i64 = 64 * 1024;
+
 impl Db {
     /// Deletes the closed rounds that started before `cutoff_micros` (running rounds
-    /// are left alone: a collector may still be writing them).
-    pub fn prune(&mut self, cutoff_micros: i64) -> Result<Pruned, Error> {
-        prune(&mut self.conn, cutoff_micros, &mut |_, _| {})
+    /// are left alone: a collector may still be writing them); with `vacuum`, returns
+    /// the freed pages to the file system.
+    pub fn prune(&mut self, cutoff_micros: i64, vacuum: bool) -> Result<Pruned, Error> {
+        self.prune_with_progress(cutoff_micros, vacuum, &mut |_, _| {})
     }
 
     /// [`Db::prune`], telling `progress` the rounds deleted so far and the rounds to
-    /// delete after each one (for a progress bar).
+    /// delete after each batch (for a progress bar).
     pub fn prune_with_progress(
         &mut self,
         cutoff_micros: i64,
+        vacuum: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Pruned, Error> {
-        prune(&mut self.conn, cutoff_micros, progress)
+        let saved: i64 = self.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        self.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        let out = prune(&mut self.conn, cutoff_micros, progress);
+        // The connection may live on (tests, a library user): back to its own cache.
+        self.conn.pragma_update(None, "cache_size", saved)?;
+        let mut out = out?;
+        if vacuum {
+            out.returned_pages = incremental_vacuum(&self.conn)?;
+        }
+        out.free_pages = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        Ok(out)
     }
 
     /// SQLite's plan (`EXPLAIN QUERY PLAN` detail lines) for each statement prune runs,
@@ -62,7 +95,7 @@ impl Db {
 }
 
 fn prune(
-    conn: &mut rusqlite::Connection,
+    conn: &mut Connection,
     cutoff_micros: i64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Pruned, Error> {
@@ -74,20 +107,43 @@ fn prune(
         .collect::<Result<_, _>>()?;
     victims.sort_unstable();
     let total = victims.len() as u64;
-    // One short transaction per round: a live round's writer waits at most for one
-    // round's deletion, never for a whole month's.
-    for (id, first, last) in victims {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let (Some(f), Some(l)) = (first, last) {
-            out.packets += tx.execute(PACKETS, params![f, l])? as u64;
+    let mut rest = victims.as_slice();
+    while !rest.is_empty() {
+        // The batch: up to BATCH_ROUNDS rounds, cut early once it holds BATCH_PACKETS
+        // (a capture file's round of millions goes alone).
+        let mut n = 0;
+        let mut packets = 0u64;
+        while n < rest.len() && n < BATCH_ROUNDS && packets < BATCH_PACKETS {
+            if let (_, Some(f), Some(l)) = rest[n] {
+                packets += u64::try_from(l - f + 1).unwrap_or(0);
+            }
+            n += 1;
         }
-        tx.execute(ROUND, params![id])?;
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut del_packets = tx.prepare_cached(PACKETS)?;
+            let mut del_round = tx.prepare_cached(ROUND)?;
+            for &(id, first, last) in batch {
+                if let (Some(f), Some(l)) = (first, last) {
+                    out.packets += del_packets.execute(params![f, l])? as u64;
+                }
+                del_round.execute(params![id])?;
+            }
+        }
         tx.commit()?;
-        out.rounds += 1;
+        out.rounds += batch.len() as u64;
         progress(out.rounds, total);
     }
-    // `incremental_vacuum` frees one page per result row; step it to the end, in
-    // slices so that each holds the write lock only briefly.
+    Ok(out)
+}
+
+/// Returns every free page to the file system; how many. `incremental_vacuum` frees
+/// one page per result row; it is stepped in slices of 256 so that each holds the
+/// write lock only briefly.
+fn incremental_vacuum(conn: &Connection) -> Result<i64, Error> {
+    let mut returned = 0;
     loop {
         let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         if free == 0 {
@@ -102,7 +158,7 @@ fn prune(
         if n == 0 {
             break;
         }
-        out.freed_pages += n;
+        returned += n;
     }
-    Ok(out)
+    Ok(returned)
 }

@@ -228,14 +228,15 @@ fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
     round(&db, lo, t0, 3000);
     round(&db, lo, t0 + day, 2000);
     let (_, conn) = round(&db, lo, t0 + 2 * day, 1000);
-    let pruned = Db::open(&db).unwrap().prune(t0 + day + 1).unwrap();
+    let pages =
+        |c: &Connection| -> i64 { c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap() };
+    let before = pages(&conn);
+    let pruned = Db::open(&db).unwrap().prune(t0 + day + 1, false).unwrap();
     assert_eq!((pruned.rounds, pruned.packets), (2, 5000));
-    // The space is given back: no free pages are left in the file.
-    assert!(pruned.freed_pages > 0, "{pruned:?}");
-    let free: i64 = conn
-        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(free, 0);
+    // The freed pages stay in the file, free for the next rounds' rows.
+    assert_eq!(pruned.returned_pages, 0, "{pruned:?}");
+    assert!(pruned.free_pages > 0, "{pruned:?}");
+    assert_eq!(pages(&conn), before);
     let left: (i64, i64, i64, i64) = conn
         .query_row(
             "SELECT (SELECT count(*) FROM rounds), (SELECT count(*) FROM packets),
@@ -249,6 +250,16 @@ fn prune_deletes_old_rounds_with_all_their_rows_and_keeps_the_rest() {
         (1, 1000, 1, 1000),
         "the pruned rounds' totals went with them"
     );
+    // A new round's rows fill the freed pages: the file does not grow.
+    round(&db, lo, t0 + 3 * day, 1000);
+    assert_eq!(pages(&conn), before);
+    // With vacuum (and nothing old enough to delete) the rest goes back to the file
+    // system: no free page is left.
+    let vacuumed = Db::open(&db).unwrap().prune(t0, true).unwrap();
+    assert_eq!(vacuumed.rounds, 0);
+    assert!(vacuumed.returned_pages > 0, "{vacuumed:?}");
+    assert_eq!(vacuumed.free_pages, 0, "{vacuumed:?}");
+    assert_eq!(pages(&conn), before - vacuumed.returned_pages);
     // The plans of prune's own statements never scan a whole table (the cascade's
     // child deletes go through the round_id indexes, which the schema test checks).
     let plan = portwatch_store::Db::open(&db)
