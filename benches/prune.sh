@@ -9,6 +9,7 @@
 #     packets by rowid range and its rounds (which cascade);
 #   - OLD_BIN, when set: another build's `collector prune` (e.g. the previous commit's),
 #     on the same two days simulated by OLD_BIN itself (its own schema).
+# RUNS (default 3): how many times `collector prune` runs, each on a fresh copy.
 # Usage: benches/prune.sh [RATE] [WORKDIR]   (needs target/release/collector)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,9 @@ measure() { # FILE NAME COMMAND...
     SELECT (page_count * page_size / 1048576) || ' MiB file, ' || freelist_count || ' free pages'
       FROM pragma_page_count, pragma_page_size, pragma_freelist_count"
 }
-measure "$work/two.db" "collector prune" "$bin" prune --db "$work/run.db" --older-than "$(older)" -v
+for _ in $(seq "${RUNS:-3}"); do
+  measure "$work/two.db" "collector prune" "$bin" prune --db "$work/run.db" --older-than "$(older)" -v
+done
 measure "$work/two.db" "collector prune --vacuum" "$bin" prune --db "$work/run.db" --older-than "$(older)" --vacuum -v
 last=$(sqlite3 "$work/two.db" "SELECT max(last_packet_id) FROM rounds WHERE start_time < '$cutoff'")
 measure "$work/two.db" "sqlite3, one transaction" sqlite3 "$work/run.db" "PRAGMA foreign_keys = ON; BEGIN;
