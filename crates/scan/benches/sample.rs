@@ -150,6 +150,34 @@ fn quick_figures() {
     quick("owner_walk_uncached", 30, || {
         walker.refresh_owners().expect("walk")
     });
+    // What a user would run for the same answer, on the same sockets: `ss`, a child
+    // process each time (so only its wall time is ours to see).
+    for args in [&["-tuan"][..], &["-tuanp"][..]] {
+        let ss = || {
+            Command::new("ss")
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+        };
+        if !ss().is_ok_and(|s| s.success()) {
+            eprintln!("quick ss {}: ss not found or failed", args.join(" "));
+            continue;
+        }
+        let n = 20;
+        let (mut min, mut sum) = (Duration::MAX, Duration::ZERO);
+        for _ in 0..n {
+            let t = std::time::Instant::now();
+            black_box(ss().expect("ss"));
+            min = min.min(t.elapsed());
+            sum += t.elapsed();
+        }
+        eprintln!(
+            "quick ss {}: min wall {:.2} ms, mean wall {:.2} ms over {n} runs",
+            args.join(" "),
+            min.as_secs_f64() * 1e3,
+            sum.as_secs_f64() * 1e3 / f64::from(n)
+        );
+    }
 }
 
 fn bench_sample(c: &mut Criterion) {
