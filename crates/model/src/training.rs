@@ -102,7 +102,15 @@ pub fn fresh_model(cfg: &DetectorConfig, n_features: usize, n_time: usize) -> Au
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     device.seed(cfg.seed);
-    cfg.init(n_features, n_time, &device)
+    let model = cfg.init(n_features, n_time, &device);
+    // Burn draws a parameter's initial values lazily, at its first use: without this,
+    // a test's first forward pass ran after the lock was gone, interleaved its draws
+    // with another test's, and its weights were not the seed's (a residual-scale test
+    // failed 1 run in ~10 on a busy machine). One forward pass here draws them all, in
+    // the order the first real one would.
+    let probe = Tensor::<3>::zeros([1, 1, n_features + n_time], &device);
+    let _ = model.forward(probe);
+    model
 }
 
 /// Held while a fresh model is seeded and initialised.

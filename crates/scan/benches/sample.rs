@@ -153,12 +153,7 @@ fn quick_figures() {
     // What a user would run for the same answer, on the same sockets: `ss`, a child
     // process each time (so only its wall time is ours to see).
     for args in [&["-tuan"][..], &["-tuanp"][..]] {
-        let ss = || {
-            Command::new("ss")
-                .args(args)
-                .stdout(Stdio::null())
-                .status()
-        };
+        let ss = || Command::new("ss").args(args).stdout(Stdio::null()).status();
         if !ss().is_ok_and(|s| s.success()) {
             eprintln!("quick ss {}: ss not found or failed", args.join(" "));
             continue;
