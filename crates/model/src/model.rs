@@ -241,10 +241,12 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let device = Device::flex();
+        // Through `fresh_model`, under its seed lock: a model initialised here without
+        // it drew from the device's shared generator while another test's seeded draws
+        // were under way, and that test got other weights (1 run in ~6).
         let cfg = DetectorConfig::small();
-        let m = cfg.init(5, 4, &device);
-        let x = Tensor::<3>::zeros([3, cfg.window, 9], &device);
+        let m = crate::training::fresh_model(&cfg, 5, 4).valid();
+        let x = Tensor::<3>::zeros([3, cfg.window, 9], &Device::flex());
         assert_eq!(m.forward(x).dims(), [3, cfg.window, 5]);
     }
 }

@@ -109,7 +109,7 @@ pub fn fresh_model(cfg: &DetectorConfig, n_features: usize, n_time: usize) -> Au
     // failed 1 run in ~10 on a busy machine). One forward pass here draws them all, in
     // the order the first real one would.
     let probe = Tensor::<3>::zeros([1, 1, n_features + n_time], &device);
-    let _ = model.forward(probe);
+    let _ = model.forward(probe).into_data();
     model
 }
 
