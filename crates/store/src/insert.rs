@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use portwatch_capture::{DnsKind, Packet};
+use portwatch_capture::{DnsKind, Layers, Packet};
 use portwatch_scan::PortUsage;
 use rusqlite::{Connection, params};
 
@@ -243,13 +243,24 @@ pub(crate) fn insert_port_usage(
 }
 
 /// Scratch space reused across packet inserts so the hot path does not allocate for
-/// the layer stack and addresses.
+/// the layer stack and addresses. The layer stack's text is kept with the stack it was
+/// made from: consecutive packets mostly share one, and formatting it was 4 % of the
+/// writer's time (`perf`, BENCHMARKS.md).
 #[derive(Default)]
 pub struct PacketScratch {
     protocols: String,
+    layers: Option<Layers>,
     src: String,
     dst: String,
 }
+
+/// The packet insert. Held for a whole batch by the writer: looking it up in the
+/// statement cache hashed this text for every packet (3.5 % of the writer's time).
+pub(crate) const INSERT_PACKET: &str =
+    "INSERT INTO packets (timestamp, protocols, qry_name, resp_name, port_id, dest_port, payload,
+                          round_id, src_addr, dst_addr, length, tcp_flags, server_name, pid,
+                          process, dns_qr, malformed)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 /// Writes one packet and returns its rowid.
 pub(crate) fn insert_packet(
@@ -258,9 +269,24 @@ pub(crate) fn insert_packet(
     p: &Packet,
     scratch: &mut PacketScratch,
 ) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare_cached(INSERT_PACKET)?;
+    insert_packet_with(&mut stmt, conn, round_id, p, scratch)
+}
+
+/// [`insert_packet`] through a statement prepared from [`INSERT_PACKET`] on `conn`.
+pub(crate) fn insert_packet_with(
+    stmt: &mut rusqlite::Statement<'_>,
+    conn: &Connection,
+    round_id: i64,
+    p: &Packet,
+    scratch: &mut PacketScratch,
+) -> rusqlite::Result<i64> {
     let mut ts = [0u8; time::LEN];
-    scratch.protocols.clear();
-    let _ = write!(scratch.protocols, "{}", p.layers);
+    if scratch.layers != Some(p.layers) {
+        scratch.protocols.clear();
+        let _ = write!(scratch.protocols, "{}", p.layers);
+        scratch.layers = Some(p.layers);
+    }
     let src = p.src_addr.map(|a| {
         scratch.src.clear();
         let _ = write!(scratch.src, "{a}");
@@ -271,12 +297,6 @@ pub(crate) fn insert_packet(
         let _ = write!(scratch.dst, "{a}");
         scratch.dst.as_str()
     });
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO packets (timestamp, protocols, qry_name, resp_name, port_id, dest_port, payload,
-                              round_id, src_addr, dst_addr, length, tcp_flags, server_name, pid,
-                              process, dns_qr, malformed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
     stmt.raw_bind_parameter(1, time::format_into(p.ts_micros, &mut ts))?;
     stmt.raw_bind_parameter(2, scratch.protocols.as_str())?;
     // A message with several questions (crafted or malformed ones) keeps them all,

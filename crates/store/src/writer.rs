@@ -277,8 +277,10 @@ fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
                 return Ok(());
             }
             begin(conn, st)?;
+            let mut stmt = conn.prepare_cached(insert::INSERT_PACKET)?;
             for p in &pkts {
-                let id = insert::insert_packet(conn, st.round_id, p, &mut st.scratch)?;
+                let id =
+                    insert::insert_packet_with(&mut stmt, conn, st.round_id, p, &mut st.scratch)?;
                 let c = &mut st.totals.close;
                 c.first_packet_id.get_or_insert(id);
                 c.last_packet_id = Some(id);
