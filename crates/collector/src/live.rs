@@ -41,6 +41,10 @@ pub fn run(
         buffer_size: i32::try_from(u64::from(args.buffer_size) * 1024).unwrap_or(i32::MAX),
         ..LiveConfig::default()
     };
+    // The round starts before the capture opens: a frame the capture buffers while the
+    // database opens is stamped after this, so the first round holds only its own
+    // interval's packets (taken after opening, 20 frames of a test's stream predated it).
+    let mut start = portwatch_store::time::now_micros();
     let (mut source, mut capture_error) = match LiveSource::open(&config) {
         Ok(s) => (Some(s), None),
         Err(e @ CaptureError::Filter { .. }) => {
@@ -62,7 +66,6 @@ pub fn run(
     let schedule = Schedule::of(args);
 
     let store = crate::open_for_rounds(lock, db)?;
-    let mut start = portwatch_store::time::now_micros();
     let mut round = store
         .begin_round(start, RoundSource::Live(&iface), Some(args.scan_interval))
         .context("cannot start a round")?;
