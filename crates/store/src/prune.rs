@@ -3,15 +3,16 @@
 //!
 //! Packets carry no index and no foreign key from rounds, so they go first by each
 //! round's rowid range (a primary-key range delete); the round rows then cascade to
-//! the indexed child tables. Rounds go in batches, one short transaction each, with a page cache
-//! big enough that a batch's pages are written to the WAL once: with the default
-//! cache (2 MiB, 32 pages of 64 KiB) the cascade through `rounds_ports`' port index
-//! wrote each page again and again, and a day took 38 s instead of 12.
+//! the indexed child tables. Rounds go in batches, each two short transactions (the
+//! packets, then the rounds), with a page cache big enough that a batch's pages are
+//! written to the WAL once: with the default (2 MiB, 32 pages of 64 KiB), one
+//! transaction per round wrote the cascade's index pages again and again.
 //!
 //! The freed pages stay in the file, on SQLite's freelist, where the next rounds'
 //! rows reuse them: a database pruned daily stays at its retention plus a day. Giving
 //! them back to the file system (`vacuum`) moves the newest pages into the holes, a
 //! day's worth of writes for a day pruned, so it is asked for, not done every day.
+//! Measured: BENCHMARKS.md, "Prune of a day".
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
