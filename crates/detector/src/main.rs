@@ -266,9 +266,10 @@ fn print_outcome(cli: &Cli, out: &Outcome, took: Duration) -> anyhow::Result<()>
         text.push_str(&format!("detector: {}\n", out.message));
     } else if cli.common.verbose {
         text.push_str(&format!(
-            "detector: {} [{:.2} s]\n",
+            "detector: {} [{:.2} s: {}]\n",
             out.message,
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            out.phases.line()
         ));
     }
     for e in &out.incidents {

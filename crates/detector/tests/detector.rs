@@ -103,6 +103,12 @@ fn simulate_then_once_then_report_json_through_the_binaries() {
         "{}",
         stdout(&out)
     );
+    // -v says where the time went: reading the history, then mostly training.
+    let line = stdout(&out);
+    assert!(
+        line.contains(" s: load ") && line.contains(", train "),
+        "{line}"
+    );
     assert_eq!(query_i64(&db, "SELECT count(*) FROM batches_rounds"), 180);
     assert!(
         tmp.path().join("model/model.json").is_file(),
@@ -625,6 +631,14 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
 
     for out in &with_attack {
         assert_eq!(out.fine_tune, "accepted", "{}", out.message);
+        // Every phase of an hour with an attack and a fine-tune took its time, and it is
+        // charged where it was spent: learning weighs more than recording.
+        let p = out.phases;
+        assert!(
+            p.load > 0.0 && p.score > 0.0 && p.incidents > 0.0 && p.train > p.save && p.save > 0.0,
+            "{p:?}: {}",
+            out.message
+        );
         let (Some(before), Some(after)) = (out.loss_before, out.loss_after) else {
             panic!("held-out loss measured: {}", out.message)
         };

@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::explain::explain;
+use super::phases::{Phase, PhaseClock};
 use super::record::{Conclusion, record_and_save};
 use super::rounds::{load_round, usual_spacing};
 use super::series::{
@@ -27,8 +28,8 @@ use super::series::{
 use super::sustained::sustained_rounds;
 use super::triage::triage_rounds;
 use super::{
-    MAX_REPLAY_STEPS, Options, Outcome, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, RESIDUAL_WINDOWS,
-    SEEN_SEED, Scoring, Status,
+    MAX_REPLAY_STEPS, Options, Outcome, Phases, REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE,
+    RESIDUAL_WINDOWS, SEEN_SEED, Scoring, Status,
 };
 use crate::{Error, Result};
 
@@ -38,6 +39,7 @@ pub(super) fn cold_start(
     opts: &Options,
     previous: Option<Sidecar>,
     batch: Vec<RoundInfo>,
+    clock: &mut PhaseClock,
 ) -> Result<Outcome> {
     let started = now_micros();
     let history = db.history_rounds()?;
@@ -63,6 +65,7 @@ pub(super) fn cold_start(
         seen.add_repeats(&keys.repeats);
         seen.add_services(&keys.services);
     }
+    clock.enter(Phase::Train);
     let split = split_history(&l);
     let scaler = Scaler::fit(
         split
@@ -131,9 +134,9 @@ pub(super) fn cold_start(
     };
     match trained {
         Some((model, loss)) if !warming => {
-            scored_cold_start(db, dir, opts, &cold, &l, &split, sc, model, loss)
+            scored_cold_start(db, dir, opts, &cold, &l, &split, sc, model, loss, clock)
         }
-        trained => warming_up(db, dir, opts, &cold, sc, trained),
+        trained => warming_up(db, dir, opts, &cold, sc, trained, clock),
     }
 }
 
@@ -214,6 +217,7 @@ fn warming_up(
     c: &Cold<'_>,
     mut sc: Sidecar,
     trained: Option<(Autoencoder, f32)>,
+    clock: &mut PhaseClock,
 ) -> Result<Outcome> {
     let loss = trained.as_ref().map(|(_, l)| *l);
     if let Some((m, _)) = &trained {
@@ -225,6 +229,7 @@ fn warming_up(
         )?;
         sc.warming_up = true;
     }
+    clock.enter(Phase::Save);
     let saved = record_and_save(
         db,
         dir,
@@ -264,6 +269,7 @@ fn warming_up(
         fine_tune: "skipped".into(),
         history_hours: c.hours,
         model_version: version,
+        phases: Phases::default(),
     })
 }
 
@@ -280,6 +286,7 @@ fn scored_cold_start(
     mut sc: Sidecar,
     model: Autoencoder,
     loss: f32,
+    clock: &mut PhaseClock,
 ) -> Result<Outcome> {
     let cfg = c.cfg;
     let valid = model.valid();
@@ -311,6 +318,7 @@ fn scored_cold_start(
         let threshold = threshold_from(&hold_scores, sc.threshold_quantile, sc.threshold_margin)
             .ok_or_else(|| Error::Invalid("no held-out round could be scored".into()))?;
         // Score the whole history once.
+        clock.enter(Phase::Score);
         let (series, owner) = series_of(l, &l.segments, &sc.scaler);
         let steps = scorer.score_steps(&series)?;
         let scores = round_scores(l.rounds.len(), &owner, &steps);
@@ -356,6 +364,7 @@ fn scored_cold_start(
         &over,
         threshold,
     )?;
+    clock.enter(Phase::Incidents);
     let names = feature_names();
     let mut anomalies = Vec::new();
     let mut explained = Vec::new();
@@ -385,6 +394,7 @@ fn scored_cold_start(
             }
         })
         .collect();
+    clock.enter(Phase::Save);
     let saved = record_and_save(
         db,
         dir,
@@ -427,5 +437,6 @@ fn scored_cold_start(
         fine_tune: "cold start".into(),
         history_hours: c.hours,
         model_version: version,
+        phases: Phases::default(),
     })
 }

@@ -8,11 +8,13 @@
 //! - [`scored`]: a trained model — score the batch, fine-tune;
 //! - [`verdict`]: which rounds are anomalous and which may be trained on (pure);
 //! - [`explain`]: what an anomalous round's explanation says;
-//! - [`record`]: the ending both share — verdicts recorded, then the model saved.
+//! - [`record`]: the ending both share — verdicts recorded, then the model saved;
+//! - [`phases`]: where the run's time went.
 
 mod cold;
 mod explain;
 mod mask;
+pub mod phases;
 mod record;
 pub mod rounds;
 mod scored;
@@ -21,7 +23,10 @@ mod sustained;
 mod triage;
 mod verdict;
 
+pub use phases::Phases;
 pub use triage::IncidentEvent;
+
+use phases::PhaseClock;
 
 use std::path::Path;
 
@@ -165,6 +170,8 @@ pub struct Outcome {
     pub history_hours: f64,
     /// Model version after the run.
     pub model_version: Option<u64>,
+    /// Seconds spent in each phase.
+    pub phases: Phases,
 }
 
 impl Outcome {
@@ -192,6 +199,7 @@ impl Outcome {
             fine_tune: "skipped".into(),
             history_hours: 0.0,
             model_version: None,
+            phases: Phases::default(),
         }
     }
 }
@@ -202,6 +210,7 @@ pub fn run_once(db: &mut Db, model_dir: &Path, opts: &Options) -> Result<Outcome
     portwatch_cli::dirs::prepare(model_dir)?;
     let _lock = Lock::directory(model_dir, "detector")?;
     let dir = ModelDir::new(model_dir);
+    let mut clock = PhaseClock::start();
     let loaded = dir.load()?;
     let batch = db.unevaluated_rounds()?;
     if batch.is_empty() {
@@ -209,12 +218,14 @@ pub fn run_once(db: &mut Db, model_dir: &Path, opts: &Options) -> Result<Outcome
             "nothing to do: no new closed rounds since the last evaluation",
         ));
     }
-    match loaded {
+    let mut out = match loaded {
         Some((sc, model)) if !sc.warming_up => {
-            scored::scored_step(db, &dir, opts, sc, model, batch)
+            scored::scored_step(db, &dir, opts, sc, model, batch, &mut clock)
         }
-        other => cold::cold_start(db, &dir, opts, other.map(|(sc, _)| sc), batch),
-    }
+        other => cold::cold_start(db, &dir, opts, other.map(|(sc, _)| sc), batch, &mut clock),
+    }?;
+    out.phases = clock.finish();
+    Ok(out)
 }
 
 /// The scorer a model directory's sidecar asks for: the autoencoder, or the z-score

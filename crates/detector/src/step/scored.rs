@@ -18,8 +18,10 @@ use rand_chacha::ChaCha8Rng;
 
 use std::collections::HashMap;
 
+use super::Phases;
 use super::explain::explain;
 use super::mask::{Actor, Mask};
+use super::phases::{Phase, PhaseClock};
 use super::record::{Conclusion, record_and_save};
 use super::series::{
     Loaded, cap_segments, load_rounds_masked, raw_segments, round_scores, runs_where, series_of,
@@ -44,6 +46,7 @@ pub(super) fn scored_step(
     mut sc: Sidecar,
     model: Autoencoder,
     batch: Vec<RoundInfo>,
+    clock: &mut PhaseClock,
 ) -> Result<Outcome> {
     let started = now_micros();
     let cfg = sc.config.clone();
@@ -62,6 +65,7 @@ pub(super) fn scored_step(
         sc.seen.add_programs(&known);
     }
     let (l, n_ctx) = load_with_context(db, &sc, &batch, &presence_actors(db)?)?;
+    clock.enter(Phase::Score);
     let valid = model.valid();
     let (series, owner) = series_of(&l, &l.segments, &sc.scaler);
     let (alg, steps, is_model) = {
@@ -86,6 +90,7 @@ pub(super) fn scored_step(
         &over,
         threshold,
     )?;
+    clock.enter(Phase::Incidents);
     let names = feature_names();
     let mut anomalies = Vec::new();
     let mut explained = Vec::new();
@@ -100,6 +105,7 @@ pub(super) fn scored_step(
         db, &l, &batch_idx, &scores, &shifted, threshold, &explained, &sc.seen, opts,
     )?;
     let v = judge(&scores, n_ctx, threshold, &triaged.triage);
+    clock.enter(Phase::Train);
     let train = !opts.no_train && is_model && training_due(db, opts, &batch)?;
     let pending = if train {
         pending_rounds(db, &sc, &batch)?
@@ -228,9 +234,13 @@ pub(super) fn scored_step(
             }
             sc.replay = cap_segments(pool, MAX_REPLAY_STEPS, REPLAY_HARD_SHARE, &mut rng);
             sc.rounds_trained += trained_rounds as u64;
+            clock.enter(Phase::Save);
             record_and_save(db, dir, &conclusion, Some((&m, &mut sc)))?
         }
-        None => record_and_save(db, dir, &conclusion, None)?,
+        None => {
+            clock.enter(Phase::Save);
+            record_and_save(db, dir, &conclusion, None)?
+        }
     };
     if new_model && let Some(p) = &pending {
         db.mark_trained(&p.ids(&p.train), &p.masked)?;
@@ -258,6 +268,7 @@ pub(super) fn scored_step(
         fine_tune: tune.verdict.to_string(),
         history_hours: 0.0,
         model_version: saved.version,
+        phases: Phases::default(),
     })
 }
 
