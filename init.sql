@@ -18,5 +18,6 @@ BEGIN;
 .read crates/store/migrations/0004_views.sql
 .read crates/store/migrations/0005_talkers.sql
 .read crates/store/migrations/0006_listeners_index.sql
-PRAGMA user_version = 6;
+.read crates/store/migrations/0007_tunnel_ends.sql
+PRAGMA user_version = 7;
 COMMIT;

@@ -26,6 +26,18 @@ pub enum Layer {
     Dns,
     Quic,
     Tls,
+    /// Tunnels and encapsulations ([`crate::parse`] decodes what they carry).
+    Gre,
+    Erspan,
+    Vxlan,
+    Geneve,
+    Gtp,
+    Teredo,
+    Mpls,
+    Pppoes,
+    Ppp,
+    /// Cisco FabricPath (tshark's `cfp`).
+    Cfp,
     /// A link type the parser does not decode, stored as `dlt<N>`.
     Dlt(u32),
 }
@@ -51,6 +63,16 @@ impl Layer {
             Layer::Dns => "dns",
             Layer::Quic => "quic",
             Layer::Tls => "tls",
+            Layer::Gre => "gre",
+            Layer::Erspan => "erspan",
+            Layer::Vxlan => "vxlan",
+            Layer::Geneve => "geneve",
+            Layer::Gtp => "gtp",
+            Layer::Teredo => "teredo",
+            Layer::Mpls => "mpls",
+            Layer::Pppoes => "pppoes",
+            Layer::Ppp => "ppp",
+            Layer::Cfp => "cfp",
             Layer::Dlt(_) => "dlt",
         }
     }
@@ -81,6 +103,16 @@ impl Layer {
             "dns" => Layer::Dns,
             "quic" => Layer::Quic,
             "tls" => Layer::Tls,
+            "gre" => Layer::Gre,
+            "erspan" => Layer::Erspan,
+            "vxlan" => Layer::Vxlan,
+            "geneve" => Layer::Geneve,
+            "gtp" => Layer::Gtp,
+            "teredo" => Layer::Teredo,
+            "mpls" => Layer::Mpls,
+            "pppoes" => Layer::Pppoes,
+            "ppp" => Layer::Ppp,
+            "cfp" => Layer::Cfp,
             other => {
                 return other
                     .strip_prefix("dlt")
@@ -111,8 +143,8 @@ impl fmt::Display for Layer {
 }
 
 /// The layer stack, outermost first, without allocating: a frame has at most a handful
-/// of layers, and a stack deeper than [`Layers::CAP`] (stacked VLAN tags) keeps the first
-/// ones and drops nothing else of the frame's meaning.
+/// of layers, and a stack deeper than [`Layers::CAP`] (stacked VLAN tags, tunnels up to
+/// the parser's depth limit) keeps the first ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Layers {
     items: [Option<Layer>; Layers::CAP],
@@ -120,7 +152,7 @@ pub struct Layers {
 }
 
 impl Layers {
-    pub const CAP: usize = 10;
+    pub const CAP: usize = 24;
 
     #[inline]
     pub fn push(&mut self, layer: Layer) {
@@ -209,8 +241,13 @@ pub struct Packet {
     /// Length on the wire (may exceed the captured bytes).
     pub length: u32,
     pub layers: Layers,
+    /// The innermost IP header's addresses: inside a tunnel, the flow it carries.
     pub src_addr: Option<IpAddr>,
     pub dst_addr: Option<IpAddr>,
+    /// The outermost IP header's addresses when the packet was tunnelled (the tunnel's
+    /// endpoints); `None` otherwise.
+    pub outer_src: Option<IpAddr>,
+    pub outer_dst: Option<IpAddr>,
     pub transport: Option<Transport>,
     pub src_port: Option<u16>,
     pub dst_port: Option<u16>,
@@ -284,6 +321,16 @@ mod tests {
             Layer::Dns,
             Layer::Quic,
             Layer::Tls,
+            Layer::Gre,
+            Layer::Erspan,
+            Layer::Vxlan,
+            Layer::Geneve,
+            Layer::Gtp,
+            Layer::Teredo,
+            Layer::Mpls,
+            Layer::Pppoes,
+            Layer::Ppp,
+            Layer::Cfp,
             Layer::Dlt(0),
             Layer::Dlt(281),
             Layer::Dlt(u32::MAX),
@@ -335,16 +382,16 @@ mod tests {
     #[test]
     fn layers_parse_skips_unknown_names() {
         let l = Layers::parse("eth:ipv4:gre:tcp::bogus:tls");
-        assert_eq!(l.to_string(), "eth:ipv4:tcp:tls");
+        assert_eq!(l.to_string(), "eth:ipv4:gre:tcp:tls");
         assert!(l.contains(Layer::Tcp));
         assert!(!l.contains(Layer::Udp));
         assert!(Layers::parse("").is_empty());
-        assert!(Layers::parse("ppp:gre").is_empty());
+        assert!(Layers::parse("l2tp:wg").is_empty());
     }
 
     #[test]
     fn layers_parse_keeps_the_first_cap_layers() {
-        let deep = ["vlan"; 12].join(":") + ":ipv4:tcp";
+        let deep = ["vlan"; Layers::CAP + 2].join(":") + ":ipv4:tcp";
         let l = Layers::parse(&deep);
         assert_eq!(l.iter().count(), Layers::CAP);
         assert!(l.iter().all(|x| x == Layer::Vlan));
@@ -353,7 +400,7 @@ mod tests {
     #[test]
     fn layers_cap_truncates_without_panic() {
         let mut l = Layers::default();
-        for _ in 0..20 {
+        for _ in 0..Layers::CAP * 2 {
             l.push(Layer::Vlan);
         }
         assert_eq!(l.iter().count(), Layers::CAP);

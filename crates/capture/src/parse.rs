@@ -15,7 +15,13 @@
 //!    later fragments have no transport layer.
 //! 2. TCP segments are not reassembled: DNS over TCP is read from a segment that starts a
 //!    length-prefixed message, only the first message of a segment is read.
-//! 3. Tunnels (GRE, VXLAN, GTP, IP-in-IP) are not decoded.
+//! 3. Tunnels are decoded, [`MAX_TUNNELS`] deep: IP-in-IP (4in4, 6in4, 4in6, 6in6),
+//!    GRE (checksum, key, sequence; IPv4, IPv6, transparent Ethernet bridging and NVGRE,
+//!    ERSPAN types I–III), VXLAN (UDP 4789), GENEVE (6081), GTP-U (2152), Teredo
+//!    (3544), PPPoE sessions, MPLS stacks and Cisco FabricPath. The packet describes
+//!    the innermost flow; the outermost IP addresses are kept apart
+//!    ([`Packet::outer_src`]). Deeper nesting stops there and is malformed. Other
+//!    encapsulations (CAPWAP, L2TP, ICMP errors quoting a packet) are not decoded.
 //! 4. The UDP length field is honoured: bytes after it are not UDP payload.
 //! 5. QUIC is recognised by a heuristic (`src/quic.rs` states it).
 
@@ -51,6 +57,20 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// 802.1Q, 802.1ad (QinQ) and the old pre-standard QinQ tags.
 const VLAN_TPIDS: [u16; 4] = [0x8100, 0x88a8, 0x9100, 0x9200];
+const ETHERTYPE_TEB: u16 = 0x6558;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_MPLS: [u16; 2] = [0x8847, 0x8848];
+const ETHERTYPE_FABRICPATH: u16 = 0x8903;
+const ETHERTYPE_ERSPAN_2: u16 = 0x88be;
+const ETHERTYPE_ERSPAN_3: u16 = 0x22eb;
+const VXLAN_PORT: u16 = 4789;
+const GENEVE_PORT: u16 = 6081;
+const GTP_U_PORT: u16 = 2152;
+const TEREDO_PORT: u16 = 3544;
+/// Tunnels decoded inside one another before a frame is cut there as malformed: real
+/// stacks are two or three deep (GTP-U in MPLS in a VXLAN overlay); a frame of nested
+/// GRE headers must not recurse without bound.
+pub const MAX_TUNNELS: u8 = 4;
 const DNS_PORT: u16 = 53;
 /// Where tshark dissects any UDP payload as QUIC.
 const QUIC_PORT: u16 = 443;
@@ -95,6 +115,8 @@ struct Ctx<'a> {
     /// The capture holds fewer bytes than the wire did: running out of bytes is then
     /// truncation, not malformation.
     cut: bool,
+    /// Tunnels entered so far.
+    depth: u8,
     p: Packet,
 }
 
@@ -108,6 +130,34 @@ impl Ctx<'_> {
 
     fn offset_of(&self, s: &[u8]) -> usize {
         (s.as_ptr() as usize).saturating_sub(self.frame.as_ptr() as usize)
+    }
+
+    /// Enters a tunnel whose header is `layer`: the first one keeps the outer IP
+    /// addresses aside. False (and malformed) past [`MAX_TUNNELS`].
+    fn enter(&mut self, layer: Layer) -> bool {
+        self.enter_as(Some(layer))
+    }
+
+    /// Enters a tunnel without a header of its own — IP in IP, an Ethernet frame
+    /// bridged over GRE — whose inner `ipv4`/`ipv6`/`eth` layer shows it.
+    fn enter_bare(&mut self) -> bool {
+        self.enter_as(None)
+    }
+
+    fn enter_as(&mut self, layer: Option<Layer>) -> bool {
+        if self.depth >= MAX_TUNNELS {
+            self.p.malformed = true;
+            return false;
+        }
+        if self.depth == 0 {
+            self.p.outer_src = self.p.src_addr;
+            self.p.outer_dst = self.p.dst_addr;
+        }
+        self.depth += 1;
+        if let Some(l) = layer {
+            self.p.layers.push(l);
+        }
+        true
     }
 }
 
@@ -147,19 +197,14 @@ impl Parser {
         let mut c = Ctx {
             frame,
             cut: (frame.len() as u64) < u64::from(wire_len),
+            depth: 0,
             p: Packet {
                 length: wire_len,
                 ..Packet::default()
             },
         };
         match linktype {
-            linktype::ETHERNET => {
-                c.p.layers.push(Layer::Eth);
-                match be16(frame, 12) {
-                    Some(et) => self.ether_type(&mut c, et, 14),
-                    None => c.short(),
-                }
-            }
+            linktype::ETHERNET => self.ethernet(&mut c, 0),
             linktype::LINUX_SLL => {
                 c.p.layers.push(Layer::Sll);
                 match (be16(frame, 14), frame.len() >= 16) {
@@ -214,8 +259,29 @@ impl Parser {
         c.p
     }
 
+    /// An Ethernet header at `off` (a frame's own, or one a tunnel carries).
+    fn ethernet(&mut self, c: &mut Ctx<'_>, off: usize) {
+        c.p.layers.push(Layer::Eth);
+        match be16(c.frame, off + 12) {
+            Some(et) => self.ether_type(c, et, off + 14),
+            None => c.short(),
+        }
+    }
+
+    /// An IP header at `off` whose version is read from its first nibble, as MPLS,
+    /// GTP-U and Teredo carry it (no protocol field says which). Anything else ends the
+    /// stack there, as tshark's heuristics would leave it as data.
+    fn ip_by_nibble(&mut self, c: &mut Ctx<'_>, off: usize) {
+        match c.frame.get(off).map(|b| b >> 4) {
+            Some(4) => self.ip(c, off, 4),
+            Some(6) => self.ip(c, off, 6),
+            Some(_) => {}
+            None => c.short(),
+        }
+    }
+
     /// Decodes from an EtherType at `off`: VLAN tags (any number, one `vlan` layer each,
-    /// capped by `Layers`), then ARP or IP.
+    /// capped by `Layers`), then ARP, IP, or an encapsulation of them.
     fn ether_type(&mut self, c: &mut Ctx<'_>, mut et: u16, mut off: usize) {
         while VLAN_TPIDS.contains(&et) {
             match be16(c.frame, off + 2) {
@@ -239,6 +305,34 @@ impl Parser {
                 if ArpPacketSlice::from_slice(rest).is_err() {
                     c.short();
                 }
+            }
+            ETHERTYPE_TEB if c.enter_bare() => self.ethernet(c, off),
+            ETHERTYPE_PPPOE_SESSION if c.enter(Layer::Pppoes) => {
+                // Version/type, code, session id, length; then PPP's protocol field.
+                c.p.layers.push(Layer::Ppp);
+                match be16(c.frame, off + 6) {
+                    Some(0x0021) => self.ip(c, off + 8, 4),
+                    Some(0x0057) => self.ip(c, off + 8, 6),
+                    Some(_) => {}
+                    None => c.short(),
+                }
+            }
+            et if ETHERTYPE_MPLS.contains(&et) && c.enter(Layer::Mpls) => {
+                // Labels of 4 bytes up to the one with the bottom-of-stack bit.
+                let mut at = off;
+                loop {
+                    match c.frame.get(at + 2) {
+                        Some(b) if b & 1 == 1 => break,
+                        Some(_) => at += 4,
+                        None => return c.short(),
+                    }
+                }
+                self.ip_by_nibble(c, at + 4);
+            }
+            ETHERTYPE_FABRICPATH if c.enter(Layer::Cfp) => {
+                // The FabricPath tag's 2 bytes after its EtherType, then the frame
+                // carried, with its own Ethernet header.
+                self.ethernet(c, off + 2);
             }
             // An 802.3 length (LLC follows) or a protocol we do not decode.
             _ => {}
@@ -306,8 +400,68 @@ impl Parser {
             IpNumber::UDP => self.udp(c, data, fragment),
             IpNumber::ICMP => c.p.layers.push(Layer::Icmp),
             IpNumber::IPV6_ICMP => c.p.layers.push(Layer::Icmpv6),
-            // Rule 3: tunnels and everything else stop here.
+            // IP in IP: no header of its own (tshark shows `ip:ip`, as this stack does).
+            IpNumber::IPV4 if !fragment && c.enter_bare() => self.ip(c, c.offset_of(data), 4),
+            IpNumber::IPV6 if !fragment && c.enter_bare() => self.ip(c, c.offset_of(data), 6),
+            IpNumber::GRE if !fragment && c.enter(Layer::Gre) => self.gre(c, data),
             _ => {}
+        }
+    }
+
+    /// A GRE header (RFC 2784/2890: optional checksum, key and sequence number; the
+    /// key carries NVGRE's virtual subnet), then what its protocol type names.
+    fn gre(&mut self, c: &mut Ctx<'_>, data: &[u8]) {
+        let (Some(flags), Some(proto)) = (be16(data, 0), be16(data, 2)) else {
+            return c.short();
+        };
+        if flags & 0x0007 > 1 {
+            // Versions 0 and 1 (PPTP's enhanced GRE) only.
+            c.p.malformed = true;
+            return;
+        }
+        let has_seq = flags & 0x1000 != 0;
+        let mut len = 4;
+        for bit in [0x8000u16, 0x2000, 0x1000] {
+            // Checksum (with its reserved half), key, sequence number: 4 bytes each.
+            if flags & bit != 0 {
+                len += 4;
+            }
+        }
+        if flags & 0x0007 == 1 && flags & 0x0080 != 0 {
+            len += 4; // enhanced GRE's acknowledgement number
+        }
+        let off = c.offset_of(data) + len;
+        if c.frame.len() < off {
+            return c.short();
+        }
+        match proto {
+            ETHERTYPE_ERSPAN_2 if c.enter(Layer::Erspan) => {
+                // Type I has no header (and GRE no sequence number); type II 8 bytes.
+                self.ethernet(c, if has_seq { off + 8 } else { off });
+            }
+            ETHERTYPE_ERSPAN_3 if c.enter(Layer::Erspan) => {
+                // 12 bytes, then 8 of platform-specific subheader when the O bit is set.
+                let Some(&b) = c.frame.get(off + 11) else {
+                    return c.short();
+                };
+                self.ethernet(c, off + 12 + if b & 1 != 0 { 8 } else { 0 });
+            }
+            // PPP in enhanced GRE (PPTP): the address/control bytes may be left out.
+            0x880b => {
+                c.p.layers.push(Layer::Ppp);
+                let at = if be16(c.frame, off) == Some(0xff03) {
+                    off + 2
+                } else {
+                    off
+                };
+                match be16(c.frame, at) {
+                    Some(0x0021) => self.ip(c, at + 2, 4),
+                    Some(0x0057) => self.ip(c, at + 2, 6),
+                    Some(_) => {}
+                    None => c.short(),
+                }
+            }
+            et => self.ether_type(c, et, off),
         }
     }
 
@@ -400,6 +554,9 @@ impl Parser {
         if payload.is_empty() {
             return;
         }
+        if !fragment && self.udp_tunnel(c, sport, dport, payload) {
+            return;
+        }
         if sport == DNS_PORT || dport == DNS_PORT {
             if let Some(info) = dns::parse(payload) {
                 self.apply_dns(c, info, payload.len() < declared.saturating_sub(8));
@@ -431,6 +588,107 @@ impl Parser {
         } else if self.quic_flows.contains(&key) {
             c.p.layers.push(Layer::Quic);
         }
+    }
+
+    /// A tunnel over UDP, recognised by its well-known port (either side, as tshark
+    /// does) and a header that fits: true when one was decoded (or was one too deep).
+    fn udp_tunnel(&mut self, c: &mut Ctx<'_>, sport: u16, dport: u16, payload: &[u8]) -> bool {
+        let on = |port: u16| sport == port || dport == port;
+        let off = c.offset_of(payload);
+        if on(VXLAN_PORT) {
+            // Flags with the I bit (VNI valid), 3 reserved, VNI, reserved; Ethernet.
+            if payload.len() < 8 + 14 || payload[0] & 0x08 == 0 {
+                return false;
+            }
+            if c.enter(Layer::Vxlan) {
+                self.ethernet(c, off + 8);
+            }
+            return true;
+        }
+        if on(GENEVE_PORT) {
+            // Version 0; options of 4-byte words; the protocol type an EtherType.
+            let (Some(&b0), Some(proto)) = (payload.first(), be16(payload, 2)) else {
+                return false;
+            };
+            let len = 8 + 4 * usize::from(b0 & 0x3f);
+            if b0 >> 6 != 0 || payload.len() < len {
+                return false;
+            }
+            if c.enter(Layer::Geneve) {
+                self.ether_type(c, proto, off + len);
+            }
+            return true;
+        }
+        if on(GTP_U_PORT) {
+            return self.gtp_u(c, payload, off);
+        }
+        if on(TEREDO_PORT) {
+            // Optional authentication (type 1) and origin indication (type 0)
+            // headers, then an IPv6 header.
+            let mut at = 0;
+            if be16(payload, 0) == Some(0x0001) {
+                let (Some(&id), Some(&au)) = (payload.get(2), payload.get(3)) else {
+                    return false;
+                };
+                at = 4 + usize::from(id) + usize::from(au) + 9;
+            }
+            if be16(payload, at) == Some(0x0000) {
+                at += 8;
+            }
+            if payload.get(at).map(|b| b >> 4) != Some(6) || payload.len() < at + 40 {
+                return false;
+            }
+            if c.enter(Layer::Teredo) {
+                self.ip(c, off + at, 6);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// GTP-U (GTPv1, protocol type GTP): a G-PDU (message type 255) carries an IP
+    /// packet after the 8-byte header, 4 more when any of the E, S, PN flags is set,
+    /// and the chain of extension headers the E flag announces.
+    fn gtp_u(&mut self, c: &mut Ctx<'_>, payload: &[u8], off: usize) -> bool {
+        let (Some(&flags), Some(&kind)) = (payload.first(), payload.get(1)) else {
+            return false;
+        };
+        if flags >> 5 != 1 || flags & 0x10 == 0 {
+            return false;
+        }
+        if !c.enter(Layer::Gtp) {
+            return true;
+        }
+        if kind != 0xff {
+            // Echo, error indication, end marker: signalling, no user packet.
+            return true;
+        }
+        let mut at = 8;
+        if flags & 0x07 != 0 {
+            at = 12;
+            let mut next = payload.get(11).copied();
+            while let Some(t) = next
+                && t != 0
+            {
+                // Length in 4-byte units, the last byte the next header's type.
+                let Some(&units) = payload.get(at) else {
+                    c.short();
+                    return true;
+                };
+                if units == 0 {
+                    c.p.malformed = true;
+                    return true;
+                }
+                at += 4 * usize::from(units);
+                next = payload.get(at - 1).copied();
+                if next.is_none() {
+                    c.short();
+                    return true;
+                }
+            }
+        }
+        self.ip_by_nibble(c, off + at);
+        true
     }
 
     /// Records a DNS message; `cut_short` when the message is shorter than its framing

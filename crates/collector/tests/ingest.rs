@@ -208,6 +208,61 @@ fn the_format_is_detected_from_the_magic_bytes_not_the_extension() {
     assert_eq!(query_i64(&db, "SELECT sum(packets_stored) FROM rounds"), 24);
 }
 
+/// Tunnelled frames of the mix are stored as the flows they carry, their tunnel's ends
+/// in `outer_src_addr`/`outer_dst_addr`: frame 42720 is TCP inside GTP-U, frame 26073
+/// IPv4 inside IPv6.
+#[test]
+fn tunnelled_frames_are_stored_as_their_inner_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("t.db");
+    let out = run({
+        let mut c = collector(&db);
+        c.arg("--read").arg(pcaps_dir().join("bench_mixed_A.pcap"));
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let frame = |n: i64| -> (String, String, String, i64) {
+        conn.query_row(
+            "SELECT protocols, src_addr, outer_src_addr, dest_port FROM packets
+              WHERE id = (SELECT first_packet_id FROM rounds) + ?1 - 1",
+            [n],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    };
+    let (stack, src, outer, dport) = frame(42720);
+    assert_eq!(stack, "eth:vlan:vlan:ipv4:udp:gtp:ipv4:tcp");
+    assert_ne!(src, outer, "the inner source, the tunnel's apart");
+    assert_ne!(dport, 2152, "the inner TCP port, not GTP-U's");
+    let (stack, src, outer, _) = frame(26073);
+    assert!(stack.starts_with("eth:ipv6:ipv4"), "{stack}");
+    assert!(
+        !src.contains(':') && outer.contains(':'),
+        "{src} in {outer}"
+    );
+    // Outer ends belong to tunnelled frames only: a tunnel's layer or a second IP header.
+    let tunnelled = "(protocols GLOB '*:gtp:*' OR protocols GLOB '*:gre:*' \
+        OR protocols GLOB '*:vxlan:*' OR protocols GLOB '*:geneve:*' \
+        OR protocols GLOB '*:teredo:*' \
+        OR length(protocols) - length(replace(protocols, 'ipv', '')) >= 6)";
+    assert_eq!(
+        query_i64(
+            &db,
+            &format!(
+                "SELECT count(*) FROM packets WHERE outer_src_addr IS NOT NULL AND NOT {tunnelled}"
+            )
+        ),
+        0
+    );
+    assert!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM packets WHERE outer_src_addr IS NOT NULL"
+        ) >= 50
+    );
+}
+
 /// `round_packets` shows TCP flags as tcpdump does: a SYN scan is `S` probes answered
 /// by `S.` (open) or `R.` (closed), as tshark counts them on the same capture.
 #[test]

@@ -259,8 +259,9 @@ pub struct PacketScratch {
 pub(crate) const INSERT_PACKET: &str =
     "INSERT INTO packets (timestamp, protocols, qry_name, resp_name, port_id, dest_port, payload,
                           round_id, src_addr, dst_addr, length, tcp_flags, server_name, pid,
-                          process, dns_qr, malformed)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+                          process, dns_qr, malformed, outer_src_addr, outer_dst_addr)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+             ?18, ?19)";
 
 /// Writes one packet and returns its rowid.
 pub(crate) fn insert_packet(
@@ -325,6 +326,9 @@ pub(crate) fn insert_packet_with(
         }),
     )?;
     stmt.raw_bind_parameter(17, p.malformed)?;
+    // Tunnelled packets are few: their outer ends are formatted as they come.
+    stmt.raw_bind_parameter(18, p.outer_src.map(|a| a.to_string()))?;
+    stmt.raw_bind_parameter(19, p.outer_dst.map(|a| a.to_string()))?;
     stmt.raw_execute()?;
     Ok(conn.last_insert_rowid())
 }

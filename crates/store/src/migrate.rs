@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_views.sql")),
     (5, include_str!("../migrations/0005_talkers.sql")),
     (6, include_str!("../migrations/0006_listeners_index.sql")),
+    (7, include_str!("../migrations/0007_tunnel_ends.sql")),
 ];
 
 /// The schema version this build writes.

@@ -25,7 +25,16 @@ fn packet(i: i64) -> Packet {
         malformed: i % 10 == 0,
         ..Packet::default()
     };
-    for l in [Layer::Eth, Layer::Ipv4, Layer::Udp, Layer::Dns] {
+    if i % 1000 == 999 {
+        // Tunnelled: IPv4 in IPv6, the tunnel's ends kept apart.
+        p.outer_src = Some("2001:db8::1".parse().unwrap());
+        p.outer_dst = Some("2001:db8::2".parse().unwrap());
+        p.layers.push(Layer::Eth);
+        p.layers.push(Layer::Ipv6);
+    } else {
+        p.layers.push(Layer::Eth);
+    }
+    for l in [Layer::Ipv4, Layer::Udp, Layer::Dns] {
         p.layers.push(l);
     }
     p
@@ -120,6 +129,23 @@ fn writer_stores_every_row_and_records_the_round_range() {
         (45_000, 45_000, "eth:ipv4:udp:dns")
     );
     assert_eq!(ts, "2025-11-24T16:00:00.000000Z");
+    let tunnelled: (i64, i64, String, String) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT outer_dst_addr), min(outer_src_addr), min(protocols)
+               FROM packets WHERE outer_src_addr IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        tunnelled,
+        (
+            45,
+            1,
+            "2001:db8::1".to_string(),
+            "eth:ipv6:ipv4:udp:dns".to_string()
+        )
+    );
     let end: String = conn
         .query_row("SELECT end_time FROM rounds", [], |r| r.get(0))
         .unwrap();

@@ -512,3 +512,256 @@ fn garbage_never_panics() {
         }
     }
 }
+
+// Tunnels: the inner flow is the packet; the outer addresses are kept apart.
+
+const OUTER_A: [u8; 4] = [198, 51, 100, 1];
+const OUTER_B: [u8; 4] = [198, 51, 100, 2];
+
+fn example_query() -> Vec<u8> {
+    dns_query(b"\x07example\x03com\x00")
+}
+
+/// An Ethernet frame whose IPv4 header carries `proto` with `payload`.
+fn eth_ip4_proto(proto: IpNumber, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(OUTER_A, OUTER_B, 64)
+        .write(&mut out, proto, payload)
+        .unwrap();
+    out
+}
+
+/// An Ethernet frame with an outer IPv4/UDP to `dport`.
+fn eth_outer_udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(OUTER_A, OUTER_B, 64)
+        .udp(50_000, dport)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// The tunnelled DNS query was read as the flow it is, with the tunnel's ends apart.
+fn assert_inner_query(p: &Packet, stack: &str) {
+    assert_eq!(p.layers.to_string(), stack);
+    assert!(!p.malformed, "{stack}");
+    assert_eq!(p.qry_name.as_deref(), Some("example.com"), "{stack}");
+    assert_eq!(p.dst_port, Some(53), "{stack}");
+    assert_eq!(p.transport, Some(Transport::Udp), "{stack}");
+    assert_eq!(p.outer_src, Some(IpAddr::from(OUTER_A)), "{stack}");
+    assert_eq!(p.outer_dst, Some(IpAddr::from(OUTER_B)), "{stack}");
+    assert_ne!(p.src_addr, p.outer_src, "{stack}: the inner source");
+}
+
+#[test]
+fn ip_in_ip_all_four_ways() {
+    let q = example_query();
+    let f = eth_ip4_proto(IpNumber::IPV4, &ip4_udp(40_000, 53, &q));
+    assert_inner_query(&parse(&f, linktype::ETHERNET), "eth:ipv4:ipv4:udp:dns");
+    let f = eth_ip4_proto(IpNumber::IPV6, &ip6_udp(40_000, 53, &q));
+    assert_inner_query(&parse(&f, linktype::ETHERNET), "eth:ipv4:ipv6:udp:dns");
+    all_prefixes(&f, linktype::ETHERNET);
+    // 4in6: an outer IPv6, so its addresses are the outer ones.
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6(V6_A, V6_B, 64)
+        .write(&mut f, IpNumber::IPV4, &ip4_udp(40_000, 53, &q))
+        .unwrap();
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv6:ipv4:udp:dns");
+    assert_eq!(p.outer_src, Some(IpAddr::from(V6_A)));
+    assert_eq!(p.src_addr, Some(IpAddr::from(V4_A)));
+    // A packet that is not tunnelled has no outer addresses.
+    let plain = parse(&eth_udp4(40_000, 53, &q), linktype::ETHERNET);
+    assert_eq!((plain.outer_src, plain.outer_dst), (None, None));
+}
+
+#[test]
+fn gre_with_options_nvgre_and_erspan() {
+    let q = example_query();
+    let inner4 = ip4_udp(40_000, 53, &q);
+    let inner_eth = eth_udp4(40_000, 53, &q);
+    // Plain GRE, then with checksum, key and sequence number (12 more bytes).
+    let f = eth_ip4_proto(IpNumber::GRE, &cat(&[&[0, 0, 0x08, 0x00], &inner4]));
+    assert_inner_query(&parse(&f, linktype::ETHERNET), "eth:ipv4:gre:ipv4:udp:dns");
+    let opts = [0xb0, 0, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1];
+    let f = eth_ip4_proto(IpNumber::GRE, &cat(&[&opts, &inner4]));
+    assert_inner_query(&parse(&f, linktype::ETHERNET), "eth:ipv4:gre:ipv4:udp:dns");
+    all_prefixes(&f, linktype::ETHERNET);
+    // NVGRE: key present, transparent Ethernet bridging.
+    let nvgre = [0x20, 0, 0x65, 0x58, 0, 0x12, 0x34, 0];
+    let f = eth_ip4_proto(IpNumber::GRE, &cat(&[&nvgre, &inner_eth]));
+    assert_inner_query(
+        &parse(&f, linktype::ETHERNET),
+        "eth:ipv4:gre:eth:ipv4:udp:dns",
+    );
+    // ERSPAN type I (no sequence number, no header), II (8 bytes) and III (12, and 8
+    // of platform subheader with the O bit).
+    let f = eth_ip4_proto(IpNumber::GRE, &cat(&[&[0, 0, 0x88, 0xbe], &inner_eth]));
+    let stack = "eth:ipv4:gre:erspan:eth:ipv4:udp:dns";
+    assert_inner_query(&parse(&f, linktype::ETHERNET), stack);
+    let ii = [0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0];
+    assert_inner_query(
+        &parse(
+            &eth_ip4_proto(IpNumber::GRE, &cat(&[&ii, &inner_eth])),
+            linktype::ETHERNET,
+        ),
+        stack,
+    );
+    let iii = [0x10, 0, 0x22, 0xeb, 0, 0, 0, 1];
+    let mut hdr = vec![0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+    hdr.extend_from_slice(&[0; 8]);
+    let f = eth_ip4_proto(IpNumber::GRE, &cat(&[&iii, &hdr, &inner_eth]));
+    assert_inner_query(&parse(&f, linktype::ETHERNET), stack);
+    all_prefixes(&f, linktype::ETHERNET);
+    // A GRE version other than 0 and 1 is malformed, not read on.
+    let f = eth_ip4_proto(IpNumber::GRE, &cat(&[&[0, 2, 0x08, 0x00], &inner4]));
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:gre");
+    assert!(p.malformed);
+}
+
+#[test]
+fn vxlan_geneve_gtp_u_and_teredo_over_udp() {
+    let q = example_query();
+    let inner_eth = eth_udp4(40_000, 53, &q);
+    let vxlan = [0x08, 0, 0, 0, 0, 0x01, 0x23, 0];
+    let f = eth_outer_udp(4789, &cat(&[&vxlan, &inner_eth]));
+    assert_inner_query(
+        &parse(&f, linktype::ETHERNET),
+        "eth:ipv4:udp:vxlan:eth:ipv4:udp:dns",
+    );
+    all_prefixes(&f, linktype::ETHERNET);
+    // GENEVE with one 8-byte option, carrying Ethernet, and carrying IPv4 directly.
+    let geneve = [0x02, 0, 0x65, 0x58, 0, 0, 0x42, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    let f = eth_outer_udp(6081, &cat(&[&geneve, &inner_eth]));
+    assert_inner_query(
+        &parse(&f, linktype::ETHERNET),
+        "eth:ipv4:udp:geneve:eth:ipv4:udp:dns",
+    );
+    let geneve_ip = [0, 0, 0x08, 0x00, 0, 0, 0x42, 0];
+    let f = eth_outer_udp(6081, &cat(&[&geneve_ip, &ip4_udp(40_000, 53, &q)]));
+    assert_inner_query(
+        &parse(&f, linktype::ETHERNET),
+        "eth:ipv4:udp:geneve:ipv4:udp:dns",
+    );
+    // GTP-U G-PDU, plain and with a sequence number and one extension header (PDU
+    // session container, 4 bytes, then none).
+    let inner6 = ip6_udp(40_000, 53, &q);
+    let gtp = [0x30, 0xff, 0, 0, 0, 0, 0, 1];
+    let f = eth_outer_udp(2152, &cat(&[&gtp, &inner6]));
+    assert_inner_query(
+        &parse(&f, linktype::ETHERNET),
+        "eth:ipv4:udp:gtp:ipv6:udp:dns",
+    );
+    let gtp_ext = [0x36, 0xff, 0, 0, 0, 0, 0, 1, 0, 7, 0, 0x85, 1, 0x10, 9, 0];
+    let f = eth_outer_udp(2152, &cat(&[&gtp_ext, &inner6]));
+    assert_inner_query(
+        &parse(&f, linktype::ETHERNET),
+        "eth:ipv4:udp:gtp:ipv6:udp:dns",
+    );
+    all_prefixes(&f, linktype::ETHERNET);
+    // An echo request is GTP without a user packet.
+    let echo = parse(
+        &eth_outer_udp(2152, &[0x32, 1, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]),
+        linktype::ETHERNET,
+    );
+    assert_eq!(echo.layers.to_string(), "eth:ipv4:udp:gtp");
+    assert!(!echo.malformed);
+    // Teredo with an origin indication.
+    let origin = [0, 0, 0xff, 0xff, 1, 2, 3, 4];
+    let f = eth_outer_udp(3544, &cat(&[&origin, &inner6]));
+    assert_inner_query(
+        &parse(&f, linktype::ETHERNET),
+        "eth:ipv4:udp:teredo:ipv6:udp:dns",
+    );
+    // Not a tunnel after all: a UDP datagram to 4789 without VXLAN's I flag stays UDP.
+    let p = parse(&eth_outer_udp(4789, &[0u8; 40]), linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:udp");
+    assert_eq!(p.outer_src, None);
+}
+
+#[test]
+fn pppoe_mpls_and_fabricpath_under_ethernet() {
+    let q = example_query();
+    let inner4 = ip4_udp(40_000, 53, &q);
+    let eth_with = |et: u16, body: &[u8]| cat(&[&MAC_A, &MAC_B, &et.to_be_bytes(), body]);
+    // PPPoE session, PPP protocol IPv4: the tunnel has no IP of its own outside.
+    let pppoe = [0x11, 0, 0, 7, 0, 0, 0x00, 0x21];
+    let p = parse(
+        &eth_with(0x8864, &cat(&[&pppoe, &inner4])),
+        linktype::ETHERNET,
+    );
+    assert_eq!(p.layers.to_string(), "eth:pppoes:ppp:ipv4:udp:dns");
+    assert_eq!(p.qry_name.as_deref(), Some("example.com"));
+    assert_eq!(p.outer_src, None, "no outer IP header");
+    // Two MPLS labels, the second with the bottom-of-stack bit.
+    let labels = [0, 0x01, 0x00, 64, 0, 0x02, 0x01, 64];
+    let f = eth_with(0x8847, &cat(&[&labels, &inner4]));
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:mpls:ipv4:udp:dns");
+    assert_eq!(p.dst_port, Some(53));
+    all_prefixes(&f, linktype::ETHERNET);
+    // FabricPath: its tag, then the frame it carries.
+    let f = eth_with(0x8903, &cat(&[&[0, 0x3f], &eth_udp4(40_000, 53, &q)]));
+    let p = parse(&f, linktype::ETHERNET);
+    assert_eq!(p.layers.to_string(), "eth:cfp:eth:ipv4:udp:dns");
+    assert_eq!(p.qry_name.as_deref(), Some("example.com"));
+}
+
+/// Thousands of GRE headers inside one another: decoded to the depth limit, then the
+/// frame is malformed. No recursion past the limit, so no stack overflow.
+#[test]
+fn a_gre_nesting_bomb_stops_at_the_depth_limit() {
+    let mut payload = ip4_udp(40_000, 53, &example_query());
+    for _ in 0..3000 {
+        let mut next = Vec::new();
+        PacketBuilder::ipv4(OUTER_A, OUTER_B, 64)
+            .write(
+                &mut next,
+                IpNumber::GRE,
+                &cat(&[&[0, 0, 0x08, 0x00], &payload]),
+            )
+            .unwrap_or_else(|_| next.clear());
+        if next.is_empty() {
+            // The IPv4 length field is full: keep nesting by hand past 64 KiB.
+            let mut hdr = next;
+            hdr.extend_from_slice(&[0x45, 0, 0xff, 0xff, 0, 0, 0x40, 0, 64, 47, 0, 0]);
+            hdr.extend_from_slice(&OUTER_A);
+            hdr.extend_from_slice(&OUTER_B);
+            hdr.extend_from_slice(&[0, 0, 0x08, 0x00]);
+            hdr.extend_from_slice(&payload);
+            next = hdr;
+        }
+        payload = next;
+    }
+    let f = cat(&[&MAC_A, &MAC_B, &[0x08, 0x00], &payload]);
+    let p = parse(&f, linktype::ETHERNET);
+    let grs = p.layers.iter().filter(|l| *l == Layer::Gre).count();
+    assert_eq!(grs, usize::from(MAX_TUNNELS));
+    assert!(p.malformed);
+    assert_eq!(p.qry_name, None);
+    assert_eq!(p.outer_src, Some(IpAddr::from(OUTER_A)));
+    // And a bomb of IP-in-IP headers, which have no header of their own.
+    let mut payload = ip4_udp(40_000, 53, &example_query());
+    for _ in 0..2000 {
+        let mut next = vec![0x45, 0, 0xff, 0xff, 0, 0, 0x40, 0, 64, 4, 0, 0];
+        next.extend_from_slice(&OUTER_A);
+        next.extend_from_slice(&OUTER_B);
+        next.extend_from_slice(&payload);
+        payload = next;
+    }
+    let p = parse(
+        &cat(&[&MAC_A, &MAC_B, &[0x08, 0x00], &payload]),
+        linktype::ETHERNET,
+    );
+    let ips = p.layers.iter().filter(|l| *l == Layer::Ipv4).count();
+    assert_eq!(ips, usize::from(MAX_TUNNELS) + 1);
+    assert!(p.malformed);
+}
