@@ -18,6 +18,7 @@ pub(crate) mod dns;
 pub mod error;
 pub mod escape;
 pub mod fuzz;
+pub mod hello;
 pub mod packet;
 pub mod parse;
 pub(crate) mod quic;

@@ -14,7 +14,9 @@
 //! 1. IP fragments are not reassembled: the first fragment is parsed as far as it goes,
 //!    later fragments have no transport layer.
 //! 2. TCP segments are not reassembled: DNS over TCP is read from a segment that starts a
-//!    length-prefixed message, only the first message of a segment is read.
+//!    length-prefixed message, only the first message of a segment is read. The one
+//!    exception is a TLS ClientHello split over segments ([`crate::hello`]): its server
+//!    name is read from the segment that completes it, as tshark shows it.
 //! 3. Tunnels are decoded, [`MAX_TUNNELS`] deep: IP-in-IP (4in4, 6in4, 4in6, 6in6),
 //!    GRE (checksum, key, sequence; IPv4, IPv6, transparent Ethernet bridging and NVGRE,
 //!    ERSPAN types I–III), VXLAN (UDP 4789), GENEVE (6081), GTP-U (2152), Teredo
@@ -31,6 +33,7 @@ use std::net::IpAddr;
 use etherparse::{ArpPacketSlice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
 
 use crate::escape::escape;
+use crate::hello::Hellos;
 use crate::packet::{Layer, Packet, Transport};
 use crate::{dns, quic, tls};
 
@@ -98,6 +101,8 @@ impl FlowKey {
 pub struct Parser {
     quic_flows: HashSet<FlowKey>,
     quic_flow_cap: usize,
+    /// ClientHellos waiting for their next segment.
+    hellos: Hellos,
     /// Buffers for decrypting QUIC Initial packets, reused across packets.
     #[cfg(feature = "quic-sni")]
     quic_scratch: crate::quic_sni::Scratch,
@@ -180,6 +185,7 @@ impl Parser {
         Parser {
             quic_flows: HashSet::new(),
             quic_flow_cap: cap.max(1),
+            hellos: Hellos::default(),
             #[cfg(feature = "quic-sni")]
             quic_scratch: Default::default(),
         }
@@ -190,10 +196,17 @@ impl Parser {
         self.quic_flows.len()
     }
 
+    /// Bytes of split ClientHellos held, waiting for their next segment (at most
+    /// [`crate::hello::MAX_BYTES`]).
+    pub fn held_hello_bytes(&self) -> usize {
+        self.hellos.bytes()
+    }
+
     /// Parses one frame as captured (`frame` may be shorter than `wire_len`) with the
     /// libpcap link type `linktype`. Never panics; fills everything but the timestamp,
     /// payload copy and owning process.
     pub fn parse(&mut self, frame: &[u8], linktype: i32, wire_len: u32) -> Packet {
+        self.hellos.tick();
         let mut c = Ctx {
             frame,
             cut: (frame.len() as u64) < u64::from(wire_len),
@@ -512,10 +525,27 @@ impl Parser {
                 }
             }
         }
+        let stream = match (c.p.src_addr, c.p.dst_addr) {
+            (Some(s), Some(d)) => Some(((s, tcp.source_port()), (d, tcp.destination_port()))),
+            _ => None,
+        };
+        let seq = tcp.sequence_number();
+        if let Some(key) = stream.filter(|_| !self.hellos.is_empty())
+            && let Some(whole) = self.hellos.extend(&key, seq, payload)
+        {
+            c.p.layers.push(Layer::Tls);
+            c.p.server_name = tls::client_hello_sni(&whole).map(escape);
+            return;
+        }
         if tls::is_record(payload) {
             c.p.layers.push(Layer::Tls);
-            if let Some(sni) = tls::client_hello_sni(payload) {
-                c.p.server_name = Some(escape(sni));
+            match tls::client_hello_sni(payload) {
+                Some(sni) => c.p.server_name = Some(escape(sni)),
+                None => {
+                    if let (Some(key), Some(need)) = (stream, tls::client_hello_len(payload)) {
+                        self.hellos.start(key, seq, payload, need);
+                    }
+                }
             }
         }
     }

@@ -23,6 +23,15 @@ pub(crate) fn client_hello_sni(p: &[u8]) -> Option<&[u8]> {
     sni_from_client_hello_body(hs.get(4..)?)
 }
 
+/// The length of the ClientHello record that starts `p`, header included, when `p`
+/// starts one: what a segment that holds less of it waits for.
+pub(crate) fn client_hello_len(p: &[u8]) -> Option<usize> {
+    if !is_record(p) || p[0] != 22 || *p.get(5)? != 1 {
+        return None;
+    }
+    Some(5 + usize::from(u16::from_be_bytes([p[3], p[4]])))
+}
+
 /// The SNI from a ClientHello body (after the 4-byte handshake header). Shared with the
 /// QUIC CRYPTO frame path, which carries the handshake without a record header.
 pub(crate) fn sni_from_client_hello_body(b: &[u8]) -> Option<&[u8]> {
@@ -79,9 +88,22 @@ impl<'a> Reader<'a> {
 /// Test helper: a minimal TLS 1.2 ClientHello record carrying `sni`.
 #[cfg(test)]
 pub(crate) fn build_client_hello(sni: &[u8]) -> Vec<u8> {
+    build_client_hello_with(sni, &[])
+}
+
+/// Test helper: a ClientHello with `before` — (extension type, length) of zero bytes —
+/// ahead of its server name, as a browser that shuffles its extensions may send a
+/// post-quantum key share (type 51, about 1,216 bytes) and padding (21) first.
+#[cfg(test)]
+pub(crate) fn build_client_hello_with(sni: &[u8], before: &[(u16, u16)]) -> Vec<u8> {
     let mut ext = Vec::new();
     // A non-SNI extension first (supported_groups), so the walk is exercised.
     ext.extend_from_slice(&[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d]);
+    for &(ty, len) in before {
+        ext.extend_from_slice(&ty.to_be_bytes());
+        ext.extend_from_slice(&len.to_be_bytes());
+        ext.resize(ext.len() + usize::from(len), 0);
+    }
     let n = sni.len() as u16;
     ext.extend_from_slice(&[0x00, 0x00]);
     ext.extend_from_slice(&(n + 5).to_be_bytes());

@@ -765,3 +765,80 @@ fn a_gre_nesting_bomb_stops_at_the_depth_limit() {
     assert_eq!(ips, usize::from(MAX_TUNNELS) + 1);
     assert!(p.malformed);
 }
+
+// A ClientHello split over two segments, as a browser with a post-quantum key share
+// sends it: the server name is read from the segment that completes it.
+
+fn tcp_segment(seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(V4_A, V4_B, 64)
+        .tcp(50_123, 443, seq, 64_240)
+        .ack(1)
+        .psh()
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+/// 1.8 KB: a key share of 1,216 bytes and padding before the server name.
+fn post_quantum_hello() -> Vec<u8> {
+    let hello = tls::build_client_hello_with(b"pq.example", &[(51, 1216), (21, 420)]);
+    assert!(hello.len() > 1700, "{}", hello.len());
+    hello
+}
+
+#[test]
+fn a_client_hello_split_over_segments_gives_its_server_name() {
+    let hello = post_quantum_hello();
+    let (a, b) = hello.split_at(1448);
+    let mut parser = Parser::new();
+    let first = parser.parse(&tcp_segment(7_000, a), linktype::ETHERNET, 0);
+    assert_eq!(first.server_name, None, "the name is in the second segment");
+    assert!(first.layers.contains(Layer::Tls));
+    assert!(parser.held_hello_bytes() > 0);
+    // Another flow's packet in between, and the first segment retransmitted.
+    let _ = parser.parse(
+        &eth_udp4(40_000, 53, &example_query()),
+        linktype::ETHERNET,
+        0,
+    );
+    let again = parser.parse(&tcp_segment(7_000, a), linktype::ETHERNET, 0);
+    assert_eq!(again.server_name, None);
+    let second = parser.parse(&tcp_segment(7_000 + 1448, b), linktype::ETHERNET, 0);
+    assert_eq!(second.server_name.as_deref(), Some("pq.example"));
+    assert_eq!(second.layers.to_string(), "eth:ipv4:tcp:tls");
+    assert_eq!(parser.held_hello_bytes(), 0, "released once whole");
+    // Out of order, the stream is given up: no name, nothing held.
+    let mut parser = Parser::new();
+    let _ = parser.parse(&tcp_segment(9_000, a), linktype::ETHERNET, 0);
+    let late = parser.parse(&tcp_segment(9_000 + 1448 + 10, b), linktype::ETHERNET, 0);
+    assert_eq!(late.server_name, None);
+    assert_eq!(parser.held_hello_bytes(), 0);
+    // In three segments too.
+    let mut parser = Parser::new();
+    let (b1, b2) = b.split_at(100);
+    let _ = parser.parse(&tcp_segment(1, a), linktype::ETHERNET, 0);
+    let mid = parser.parse(&tcp_segment(1449, b1), linktype::ETHERNET, 0);
+    assert_eq!(mid.server_name, None);
+    let last = parser.parse(&tcp_segment(1549, b2), linktype::ETHERNET, 0);
+    assert_eq!(last.server_name.as_deref(), Some("pq.example"));
+}
+
+/// Half-open ClientHellos from many sources: memory stays within the caps.
+#[test]
+fn a_flood_of_split_hellos_stays_within_the_caps() {
+    let hello = post_quantum_hello();
+    let mut parser = Parser::new();
+    for i in 0..20_000u32 {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4(i.to_be_bytes(), V4_B, 64)
+            .tcp(50_000, 443, i, 64_240)
+            .write(&mut out, &hello[..1448])
+            .unwrap();
+        let _ = parser.parse(&out, linktype::ETHERNET, 0);
+        assert!(parser.held_hello_bytes() <= crate::hello::MAX_BYTES);
+    }
+    assert!(parser.held_hello_bytes() > 0);
+}
