@@ -1,12 +1,14 @@
-//! TLS ClientHellos split over TCP segments, put back together far enough to read the
-//! server name. A browser's post-quantum key share makes its ClientHello about 1.8 KB,
-//! two segments, and Chrome shuffles its extensions: for a large share of today's
-//! connections the SNI is in the second segment. Only the start of a stream is held,
+//! TLS ClientHellos split over TCP segments or QUIC Initial packets, put back together
+//! far enough to read the server name. A browser's post-quantum key share makes its
+//! ClientHello about 1.8 KB, two segments or two Initials, and Chrome shuffles its
+//! extensions: for a large share of today's connections the SNI is in the second
+//! part. Only the start of a stream is held,
 //! only while a ClientHello record is incomplete, and within bounds a flood of
 //! half-open streams cannot push past: [`MAX_STREAMS`] streams, [`MAX_BYTES`] in all,
 //! each at most one TLS record, and none older than [`MAX_AGE_FRAMES`] frames.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 
 /// Streams held at once. When full, streams past their age are dropped first; a new
@@ -35,15 +37,26 @@ struct Held {
     born: u64,
 }
 
-/// The held stream starts.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Hellos {
-    held: HashMap<StreamKey, Held>,
+/// The held stream starts, by stream: a TCP direction ([`StreamKey`]) or a QUIC
+/// connection (its client's destination connection id).
+#[derive(Debug, Clone)]
+pub(crate) struct Hellos<K> {
+    held: HashMap<K, Held>,
     bytes: usize,
     frames: u64,
 }
 
-impl Hellos {
+impl<K> Default for Hellos<K> {
+    fn default() -> Self {
+        Hellos {
+            held: HashMap::new(),
+            bytes: 0,
+            frames: 0,
+        }
+    }
+}
+
+impl<K: Hash + Eq> Hellos<K> {
     /// Counts one frame (the clock streams age by).
     pub(crate) fn tick(&mut self) {
         self.frames += 1;
@@ -65,7 +78,7 @@ impl Hellos {
 
     /// Holds the first segment of a ClientHello record of `need` bytes (header
     /// included), of which `first` arrived with sequence number `seq`.
-    pub(crate) fn start(&mut self, key: StreamKey, seq: u32, first: &[u8], need: usize) {
+    pub(crate) fn start(&mut self, key: K, seq: u32, first: &[u8], need: usize) {
         let need = need.min(MAX_HELLO);
         if first.len() >= need {
             return;
@@ -98,7 +111,7 @@ impl Hellos {
     /// A later segment of `key`'s stream: the whole record once this one completes it.
     /// A retransmission of bytes already held is ignored; a gap (a segment lost, or
     /// out of order) gives the stream up.
-    pub(crate) fn extend(&mut self, key: &StreamKey, seq: u32, data: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn extend(&mut self, key: &K, seq: u32, data: &[u8]) -> Option<Vec<u8>> {
         let h = self.held.get_mut(key)?;
         if data.is_empty() || seq != h.next_seq {
             // Serial-number arithmetic: before the expected byte is old data.
@@ -118,6 +131,14 @@ impl Hellos {
         let done = self.held.remove(key)?;
         self.bytes -= done.buf.capacity();
         Some(done.buf)
+    }
+
+    /// Takes what is held for `key` (a QUIC connection's CRYPTO stream so far, to merge
+    /// the next Initial's frames onto).
+    pub(crate) fn take(&mut self, key: &K) -> Option<Vec<u8>> {
+        let h = self.held.remove(key)?;
+        self.bytes -= h.buf.capacity();
+        Some(h.buf)
     }
 
     /// Drops streams past their age.

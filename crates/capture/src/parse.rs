@@ -33,7 +33,7 @@ use std::net::IpAddr;
 use etherparse::{ArpPacketSlice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
 
 use crate::escape::escape;
-use crate::hello::Hellos;
+use crate::hello::{Hellos, StreamKey};
 use crate::packet::{Layer, Packet, Transport};
 use crate::{dns, quic, tls};
 
@@ -102,7 +102,7 @@ pub struct Parser {
     quic_flows: HashSet<FlowKey>,
     quic_flow_cap: usize,
     /// ClientHellos waiting for their next segment.
-    hellos: Hellos,
+    hellos: Hellos<StreamKey>,
     /// Buffers for decrypting QUIC Initial packets, reused across packets.
     #[cfg(feature = "quic-sni")]
     quic_scratch: crate::quic_sni::Scratch,
@@ -199,7 +199,15 @@ impl Parser {
     /// Bytes of split ClientHellos held, waiting for their next segment (at most
     /// [`crate::hello::MAX_BYTES`]).
     pub fn held_hello_bytes(&self) -> usize {
-        self.hellos.bytes()
+        let quic = {
+            #[cfg(feature = "quic-sni")]
+            {
+                self.quic_scratch.held.bytes()
+            }
+            #[cfg(not(feature = "quic-sni"))]
+            0
+        };
+        self.hellos.bytes() + quic
     }
 
     /// Parses one frame as captured (`frame` may be shorter than `wire_len`) with the
@@ -207,6 +215,8 @@ impl Parser {
     /// payload copy and owning process.
     pub fn parse(&mut self, frame: &[u8], linktype: i32, wire_len: u32) -> Packet {
         self.hellos.tick();
+        #[cfg(feature = "quic-sni")]
+        self.quic_scratch.held.tick();
         let mut c = Ctx {
             frame,
             cut: (frame.len() as u64) < u64::from(wire_len),

@@ -4,9 +4,10 @@
 //! destination connection id and a per-version salt (RFC 9001 §5.2, RFC 9369 §3.3.1 for
 //! v2): HKDF-SHA256, then AES-128 header protection and AES-128-GCM. ring provides all
 //! three. The decrypted payload's CRYPTO frames carry the TLS ClientHello, whose
-//! `server_name` extension is read by [`crate::tls`]. Only what one datagram holds is
-//! used: a ClientHello split over several Initial packets (large post-quantum key
-//! shares) yields its SNI only if the first packet holds the extension. Anything that
+//! `server_name` extension is read by [`crate::tls`]. A ClientHello split over several
+//! Initial packets (a post-quantum key share makes it about 1.8 KB) is held by its
+//! destination connection id until the packet that completes it ([`crate::hello`]'s
+//! bounds), which gives the name. Anything that
 //! does not decrypt (server Initials, whose keys derive from a connection id we may not
 //! have seen; damaged packets) simply gives no name.
 
@@ -37,11 +38,13 @@ const SALT_DRAFT23: [u8; 20] = [
 /// ClientHello over a dozen or so, between PING and PADDING frames).
 const MAX_FRAGMENTS: usize = 32;
 
-/// Reusable buffers, so decrypting does not allocate per packet.
+/// Reusable buffers, so decrypting does not allocate per packet, and the CRYPTO
+/// streams of ClientHellos still incomplete, by destination connection id.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scratch {
     packet: Vec<u8>,
     crypto: Vec<u8>,
+    pub(crate) held: crate::hello::Hellos<Vec<u8>>,
 }
 
 struct Len(usize);
@@ -153,16 +156,32 @@ pub(crate) fn initial_sni(p: &[u8], scratch: &mut Scratch) -> Option<String> {
             payload,
         )
         .ok()?;
-    let hello = crypto_stream(plain, &mut scratch.crypto)?;
+    let out = &mut scratch.crypto;
+    out.clear();
+    if !scratch.held.is_empty()
+        && let Some(before) = scratch.held.take(&dcid.to_vec())
+    {
+        *out = before;
+    }
+    let hello = crypto_stream(plain, out)?;
     // Handshake message: type 1 (ClientHello), 3-byte length, body.
     if *hello.first()? != 1 {
         return None;
     }
-    crate::tls::sni_from_client_hello_body(hello.get(4..)?).map(escape)
+    let sni = crate::tls::sni_from_client_hello_body(hello.get(4..)?).map(escape);
+    let need = 4
+        + (usize::from(*hello.get(1)?) << 16 | usize::from(*hello.get(2)?) << 8)
+        + usize::from(*hello.get(3)?);
+    if sni.is_none() && hello.len() < need {
+        // The rest comes in the connection's next Initial.
+        scratch.held.start(dcid.to_vec(), 0, hello, need);
+    }
+    sni
 }
 
-/// Puts the CRYPTO frames of a decrypted payload back in order and returns the stream's
-/// contiguous prefix from offset 0.
+/// Puts the CRYPTO frames of a decrypted payload back in order after what `out` holds
+/// of the stream already (the earlier Initials'), and returns the stream's contiguous
+/// prefix from offset 0.
 fn crypto_stream<'a>(plain: &[u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     let mut frags = [(0usize, 0usize, 0usize); MAX_FRAGMENTS]; // (offset, start, len)
     let mut n = 0;
@@ -207,7 +226,6 @@ fn crypto_stream<'a>(plain: &[u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     }
     let frags = &mut frags[..n];
     frags.sort_unstable_by_key(|f| f.0);
-    out.clear();
     for &(offset, start, len) in frags.iter() {
         if offset > out.len() {
             break;
@@ -286,7 +304,98 @@ mod tests {
         assert_eq!(crypto_stream(&plain, &mut out), Some(&b"abcdef"[..]));
         // A gap stops the stream.
         let plain = [6, 4, 2, b'e', b'f', 6, 0, 3, b'a', b'b', b'c'];
+        out.clear();
         assert_eq!(crypto_stream(&plain, &mut out), Some(&b"abc"[..]));
+        // What an earlier Initial gave is continued.
+        let plain = [6, 3, 3, b'd', b'e', b'f'];
+        assert_eq!(crypto_stream(&plain, &mut out), Some(&b"abcdef"[..]));
+    }
+
+    /// A QUIC variable-length integer of two bytes.
+    fn varint2(v: usize) -> [u8; 2] {
+        (0x4000 | v as u16).to_be_bytes()
+    }
+
+    fn crypto_frame(offset: usize, data: &[u8]) -> Vec<u8> {
+        [&[6u8][..], &varint2(offset), &varint2(data.len()), data].concat()
+    }
+
+    /// A version 1 client Initial for `dcid` carrying `frames` (padded to 1,200 bytes
+    /// as a client pads it), encrypted and header-protected as a client does it.
+    fn seal_initial(dcid: &[u8], pn: u16, frames: &[u8]) -> Vec<u8> {
+        let initial = hkdf::Salt::new(hkdf::HKDF_SHA256, &SALT_V1).extract(dcid);
+        let mut client = [0u8; 32];
+        expand_label(&initial, b"client in", &mut client).unwrap();
+        let client = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, &client);
+        let (mut key, mut nonce, mut hp) = ([0u8; 16], [0u8; 12], [0u8; 16]);
+        expand_label(&client, b"quic key", &mut key).unwrap();
+        expand_label(&client, b"quic iv", &mut nonce).unwrap();
+        expand_label(&client, b"quic hp", &mut hp).unwrap();
+        let mut payload = frames.to_vec();
+        payload.resize(payload.len().max(1150), 0);
+        let mut pkt = vec![0xc1, 0, 0, 0, 1, dcid.len() as u8];
+        pkt.extend_from_slice(dcid);
+        pkt.extend_from_slice(&[0, 0]); // no source connection id, no token
+        pkt.extend_from_slice(&varint2(2 + payload.len() + 16));
+        let pn_offset = pkt.len();
+        pkt.extend_from_slice(&pn.to_be_bytes());
+        for (i, b) in u64::from(pn).to_be_bytes().iter().enumerate() {
+            nonce[4 + i] ^= b;
+        }
+        let key = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_128_GCM, &key).unwrap());
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(&pkt[..]),
+            &mut payload,
+        )
+        .unwrap();
+        pkt.extend_from_slice(&payload);
+        let mask = aead::quic::HeaderProtectionKey::new(&aead::quic::AES_128, &hp)
+            .unwrap()
+            .new_mask(&pkt[pn_offset + 4..pn_offset + 20])
+            .unwrap();
+        pkt[0] ^= mask[0] & 0x0f;
+        for i in 0..2 {
+            pkt[pn_offset + i] ^= mask[1 + i];
+        }
+        pkt
+    }
+
+    /// A 1.8 KB ClientHello (post-quantum key share and padding before the server
+    /// name) over two Initials, the first with its CRYPTO frames out of order, as
+    /// Chrome sends it: the name comes with the second.
+    #[test]
+    fn a_client_hello_over_two_initials_gives_its_server_name() {
+        let record = crate::tls::build_client_hello_with(b"pq.example", &[(51, 1216), (21, 420)]);
+        let hs = &record[5..]; // CRYPTO carries the handshake without the record header
+        assert!(hs.len() > 1700);
+        let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
+        let first = [
+            crypto_frame(500, &hs[500..1000]),
+            vec![1], // PING
+            crypto_frame(0, &hs[..500]),
+        ]
+        .concat();
+        let second = crypto_frame(1000, &hs[1000..]);
+        let (one, two) = (
+            seal_initial(&dcid, 0, &first),
+            seal_initial(&dcid, 1, &second),
+        );
+        let mut s = Scratch::default();
+        assert_eq!(initial_sni(&one, &mut s), None);
+        assert!(s.held.bytes() >= 1000);
+        assert_eq!(initial_sni(&two, &mut s).as_deref(), Some("pq.example"));
+        assert_eq!(s.held.bytes(), 0, "released once whole");
+        // The second alone starts no stream: nothing from offset 0, nothing held.
+        let mut s = Scratch::default();
+        assert_eq!(initial_sni(&two, &mut s), None);
+        assert_eq!(s.held.bytes(), 0);
+        // Another connection's Initial does not continue this one.
+        let mut s = Scratch::default();
+        assert_eq!(initial_sni(&one, &mut s), None);
+        let other = seal_initial(&[9; 8], 1, &second);
+        assert_eq!(initial_sni(&other, &mut s), None);
+        assert_eq!(initial_sni(&two, &mut s).as_deref(), Some("pq.example"));
     }
 
     #[test]
