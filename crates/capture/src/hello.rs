@@ -143,17 +143,28 @@ impl<K: Hash + Eq> Hellos<K> {
 
     /// Drops streams past their age.
     fn expire(&mut self) {
-        let now = self.frames;
-        let mut freed = 0;
-        self.held.retain(|_, h| {
-            let keep = now - h.born < MAX_AGE_FRAMES;
-            if !keep {
-                freed += h.buf.capacity();
-            }
-            keep
-        });
-        self.bytes -= freed;
+        self.bytes -= expire(&mut self.held, self.frames, |h| (h.born, h.buf.capacity()));
     }
+}
+
+/// Drops from `held` what is [`MAX_AGE_FRAMES`] old at frame `now` (`of` gives an
+/// entry's birth frame and bytes); returns the bytes freed. Shared by the stream starts
+/// here and the IP fragments ([`crate::fragments`]).
+pub(crate) fn expire<K, V>(
+    held: &mut HashMap<K, V>,
+    now: u64,
+    of: impl Fn(&V) -> (u64, usize),
+) -> usize {
+    let mut freed = 0;
+    held.retain(|_, v| {
+        let (born, bytes) = of(v);
+        let keep = now - born < MAX_AGE_FRAMES;
+        if !keep {
+            freed += bytes;
+        }
+        keep
+    });
+    freed
 }
 
 #[cfg(test)]

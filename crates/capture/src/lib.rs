@@ -17,6 +17,7 @@
 pub(crate) mod dns;
 pub mod error;
 pub mod escape;
+pub mod fragments;
 pub mod fuzz;
 pub mod hello;
 pub mod packet;

@@ -11,8 +11,11 @@
 //! through etherparse's lax slicers, which accept a length field larger than what was
 //! captured. What is deliberately *not* done — the numbered rules that
 //! `tests/deviations.tsv` cites for every difference from tshark:
-//! 1. IP fragments are not reassembled: the first fragment is parsed as far as it goes,
-//!    later fragments have no transport layer.
+//! 1. IP fragments are reassembled ([`crate::fragments`], bounded): the datagram is
+//!    parsed on the frame that completes it, the frames before show their IP layer only,
+//!    as tshark shows them. A datagram whose fragments never all come has no transport
+//!    layer on any frame; a first fragment whose own bytes are not all there (cut, or a
+//!    length that lies) is read as far as it goes, as tshark does.
 //! 2. TCP segments are not reassembled: DNS over TCP is read from a segment that starts a
 //!    length-prefixed message, only the first message of a segment is read. The one
 //!    exception is a TLS ClientHello split over segments ([`crate::hello`]): its server
@@ -33,6 +36,7 @@ use std::net::IpAddr;
 use etherparse::{ArpPacketSlice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
 
 use crate::escape::escape;
+use crate::fragments::Fragments;
 use crate::hello::{Hellos, StreamKey};
 use crate::packet::{Layer, Packet, Transport};
 use crate::{dns, quic, tls};
@@ -103,6 +107,8 @@ pub struct Parser {
     quic_flow_cap: usize,
     /// ClientHellos waiting for their next segment.
     hellos: Hellos<StreamKey>,
+    /// IP datagrams waiting for their other fragments.
+    fragments: Fragments,
     /// Buffers for decrypting QUIC Initial packets, reused across packets.
     #[cfg(feature = "quic-sni")]
     quic_scratch: crate::quic_sni::Scratch,
@@ -166,6 +172,28 @@ impl Ctx<'_> {
     }
 }
 
+/// A fragment's identification, byte offset and "more fragments" flag.
+fn fragment_of(ip: &LaxIpSlice<'_>) -> Option<(u32, usize, bool)> {
+    match ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            Some((
+                u32::from(h.identification()),
+                usize::from(h.fragments_offset().value()) * 8,
+                h.more_fragments(),
+            ))
+        }
+        LaxIpSlice::Ipv6(v6) => v6.extensions().clone().into_iter().find_map(|e| match e {
+            Ipv6ExtensionSlice::Fragment(f) => Some((
+                f.identification(),
+                usize::from(f.fragment_offset().value()) * 8,
+                f.more_fragments(),
+            )),
+            _ => None,
+        }),
+    }
+}
+
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([s[0], s[1]]))
@@ -186,6 +214,7 @@ impl Parser {
             quic_flows: HashSet::new(),
             quic_flow_cap: cap.max(1),
             hellos: Hellos::default(),
+            fragments: Fragments::default(),
             #[cfg(feature = "quic-sni")]
             quic_scratch: Default::default(),
         }
@@ -194,6 +223,12 @@ impl Parser {
     /// Number of UDP flows currently remembered as QUIC.
     pub fn quic_flows(&self) -> usize {
         self.quic_flows.len()
+    }
+
+    /// Bytes of IP fragments held, waiting for the rest of their datagram (at most
+    /// [`crate::fragments::MAX_BYTES`]).
+    pub fn held_fragment_bytes(&self) -> usize {
+        self.fragments.bytes()
     }
 
     /// Bytes of split ClientHellos held, waiting for their next segment (at most
@@ -215,6 +250,7 @@ impl Parser {
     /// payload copy and owning process.
     pub fn parse(&mut self, frame: &[u8], linktype: i32, wire_len: u32) -> Packet {
         self.hellos.tick();
+        self.fragments.tick();
         #[cfg(feature = "quic-sni")]
         self.quic_scratch.held.tick();
         let mut c = Ctx {
@@ -401,32 +437,54 @@ impl Parser {
             c.short();
         }
         if payload.fragmented {
-            let first = match &ip {
-                LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() == 0,
-                LaxIpSlice::Ipv6(v6) => v6.extensions().clone().into_iter().all(|e| match e {
-                    Ipv6ExtensionSlice::Fragment(f) => f.fragment_offset().value() == 0,
-                    _ => true,
-                }),
+            // Rule 1: held until the datagram is whole.
+            let Some((id, offset, more)) = fragment_of(&ip) else {
+                return;
             };
-            // Rule 1: later fragments carry no transport header.
-            if !first {
+            if payload.incomplete {
+                // Not all of the fragment's bytes are here (cut by the snaplen, or a
+                // length that lies): it cannot complete a datagram, and tshark then
+                // reads a first fragment's payload as far as it goes.
+                if offset == 0 {
+                    self.transport(c, payload.ip_number, payload.payload);
+                }
                 return;
             }
+            let key = (
+                ip.source_addr(),
+                ip.destination_addr(),
+                id,
+                payload.ip_number.0,
+            );
+            let Some(whole) = self.fragments.add(key, offset, more, payload.payload) else {
+                return;
+            };
+            // Parsed in a context of its own: offsets into the datagram are not the
+            // frame's, so no payload range either.
+            let mut inner = Ctx {
+                frame: &whole,
+                cut: false,
+                depth: c.depth,
+                p: std::mem::take(&mut c.p),
+            };
+            self.transport(&mut inner, payload.ip_number, &whole);
+            c.p = inner.p;
+            c.p.payload_range = None;
+            return;
         }
-        self.transport(c, payload.ip_number, payload.payload, payload.fragmented);
+        self.transport(c, payload.ip_number, payload.payload);
     }
 
-    /// `fragment`: `data` is the first fragment of a larger datagram.
-    fn transport(&mut self, c: &mut Ctx<'_>, proto: IpNumber, data: &[u8], fragment: bool) {
+    fn transport(&mut self, c: &mut Ctx<'_>, proto: IpNumber, data: &[u8]) {
         match proto {
             IpNumber::TCP => self.tcp(c, data),
-            IpNumber::UDP => self.udp(c, data, fragment),
+            IpNumber::UDP => self.udp(c, data),
             IpNumber::ICMP => c.p.layers.push(Layer::Icmp),
             IpNumber::IPV6_ICMP => c.p.layers.push(Layer::Icmpv6),
             // IP in IP: no header of its own (tshark shows `ip:ip`, as this stack does).
-            IpNumber::IPV4 if !fragment && c.enter_bare() => self.ip(c, c.offset_of(data), 4),
-            IpNumber::IPV6 if !fragment && c.enter_bare() => self.ip(c, c.offset_of(data), 6),
-            IpNumber::GRE if !fragment && c.enter(Layer::Gre) => self.gre(c, data),
+            IpNumber::IPV4 if c.enter_bare() => self.ip(c, c.offset_of(data), 4),
+            IpNumber::IPV6 if c.enter_bare() => self.ip(c, c.offset_of(data), 6),
+            IpNumber::GRE if c.enter(Layer::Gre) => self.gre(c, data),
             _ => {}
         }
     }
@@ -560,7 +618,7 @@ impl Parser {
         }
     }
 
-    fn udp(&mut self, c: &mut Ctx<'_>, data: &[u8], fragment: bool) {
+    fn udp(&mut self, c: &mut Ctx<'_>, data: &[u8]) {
         if data.is_empty() {
             c.short();
             return;
@@ -581,7 +639,7 @@ impl Parser {
         if declared < 8 {
             // Shorter than its own header (tshark: "Bad length value").
             c.p.malformed = true;
-        } else if declared > data.len() && !fragment {
+        } else if declared > data.len() {
             // Longer than the IP payload: cut by the snaplen, or inconsistent.
             c.short();
         }
@@ -594,7 +652,7 @@ impl Parser {
         if payload.is_empty() {
             return;
         }
-        if !fragment && self.udp_tunnel(c, sport, dport, payload) {
+        if self.udp_tunnel(c, sport, dport, payload) {
             return;
         }
         if sport == DNS_PORT || dport == DNS_PORT {

@@ -472,18 +472,67 @@ fn truncated_headers_keep_what_parsed() {
 }
 
 #[test]
-fn non_first_ipv4_fragment_has_no_transport() {
-    let mut f = eth_udp4(1, 53, &dns_query(b"\x01a\x00"));
-    // Fragment offset 100 (×8 bytes), MF clear.
-    f[14 + 6..14 + 8].copy_from_slice(&100u16.to_be_bytes());
-    let p = parse(&f, 1);
-    assert_eq!(p.layers.to_string(), "eth:ipv4");
+fn ipv4_fragments_are_reassembled_on_the_frame_that_completes_them() {
+    let q = dns_query(b"\x07example\x03com\x00");
+    let ip = ip4_udp(40_000, 53, &q);
+    // Two fragments of the datagram, by hand: 16 bytes of UDP payload, then the rest.
+    let fragment = |at: usize, rest: &[u8], more: bool| {
+        let mut h = ip[..20].to_vec();
+        h[2..4].copy_from_slice(&((20 + rest.len()) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        let flags = if more { 0x2000 } else { 0 } | (at / 8) as u16;
+        h[6..8].copy_from_slice(&flags.to_be_bytes());
+        [&MAC_A[..], &MAC_B, &[0x08, 0x00], &h, rest].concat()
+    };
+    let body = &ip[20..];
+    let (first, last) = (
+        fragment(0, &body[..16], true),
+        fragment(16, &body[16..], false),
+    );
+    let mut parser = Parser::new();
+    let p = parser.parse(&first, linktype::ETHERNET, first.len() as u32);
+    assert_eq!(p.layers.to_string(), "eth:ipv4", "held, as tshark shows it");
     assert_eq!(p.transport, None);
     assert!(!p.malformed);
-    // First fragment (MF set, offset 0): parsed as far as it goes.
-    let mut f = eth_udp4(1, 53, &dns_query(b"\x01a\x00"));
-    f[14 + 6..14 + 8].copy_from_slice(&0x2000u16.to_be_bytes());
-    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:udp:dns");
+    assert!(parser.held_fragment_bytes() > 0);
+    let p = parser.parse(&last, linktype::ETHERNET, last.len() as u32);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:udp:dns");
+    assert_eq!(p.qry_name.as_deref(), Some("example.com"));
+    assert_eq!((p.src_port, p.dst_port), (Some(40_000), Some(53)));
+    assert_eq!(p.payload_range, None, "not a range of this frame");
+    assert_eq!(parser.held_fragment_bytes(), 0);
+    // The other order, and a last fragment alone, which never completes.
+    let mut parser = Parser::new();
+    assert_eq!(parser.parse(&last, 1, last.len() as u32).transport, None);
+    let p = parser.parse(&first, 1, first.len() as u32);
+    assert_eq!(p.qry_name.as_deref(), Some("example.com"));
+    let mut parser = Parser::new();
+    let p = parser.parse(&last, 1, last.len() as u32);
+    assert_eq!(
+        (p.layers.to_string().as_str(), p.transport),
+        ("eth:ipv4", None)
+    );
+    // A first fragment cut by the snaplen cannot complete a datagram: it is read as far
+    // as it goes (so prefixes may show more than the whole frame), and never panics.
+    let mut parser = Parser::new();
+    for n in 0..first.len() {
+        let _ = parser.parse(&first[..n], linktype::ETHERNET, first.len() as u32);
+    }
+    assert_eq!(parser.held_fragment_bytes(), 0);
+}
+
+/// A flood of first fragments that never complete stays within the caps.
+#[test]
+fn a_fragment_flood_stays_within_the_caps() {
+    let mut parser = Parser::new();
+    let mut f = eth_udp4(40_000, 53, &[0u8; 1400]);
+    for id in 0..20_000u16 {
+        f[14 + 4..14 + 6].copy_from_slice(&id.to_be_bytes());
+        f[14 + 6..14 + 8].copy_from_slice(&0x2000u16.to_be_bytes());
+        let _ = parser.parse(&f, linktype::ETHERNET, f.len() as u32);
+        assert!(parser.held_fragment_bytes() <= crate::fragments::MAX_BYTES);
+    }
+    assert!(parser.held_fragment_bytes() > 0);
 }
 
 #[test]
