@@ -19,5 +19,6 @@ BEGIN;
 .read crates/store/migrations/0005_talkers.sql
 .read crates/store/migrations/0006_listeners_index.sql
 .read crates/store/migrations/0007_tunnel_ends.sql
-PRAGMA user_version = 7;
+.read crates/store/migrations/0008_namespaces.sql
+PRAGMA user_version = 8;
 COMMIT;

@@ -392,3 +392,46 @@ fn forever_runs_rounds_until_sigterm_and_then_exits_0() {
         assert_eq!(pair[1].0, pair[0].1, "no gap: {rounds:?}");
     }
 }
+
+/// A listener inside a network namespace the test creates is stored in
+/// `rounds_ports` with its namespace and its process, beside the host's own rows.
+#[test]
+fn a_live_round_stores_the_sockets_of_other_network_namespaces() {
+    let port = 47_322u16;
+    let Some(ns) = portwatch_testkit::Netns::with_listener("live", port) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ns.db");
+    let out = collector(&db)
+        .args(["-i", "lo", "--duration", "2", "--scan-interval", "1"])
+        .args(["--filter", "net 127.78.0.0/16"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |state: &str| {
+        query_i64(
+            &db,
+            &format!(
+                "SELECT count(*) FROM rounds_ports WHERE port_id = {port} AND state = '{state}' \
+                 AND netns = {} AND pid = {} AND process = 'python3' AND container IS NULL",
+                ns.inode, ns.pid
+            ),
+        )
+    };
+    assert!(row("LISTEN") >= 1, "the listener, every sample");
+    assert!(row("ESTABLISHED") >= 1, "its connection");
+    assert_eq!(
+        query_i64(
+            &db,
+            &format!("SELECT count(*) FROM rounds_ports WHERE port_id = {port} AND netns IS NULL")
+        ),
+        0,
+        "not the host's"
+    );
+    assert!(query_i64(&db, "SELECT count(*) FROM rounds_ports WHERE netns IS NULL") > 0);
+}

@@ -202,6 +202,13 @@ fn bench_sample(c: &mut Criterion) {
         1,
         "the cached sample walked /proc again"
     );
+    // Beside it, the same without the other network namespaces: what finding them
+    // (one stat of /proc/PID/ns/net per process) and reading theirs costs.
+    let mut own = SockDiag::new().own_namespace_only();
+    own.sample().expect("sample");
+    g.bench_function("sockdiag_sample_own_namespace_only", |b| {
+        b.iter(|| black_box(own.sample().expect("sample")))
+    });
     g.bench_function("procnet_sample_cached_owners", |b| {
         b.iter(|| black_box(warm.sample().expect("sample")))
     });

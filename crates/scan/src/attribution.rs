@@ -211,6 +211,8 @@ mod tests {
             pid,
             process: pid.map(|p| Arc::from(format!("p{p}"))),
             exe: None,
+            netns: None,
+            container: None,
         }
     }
 

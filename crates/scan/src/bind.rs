@@ -161,6 +161,8 @@ impl SocketSource for BindProbe {
                             pid: None,
                             process: None,
                             exe: None,
+                            netns: None,
+                            container: None,
                         }),
                         Probe::Failed(source) => {
                             return Err(Error::Probe {

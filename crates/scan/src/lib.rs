@@ -21,6 +21,7 @@
 pub mod attribution;
 pub mod bind;
 pub mod error;
+pub mod netns;
 pub mod owners;
 pub mod procnet;
 pub mod sockdiag;

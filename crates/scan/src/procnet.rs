@@ -149,6 +149,8 @@ fn parse_line(line: &str, transport: Transport, family: u8) -> Result<Socket, St
         pid: None,
         process: None,
         exe: None,
+        netns: None,
+        container: None,
     })
 }
 

@@ -14,12 +14,15 @@
 //! fields of; the parse is a pure function of the reply bytes, tested on bytes built
 //! in the tests.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::Error;
+use crate::netns;
 use crate::owners::OwnerMap;
 use crate::procnet::{ProcNet, TABLES, tcp_state_name, udp_state_name};
 use crate::socket::{Socket, Transport};
@@ -149,15 +152,30 @@ fn parse_msg(m: &[u8], transport: Transport) -> Option<Socket> {
         pid: None,
         process: None,
         exe: None,
+        netns: None,
+        container: None,
     })
 }
 
 /// The kernel's socket tables over netlink sock_diag, each table falling back to
 /// its `/proc/net` file when netlink cannot dump it, with owners as [`ProcNet`]
-/// finds them (cached inode → pid map over `/proc/PID/fd`).
+/// finds them (cached inode → pid map over `/proc/PID/fd`) — in the scanner's own
+/// network namespace and, as root, in every other one a process is in
+/// ([`crate::netns`]): a container's listeners are the host's too.
 #[derive(Debug)]
 pub struct SockDiag {
     netlink: Option<OwnedFd>,
+    /// Where processes are listed (`/proc`).
+    root: PathBuf,
+    /// The scanner's own namespace; `None` when unknown (then no other is read).
+    own_ns: Option<u64>,
+    /// Read the other namespaces too.
+    all_namespaces: bool,
+    /// A netlink socket made inside each other namespace, with its container, kept
+    /// while the namespace exists.
+    others: BTreeMap<u64, Other>,
+    /// Entering a namespace was refused (not root): not tried again.
+    denied: bool,
     /// Which of [`TABLES`] netlink could not dump, so later samples go straight to
     /// the file.
     use_file: [bool; 4],
@@ -168,6 +186,16 @@ pub struct SockDiag {
     /// The last sample's size, to allocate the next one once.
     last_len: usize,
 }
+
+/// Another network namespace as the scanner reads it.
+#[derive(Debug)]
+struct Other {
+    netlink: OwnedFd,
+    container: Option<Arc<str>>,
+}
+
+/// Where Docker keeps its containers' state (their names).
+const DOCKER_ROOT: &str = "/var/lib/docker";
 
 impl Default for SockDiag {
     fn default() -> Self {
@@ -187,6 +215,11 @@ impl SockDiag {
         let root = root.into();
         SockDiag {
             netlink: open_netlink().ok(),
+            own_ns: netns::netns_of(&root, "self"),
+            root: root.clone(),
+            all_namespaces: true,
+            others: BTreeMap::new(),
+            denied: false,
             use_file: [false; 4],
             fallback: ProcNet::with_root(root.clone()).without_owners(),
             owners: Some(OwnerMap::new(root)),
@@ -201,6 +234,17 @@ impl SockDiag {
     pub fn without_owners(mut self) -> Self {
         self.owners = None;
         self
+    }
+
+    /// Read the scanner's own network namespace only.
+    pub fn own_namespace_only(mut self) -> Self {
+        self.all_namespaces = false;
+        self
+    }
+
+    /// How many other network namespaces the last sample read.
+    pub fn other_namespaces(&self) -> usize {
+        self.others.len()
     }
 
     /// Whether the netlink socket could be opened at all (else every table comes
@@ -231,7 +275,8 @@ impl SockDiag {
         for (i, (name, transport, family)) in TABLES.into_iter().enumerate() {
             if !self.use_file[i] {
                 let before = sockets.len();
-                match self.dump(transport, family, &mut sockets) {
+                let fd = self.netlink.as_ref().map(AsRawFd::as_raw_fd);
+                match self.dump(fd, transport, family, &mut sockets) {
                     Ok(()) => continue,
                     Err(e) => {
                         sockets.truncate(before);
@@ -250,14 +295,78 @@ impl SockDiag {
             self.fallback
                 .read_table(name, transport, family, &mut sockets)?;
         }
+        if self.all_namespaces {
+            self.read_other_namespaces(&mut sockets);
+        }
         Ok(sockets)
     }
 
-    fn dump(&mut self, transport: Transport, family: u8, out: &mut Vec<Socket>) -> io::Result<()> {
-        let Some(fd) = &self.netlink else {
+    /// Appends the sockets of every other network namespace, each tagged with it and
+    /// its container. A namespace that cannot be read this time is left out of this
+    /// sample (a process that exits, a table the kernel will not dump); without the
+    /// right to enter namespaces, none is tried again.
+    fn read_other_namespaces(&mut self, sockets: &mut Vec<Socket>) {
+        let Some(own) = self.own_ns else { return };
+        if self.denied {
+            return;
+        }
+        let found = netns::namespaces(&self.root);
+        self.others.retain(|ns, _| found.contains_key(ns));
+        for (&ns, &pid) in found.iter().filter(|(ns, _)| **ns != own) {
+            if !self.others.contains_key(&ns) {
+                match netns::inside(
+                    &self.root.join(pid.to_string()).join("ns/net"),
+                    open_netlink,
+                ) {
+                    Ok(netlink) => {
+                        let container =
+                            netns::container_of(&self.root, pid, Path::new(DOCKER_ROOT))
+                                .map(Arc::from);
+                        self.others.insert(ns, Other { netlink, container });
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                        self.denied = true;
+                        return;
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let Some(other) = self.others.get(&ns) else {
+                continue;
+            };
+            let (fd, container) = (other.netlink.as_raw_fd(), other.container.clone());
+            let before = sockets.len();
+            for (_, transport, family) in TABLES {
+                let start = sockets.len();
+                match self.dump(Some(fd), transport, family, sockets) {
+                    Ok(()) => {}
+                    // A table this kernel cannot dump (no udp_diag, IPv6 off).
+                    Err(e) if unsupported(&e) => sockets.truncate(start),
+                    Err(_) => {
+                        // Left out this time; a fresh socket next time.
+                        sockets.truncate(before);
+                        self.others.remove(&ns);
+                        break;
+                    }
+                }
+            }
+            for s in &mut sockets[before..] {
+                s.netns = Some(ns);
+                s.container = container.clone();
+            }
+        }
+    }
+
+    fn dump(
+        &mut self,
+        fd: Option<RawFd>,
+        transport: Transport,
+        family: u8,
+        out: &mut Vec<Socket>,
+    ) -> io::Result<()> {
+        let Some(fd) = fd else {
             return Err(io::Error::from(io::ErrorKind::Unsupported));
         };
-        let fd = fd.as_raw_fd();
         self.seq = self.seq.wrapping_add(1);
         let af = if family == 6 {
             libc::AF_INET6

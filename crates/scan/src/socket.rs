@@ -27,10 +27,17 @@ pub struct Socket {
     /// The owning process's executable (`/proc/PID/exe`), escaped as stored names are;
     /// `None` when not visible (kernel threads, another user's process as non-root).
     pub exe: Option<Arc<str>>,
+    /// The network namespace (its nsfs inode, as `ls -iL /proc/PID/ns/net` shows it)
+    /// when it is not the scanner's own: a container's, an `ip netns`'s. `None` for the
+    /// host's own sockets.
+    pub netns: Option<u64>,
+    /// The container of that namespace, named from its first process's cgroup
+    /// (`docker:3f4e1c2a9b8d/web-1`; [`crate::netns::container_of`]).
+    pub container: Option<Arc<str>>,
 }
 
 /// One `rounds_ports` row: the sockets of a sample grouped by
-/// (port, protocol, family, state, pid), with their count.
+/// (network namespace, port, protocol, family, state, pid), with their count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortUsage {
     pub port: u16,
@@ -44,16 +51,20 @@ pub struct PortUsage {
     /// The user that created the sockets (of the first one, when they differ).
     pub uid: Option<u32>,
     pub sockets: u32,
+    /// The network namespace, when not the host's own ([`Socket::netns`]).
+    pub netns: Option<u64>,
+    /// Its container, when named ([`Socket::container`]).
+    pub container: Option<Arc<str>>,
 }
 
 /// Groups a sample's sockets into rows, in a stable order (port, protocol, family,
 /// state, pid) so that equal samples give equal rows.
 pub fn aggregate(sockets: &[Socket]) -> Vec<PortUsage> {
-    type Key = (u16, Transport, u8, &'static str, Option<u32>);
+    type Key = (u16, Transport, u8, &'static str, Option<u32>, Option<u64>);
     let mut groups: BTreeMap<Key, PortUsage> = BTreeMap::new();
     for s in sockets {
         groups
-            .entry((s.local_port, s.transport, s.family, s.state, s.pid))
+            .entry((s.local_port, s.transport, s.family, s.state, s.pid, s.netns))
             .or_insert_with(|| PortUsage {
                 port: s.local_port,
                 transport: s.transport,
@@ -64,6 +75,8 @@ pub fn aggregate(sockets: &[Socket]) -> Vec<PortUsage> {
                 exe: s.exe.clone(),
                 uid: (s.uid != crate::UNKNOWN_UID).then_some(s.uid),
                 sockets: 0,
+                netns: s.netns,
+                container: s.container.clone(),
             })
             .sockets += 1;
     }

@@ -69,6 +69,8 @@ mod tests {
             pid: None,
             process: None,
             exe: None,
+            netns: None,
+            container: None,
         }
     }
 

@@ -319,6 +319,8 @@ impl Host {
             pid: Some(o.pid),
             process: Some(o.process.clone()),
             exe: Some(o.exe.clone()),
+            netns: None,
+            container: None,
         };
         let listeners = vec![
             l(Tcp, any4, 22, "LISTEN", &sshd),

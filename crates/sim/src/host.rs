@@ -227,6 +227,8 @@ impl Host {
             pid: Some(o.pid),
             process: Some(o.process.clone()),
             exe: Some(o.exe.clone()),
+            netns: None,
+            container: None,
         };
         let listeners = vec![
             l(Tcp, any4, 22, "LISTEN", &sshd),
@@ -484,6 +486,8 @@ impl Host {
                         pid: Some(o.pid),
                         process: Some(o.process.clone()),
                         exe: Some(o.exe.clone()),
+                        netns: None,
+                        container: None,
                     });
                 }
             };
@@ -511,6 +515,8 @@ impl Host {
             pid: Some(s.node_exporter.pid),
             process: Some(s.node_exporter.process.clone()),
             exe: Some(s.node_exporter.exe.clone()),
+            netns: None,
+            container: None,
         });
         if let Some(sock) = self
             .admin_session(t)

@@ -111,6 +111,8 @@ impl Sock {
             pid: owner.map(|o| o.pid),
             process: owner.map(|o| o.process.clone()),
             exe: owner.map(|o| o.exe.clone()),
+            netns: None,
+            container: None,
         })
     }
 }

@@ -223,8 +223,9 @@ pub(crate) fn insert_port_usage(
 ) -> rusqlite::Result<()> {
     let mut ts = [0u8; time::LEN];
     conn.prepare_cached(
-        "INSERT INTO rounds_ports (round_id, port_id, timestamp, protocol, family, state, sockets, pid, process, exe, uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO rounds_ports (round_id, port_id, timestamp, protocol, family, state, sockets, pid, process, exe, uid,
+                                   netns, container)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         round_id,
@@ -238,6 +239,9 @@ pub(crate) fn insert_port_usage(
         u.process.as_deref(),
         u.exe.as_deref(),
         u.uid,
+        // nsfs inodes are 32-bit in practice; one past i64 would be stored as NULL.
+        u.netns.and_then(|n| i64::try_from(n).ok()),
+        u.container.as_deref(),
     ])?;
     Ok(())
 }

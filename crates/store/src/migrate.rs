@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_talkers.sql")),
     (6, include_str!("../migrations/0006_listeners_index.sql")),
     (7, include_str!("../migrations/0007_tunnel_ends.sql")),
+    (8, include_str!("../migrations/0008_namespaces.sql")),
 ];
 
 /// The schema version this build writes.

@@ -64,6 +64,8 @@ fn round(
             pid: Some(1),
             process: Some("sshd".into()),
             exe: Some("/usr/sbin/sshd".into()),
+            netns: None,
+            container: None,
             uid: Some(0),
             sockets: 2,
         }],

@@ -215,3 +215,71 @@ pub fn sigterm(child: &std::process::Child) {
         .expect("kill runs");
     assert!(ok.success(), "kill -TERM {}", child.id());
 }
+
+/// A network namespace the test creates (`ip netns add`), with a Python process inside
+/// that listens on 127.0.0.1:`port` and holds one connection to itself; both removed on
+/// drop. `None` when not root (only root enters namespaces): the caller says so and
+/// checks nothing.
+pub struct Netns {
+    pub name: String,
+    /// The process inside (it listens and holds both ends).
+    pub pid: u32,
+    /// The namespace's nsfs inode, as `rounds_ports.netns` stores it.
+    pub inode: u64,
+    child: std::process::Child,
+}
+
+impl Netns {
+    pub fn with_listener(tag: &str, port: u16) -> Option<Netns> {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: entering a network namespace needs root");
+            return None;
+        }
+        let name = format!("pw{tag}{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().expect("ip");
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        let script = format!(
+            "import socket, time\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', {port})); s.listen()\n\
+             c = socket.create_connection(('127.0.0.1', {port})); a, _ = s.accept()\n\
+             print('ready', flush=True); time.sleep(120)\n"
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &name, "python3", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip netns exec");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        assert_eq!(line.trim(), "ready");
+        let inode = std::fs::metadata(format!("/run/netns/{name}"))
+            .expect("/run/netns")
+            .ino();
+        Some(Netns {
+            name,
+            pid: child.id(),
+            inode,
+            child,
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}

@@ -1,0 +1,217 @@
+//! Network namespaces: which exist on the host (found through `/proc/PID/ns/net`, one
+//! representative process each), a netlink socket inside each (made on a short-lived
+//! helper thread that enters the namespace with `setns`, so the scanner's own thread
+//! never changes namespace), and the container a process runs in, named from its
+//! cgroup (Docker, containerd/Kubernetes, Podman) without asking any daemon.
+//!
+//! A container's services listen in its own namespace: without this, they do not exist
+//! for a scanner that reads only the tables of its own.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// The network namespace (nsfs inode) of process `pid` under `root` ("self" works).
+pub fn netns_of(root: &Path, pid: &str) -> Option<u64> {
+    fs::metadata(root.join(pid).join("ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Every network namespace some process under `root` is in, with the lowest pid in
+/// it (the one whose `ns/net` is entered to read it, and whose cgroup names its
+/// container).
+pub fn namespaces(root: &Path) -> BTreeMap<u64, u32> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = fs::read_dir(root) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(ns) = netns_of(root, &pid.to_string()) {
+            let first = out.entry(ns).or_insert(pid);
+            *first = (*first).min(pid);
+        }
+    }
+    out
+}
+
+/// Runs `make` inside the network namespace of `/proc/PID/ns/net` (`ns_path`) on a
+/// helper thread and returns what it made: a socket made there stays bound to that
+/// namespace wherever it is used. Needs CAP_SYS_ADMIN (root).
+pub fn inside<T: Send + 'static>(
+    ns_path: &Path,
+    make: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    // Opened by the caller's thread: the path is checked before any thread starts, and
+    // a process that exits meanwhile gives a clean ENOENT.
+    let ns: OwnedFd = fs::File::open(ns_path)?.into();
+    std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || {
+            // SAFETY: setns(2) on a descriptor we own, for this thread only (the
+            // thread ends right after, so it never runs anything else in there).
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            make()
+        })?
+        .join()
+        .map_err(|_| io::Error::other("netns helper thread panicked"))?
+}
+
+/// The container process `pid` runs in, from `root/PID/cgroup`: `docker:ID`,
+/// `containerd:ID` (Kubernetes pods through containerd or CRI-O), `podman:ID`, with
+/// the 12-character short id as `docker ps` prints it, and `/NAME` after it when the
+/// runtime's state on disk names it (Docker's `config.v2.json` under `docker_root`).
+/// `None` for a process outside any container.
+pub fn container_of(root: &Path, pid: u32, docker_root: &Path) -> Option<String> {
+    let text = fs::read_to_string(root.join(pid.to_string()).join("cgroup")).ok()?;
+    for line in text.lines() {
+        let path = line.splitn(3, ':').nth(2)?;
+        if let Some((runtime, id)) = container_in_cgroup(path) {
+            let short = &id[..12];
+            let name = (runtime == "docker")
+                .then(|| docker_name(docker_root, id))
+                .flatten();
+            return Some(match name {
+                Some(n) => format!("{runtime}:{short}/{n}"),
+                None => format!("{runtime}:{short}"),
+            });
+        }
+    }
+    None
+}
+
+/// The runtime and the 64-hex-digit container id in a cgroup path: a systemd scope
+/// (`docker-ID.scope`, `cri-containerd-ID.scope`, `crio-ID.scope`, `libpod-ID.scope`)
+/// or cgroup v1's `/docker/ID`. The last component naming one wins.
+fn container_in_cgroup(path: &str) -> Option<(&'static str, &str)> {
+    const SCOPES: [(&str, &str); 4] = [
+        ("docker-", "docker"),
+        ("cri-containerd-", "containerd"),
+        ("crio-", "containerd"),
+        ("libpod-", "podman"),
+    ];
+    let is_id = |id: &str| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut found = None;
+    let mut previous = "";
+    for part in path.split('/') {
+        let scoped = SCOPES.iter().find_map(|(prefix, runtime)| {
+            let rest = part.strip_prefix(prefix)?;
+            Some((*runtime, rest.strip_suffix(".scope").unwrap_or(rest)))
+        });
+        let candidate = scoped.or((previous == "docker").then_some(("docker", part)));
+        if let Some((runtime, id)) = candidate
+            && is_id(id)
+        {
+            found = Some((runtime, id));
+        }
+        previous = part;
+    }
+    found
+}
+
+/// A Docker container's name from its state on disk (`"Name":"/web"` in
+/// `containers/ID/config.v2.json`), without the leading `/`.
+fn docker_name(docker_root: &Path, id: &str) -> Option<String> {
+    let text = fs::read_to_string(
+        docker_root
+            .join("containers")
+            .join(id)
+            .join("config.v2.json"),
+    )
+    .ok()?;
+    let at = text.find("\"Name\":\"")? + 8;
+    let rest = &text[at..];
+    let name = &rest[..rest.find('"')?];
+    let name = name.strip_prefix('/').unwrap_or(name);
+    (!name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f4e1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
+
+    #[test]
+    fn cgroup_paths_of_each_runtime_name_the_container() {
+        for (path, runtime) in [
+            (format!("/system.slice/docker-{ID}.scope"), "docker"),
+            (format!("/docker/{ID}"), "docker"),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"
+                ),
+                "containerd",
+            ),
+            (
+                format!("/kubepods/besteffort/pod1/crio-{ID}.scope"),
+                "containerd",
+            ),
+            (
+                format!("/machine.slice/libpod-{ID}.scope/container"),
+                "podman",
+            ),
+        ] {
+            assert_eq!(container_in_cgroup(&path), Some((runtime, ID)), "{path}");
+        }
+        for path in [
+            "/user.slice/user-1000.slice/session-2.scope",
+            "/system.slice/docker.service",
+            "/docker/notanid",
+            "/",
+        ] {
+            assert_eq!(container_in_cgroup(path), None, "{path}");
+        }
+    }
+
+    /// A fake `/proc` and Docker state: the process in the container is named with
+    /// its short id and name, the one outside is in none.
+    #[test]
+    fn a_fake_cgroup_tree_names_a_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path().join("proc");
+        let docker = tmp.path().join("docker");
+        fs::create_dir_all(proc.join("4242")).unwrap();
+        fs::create_dir_all(proc.join("1")).unwrap();
+        fs::write(
+            proc.join("4242/cgroup"),
+            format!("0::/system.slice/docker-{ID}.scope\n"),
+        )
+        .unwrap();
+        fs::write(proc.join("1/cgroup"), "0::/init.scope\n").unwrap();
+        assert_eq!(
+            container_of(&proc, 4242, &docker).as_deref(),
+            Some("docker:3f4e1c2a9b8d")
+        );
+        fs::create_dir_all(docker.join("containers").join(ID)).unwrap();
+        fs::write(
+            docker.join("containers").join(ID).join("config.v2.json"),
+            r#"{"ID":"x","Name":"/web-1","State":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            container_of(&proc, 4242, &docker).as_deref(),
+            Some("docker:3f4e1c2a9b8d/web-1")
+        );
+        assert_eq!(container_of(&proc, 1, &docker), None);
+        assert_eq!(container_of(&proc, 999, &docker), None, "no such process");
+    }
+
+    #[test]
+    fn this_process_has_a_namespace_and_is_found_in_the_list() {
+        let root = Path::new("/proc");
+        let own = netns_of(root, "self").expect("own netns");
+        let all = namespaces(root);
+        assert!(all.contains_key(&own), "{all:?}");
+    }
+}

@@ -1,0 +1,55 @@
+//! Sockets in a network namespace the test creates (`ip netns add`, through the
+//! testkit's `Netns`), read by the scanner from the host's namespace: each listener
+//! and connection appears with its namespace and its process. Needs root (entering a
+//! namespace); as another user the test says so and checks nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use portwatch_scan::{SockDiag, SocketSource, Transport, aggregate};
+use portwatch_testkit::Netns;
+
+#[test]
+fn sockets_of_another_namespace_are_sampled_with_their_namespace_and_process() {
+    let port = 47_321u16;
+    let Some(ns) = Netns::with_listener("scan", port) else {
+        return;
+    };
+    let (pid, ino) = (ns.pid, ns.inode);
+
+    let mut scan = SockDiag::new();
+    let sample = scan.sample().unwrap();
+    let inside: Vec<_> = sample
+        .iter()
+        .filter(|s| s.netns == Some(ino) && s.transport == Transport::Tcp)
+        .collect();
+    let listen = inside
+        .iter()
+        .find(|s| s.local_port == port && s.state == "LISTEN")
+        .unwrap_or_else(|| panic!("no listener in {ino}: {inside:#?}"));
+    assert_eq!(listen.pid, Some(pid), "attributed to its process");
+    assert_eq!(listen.process.as_deref(), Some("python3"));
+    assert_eq!(listen.container, None, "not in a container");
+    let estab = inside.iter().filter(|s| s.state == "ESTABLISHED").count();
+    assert_eq!(estab, 2, "both ends of the connection: {inside:#?}");
+    // Not in the host's own namespace, and not seen by a scanner of its own only.
+    assert!(
+        !sample
+            .iter()
+            .any(|s| s.netns.is_none() && s.local_port == port),
+        "the port is the namespace's"
+    );
+    assert!(scan.other_namespaces() >= 1);
+    let own = SockDiag::new().own_namespace_only().sample().unwrap();
+    assert!(own.iter().all(|s| s.netns.is_none()));
+    assert!(
+        !own.iter()
+            .any(|s| s.local_port == port && s.pid == Some(pid))
+    );
+    // Rows keep the namespace apart from a host socket on the same port.
+    let rows = aggregate(&sample);
+    assert!(
+        rows.iter()
+            .any(|r| r.port == port && r.state == "LISTEN" && r.netns == Some(ino)),
+        "{rows:#?}"
+    );
+}
