@@ -40,6 +40,10 @@ pub struct SocketOwner {
     pub exe: Option<String>,
     /// The user that opened the socket, when known.
     pub uid: Option<i64>,
+    /// The network namespace it lives in, when not the host's (`rounds_ports.netns`).
+    pub netns: Option<i64>,
+    /// The container of that namespace, when named.
+    pub container: Option<String>,
 }
 
 impl RoundInfo {
@@ -57,6 +61,8 @@ fn owner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SocketOwner> {
         process: r.get(1)?,
         exe: r.get(2)?,
         uid: r.get(3)?,
+        netns: r.get(4)?,
+        container: r.get(5)?,
     })
 }
 
@@ -168,7 +174,7 @@ impl Db {
         tcp: bool,
     ) -> Result<Option<SocketOwner>, Error> {
         let mut st = self.conn.prepare_cached(
-            "SELECT pid, process, exe, uid FROM rounds_ports \
+            "SELECT pid, process, exe, uid, netns, container FROM rounds_ports \
               WHERE round_id = ?1 AND port_id = ?2 AND protocol = ?3 \
                 AND state IN ('LISTEN', 'UNCONN') \
               ORDER BY pid IS NULL, exe IS NULL LIMIT 1",
@@ -191,7 +197,7 @@ impl Db {
         pid: Option<i64>,
     ) -> Result<Option<SocketOwner>, Error> {
         let mut st = self.conn.prepare_cached(
-            "SELECT pid, process, exe, uid FROM rounds_ports \
+            "SELECT pid, process, exe, uid, netns, container FROM rounds_ports \
               WHERE round_id BETWEEN ?1 - ?4 AND ?1 AND process = ?2 \
               ORDER BY pid IS NOT ?3, round_id = ?1 DESC, exe IS NULL, round_id DESC LIMIT 1",
         )?;

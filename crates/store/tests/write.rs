@@ -433,3 +433,55 @@ fn repeat_sources_count_connections_not_retransmissions() {
     );
     assert!(db.repeat_sources(&span, 443, 5).unwrap().is_empty());
 }
+
+/// A container's listener is stored with its namespace and container, and the
+/// incidents' owner lookup names them.
+#[test]
+fn a_containers_listener_keeps_its_namespace_and_container() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ns.db");
+    let store = Db::open(&path).unwrap();
+    let start = 1_764_000_000_000_000;
+    let id = store
+        .begin_round(start, RoundSource::Simulated, Some(5.0))
+        .unwrap();
+    let w = Writer::spawn(store, id).unwrap();
+    let row = |netns: Option<u64>, container: Option<&str>, pid: u32| PortUsage {
+        port: 8080,
+        transport: Transport::Tcp,
+        family: 4,
+        state: "LISTEN",
+        pid: Some(pid),
+        process: Some("nginx".into()),
+        exe: Some("/usr/sbin/nginx".into()),
+        uid: Some(0),
+        sockets: 1,
+        netns,
+        container: container.map(Into::into),
+    };
+    w.sender()
+        .send(Msg::Sample {
+            ts_micros: start,
+            rows: vec![row(
+                Some(4_026_532_281),
+                Some("docker:3f4e1c2a9b8d/web-1"),
+                5151,
+            )],
+        })
+        .unwrap();
+    w.finish(Finish {
+        end_micros: start + 55_000_000,
+        status: RoundStatus::Complete,
+        times_from_packets: false,
+    })
+    .unwrap();
+    let db = Db::open(&path).unwrap();
+    let owner = db.listener_owner(id, 8080, true).unwrap().unwrap();
+    assert_eq!(owner.pid, Some(5151));
+    assert_eq!(owner.netns, Some(4_026_532_281));
+    assert_eq!(
+        owner.container.as_deref(),
+        Some("docker:3f4e1c2a9b8d/web-1")
+    );
+    assert!(db.listener_owner(id, 8081, true).unwrap().is_none());
+}

@@ -326,13 +326,20 @@ fn listener(kind: Kind, tcp: bool, port: u16, owner: Option<SocketOwner>) -> Cau
     }
 }
 
-/// Adds the executable and the user (uid, and its name where this host knows it).
+/// Adds the executable, the user (uid, and its name where this host knows it), and the
+/// network namespace and container when not the host's.
 fn add_identity(details: &mut serde_json::Value, owner: &SocketOwner) {
     let serde_json::Value::Object(m) = details else {
         return;
     };
     if let Some(exe) = &owner.exe {
         m.insert("exe".into(), json!(exe));
+    }
+    if let Some(c) = &owner.container {
+        m.insert("container".into(), json!(c));
+    }
+    if let Some(ns) = owner.netns {
+        m.insert("netns".into(), json!(ns));
     }
     if let Some(uid) = owner.uid {
         m.insert("uid".into(), json!(uid));

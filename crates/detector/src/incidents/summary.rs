@@ -199,6 +199,15 @@ fn identity(d: &Value) -> String {
         (None, Some(uid)) => parts.push(format!("uid {uid}")),
         _ => {}
     }
+    // A container's (or another network namespace's) service says where it runs.
+    match (
+        d.get("container").and_then(Value::as_str),
+        d.get("netns").and_then(Value::as_i64),
+    ) {
+        (Some(c), _) => parts.push(format!("container {c}")),
+        (None, Some(ns)) => parts.push(format!("netns {ns}")),
+        _ => {}
+    }
     if parts.is_empty() {
         String::new()
     } else {
@@ -329,6 +338,31 @@ mod tests {
             summarize(&l).starts_with(
                 "new listener tcp/4444 by sshd (pid 4242, /dev/shm/.sshd, user www-data); "
             ),
+            "{}",
+            summarize(&l)
+        );
+        // A container's listener says which container; another namespace's, which one.
+        let l = incident(
+            "new_listener",
+            "tcp/8080",
+            json!({"process": "nginx", "pid": 5151, "uid": 0, "user": "root",
+                   "netns": 4_026_532_281i64, "container": "docker:3f4e1c2a9b8d/web-1"}),
+        );
+        assert!(
+            summarize(&l).starts_with(
+                "new listener tcp/8080 by nginx (pid 5151, user root, container docker:3f4e1c2a9b8d/web-1); "
+            ),
+            "{}",
+            summarize(&l)
+        );
+        let l = incident(
+            "new_listener",
+            "tcp/8080",
+            json!({"process": "python3", "pid": 5152, "netns": 4_026_532_281i64}),
+        );
+        assert!(
+            summarize(&l)
+                .starts_with("new listener tcp/8080 by python3 (pid 5152, netns 4026532281); "),
             "{}",
             summarize(&l)
         );
