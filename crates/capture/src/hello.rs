@@ -135,6 +135,7 @@ impl<K: Hash + Eq> Hellos<K> {
 
     /// Takes what is held for `key` (a QUIC connection's CRYPTO stream so far, to merge
     /// the next Initial's frames onto).
+    #[cfg(feature = "quic-sni")]
     pub(crate) fn take(&mut self, key: &K) -> Option<Vec<u8>> {
         let h = self.held.remove(key)?;
         self.bytes -= h.buf.capacity();

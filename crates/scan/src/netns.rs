@@ -7,7 +7,7 @@
 //! A container's services listen in its own namespace: without this, they do not exist
 //! for a scanner that reads only the tables of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -25,21 +25,50 @@ pub fn netns_of(root: &Path, pid: &str) -> Option<u64> {
 /// it (the one whose `ns/net` is entered to read it, and whose cgroup names its
 /// container).
 pub fn namespaces(root: &Path) -> BTreeMap<u64, u32> {
-    let mut out = BTreeMap::new();
-    let Ok(dir) = fs::read_dir(root) else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
+    NamespaceCache::default().scan(root)
+}
+
+/// [`namespaces`] for a scanner that asks every few seconds: a process's namespace is
+/// looked up when the process is new, and every process's again every
+/// [`NamespaceCache::FULL_EVERY`] scans (a process can move with `setns`, a pid can be
+/// reused), so a sample costs a directory listing, not a `stat` per process.
+#[derive(Debug, Default)]
+pub struct NamespaceCache {
+    by_pid: HashMap<u32, u64>,
+    scans: u64,
+}
+
+impl NamespaceCache {
+    /// Scans between full lookups: a minute at the default 5 s sample interval.
+    pub const FULL_EVERY: u64 = 12;
+
+    pub fn scan(&mut self, root: &Path) -> BTreeMap<u64, u32> {
+        let full = self.scans.is_multiple_of(Self::FULL_EVERY);
+        self.scans += 1;
+        let mut out = BTreeMap::new();
+        let Ok(dir) = fs::read_dir(root) else {
+            self.by_pid.clear();
+            return out;
         };
-        if let Some(ns) = netns_of(root, &pid.to_string()) {
-            let first = out.entry(ns).or_insert(pid);
-            *first = (*first).min(pid);
+        let mut seen = HashMap::with_capacity(self.by_pid.len());
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let ns = match self.by_pid.get(&pid) {
+                Some(&ns) if !full => Some(ns),
+                _ => netns_of(root, &pid.to_string()),
+            };
+            if let Some(ns) = ns {
+                seen.insert(pid, ns);
+                let first = out.entry(ns).or_insert(pid);
+                *first = (*first).min(pid);
+            }
         }
+        self.by_pid = seen;
+        out
     }
-    out
 }
 
 /// Runs `make` inside the network namespace of `/proc/PID/ns/net` (`ns_path`) on a

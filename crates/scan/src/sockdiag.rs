@@ -176,6 +176,8 @@ pub struct SockDiag {
     others: BTreeMap<u64, Other>,
     /// Entering a namespace was refused (not root): not tried again.
     denied: bool,
+    /// Which namespace each process is in.
+    namespaces: netns::NamespaceCache,
     /// Which of [`TABLES`] netlink could not dump, so later samples go straight to
     /// the file.
     use_file: [bool; 4],
@@ -220,6 +222,7 @@ impl SockDiag {
             all_namespaces: true,
             others: BTreeMap::new(),
             denied: false,
+            namespaces: netns::NamespaceCache::default(),
             use_file: [false; 4],
             fallback: ProcNet::with_root(root.clone()).without_owners(),
             owners: Some(OwnerMap::new(root)),
@@ -310,7 +313,7 @@ impl SockDiag {
         if self.denied {
             return;
         }
-        let found = netns::namespaces(&self.root);
+        let found = self.namespaces.scan(&self.root);
         self.others.retain(|ns, _| found.contains_key(ns));
         for (&ns, &pid) in found.iter().filter(|(ns, _)| **ns != own) {
             if !self.others.contains_key(&ns) {
