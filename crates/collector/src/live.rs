@@ -371,7 +371,7 @@ fn scan_loop(
                 owners.wanted.store(false, Ordering::Relaxed);
                 last_refresh = Instant::now();
                 if let Ok(sockets) = source.sample() {
-                    owners.publish(&sockets, &ifaddrs, false);
+                    owners.publish(&sockets, &ifaddrs, &source.namespace_addrs(), false);
                 }
             }
             thread::sleep((at - now).min(Duration::from_millis(50)));
@@ -380,7 +380,7 @@ fn scan_loop(
         match source.sample() {
             Ok(sockets) => {
                 last_refresh = Instant::now();
-                owners.publish(&sockets, &ifaddrs, true);
+                owners.publish(&sockets, &ifaddrs, &source.namespace_addrs(), true);
                 tx.send(Msg::Sample {
                     ts_micros: ts,
                     rows: aggregate(&sockets),

@@ -425,13 +425,81 @@ fn a_live_round_stores_the_sockets_of_other_network_namespaces() {
     };
     assert!(row("LISTEN") >= 1, "the listener, every sample");
     assert!(row("ESTABLISHED") >= 1, "its connection");
+    let host_rows = query_strings(
+        &db,
+        &format!(
+            "SELECT state || ' ' || coalesce(pid, '-') || ' ' || coalesce(process, '-') \
+               FROM rounds_ports WHERE port_id = {port} AND netns IS NULL"
+        ),
+    );
+    assert!(host_rows.is_empty(), "not the host's: {host_rows:?}");
+    assert!(query_i64(&db, "SELECT count(*) FROM rounds_ports WHERE netns IS NULL") > 0);
+}
+
+/// Captured on the host's end of a veth link to a namespace (a container on a bridge,
+/// as the host sees it), the packets of a connection to the service inside are
+/// attributed to its process: the scanner's owners cover every namespace.
+#[test]
+fn packets_of_a_service_in_another_namespace_are_attributed_to_its_process() {
+    let port = 47_323u16;
+    let Some(ns) = portwatch_testkit::Netns::with_veth_listener("att", port, 7) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("att.db");
+    let child = collector(&db)
+        .args([
+            "-i",
+            &ns.host_link(),
+            "--duration",
+            "4",
+            "--scan-interval",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&db, "SELECT count(*) FROM rounds_ports");
+    let mut c = TcpStream::connect((Ipv4Addr::new(10, 231, 7, 2), port)).unwrap();
+    c.write_all(b"hello from the host").unwrap();
+    drop(c);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let owned = |side: &str| {
+        query_i64(
+            &db,
+            &format!(
+                "SELECT count(*) FROM packets WHERE {side} = {port} AND process = 'python3' \
+                 AND pid = {}",
+                ns.pid
+            ),
+        )
+    };
+    let seen = query_strings(
+        &db,
+        "SELECT protocols || ' ' || coalesce(src_addr, '-') || ':' || coalesce(port_id, '-') \
+             || ' > ' || coalesce(dst_addr, '-') || ':' || coalesce(dest_port, '-') || ' ' \
+             || coalesce(process, '-') FROM packets LIMIT 20",
+    );
+    assert!(
+        owned("dest_port") >= 2,
+        "the client's segments to the service: {seen:#?}"
+    );
+    assert!(owned("port_id") >= 1, "the service's answers");
     assert_eq!(
         query_i64(
             &db,
-            &format!("SELECT count(*) FROM rounds_ports WHERE port_id = {port} AND netns IS NULL")
+            &format!(
+                "SELECT count(*) FROM packets WHERE (dest_port = {port} OR port_id = {port}) \
+                 AND process IS NOT 'python3'"
+            )
         ),
         0,
-        "not the host's"
+        "every packet of the flow"
     );
-    assert!(query_i64(&db, "SELECT count(*) FROM rounds_ports WHERE netns IS NULL") > 0);
 }

@@ -17,17 +17,21 @@ use std::sync::{Arc, Mutex};
 use crate::socket::Socket;
 use portwatch_capture::{Packet, Transport};
 
-/// (protocol, local address, local port) → owner; `None` for a socket the table shows
-/// but whose process is not visible (another user's, the kernel's). Wildcard listeners
-/// are keyed by the unspecified address of their family.
+/// (network namespace, protocol, local address, local port) → owner; `None` for a
+/// socket the table shows but whose process is not visible (another user's, the
+/// kernel's). Wildcard listeners are keyed by the unspecified address of their family,
+/// within their namespace (`None`: the host's own), so a container's `0.0.0.0:80` and
+/// the host's stay apart.
 type Owner = (u32, Option<Arc<str>>);
-type Map = HashMap<(Transport, IpAddr, u16), Option<Owner>>;
+type Map = HashMap<(Option<u64>, Transport, IpAddr, u16), Option<Owner>>;
+/// A local address → the namespace it belongs to (`None`: the host's own).
+type Locals = HashMap<IpAddr, Option<u64>>;
 
 /// Shared between the scanner (writer of the map) and the sniffer (reader).
 #[derive(Default)]
 pub struct SharedOwners {
     map: Mutex<Arc<Map>>,
-    local: Mutex<Arc<HashSet<IpAddr>>>,
+    local: Mutex<Arc<Locals>>,
     generation: AtomicU64,
     /// Moves only with the regular samples, which reset the sniffer's "already asked"
     /// set.
@@ -40,18 +44,34 @@ impl SharedOwners {
     /// Publishes the owners seen in a sample (`regular`: one of the round's samples, not
     /// an early refresh), plus the host's own addresses (those of its sockets and of
     /// its interfaces), which tell which end of a packet is local.
-    pub fn publish(&self, sockets: &[Socket], interface_addrs: &[IpAddr], regular: bool) {
+    pub fn publish(
+        &self,
+        sockets: &[Socket],
+        interface_addrs: &[IpAddr],
+        namespace_addrs: &[(u64, IpAddr)],
+        regular: bool,
+    ) {
         let mut map = Map::with_capacity(sockets.len());
-        let mut local: HashSet<IpAddr> = interface_addrs.iter().map(|a| a.to_canonical()).collect();
+        // The host's addresses first: an address in several namespaces (every one has
+        // its 127.0.0.1) is the host's, whose traffic the capture mostly sees.
+        let mut local: Locals = interface_addrs
+            .iter()
+            .map(|a| (a.to_canonical(), None))
+            .collect();
+        for &(ns, a) in namespace_addrs {
+            local.entry(a.to_canonical()).or_insert(Some(ns));
+        }
         for s in sockets {
             let addr = s.local_addr.to_canonical();
             if !addr.is_unspecified() {
-                local.insert(addr);
+                local.entry(addr).or_insert(s.netns);
             }
             let owner = s.pid.map(|pid| (pid, s.process.clone()));
             // Listeners and their accepted sockets share an endpoint and a process; a
             // socket with a visible owner wins over one without.
-            let e = map.entry((s.transport, addr, s.local_port)).or_insert(None);
+            let e = map
+                .entry((s.netns, s.transport, addr, s.local_port))
+                .or_insert(None);
             if e.is_none() {
                 *e = owner;
             }
@@ -75,7 +95,7 @@ pub struct View {
     seen: u64,
     seen_samples: u64,
     map: Arc<Map>,
-    local: Arc<HashSet<IpAddr>>,
+    local: Arc<Locals>,
     asked: HashSet<(Transport, u16)>,
 }
 
@@ -109,9 +129,11 @@ impl View {
         }
     }
 
-    /// The socket entry for a local endpoint: the exact address, else a wildcard
-    /// listener of its family (an IPv6 wildcard also takes IPv4 unless v6only).
+    /// The socket entry for a local endpoint, in the namespace its address belongs to:
+    /// the exact address, else a wildcard listener of its family (an IPv6 wildcard
+    /// also takes IPv4 unless v6only).
     fn lookup(&self, t: Transport, addr: IpAddr, port: u16) -> Option<&Option<Owner>> {
+        let ns = self.local.get(&addr).copied().flatten();
         let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
         let wild: &[IpAddr] = if addr.is_ipv4() {
@@ -121,7 +143,7 @@ impl View {
         };
         std::iter::once(&addr)
             .chain(wild)
-            .find_map(|a| self.map.get(&(t, *a, port)))
+            .find_map(|a| self.map.get(&(ns, t, *a, port)))
     }
 
     /// Fills `pid` and `process` from the local end of the packet: the sender when the
@@ -136,7 +158,7 @@ impl View {
                 continue;
             };
             let addr = addr.to_canonical();
-            if !(addr.is_loopback() || self.local.contains(&addr)) {
+            if !(addr.is_loopback() || self.local.contains_key(&addr)) {
                 continue;
             }
             match self.lookup(t, addr, port) {
@@ -238,6 +260,7 @@ mod tests {
         shared.publish(
             &[sock(TCP, any, 443, Some(1)), sock(TCP, me, 50000, Some(2))],
             &[me],
+            &[],
             true,
         );
         let mut v = View::new(Arc::clone(&shared));
@@ -271,6 +294,7 @@ mod tests {
                 sock(TCP, lan, 53, Some(20)),
             ],
             &[lan],
+            &[],
             true,
         );
         let mut v = View::new(Arc::clone(&shared));
@@ -282,7 +306,7 @@ mod tests {
         assert_eq!(b.pid, Some(20));
         // A dual-stack [::] listener takes IPv4 traffic; mapped addresses count as IPv4.
         let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
-        shared.publish(&[sock(TCP, any6, 8080, Some(30))], &[lan], true);
+        shared.publish(&[sock(TCP, any6, 8080, Some(30))], &[lan], &[], true);
         let mut c = pkt([192, 168, 1, 7], 40000, [192, 168, 1, 1], 8080);
         v.attribute(&mut c);
         assert_eq!(c.pid, Some(30));
@@ -292,7 +316,7 @@ mod tests {
     fn a_miss_asks_once_per_port_per_sample_and_unowned_sockets_never_ask() {
         let shared = Arc::new(SharedOwners::default());
         let lo = IpAddr::from([127, 0, 0, 1]);
-        shared.publish(&[sock(TCP, lo, 7000, None)], &[], true);
+        shared.publish(&[sock(TCP, lo, 7000, None)], &[], &[], true);
         let mut v = View::new(Arc::clone(&shared));
         let mut p = pkt([10, 9, 9, 9], 41000, [127, 0, 0, 1], 7000);
         v.attribute(&mut p);
@@ -306,13 +330,47 @@ mod tests {
         v.attribute(&mut p);
         assert!(shared.wanted.swap(false, Ordering::Relaxed));
         // An early refresh that still does not know the port: no second request.
-        shared.publish(&[], &[], false);
+        shared.publish(&[], &[], &[], false);
         v.attribute(&mut p);
         assert!(!shared.wanted.load(Ordering::Relaxed));
         // The next regular sample knows it.
-        shared.publish(&[sock(TCP, lo, 9000, Some(7))], &[], true);
+        shared.publish(&[sock(TCP, lo, 9000, Some(7))], &[], &[], true);
         v.attribute(&mut p);
         assert_eq!(p.pid, Some(7));
+    }
+
+    /// A container's wildcard listener and the host's on the same port stay apart: a
+    /// packet to the container's address is its process's, one to the host's the
+    /// host's, and loopback (every namespace has one) is the host's.
+    #[test]
+    fn each_namespace_has_its_own_wildcard_listeners() {
+        let shared = Arc::new(SharedOwners::default());
+        let any = IpAddr::from([0, 0, 0, 0]);
+        let (lan, container) = (
+            IpAddr::from([192, 168, 1, 1]),
+            IpAddr::from([172, 17, 0, 2]),
+        );
+        let mut inside = sock(TCP, any, 80, Some(2));
+        inside.netns = Some(4_026_532_281);
+        shared.publish(
+            &[sock(TCP, any, 80, Some(1)), inside],
+            &[lan, IpAddr::from([127, 0, 0, 1])],
+            &[
+                (4_026_532_281, container),
+                (4_026_532_281, IpAddr::from([127, 0, 0, 1])),
+            ],
+            true,
+        );
+        let mut v = View::new(Arc::clone(&shared));
+        let mut to_container = pkt([172, 17, 0, 1], 40000, [172, 17, 0, 2], 80);
+        v.attribute(&mut to_container);
+        assert_eq!(to_container.pid, Some(2));
+        let mut to_host = pkt([192, 168, 1, 7], 40000, [192, 168, 1, 1], 80);
+        v.attribute(&mut to_host);
+        assert_eq!(to_host.pid, Some(1));
+        let mut lo = pkt([127, 0, 0, 1], 40000, [127, 0, 0, 1], 80);
+        v.attribute(&mut lo);
+        assert_eq!(lo.pid, Some(1));
     }
 
     #[test]

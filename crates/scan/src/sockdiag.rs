@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::attribution::interface_addrs;
 use crate::error::Error;
 use crate::netns;
 use crate::owners::OwnerMap;
@@ -194,6 +195,9 @@ pub struct SockDiag {
 struct Other {
     netlink: OwnedFd,
     container: Option<Arc<str>>,
+    /// Its interfaces' addresses, read inside it when it was first met (a container
+    /// keeps its address for its life).
+    addrs: Vec<IpAddr>,
 }
 
 /// Where Docker keeps its containers' state (their names).
@@ -317,15 +321,20 @@ impl SockDiag {
         self.others.retain(|ns, _| found.contains_key(ns));
         for (&ns, &pid) in found.iter().filter(|(ns, _)| **ns != own) {
             if !self.others.contains_key(&ns) {
-                match netns::inside(
-                    &self.root.join(pid.to_string()).join("ns/net"),
-                    open_netlink,
-                ) {
-                    Ok(netlink) => {
+                let path = self.root.join(pid.to_string()).join("ns/net");
+                match netns::inside(&path, || Ok((open_netlink()?, interface_addrs()))) {
+                    Ok((netlink, addrs)) => {
                         let container =
                             netns::container_of(&self.root, pid, Path::new(DOCKER_ROOT))
                                 .map(Arc::from);
-                        self.others.insert(ns, Other { netlink, container });
+                        self.others.insert(
+                            ns,
+                            Other {
+                                netlink,
+                                container,
+                                addrs,
+                            },
+                        );
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                         self.denied = true;
@@ -445,6 +454,13 @@ impl SocketSource for SockDiag {
             owners.attribute(&mut sockets)?;
         }
         Ok(sockets)
+    }
+
+    fn namespace_addrs(&self) -> Vec<(u64, IpAddr)> {
+        self.others
+            .iter()
+            .flat_map(|(ns, o)| o.addrs.iter().map(move |a| (*ns, *a)))
+            .collect()
     }
 }
 

@@ -5,6 +5,8 @@
 //! ([`crate::ProcNet`]) takes a root directory, so the OS layer itself is tested on
 //! recorded `/proc` trees rather than only being replaced in tests.
 
+use std::net::IpAddr;
+
 use crate::error::Error;
 use crate::socket::Socket;
 
@@ -13,17 +15,29 @@ pub trait SocketSource {
     /// One sample of the socket table. Owners (`pid`, `process`) are filled where
     /// the source can see them.
     fn sample(&mut self) -> Result<Vec<Socket>, Error>;
+
+    /// The addresses of the other network namespaces the last sample read, by
+    /// namespace: which of a packet's ends is a container's (the owners' lookup).
+    fn namespace_addrs(&self) -> Vec<(u64, IpAddr)> {
+        Vec::new()
+    }
 }
 
 impl<S: SocketSource + ?Sized> SocketSource for Box<S> {
     fn sample(&mut self) -> Result<Vec<Socket>, Error> {
         (**self).sample()
     }
+    fn namespace_addrs(&self) -> Vec<(u64, IpAddr)> {
+        (**self).namespace_addrs()
+    }
 }
 
 impl<S: SocketSource + ?Sized> SocketSource for &mut S {
     fn sample(&mut self) -> Result<Vec<Socket>, Error> {
         (**self).sample()
+    }
+    fn namespace_addrs(&self) -> Vec<(u64, IpAddr)> {
+        (**self).namespace_addrs()
     }
 }
 

@@ -46,6 +46,16 @@ pub fn query_i64(db: &Path, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// The first column of every row `sql` returns, as text: what a failing assertion shows.
+pub fn query_strings(db: &Path, sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Waits (up to 20 s) until `sql` counts at least one row in `db`: how a test knows a
 /// collector has opened its round and committed a first sample.
 pub fn wait_for(db: &Path, sql: &str) {
@@ -222,6 +232,7 @@ pub fn sigterm(child: &std::process::Child) {
 /// checks nothing.
 pub struct Netns {
     pub name: String,
+    tag: String,
     /// The process inside (it listens and holds both ends).
     pub pid: u32,
     /// The namespace's nsfs inode, as `rounds_ports.netns` stores it.
@@ -231,6 +242,22 @@ pub struct Netns {
 
 impl Netns {
     pub fn with_listener(tag: &str, port: u16) -> Option<Netns> {
+        Self::start(tag, port, None)
+    }
+
+    /// The same, with a veth link to the host: `10.231.NET.1/30` on the host's end
+    /// (named `pw{tag}h`), `10.231.NET.2/30` inside, and the listener on every address
+    /// of the namespace — a container on a bridge, as the host sees it.
+    pub fn with_veth_listener(tag: &str, port: u16, net: u8) -> Option<Netns> {
+        Self::start(tag, port, Some(net))
+    }
+
+    /// The host end of the veth link.
+    pub fn host_link(&self) -> String {
+        format!("pw{}h", self.tag)
+    }
+
+    fn start(tag: &str, port: u16, veth: Option<u8>) -> Option<Netns> {
         use std::io::{BufRead, BufReader};
         use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid(2) has no preconditions.
@@ -245,10 +272,32 @@ impl Netns {
         };
         ip(&["netns", "add", &name]);
         ip(&["-n", &name, "link", "set", "lo", "up"]);
+        let mut bind = "127.0.0.1";
+        if let Some(net) = veth {
+            let (host, inside) = (format!("pw{tag}h"), format!("pw{tag}n"));
+            let _ = Command::new("ip").args(["link", "del", &host]).status();
+            ip(&[
+                "link", "add", &host, "type", "veth", "peer", "name", &inside,
+            ]);
+            ip(&["link", "set", &inside, "netns", &name]);
+            ip(&["addr", "add", &format!("10.231.{net}.1/30"), "dev", &host]);
+            ip(&["link", "set", &host, "up"]);
+            ip(&[
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("10.231.{net}.2/30"),
+                "dev",
+                &inside,
+            ]);
+            ip(&["-n", &name, "link", "set", &inside, "up"]);
+            bind = "0.0.0.0";
+        }
         let script = format!(
             "import socket, time\n\
              s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('127.0.0.1', {port})); s.listen()\n\
+             s.bind(('{bind}', {port})); s.listen()\n\
              c = socket.create_connection(('127.0.0.1', {port})); a, _ = s.accept()\n\
              print('ready', flush=True); time.sleep(120)\n"
         );
@@ -267,6 +316,7 @@ impl Netns {
             .ino();
         Some(Netns {
             name,
+            tag: tag.to_string(),
             pid: child.id(),
             inode,
             child,
