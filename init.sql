@@ -20,5 +20,6 @@ BEGIN;
 .read crates/store/migrations/0006_listeners_index.sql
 .read crates/store/migrations/0007_tunnel_ends.sql
 .read crates/store/migrations/0008_namespaces.sql
-PRAGMA user_version = 8;
+.read crates/store/migrations/0009_listeners_per_namespace.sql
+PRAGMA user_version = 9;
 COMMIT;

@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_listeners_index.sql")),
     (7, include_str!("../migrations/0007_tunnel_ends.sql")),
     (8, include_str!("../migrations/0008_namespaces.sql")),
+    (
+        9,
+        include_str!("../migrations/0009_listeners_per_namespace.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -462,11 +462,10 @@ fn a_containers_listener_keeps_its_namespace_and_container() {
     w.sender()
         .send(Msg::Sample {
             ts_micros: start,
-            rows: vec![row(
-                Some(4_026_532_281),
-                Some("docker:3f4e1c2a9b8d/web-1"),
-                5151,
-            )],
+            rows: vec![
+                row(None, None, 1200),
+                row(Some(4_026_532_281), Some("docker:3f4e1c2a9b8d/web-1"), 5151),
+            ],
         })
         .unwrap();
     w.finish(Finish {
@@ -476,12 +475,52 @@ fn a_containers_listener_keeps_its_namespace_and_container() {
     })
     .unwrap();
     let db = Db::open(&path).unwrap();
+    // Both listen on 8080; the lookup reads the namespace and container of the one
+    // it names.
     let owner = db.listener_owner(id, 8080, true).unwrap().unwrap();
-    assert_eq!(owner.pid, Some(5151));
-    assert_eq!(owner.netns, Some(4_026_532_281));
+    match owner.pid {
+        Some(5151) => {
+            assert_eq!(owner.netns, Some(4_026_532_281));
+            assert_eq!(
+                owner.container.as_deref(),
+                Some("docker:3f4e1c2a9b8d/web-1")
+            );
+        }
+        Some(1200) => assert_eq!((owner.netns, owner.container), (None, None)),
+        other => panic!("{other:?}"),
+    }
+    assert!(db.listener_owner(id, 8081, true).unwrap().is_none());
+    // The incidents' lookup of a process names its container.
+    let inside = db.process_owner(id, "nginx", Some(5151)).unwrap().unwrap();
+    assert_eq!(inside.netns, Some(4_026_532_281));
     assert_eq!(
-        owner.container.as_deref(),
+        inside.container.as_deref(),
         Some("docker:3f4e1c2a9b8d/web-1")
     );
-    assert!(db.listener_owner(id, 8081, true).unwrap().is_none());
+    // The console's view lists both, the host's first, each with its namespace.
+    let conn = Connection::open(&path).unwrap();
+    let mut st = conn
+        .prepare("SELECT port, pid, netns, container, since IS NOT NULL FROM listening_now")
+        .unwrap();
+    type Row = (i64, i64, Option<i64>, Option<String>, bool);
+    let rows: Vec<Row> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (8080, 1200, None, None, true),
+            (
+                8080,
+                5151,
+                Some(4_026_532_281),
+                Some("docker:3f4e1c2a9b8d/web-1".to_string()),
+                true
+            ),
+        ]
+    );
 }
