@@ -172,6 +172,8 @@ pub struct SockDiag {
     own_ns: Option<u64>,
     /// Read the other namespaces too.
     all_namespaces: bool,
+    /// Most other namespaces read ([`MAX_OTHER_NAMESPACES`]).
+    namespace_cap: usize,
     /// A netlink socket made inside each other namespace, with its container, kept
     /// while the namespace exists.
     others: BTreeMap<u64, Other>,
@@ -200,6 +202,14 @@ struct Other {
     addrs: Vec<IpAddr>,
 }
 
+/// Most other network namespaces a sample reads. Each holds a netlink socket open and
+/// costs a walk of the kernel's TCP table per sample (about 4 ms here with one table
+/// for all namespaces, BENCHMARKS.md): a local user who makes thousands (unprivileged
+/// user namespaces allow it) must not exhaust the collector's descriptors or stretch
+/// a sample past its interval. Past it, the lowest-numbered pids' namespaces are read
+/// (services started early: a host's containers before a user's sandboxes).
+pub const MAX_OTHER_NAMESPACES: usize = 128;
+
 /// Where Docker keeps its containers' state (their names).
 const DOCKER_ROOT: &str = "/var/lib/docker";
 
@@ -224,6 +234,7 @@ impl SockDiag {
             own_ns: netns::netns_of(&root, "self"),
             root: root.clone(),
             all_namespaces: true,
+            namespace_cap: MAX_OTHER_NAMESPACES,
             others: BTreeMap::new(),
             denied: false,
             namespaces: netns::NamespaceCache::default(),
@@ -240,6 +251,13 @@ impl SockDiag {
     /// Do not look up owners.
     pub fn without_owners(mut self) -> Self {
         self.owners = None;
+        self
+    }
+
+    /// Read at most `n` other namespaces (tests; the default is
+    /// [`MAX_OTHER_NAMESPACES`]).
+    pub fn with_namespace_cap(mut self, n: usize) -> Self {
+        self.namespace_cap = n;
         self
     }
 
@@ -317,9 +335,17 @@ impl SockDiag {
         if self.denied {
             return;
         }
-        let found = self.namespaces.scan(&self.root);
-        self.others.retain(|ns, _| found.contains_key(ns));
-        for (&ns, &pid) in found.iter().filter(|(ns, _)| **ns != own) {
+        let mut chosen: Vec<(u64, u32)> = self
+            .namespaces
+            .scan(&self.root)
+            .into_iter()
+            .filter(|&(ns, _)| ns != own)
+            .collect();
+        chosen.sort_unstable_by_key(|&(_, pid)| pid);
+        chosen.truncate(self.namespace_cap);
+        self.others
+            .retain(|ns, _| chosen.iter().any(|(c, _)| c == ns));
+        for (ns, pid) in chosen {
             if !self.others.contains_key(&ns) {
                 let path = self.root.join(pid.to_string()).join("ns/net");
                 match netns::inside(&path, || Ok((open_netlink()?, interface_addrs()))) {

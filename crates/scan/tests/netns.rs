@@ -53,3 +53,25 @@ fn sockets_of_another_namespace_are_sampled_with_their_namespace_and_process() {
         "{rows:#?}"
     );
 }
+
+/// However many namespaces exist, a sample reads at most its cap of them (a local user
+/// can make thousands): here two the test makes, and a cap of one.
+#[test]
+fn the_namespaces_read_are_capped() {
+    let (Some(a), Some(b)) = (
+        Netns::with_listener("capa", 47_331),
+        Netns::with_listener("capb", 47_332),
+    ) else {
+        return;
+    };
+    let mut scan = SockDiag::new().with_namespace_cap(1);
+    let sample = scan.sample().unwrap();
+    assert_eq!(scan.other_namespaces(), 1);
+    let read: std::collections::BTreeSet<u64> = sample.iter().filter_map(|s| s.netns).collect();
+    assert_eq!(read.len(), 1, "{read:?}");
+    // Without the cap both are read.
+    let all = SockDiag::new().sample().unwrap();
+    for ns in [&a, &b] {
+        assert!(all.iter().any(|s| s.netns == Some(ns.inode)), "{}", ns.name);
+    }
+}
