@@ -367,14 +367,8 @@ impl Parser {
             }
             ETHERTYPE_TEB if c.enter_bare() => self.ethernet(c, off),
             ETHERTYPE_PPPOE_SESSION if c.enter(Layer::Pppoes) => {
-                // Version/type, code, session id, length; then PPP's protocol field.
-                c.p.layers.push(Layer::Ppp);
-                match be16(c.frame, off + 6) {
-                    Some(0x0021) => self.ip(c, off + 8, 4),
-                    Some(0x0057) => self.ip(c, off + 8, 6),
-                    Some(_) => {}
-                    None => c.short(),
-                }
+                // Version/type, code, session id, length; then PPP.
+                self.ppp(c, off + 6);
             }
             et if ETHERTYPE_MPLS.contains(&et) && c.enter(Layer::Mpls) => {
                 // Labels of 4 bytes up to the one with the bottom-of-stack bit.
@@ -489,6 +483,18 @@ impl Parser {
         }
     }
 
+    /// PPP from its protocol field at `off` (after PPPoE's session header, or in
+    /// PPTP's GRE): IPv4 or IPv6; anything else (LCP, IPCP) ends the stack there.
+    fn ppp(&mut self, c: &mut Ctx<'_>, off: usize) {
+        c.p.layers.push(Layer::Ppp);
+        match be16(c.frame, off) {
+            Some(0x0021) => self.ip(c, off + 2, 4),
+            Some(0x0057) => self.ip(c, off + 2, 6),
+            Some(_) => {}
+            None => c.short(),
+        }
+    }
+
     /// A GRE header (RFC 2784/2890: optional checksum, key and sequence number; the
     /// key carries NVGRE's virtual subnet), then what its protocol type names.
     fn gre(&mut self, c: &mut Ctx<'_>, data: &[u8]) {
@@ -529,18 +535,12 @@ impl Parser {
             }
             // PPP in enhanced GRE (PPTP): the address/control bytes may be left out.
             0x880b => {
-                c.p.layers.push(Layer::Ppp);
                 let at = if be16(c.frame, off) == Some(0xff03) {
                     off + 2
                 } else {
                     off
                 };
-                match be16(c.frame, at) {
-                    Some(0x0021) => self.ip(c, at + 2, 4),
-                    Some(0x0057) => self.ip(c, at + 2, 6),
-                    Some(_) => {}
-                    None => c.short(),
-                }
+                self.ppp(c, at);
             }
             et => self.ether_type(c, et, off),
         }
@@ -593,12 +593,15 @@ impl Parser {
                 }
             }
         }
-        let stream = match (c.p.src_addr, c.p.dst_addr) {
+        // The stream's key is made only where a ClientHello is held or may start: not
+        // for every segment.
+        let stream = || match (c.p.src_addr, c.p.dst_addr) {
             (Some(s), Some(d)) => Some(((s, tcp.source_port()), (d, tcp.destination_port()))),
             _ => None,
         };
         let seq = tcp.sequence_number();
-        if let Some(key) = stream.filter(|_| !self.hellos.is_empty())
+        if !self.hellos.is_empty()
+            && let Some(key) = stream()
             && let Some(whole) = self.hellos.extend(&key, seq, payload)
         {
             c.p.layers.push(Layer::Tls);
@@ -610,7 +613,7 @@ impl Parser {
             match tls::client_hello_sni(payload) {
                 Some(sni) => c.p.server_name = Some(escape(sni)),
                 None => {
-                    if let (Some(key), Some(need)) = (stream, tls::client_hello_len(payload)) {
+                    if let (Some(need), Some(key)) = (tls::client_hello_len(payload), stream()) {
                         self.hellos.start(key, seq, payload, need);
                     }
                 }
