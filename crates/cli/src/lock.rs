@@ -111,10 +111,28 @@ fn refused_or_io(path: &Path, e: std::io::Error) -> Error {
 
 /// The pid holding a `flock` on `file`, from `/proc/locks` (`1: FLOCK ADVISORY WRITE
 /// PID MAJOR:MINOR:INODE 0 EOF`); None when it cannot be told.
+///
+/// `/proc/locks` is a seq_file, consistent only within one `read`: a lock listed
+/// before ours that is released between two reads shifts our line into the part
+/// already read, and it is missed (seen once in CI, with other tests taking and
+/// dropping locks; `read_to_end` reads 8 KiB at a time). So it is read with one
+/// large buffer, and again if the line is not there; the pid is only for the message.
 fn holder_pid(file: &File) -> Option<u32> {
+    use std::io::Read;
     let meta = file.metadata().ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    flock_holder(&locks, meta.dev(), meta.ino())
+    let mut buf = vec![0u8; 1 << 20];
+    (0..3).find_map(|_| {
+        let mut locks = File::open("/proc/locks").ok()?;
+        let mut len = 0;
+        while len < buf.len() {
+            match locks.read(&mut buf[len..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+        }
+        let text = String::from_utf8_lossy(buf.get(..len)?);
+        flock_holder(&text, meta.dev(), meta.ino())
+    })
 }
 
 fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
