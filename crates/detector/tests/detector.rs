@@ -1008,8 +1008,17 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         "a ceiling for tcp/22: {}",
         json["seen"]["repeats"]
     );
+    let https = (1u32 << 16 | 443).to_string();
+    assert!(
+        json["seen"]["clients"]["ceilings"][&https]
+            .as_u64()
+            .is_some(),
+        "a ceiling of new client networks for tcp/443"
+    );
     let learnt = json["seen"]["repeats"].clone();
+    // So are the client networks: the first fine-tune seeds them too.
     json["seen"].as_object_mut().unwrap().remove("repeats");
+    json["seen"].as_object_mut().unwrap().remove("clients");
     std::fs::write(&sidecar, serde_json::to_vec(&json).unwrap()).unwrap();
 
     // Three more hours, hidden from the detector until "the collector" closes them.
@@ -1024,6 +1033,7 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
             "beacon@0.2",
             "bruteforce@1.9",
             "spam@0.8",
+            "stuffing@2.0",
         ],
     );
     let raw = rusqlite::Connection::open(&db_path).unwrap();
@@ -1059,14 +1069,16 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
     // Each attack: one incident, opened within two runs of its first labelled round.
     // The beacon (one short TLS call a minute from a program dropped in /dev/shm)
     // scores under the threshold: it is named as a new program in every round it talks.
-    // So is SSH password guessing, by its connections over sshd's usual ceiling, and
-    // the web app's spam, by its first connections to port 25.
+    // So is SSH password guessing, by its connections over sshd's usual ceiling, the
+    // web app's spam, by its first connections to port 25, and credential stuffing
+    // from a botnet, by the networks nginx never had a client from.
     let actors = [
         ("portscan", "port scan from "),
         ("backdoor", "new listener tcp/"),
         ("beacon", "new program "),
         ("bruteforce", "repeated connections from "),
         ("spam", "connected to tcp/25 for the first time"),
+        ("stuffing", "clients from new networks at tcp/443"),
     ];
     for (kind, needle) in actors {
         let first = query_i64(
@@ -1111,6 +1123,11 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
             json["seen"]["repeats"][port]
         );
     }
+    assert!(
+        json["seen"]["clients"]["ceilings"][&https]
+            .as_u64()
+            .is_some()
+    );
     // Its executable is named once a sample caught one of its one-second sockets.
     let beacon: String = rusqlite::Connection::open(&db_path)
         .unwrap()

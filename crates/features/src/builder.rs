@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::calendar_inputs;
 use crate::hash::{fnv1a, listen_bucket, net_of};
 use crate::input::{PktRow, SockRow};
-use crate::repeats::RepeatCounter;
+use crate::repeats::{RepeatCounter, client_key};
 use crate::scan_tracker::ScanTracker;
 use crate::seen::{RoundKeys, Seen, port_key};
 use crate::spec::{
@@ -285,6 +285,7 @@ impl RoundBuilder {
         programs.sort_unstable();
         self.keys.programs = programs;
         self.keys.repeats = self.repeats.peaks();
+        self.keys.clients = self.repeats.clients();
         let mut services: Vec<(String, u16)> = self
             .services
             .into_iter()
@@ -378,7 +379,7 @@ impl RoundBuilder {
             && !self.carry.local_addrs.contains(&h)
             && !is_loopback(a)
         {
-            self.repeats.syn(h, e.sport, e.dport);
+            self.repeats.syn(h, client_key(a), e.sport, e.dport);
         }
     }
 
@@ -991,6 +992,11 @@ mod tests {
         b.add_packet(&out(0x02, 22, "backup")); // another program's connection to :22
         let (_, keys, _) = b.finish(&mut seen);
         assert_eq!(keys.repeats, vec![(port_key(true, 22), 9)]);
+        // Two client networks at :22; loopback, the host's own address and :23 (nothing
+        // listens: a probe) are none.
+        let mut nets = vec![client_key("203.0.113.7"), client_key("198.51.100.23")];
+        nets.sort_unstable();
+        assert_eq!(keys.clients, vec![(port_key(true, 22), nets)]);
         assert_eq!(
             keys.services,
             vec![

@@ -45,9 +45,11 @@ pub use builder::{Carry, Evidence, LOCAL_ADDR_SHARE, RoundBuilder, Step};
 pub use calendar::{DAY_SLOTS, SECOND, calendar_inputs, day_slot};
 pub use hash::{fnv1a, listen_bucket};
 pub use input::{PktRow, SockRow};
-pub use repeats::repeat_limit;
+pub use repeats::{MAX_ROUND_CLIENTS, client_key, repeat_limit};
 pub use scaler::{CLIP, MIN_SCALE, OFFSET_SHARE, Scaler, quantile_sorted};
 pub use scan_tracker::{MAX_TRACKED_REMOTES, SCAN_HORIZON, ScanTracker};
-pub use seen::{ANY_SERVICE, MAX_SEEN_NAMES, RoundKeys, Seen, port_key};
+pub use seen::{
+    ANY_SERVICE, Clients, MAX_KNOWN_CLIENTS, MAX_SEEN_NAMES, RoundKeys, Seen, port_key,
+};
 pub use spec::{FeatureSpec, N_BUCKETS, N_FEATURES, N_TIME, SPEC_VERSION, feature_names};
 pub use traffic::{HIGH_ENTROPY, entropy};

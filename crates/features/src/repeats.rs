@@ -4,10 +4,29 @@
 //! round moves much; what is unusual is how many come from one place. The most any one
 //! remote made to a port in a round is that round's *peak* for the port; the highest
 //! peak met in normal rounds is the port's *ceiling*, kept in [`crate::Seen`].
+//!
+//! The same SYNs say which networks connected to each port ([`client_key`]): credential
+//! stuffing from a botnet spreads its logins over a hundred addresses or more, none of
+//! them repeating much, but nearly all of them networks the host's service never had a
+//! client from. [`crate::Seen`] keeps the networks of learnt rounds and, per port, the
+//! most never-seen networks one learnt round brought.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::hash::net_of;
 use crate::seen::port_key;
+
+/// Client networks remembered per port and round; past this (a flood from spoofed
+/// addresses, which other rules name) the round's count stops growing.
+pub const MAX_ROUND_CLIENTS: usize = 4096;
+
+/// The key of the client network (/24, /48) of `addr` as [`crate::Seen`] keeps it: 32
+/// bits of its stable hash, so a week of a busy server's clients stays a few hundred
+/// kilobytes in the model's sidecar (a collision makes one new network look known).
+pub fn client_key(addr: &str) -> u32 {
+    let h = net_of(addr);
+    (h >> 32) as u32 ^ h as u32
+}
 
 /// Distinct connections remembered per round to tell a retransmitted SYN from a new
 /// connection. Past this (a flood, which other rules name) each SYN counts as one.
@@ -19,11 +38,18 @@ const MAX_TRACKED: usize = 1 << 16;
 pub(crate) struct RepeatCounter {
     opened: HashSet<(u64, u16, u16)>,
     per: HashMap<(u64, u16), u32>,
+    /// Per listening port, the networks ([`client_key`]) that connected to it.
+    clients: HashMap<u16, HashSet<u32>>,
 }
 
 impl RepeatCounter {
-    /// One bare SYN from `remote` (address hash) port `sport` to listening port `port`.
-    pub(crate) fn syn(&mut self, remote: u64, sport: u16, port: u16) {
+    /// One bare SYN from `remote` (address hash) of network `net` ([`client_key`]) port
+    /// `sport` to listening port `port`.
+    pub(crate) fn syn(&mut self, remote: u64, net: u32, sport: u16, port: u16) {
+        let nets = self.clients.entry(port).or_default();
+        if nets.len() < MAX_ROUND_CLIENTS {
+            nets.insert(net);
+        }
         if self.opened.len() < MAX_TRACKED && !self.opened.insert((remote, sport, port)) {
             return;
         }
@@ -38,6 +64,21 @@ impl RepeatCounter {
             *p = (*p).max(n);
         }
         out.into_iter().collect()
+    }
+
+    /// The round's client networks per port key, both sorted.
+    pub(crate) fn clients(&self) -> Vec<(u32, Vec<u32>)> {
+        let mut out: Vec<(u32, Vec<u32>)> = self
+            .clients
+            .iter()
+            .map(|(&port, nets)| {
+                let mut nets: Vec<u32> = nets.iter().copied().collect();
+                nets.sort_unstable();
+                (port_key(true, port), nets)
+            })
+            .collect();
+        out.sort_unstable();
+        out
     }
 }
 
@@ -56,17 +97,36 @@ mod tests {
     fn retransmits_are_one_connection_and_peaks_are_per_port() {
         let mut c = RepeatCounter::default();
         for sport in 40_000..40_012 {
-            c.syn(7, sport, 22);
-            c.syn(7, sport, 22); // the retransmission after a second
+            c.syn(7, 70, sport, 22);
+            c.syn(7, 70, sport, 22); // the retransmission after a second
         }
-        c.syn(8, 50_000, 22);
+        c.syn(8, 70, 50_000, 22);
         for sport in 1..=3 {
-            c.syn(9, sport, 443);
+            c.syn(9, 90, sport, 443);
         }
         assert_eq!(
             c.peaks(),
             vec![(port_key(true, 22), 12), (port_key(true, 443), 3)]
         );
+        assert_eq!(
+            c.clients(),
+            vec![
+                (port_key(true, 22), vec![70]),
+                (port_key(true, 443), vec![90])
+            ]
+        );
+    }
+
+    #[test]
+    fn client_networks_are_counted_up_to_a_cap() {
+        assert_eq!(client_key("203.0.113.7"), client_key("203.0.113.200"));
+        assert_ne!(client_key("203.0.113.7"), client_key("203.0.114.7"));
+        assert_eq!(client_key("2001:db8:1::1"), client_key("2001:db8:1:ff::9"));
+        let mut c = RepeatCounter::default();
+        for net in 0..(MAX_ROUND_CLIENTS as u32 + 500) {
+            c.syn(u64::from(net), net, 40_000, 443);
+        }
+        assert_eq!(c.clients()[0].1.len(), MAX_ROUND_CLIENTS);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The seen-set: listening ports, DNS names and programs on the network met in earlier
-//! data, which every "new" is relative to, and each port's ceiling of connections from
-//! one remote address in a round ([`crate::repeats`]). It is saved with a model; a round's own
+//! data, which every "new" is relative to, each port's ceiling of connections from
+//! one remote address in a round ([`crate::repeats`]), and the networks the host's
+//! services had clients from, with each port's ceiling of never-seen ones in a round. It is saved with a model; a round's own
 //! ports, names and programs come out as [`RoundKeys`], so a caller can extend its set
 //! only once the round is known to be normal.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,10 @@ use crate::repeats::repeat_limit;
 
 /// Most DNS names remembered in the seen-set (oldest forgotten first).
 pub const MAX_SEEN_NAMES: usize = 20_000;
+
+/// Most client networks remembered (those gone longest forgotten first): a week of the
+/// simulated web server's clients is about 20,000.
+pub const MAX_KNOWN_CLIENTS: usize = 32_768;
 
 /// Listening ports and DNS names seen in earlier (normal) data: "new" counts are
 /// relative to this set.
@@ -38,6 +43,65 @@ pub struct Seen {
     /// they were tracked, as `repeats`.
     #[serde(default)]
     pub services: Option<BTreeMap<String, BTreeSet<u16>>>,
+    /// Client networks of learnt rounds and each port's ceiling of new ones. `None` in
+    /// a model saved before they were tracked, as `repeats`.
+    #[serde(default)]
+    pub clients: Option<Clients>,
+}
+
+/// The networks ([`crate::client_key`]) that connected to the host's listening TCP
+/// ports in learnt rounds, and per port key the most networks never seen before that
+/// one learnt round brought (the *ceiling*). Only learnt rounds add networks, so a
+/// botnet's addresses stay unknown for as long as its rounds are not learnt, however
+/// often each comes back.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Clients {
+    /// Per network, the learnt round it last connected in (a count of learnt rounds).
+    known: HashMap<u32, u64>,
+    /// Learnt rounds so far.
+    rounds: u64,
+    ceilings: BTreeMap<u32, u32>,
+}
+
+impl Clients {
+    /// How many of `nets` are not known.
+    fn unknown(&self, nets: &[u32]) -> u32 {
+        let n = nets.iter().filter(|n| !self.known.contains_key(n)).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Learns a round's networks per port key; with `raise`, first raises each port's
+    /// ceiling to the round's count of networks not known before it.
+    fn learn(&mut self, clients: &[(u32, Vec<u32>)], raise: bool) {
+        self.rounds += 1;
+        if raise {
+            for (key, nets) in clients {
+                let n = self.unknown(nets);
+                let c = self.ceilings.entry(*key).or_default();
+                *c = (*c).max(n);
+            }
+        }
+        for net in clients.iter().flat_map(|(_, nets)| nets) {
+            self.known.insert(*net, self.rounds);
+        }
+        if self.known.len() > MAX_KNOWN_CLIENTS {
+            // Forget down to seven eighths at once, so the sort is paid rarely.
+            let mut stamps: Vec<u64> = self.known.values().copied().collect();
+            let drop = self.known.len() - MAX_KNOWN_CLIENTS * 7 / 8;
+            let (_, cut, _) = stamps.select_nth_unstable(drop - 1);
+            let cut = *cut;
+            // Everything older than the cut goes; of the networks last seen at it, as
+            // many as make up the count.
+            let mut ties = drop - self.known.values().filter(|&&at| at < cut).count();
+            self.known.retain(|_, &mut at| {
+                if at == cut && ties > 0 {
+                    ties -= 1;
+                    return false;
+                }
+                at > cut || (at == cut && ties == 0)
+            });
+        }
+    }
 }
 
 /// Remote ports past which a program talks to any port (a browser, a package manager
@@ -106,6 +170,33 @@ impl Seen {
             *c = (*c).max(n);
         }
     }
+    /// How many of a round's client networks of one port ([`RoundKeys::clients`]) are
+    /// not known; None while clients are not tracked.
+    pub fn unknown_clients(&self, nets: &[u32]) -> Option<u32> {
+        Some(self.clients.as_ref()?.unknown(nets))
+    }
+    /// Whether the network of `addr` had a connection in a learnt round (true while
+    /// clients are not tracked).
+    pub fn knows_client(&self, addr: &str) -> bool {
+        self.clients
+            .as_ref()
+            .is_none_or(|c| c.known.contains_key(&crate::client_key(addr)))
+    }
+    /// The ceiling of `key` when `n` never-seen client networks in a round are over its
+    /// limit ([`repeat_limit`], the same rule as one remote's connections); None when
+    /// they are not, when clients are not tracked, or when no learnt round had a client
+    /// at the port.
+    pub fn over_client_ceiling(&self, key: u32, n: u32) -> Option<u32> {
+        let ceiling = *self.clients.as_ref()?.ceilings.get(&key)?;
+        (n > repeat_limit(ceiling)).then_some(ceiling)
+    }
+    /// Learns a round's client networks (and starts tracking them, if not yet); with
+    /// `raise`, the ports' ceilings first rise to the round's never-seen networks. The
+    /// first hour of a cold start seeds the networks without raising: everything is
+    /// new then.
+    pub fn add_clients(&mut self, clients: &[(u32, Vec<u32>)], raise: bool) {
+        self.clients.get_or_insert_default().learn(clients, raise);
+    }
     /// Whether a known program's connection to remote TCP port `port` is its first to
     /// that port. A program is known by the connections it opened before (a service
     /// that also listens, as a web app does) or as a program on the network. False
@@ -146,6 +237,7 @@ impl Seen {
         self.add_programs(&keys.programs);
         self.add_repeats(&keys.repeats);
         self.add_services(&keys.services);
+        self.add_clients(&keys.clients, true);
     }
 }
 
@@ -170,11 +262,59 @@ pub struct RoundKeys {
     pub repeats: Vec<(u32, u32)>,
     /// (program, remote TCP port) of the connections local programs opened, sorted.
     pub services: Vec<(String, u16)>,
+    /// Per TCP port key listened on, the networks ([`crate::client_key`]) whose
+    /// connection attempts reached it (at most [`crate::MAX_ROUND_CLIENTS`]), sorted.
+    pub clients: Vec<(u32, Vec<u32>)>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ceilings_count_networks_never_seen_and_the_stale_are_forgotten() {
+        let mut seen = Seen::default();
+        let https = port_key(true, 443);
+        assert_eq!(seen.unknown_clients(&[1, 2]), None, "not tracked yet");
+        assert!(
+            seen.knows_client("203.0.113.9"),
+            "an untracked model alarms on nothing"
+        );
+        // The first hour seeds networks without a ceiling: everything is new then.
+        seen.add_clients(&[(https, vec![1, 2, 3])], false);
+        assert_eq!(
+            seen.over_client_ceiling(https, 1000),
+            None,
+            "no ceiling yet"
+        );
+        seen.add_clients(&[(https, vec![1, 2, 4, 5])], true);
+        assert_eq!(seen.unknown_clients(&[1, 4, 6, 7]), Some(2));
+        assert_eq!(
+            seen.over_client_ceiling(https, 5),
+            None,
+            "2 + 3 is still usual"
+        );
+        assert_eq!(seen.over_client_ceiling(https, 6), Some(2));
+        assert_eq!(seen.over_client_ceiling(port_key(true, 22), 6), None);
+        let key = crate::client_key("198.51.100.7");
+        seen.add_clients(&[(https, vec![key])], true);
+        assert!(seen.knows_client("198.51.100.200"), "the same /24");
+        assert!(!seen.knows_client("198.51.101.7"));
+        let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
+        assert_eq!(back.over_client_ceiling(https, 6), Some(2));
+        assert_eq!(back.unknown_clients(&[1, key, 9]), Some(1));
+        // Networks that keep coming back outlive those seen once, long ago.
+        let mut seen = Seen::default();
+        seen.add_clients(&[(https, vec![u32::MAX])], false);
+        for start in (0..MAX_KNOWN_CLIENTS as u32 + 10).step_by(1000) {
+            let nets: Vec<u32> = (start..start + 1000).chain([7_000_000]).collect();
+            seen.add_clients(&[(https, nets)], false);
+        }
+        let c = seen.clients.as_ref().unwrap();
+        assert!(c.known.len() <= MAX_KNOWN_CLIENTS);
+        assert!(c.known.len() > MAX_KNOWN_CLIENTS * 3 / 4);
+        assert_eq!(seen.unknown_clients(&[7_000_000, u32::MAX, 0]), Some(2));
+    }
 
     #[test]
     fn oldest_names_are_forgotten_first() {
@@ -258,8 +398,10 @@ mod tests {
             programs: vec!["apt".into()],
             repeats: vec![(port_key(true, 22), 2)],
             services: vec![("apt".into(), 443)],
+            clients: vec![(port_key(true, 22), vec![crate::client_key("192.0.2.1")])],
         });
         assert!(seen.has_port(port_key(true, 22)));
+        assert!(seen.knows_client("192.0.2.1"));
         assert!(seen.has_program("apt") && !seen.has_program("nmap"));
         assert!(!seen.has_port(port_key(true, 53)), "UDP 53 is not TCP 53");
         // What deserialising leaves: the names without the lookup set.

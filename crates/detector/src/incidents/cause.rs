@@ -13,15 +13,18 @@
 //! SSH password guessing is one more ordinary connection to sshd at a time. And a known
 //! program's first connection to a remote port it never used ([`new_services`]): a web
 //! application that starts mailing on port 25 is the same program doing a new thing.
+//! And a service reached in one round by more networks it never had a client from than
+//! any learnt round brought ([`client_surges`]): credential stuffing spreads its logins
+//! over a botnet, so no one address repeats enough.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
-use portwatch_features::{RoundKeys, Seen, fnv1a, repeat_limit};
+use portwatch_features::{MAX_ROUND_CLIENTS, RoundKeys, Seen, fnv1a, repeat_limit};
 use portwatch_store::Db;
 use portwatch_store::rounds::{RoundInfo, SocketOwner};
 use portwatch_store::time::format_micros;
-use portwatch_store::traffic::{PacketSpan, SenderOrder, SenderStats};
+use portwatch_store::traffic::{PacketSpan, RepeatSource, SenderOrder, SenderStats};
 use serde_json::json;
 
 use super::rules::mask;
@@ -225,6 +228,14 @@ pub struct EveryRound<'a> {
     pub seen: &'a Seen,
     /// Hashes of the host's own addresses.
     pub local: &'a HashSet<u64>,
+}
+
+impl EveryRound<'_> {
+    /// The round's packets, if it has any.
+    fn span(&self) -> Option<PacketSpan> {
+        let (a, b) = self.round.packet_range()?;
+        Some(PacketSpan::whole(a, b))
+    }
 }
 
 /// The causes of one anomalous round.
@@ -671,7 +682,25 @@ fn program_traffic(
     Ok(details)
 }
 
-/// How many of a repeating network's addresses its details list.
+/// The remote sources of connection attempts to TCP `port` in `span`, most connections
+/// first (at most `limit`), without the host's own addresses and loopback.
+fn remote_sources(
+    db: &Db,
+    span: &PacketSpan,
+    port: u16,
+    limit: usize,
+    local: &HashSet<u64>,
+) -> Result<Vec<(IpAddr, RepeatSource)>> {
+    Ok(db
+        .repeat_sources(span, port, limit)?
+        .into_iter()
+        .filter(|s| !is_local(local, &s.addr))
+        .filter_map(|s| Some((s.addr.parse::<IpAddr>().ok()?, s)))
+        .filter(|(a, _)| !a.is_loopback())
+        .collect())
+}
+
+/// How many addresses a repeating network's or a surge's details list.
 const REPEAT_ADDRESSES: usize = 10;
 
 /// Remote sources that opened more connections to a listening TCP port in `round` than
@@ -679,11 +708,10 @@ const REPEAT_ADDRESSES: usize = 10;
 /// `NET tcp/PORT`, with the port, its process, the connections and the ceiling they
 /// went over.
 pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
-    let (round, keys, seen, local) = (r.round, r.keys, r.seen, r.local);
-    let Some((a, b)) = round.packet_range() else {
+    let (round, keys, seen) = (r.round, r.keys, r.seen);
+    let Some(span) = r.span() else {
         return Ok(Vec::new());
     };
-    let span = PacketSpan::whole(a, b);
     let mut out: Vec<Cause> = Vec::new();
     // A port the model never saw listening is a new listener's incident, whoever
     // connects to it.
@@ -693,12 +721,9 @@ pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
         };
         let port = (key & 0xffff) as u16;
         let limit = i64::from(repeat_limit(ceiling));
-        let over: Vec<_> = db
-            .repeat_sources(&span, port, REPEAT_ADDRESSES * 2)?
+        let over: Vec<_> = remote_sources(db, &span, port, REPEAT_ADDRESSES * 2, r.local)?
             .into_iter()
-            .filter(|r| r.connections > limit && !is_local(local, &r.addr))
-            .filter_map(|r| Some((r.addr.parse::<IpAddr>().ok()?, r)))
-            .filter(|(a, _)| !a.is_loopback())
+            .filter(|(_, s)| s.connections > limit)
             .collect();
         let Some((top_addr, top)) = over.first() else {
             continue;
@@ -733,6 +758,61 @@ pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
                 "bytes": same.iter().map(|(_, r)| r.bytes).sum::<i64>(),
                 "first": format_micros(same.iter().map(|(_, r)| r.first).min().unwrap_or(top.first)),
                 "last": format_micros(same.iter().map(|(_, r)| r.last).max().unwrap_or(top.last)),
+            }),
+        });
+    }
+    Ok(out)
+}
+
+/// The listening TCP ports that more client networks never seen in a learnt round
+/// reached in `round` than the port's ceiling allows ([`Seen::over_client_ceiling`]):
+/// credential stuffing from a botnet, a distributed password guessing, a crawler
+/// farm. One cause per port, keyed `new clients tcp/PORT` (the actor is many networks;
+/// an allow rule by CIDR that covers every one of them opens nothing), with the
+/// networks, the ceiling, the connections and the busiest of the new addresses.
+pub fn client_surges(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+    let (round, keys, seen) = (r.round, r.keys, r.seen);
+    let Some(span) = r.span() else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<Cause> = Vec::new();
+    for (key, nets) in keys.clients.iter().filter(|(k, _)| seen.has_port(*k)) {
+        let Some(networks) = seen.unknown_clients(nets) else {
+            continue;
+        };
+        let Some(ceiling) = seen.over_client_ceiling(*key, networks) else {
+            continue;
+        };
+        let port = (key & 0xffff) as u16;
+        let new: Vec<_> = remote_sources(db, &span, port, MAX_ROUND_CLIENTS, r.local)?
+            .into_iter()
+            .filter(|(_, s)| s.connections > 0 && !seen.knows_client(&s.addr))
+            .collect();
+        let Some((_, top)) = new.first() else {
+            continue;
+        };
+        let mut addrs: Vec<IpAddr> = new.iter().map(|(a, _)| *a).collect();
+        addrs.sort();
+        let owner = db.listener_owner(round.id, port, true)?.unwrap_or_default();
+        out.push(Cause {
+            kind: Kind::RemoteSource,
+            key: format!("new clients tcp/{port}"),
+            subject: Subject::Remote(addrs),
+            group: "traffic",
+            details: json!({
+                "activity": "new clients",
+                "protocol": "tcp",
+                "port": port,
+                "process": owner.process,
+                "networks": networks,
+                "ceiling": ceiling,
+                "addresses": new.iter().take(REPEAT_ADDRESSES).map(|(_, s)| s.addr.clone()).collect::<Vec<_>>(),
+                "top_address": top.addr,
+                "connections": new.iter().map(|(_, s)| s.connections).sum::<i64>(),
+                "packets": new.iter().map(|(_, s)| s.packets).sum::<i64>(),
+                "bytes": new.iter().map(|(_, s)| s.bytes).sum::<i64>(),
+                "first": format_micros(new.iter().map(|(_, s)| s.first).min().unwrap_or(top.first)),
+                "last": format_micros(new.iter().map(|(_, s)| s.last).max().unwrap_or(top.last)),
             }),
         });
     }

@@ -52,6 +52,17 @@ pub fn summarize(i: &Incident) -> String {
                         n("ceiling")
                     )
                 }
+                Some("new clients") => {
+                    let by = s("process").map(|p| format!(" ({p})")).unwrap_or_default();
+                    format!(
+                        "clients from new networks at tcp/{}{by}: up to {} networks never seen before in a round (usual at most {}), {} connections, e.g. {}",
+                        n("port"),
+                        n("networks"),
+                        n("ceiling"),
+                        n("connections"),
+                        s("top_address").unwrap_or_default()
+                    )
+                }
                 Some("port scan") => format!(
                     "port scan from {who}: {} ports, {} packets",
                     n("ports"),
@@ -306,6 +317,19 @@ mod tests {
             summarize(&guess),
             "repeated connections from 198.18.7.0/24 (198.18.7.9) to tcp/22 (sshd): \
              41 connections, up to 17 in a round (usual at most 2); \
+             2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let surge = incident(
+            "remote_source",
+            "new clients tcp/443",
+            json!({"activity": "new clients", "top_address": "198.51.100.4",
+                   "port": 443, "process": "nginx", "networks": 61, "ceiling": 12,
+                   "connections": 3868}),
+        );
+        assert_eq!(
+            summarize(&surge),
+            "clients from new networks at tcp/443 (nginx): up to 61 networks never seen \
+             before in a round (usual at most 12), 3868 connections, e.g. 198.51.100.4; \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let mail = incident(

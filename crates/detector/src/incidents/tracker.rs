@@ -13,7 +13,7 @@
 //!   accepted as drift, and said once;
 //! - a round whose every cause is allowed or accepted counts as normal (trainable).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use portwatch_features::port_key;
 use portwatch_store::incidents::{Incident, IncidentStatus, IncidentWrite};
@@ -80,7 +80,9 @@ struct Tracked {
 pub struct Tracker {
     cfg: Config,
     rules: Vec<Rule>,
-    accepted: HashSet<(String, String)>,
+    /// Accepted causes, and until when (µs, rounds' clock) the acceptance holds: for
+    /// ever, except for a surge of new clients ([`surge_acceptance`]).
+    accepted: HashMap<(String, String), i64>,
     /// Accepted new listeners being learnt: port key, process, and until when.
     learning: Vec<(u32, Option<String>, i64)>,
     tracked: Vec<Tracked>,
@@ -113,7 +115,13 @@ impl Tracker {
         Tracker {
             cfg,
             rules,
-            accepted: accepted.into_iter().map(|i| (i.kind, i.cause)).collect(),
+            accepted: accepted
+                .into_iter()
+                .map(|i| {
+                    let until = surge_acceptance(&i.cause, i.end);
+                    ((i.kind, i.cause), until)
+                })
+                .collect(),
             learning,
             tracked: known
                 .into_iter()
@@ -129,10 +137,11 @@ impl Tracker {
         }
     }
 
-    /// Whether a cause is normal by an allow rule or an accepted incident.
-    pub fn is_allowed(&self, c: &Cause) -> bool {
+    /// Whether a cause is normal in round `r` by an allow rule or an accepted incident.
+    pub fn is_allowed(&self, c: &Cause, r: &RoundInfo) -> bool {
         self.accepted
-            .contains(&(c.kind.as_str().to_string(), c.key.clone()))
+            .get(&(c.kind.as_str().to_string(), c.key.clone()))
+            .is_some_and(|&until| r.start <= until)
             || self.rules.iter().any(|r| r.allows(&c.subject))
     }
 
@@ -157,7 +166,7 @@ impl Tracker {
         let live: Vec<Cause> = o
             .causes
             .iter()
-            .filter(|c| !self.is_allowed(c) && !self.is_learning(c, &o))
+            .filter(|c| !self.is_allowed(c, o.round) && !self.is_learning(c, &o))
             .cloned()
             .collect();
         let suppressed = o.anomalous && !o.causes.is_empty() && live.is_empty();
@@ -394,8 +403,22 @@ impl Tracker {
         tr.inc.updated_at = now;
         tr.dirty = true;
         tr.events.push(EventKind::Adapted);
+        let until = surge_acceptance(&tr.inc.cause, tr.inc.end);
         self.accepted
-            .insert((tr.inc.kind.clone(), tr.inc.cause.clone()));
+            .insert((tr.inc.kind.clone(), tr.inc.cause.clone()), until);
+    }
+}
+
+/// Until when an accepted cause with key `cause`, whose incident ended at `end`, holds.
+/// A surge of new clients at a port (`new clients tcp/443`) says those clients were
+/// fine — their rounds are learnt, so the networks become known and the port's ceiling
+/// rises to the surge — not that any later crowd of strangers at the port is: its
+/// acceptance holds for a [`LEARNING_WINDOW`] after it ended. Any other, for ever.
+fn surge_acceptance(cause: &str, end: i64) -> i64 {
+    if cause.starts_with("new clients ") {
+        end.saturating_add(LEARNING_WINDOW)
+    } else {
+        i64::MAX
     }
 }
 
@@ -432,7 +455,8 @@ fn merge(into: &mut Value, new: &Value) {
                     json!(x.as_i64().unwrap_or(0) + y.as_i64().unwrap_or(0));
             }
             (
-                "ports" | "destinations" | "names" | "new_names" | "sources" | "round_peak",
+                "ports" | "destinations" | "names" | "new_names" | "sources" | "round_peak"
+                | "networks",
                 Some(Value::Number(x)),
                 Value::Number(y),
             ) => {
@@ -732,6 +756,36 @@ mod tests {
         let (writes, _) = t.finish();
         assert_eq!(writes.len(), 1);
         assert_eq!(writes[0].incident.kind, "dns");
+    }
+
+    #[test]
+    fn an_accepted_surge_of_new_clients_holds_for_a_day_only() {
+        let surge = || {
+            cause(
+                Kind::RemoteSource,
+                "new clients tcp/443",
+                "traffic",
+                Subject::Remote(vec!["198.51.100.4".parse().unwrap()]),
+            )
+        };
+        let mut first = tracker();
+        run(&mut first, 0..10, |_| (true, vec![surge()], vec![]));
+        let (mut w, _) = first.finish();
+        let mut inc = w.remove(0).incident;
+        inc.status = IncidentStatus::Accepted;
+        let day = 24 * 60;
+        let mut t = Tracker::new(cfg(), Vec::new(), Vec::new(), vec![inc], "now");
+        // Within a day of its end the same crowd is the accepted one; two days later
+        // a crowd of strangers at the port is news again.
+        let suppressed = run(&mut t, 20..21, |_| (true, vec![surge()], vec![]));
+        assert_eq!(suppressed, vec![true]);
+        let suppressed = run(&mut t, 2 * day..2 * day + 1, |_| {
+            (true, vec![surge()], vec![])
+        });
+        assert_eq!(suppressed, vec![false]);
+        let (writes, _) = t.finish();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].incident.cause, "new clients tcp/443");
     }
 
     #[test]

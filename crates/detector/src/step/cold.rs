@@ -4,7 +4,7 @@
 use portwatch_cli::progress::{Bar, Unit};
 use std::collections::HashSet;
 
-use portwatch_features::{Carry, N_FEATURES, N_TIME, Scaler, Seen, feature_names};
+use portwatch_features::{Carry, N_FEATURES, N_TIME, RoundKeys, Scaler, Seen, feature_names};
 use portwatch_model::baseline::ZScore;
 use portwatch_model::inference::{self, threshold_from};
 use portwatch_model::persistence::{ModelDir, Sidecar, new_sidecar};
@@ -58,12 +58,14 @@ pub(super) fn cold_start(
     let mut seen = seed_seen(db, &history)?;
     let l = load_rounds(db, history, spacing, &mut seen)?;
     // Every program that talked in the history is known, with the ports it talked to,
-    // and every port's busiest client: a daily job of the first day exists as much as
-    // its first hour's.
+    // every port's busiest client, and every client network (each port's ceiling of new
+    // ones counted against the networks of the rounds before): a daily job of the
+    // first day exists as much as its first hour's.
     for keys in &l.keys {
         seen.add_programs(&keys.programs);
         seen.add_repeats(&keys.repeats);
         seen.add_services(&keys.services);
+        seen.add_clients(&keys.clients, true);
     }
     clock.enter(Phase::Train);
     let split = split_history(&l);
@@ -159,7 +161,15 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
         let seed = history
             .iter()
             .take_while(|r| r.start < first.start + SEEN_SEED);
-        learn_keys(db, seed, |keys| seen.add_keys(keys))?;
+        // Its client networks are known without raising any port's ceiling of new
+        // ones: every client is new in the first hour.
+        learn_keys(db, seed, |_, keys| {
+            seen.add_keys(&RoundKeys {
+                clients: Vec::new(),
+                ..keys.clone()
+            });
+            seen.add_clients(&keys.clients, false);
+        })?;
     }
     Ok(seen)
 }
@@ -173,8 +183,12 @@ const UNTRACKED_SEED_ROUNDS: usize = 1440;
 /// stays blind until the next cold start nor alarms on the first busy client or the
 /// first backup. Once, at the first fine-tune.
 pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
-    let (repeats, services) = (seen.repeats.is_none(), seen.services.is_none());
-    if !repeats && !services {
+    let (repeats, services, clients) = (
+        seen.repeats.is_none(),
+        seen.services.is_none(),
+        seen.clients.is_none(),
+    );
+    if !repeats && !services && !clients {
         return Ok(());
     }
     let rounds = db.rounds_before(first, UNTRACKED_SEED_ROUNDS)?;
@@ -184,12 +198,17 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
     if services {
         seen.add_services(&[]);
     }
-    learn_keys(db, &rounds, |keys| {
+    let seed_end = rounds.first().map_or(0, |r| r.start + SEEN_SEED);
+    learn_keys(db, &rounds, |round, keys| {
         if repeats {
             seen.add_repeats(&keys.repeats);
         }
         if services {
             seen.add_services(&keys.services);
+        }
+        if clients {
+            // As at a cold start: the first hour's networks seed the set.
+            seen.add_clients(&keys.clients, round.start >= seed_end);
         }
     })
 }
@@ -199,12 +218,12 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
 fn learn_keys<'a>(
     db: &Db,
     rounds: impl IntoIterator<Item = &'a RoundInfo>,
-    mut learn: impl FnMut(&portwatch_features::RoundKeys),
+    mut learn: impl FnMut(&RoundInfo, &RoundKeys),
 ) -> Result<()> {
     let (mut scratch, mut carry) = (Seen::default(), Carry::default());
     for r in rounds {
         let (_, keys) = load_round(db, r, &mut scratch, &mut carry, None, false)?;
-        learn(&keys);
+        learn(r, &keys);
     }
     Ok(())
 }

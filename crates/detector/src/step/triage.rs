@@ -160,12 +160,16 @@ pub(super) fn triage_rounds(
                 causes.push(c);
             }
         }
-        // A remote repeating connections (a burst at a service) is what moved the
-        // round's scan, socket and traffic features: one event, one incident.
-        if causes
-            .iter()
-            .any(|c| c.details["activity"] == "repeated connections")
-        {
+        causes.extend(cause::client_surges(db, &every)?);
+        // A remote repeating connections (a burst at a service), or a surge of new
+        // clients, is what moved the round's scan, socket and traffic features: one
+        // event, one incident.
+        if causes.iter().any(|c| {
+            matches!(
+                c.details["activity"].as_str(),
+                Some("repeated connections" | "new clients")
+            )
+        }) {
             causes.retain(|c| {
                 c.kind != Kind::Features
                     || !matches!(c.group, "scan" | "sockets" | "traffic" | cause::SCAN_MEMORY)
