@@ -38,6 +38,11 @@ pub enum Layer {
     Ppp,
     /// Cisco FabricPath (tshark's `cfp`).
     Cfp,
+    /// CAPWAP's data channel (UDP 5247: a wireless controller's access points), then
+    /// the 802.11 frame it carries and that frame's LLC/SNAP header.
+    Capwap,
+    Wlan,
+    Llc,
     /// A link type the parser does not decode, stored as `dlt<N>`.
     Dlt(u32),
 }
@@ -73,6 +78,9 @@ impl Layer {
             Layer::Pppoes => "pppoes",
             Layer::Ppp => "ppp",
             Layer::Cfp => "cfp",
+            Layer::Capwap => "capwap",
+            Layer::Wlan => "wlan",
+            Layer::Llc => "llc",
             Layer::Dlt(_) => "dlt",
         }
     }
@@ -113,6 +121,9 @@ impl Layer {
             "pppoes" => Layer::Pppoes,
             "ppp" => Layer::Ppp,
             "cfp" => Layer::Cfp,
+            "capwap" => Layer::Capwap,
+            "wlan" => Layer::Wlan,
+            "llc" => Layer::Llc,
             other => {
                 return other
                     .strip_prefix("dlt")

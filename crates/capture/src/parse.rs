@@ -23,10 +23,12 @@
 //! 3. Tunnels are decoded, [`MAX_TUNNELS`] deep: IP-in-IP (4in4, 6in4, 4in6, 6in6),
 //!    GRE (checksum, key, sequence; IPv4, IPv6, transparent Ethernet bridging and NVGRE,
 //!    ERSPAN types I–III), VXLAN (UDP 4789), GENEVE (6081), GTP-U (2152), Teredo
-//!    (3544), PPPoE sessions, MPLS stacks and Cisco FabricPath. The packet describes
-//!    the innermost flow; the outermost IP addresses are kept apart
-//!    ([`Packet::outer_src`]). Deeper nesting stops there and is malformed. Other
-//!    encapsulations (CAPWAP, L2TP, ICMP errors quoting a packet) are not decoded.
+//!    (3544), CAPWAP data (5247: 802.11 or Ethernet frames from access points), PPPoE
+//!    sessions, MPLS stacks and Cisco FabricPath. The packet describes the innermost
+//!    flow; the outermost IP addresses are kept apart ([`Packet::outer_src`]). Deeper
+//!    nesting stops there and is malformed. The packet an ICMP error quotes adds its
+//!    layers to the stack, as tshark shows them, but the row stays the error's. Other
+//!    encapsulations (L2TP, for one) are not decoded.
 //! 4. The UDP length field is honoured: bytes after it are not UDP payload.
 //! 5. QUIC is recognised by a heuristic (`src/quic.rs` states it).
 
@@ -74,6 +76,7 @@ const VXLAN_PORT: u16 = 4789;
 const GENEVE_PORT: u16 = 6081;
 const GTP_U_PORT: u16 = 2152;
 const TEREDO_PORT: u16 = 3544;
+const CAPWAP_DATA_PORT: u16 = 5247;
 /// Tunnels decoded inside one another before a frame is cut there as malformed: real
 /// stacks are two or three deep (GTP-U in MPLS in a VXLAN overlay); a frame of nested
 /// GRE headers must not recurse without bound.
@@ -473,12 +476,70 @@ impl Parser {
         match proto {
             IpNumber::TCP => self.tcp(c, data),
             IpNumber::UDP => self.udp(c, data),
-            IpNumber::ICMP => c.p.layers.push(Layer::Icmp),
-            IpNumber::IPV6_ICMP => c.p.layers.push(Layer::Icmpv6),
+            IpNumber::ICMP => {
+                c.p.layers.push(Layer::Icmp);
+                // Destination unreachable, source quench, redirect, time exceeded,
+                // parameter problem: errors, which quote the packet that caused them.
+                if matches!(data.first(), Some(3 | 4 | 5 | 11 | 12)) {
+                    self.quoted(c, data.get(8..).unwrap_or_default());
+                }
+            }
+            IpNumber::IPV6_ICMP => {
+                c.p.layers.push(Layer::Icmpv6);
+                // Destination unreachable, packet too big, time exceeded, parameter
+                // problem.
+                if matches!(data.first(), Some(1..=4)) {
+                    self.quoted(c, data.get(8..).unwrap_or_default());
+                }
+            }
             // IP in IP: no header of its own (tshark shows `ip:ip`, as this stack does).
             IpNumber::IPV4 if c.enter_bare() => self.ip(c, c.offset_of(data), 4),
             IpNumber::IPV6 if c.enter_bare() => self.ip(c, c.offset_of(data), 6),
             IpNumber::GRE if c.enter(Layer::Gre) => self.gre(c, data),
+            _ => {}
+        }
+    }
+
+    /// The packet an ICMP error quotes (after its 8-byte header: RFC 792, RFC 4443), as
+    /// far as tshark shows it: its IP, TCP or UDP and QUIC layers join the stack
+    /// (`ipv6:icmpv6:ipv6:udp:quic`), while the row goes on describing the error
+    /// itself — its addresses, no ports, counted as ICMP — because that is the packet
+    /// on the wire. QUIC is recognised as on the wire, including a short header on a
+    /// flow already seen as QUIC; nothing is learnt from a quote, and nothing deeper
+    /// (names, server names) is read from one.
+    fn quoted(&mut self, c: &mut Ctx<'_>, data: &[u8]) {
+        let Ok((ip, _)) = LaxIpSlice::from_slice(data) else {
+            return;
+        };
+        c.p.layers.push(match ip {
+            LaxIpSlice::Ipv4(_) => Layer::Ipv4,
+            LaxIpSlice::Ipv6(_) => Layer::Ipv6,
+        });
+        let payload = ip.payload();
+        if payload.fragmented && fragment_of(&ip).is_none_or(|(_, offset, _)| offset != 0) {
+            return;
+        }
+        match payload.ip_number {
+            IpNumber::TCP if payload.payload.len() >= 8 => c.p.layers.push(Layer::Tcp),
+            IpNumber::UDP => {
+                let Ok(udp) = UdpSlice::from_slice_lax(payload.payload) else {
+                    return;
+                };
+                c.p.layers.push(Layer::Udp);
+                let (sport, dport) = (udp.source_port(), udp.destination_port());
+                let key = FlowKey::new((ip.source_addr(), sport), (ip.destination_addr(), dport));
+                let known = self.quic_flows.contains(&key);
+                let quic = match quic::long_header(udp.payload()) {
+                    Some(quic::LongHeader::Known) => true,
+                    Some(quic::LongHeader::Weak) => {
+                        sport == QUIC_PORT || dport == QUIC_PORT || known
+                    }
+                    None => known && !udp.payload().is_empty(),
+                };
+                if quic {
+                    c.p.layers.push(Layer::Quic);
+                }
+            }
             _ => {}
         }
     }
@@ -723,6 +784,9 @@ impl Parser {
         if on(GTP_U_PORT) {
             return self.gtp_u(c, payload, off);
         }
+        if on(CAPWAP_DATA_PORT) {
+            return self.capwap(c, payload, off);
+        }
         if on(TEREDO_PORT) {
             // Optional authentication (type 1) and origin indication (type 0)
             // headers, then an IPv6 header.
@@ -745,6 +809,76 @@ impl Parser {
             return true;
         }
         false
+    }
+
+    /// CAPWAP's data channel (RFC 5415 §4.3; RFC 5416 for IEEE 802.11): a preamble of
+    /// version 0 and type 0, the header length in 4-byte words, the wireless binding and
+    /// the T flag: with T set and binding 1 the payload is an 802.11 frame, without T an
+    /// Ethernet frame. A keep-alive or a fragment after the first carries none.
+    fn capwap(&mut self, c: &mut Ctx<'_>, payload: &[u8], off: usize) -> bool {
+        let [0, b1, b2, b3, ..] = *payload else {
+            return false;
+        };
+        let len = 4 * usize::from(b1 >> 3);
+        let binding = ((b2 & 0x3e) >> 1, b2 & 0x01 != 0);
+        let (fragment, keep_alive) = (b3 & 0x80 != 0, b3 & 0x08 != 0);
+        if len < 8 || payload.len() < len {
+            return false;
+        }
+        if !c.enter(Layer::Capwap) || keep_alive {
+            return true;
+        }
+        let first = be16(payload, 6).is_some_and(|o| o >> 3 == 0);
+        if fragment && !first {
+            return true;
+        }
+        match binding {
+            (1, true) => self.wlan(c, off + len),
+            (_, false) => self.ethernet(c, off + len),
+            _ => {}
+        }
+        true
+    }
+
+    /// An IEEE 802.11 data frame at `off` (in CAPWAP): its header (24 bytes; 6 more with
+    /// both DS bits, 2 for QoS, 4 more for HT control), then LLC/SNAP and an EtherType.
+    /// Cisco controllers send the frame control field byte-swapped, as tshark assumes for
+    /// CAPWAP; either order is read. A protected (encrypted) or empty (null) frame ends
+    /// the stack at `wlan`.
+    fn wlan(&mut self, c: &mut Ctx<'_>, off: usize) {
+        let (Some(&a), Some(&b)) = (c.frame.get(off), c.frame.get(off + 1)) else {
+            return c.short();
+        };
+        let is_data = |fc: u8| fc & 0x0f == 0x08;
+        let (fc, flags) = match (is_data(a), is_data(b)) {
+            (true, _) => (a, b),
+            (false, true) => (b, a),
+            _ => {
+                c.p.layers.push(Layer::Wlan);
+                return;
+            }
+        };
+        c.p.layers.push(Layer::Wlan);
+        let subtype = fc >> 4;
+        let qos = subtype & 0x08 != 0;
+        if subtype & 0x04 != 0 || flags & 0x40 != 0 {
+            return;
+        }
+        let mut at = off + 24;
+        if flags & 0x03 == 0x03 {
+            at += 6;
+        }
+        if qos {
+            at += if flags & 0x80 != 0 { 6 } else { 2 };
+        }
+        match (c.frame.get(at..at + 6), be16(c.frame, at + 6)) {
+            (Some([0xaa, 0xaa, 0x03, ..]), Some(et)) => {
+                c.p.layers.push(Layer::Llc);
+                self.ether_type(c, et, at + 8);
+            }
+            (Some(_), Some(_)) => {}
+            _ => c.short(),
+        }
     }
 
     /// GTP-U (GTPv1, protocol type GTP): a G-PDU (message type 255) carries an IP

@@ -30,15 +30,23 @@ fn is_dns53(p: &Packet) -> bool {
     p.dns.is_some() && p.ports().any(|port| port == 53)
 }
 
+fn has_icmp(p: &Packet) -> bool {
+    p.layers.contains(Layer::Icmp) || p.layers.contains(Layer::Icmpv6)
+}
+
 impl Counts {
     fn column(&self, name: &str) -> Option<u64> {
         let n = |f: &dyn Fn(&Packet) -> bool| self.frames.iter().filter(|p| f(p)).count() as u64;
         Some(match name {
             "libpcap_packets" => self.frames.len() as u64,
             // As tshark's `tcp` and `udp` filters: a TCP or UDP layer anywhere in the
-            // stack (a tunnel's outer UDP as much as the flow it carries).
-            "tcp_packets" => n(&|p| p.layers.contains(Layer::Tcp)),
-            "udp_packets" => n(&|p| p.layers.contains(Layer::Udp)),
+            // stack (a tunnel's outer UDP as much as the flow it carries); the plain
+            // columns leave out frames with ICMP in them (an error quoting a header, or
+            // ICMP carried in a tunnel), the `_incl_icmp_quoted` ones do not.
+            "tcp_packets" => n(&|p| p.layers.contains(Layer::Tcp) && !has_icmp(p)),
+            "udp_packets" => n(&|p| p.layers.contains(Layer::Udp) && !has_icmp(p)),
+            "tcp_packets_incl_icmp_quoted" => n(&|p| p.layers.contains(Layer::Tcp)),
+            "udp_packets_incl_icmp_quoted" => n(&|p| p.layers.contains(Layer::Udp)),
             "quic_packets" => n(&|p| p.layers.contains(Layer::Quic)),
             "dns_queries" => n(&|p| is_dns53(p) && p.dns == Some(DnsKind::Query)),
             "dns_responses" => n(&|p| is_dns53(p) && p.dns == Some(DnsKind::Response)),
@@ -129,10 +137,12 @@ fn deviations() -> BTreeMap<(String, String), Deviation> {
     out
 }
 
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 9] = [
     "libpcap_packets",
     "tcp_packets",
     "udp_packets",
+    "tcp_packets_incl_icmp_quoted",
+    "udp_packets_incl_icmp_quoted",
     "quic_packets",
     "dns_queries",
     "dns_responses",

@@ -65,16 +65,20 @@ pub(crate) struct TrafficAcc {
 }
 
 impl TrafficAcc {
-    /// Counts a packet under its transport (TCP, else UDP, else ICMP or ICMPv6, else
-    /// other) and, on top, as QUIC or TLS.
+    /// Counts a packet under its transport (ICMP or ICMPv6, else TCP, else UDP, else
+    /// other) and, unless ICMP, as QUIC or TLS on top. ICMP comes first: an error's
+    /// stack goes on with the header it quotes (`ipv4:icmp:ipv4:udp`), and ICMP carried
+    /// in a UDP tunnel is ICMP; neither is the host's TCP or UDP traffic.
     pub(crate) fn count_packet(&mut self, layers: &Layers) {
         self.counts[0] += 1.0;
+        if layers.contains(Layer::Icmp) || layers.contains(Layer::Icmpv6) {
+            self.counts[3] += 1.0;
+            return;
+        }
         if layers.contains(Layer::Tcp) {
             self.counts[1] += 1.0;
         } else if layers.contains(Layer::Udp) {
             self.counts[2] += 1.0;
-        } else if layers.contains(Layer::Icmp) || layers.contains(Layer::Icmpv6) {
-            self.counts[3] += 1.0;
         } else {
             self.counts[4] += 1.0;
         }
@@ -240,5 +244,18 @@ mod tests {
         assert_eq!(v[F_DNS_QUERIES], 2.0);
         assert_eq!(v[F_DNS_NAMES], 1.0);
         assert_eq!(v[F_DNS_CHARS], 22.0);
+    }
+
+    #[test]
+    fn an_icmp_error_quoting_quic_or_icmp_in_a_tunnel_counts_as_icmp() {
+        let mut a = TrafficAcc::default();
+        a.count_packet(&Layers::parse("eth:ipv6:icmpv6:ipv6:udp:quic"));
+        a.count_packet(&Layers::parse("eth:ipv4:udp:vxlan:eth:ipv4:icmp"));
+        a.count_packet(&Layers::parse("eth:ipv4:udp:quic"));
+        let mut v = vec![0.0; N_FEATURES];
+        a.write_features(&mut v);
+        assert_eq!(v[F_PKTS_ICMP], 2.0);
+        assert_eq!(v[F_PKTS_UDP], 1.0);
+        assert_eq!(v[F_QUIC], 1.0);
     }
 }

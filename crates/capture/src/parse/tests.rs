@@ -736,6 +736,124 @@ fn vxlan_geneve_gtp_u_and_teredo_over_udp() {
     assert_eq!(p.outer_src, None);
 }
 
+/// An 802.11 data frame (to DS) with frame control `fc` as sent (Cisco swaps it), an
+/// optional QoS field, then LLC/SNAP and `inner` with EtherType `et`.
+fn wlan_frame(fc: [u8; 2], qos: bool, et: u16, inner: &[u8]) -> Vec<u8> {
+    let mut f = fc.to_vec();
+    f.extend_from_slice(&[0x2c, 0]);
+    for mac in [MAC_A, MAC_B, MAC_A] {
+        f.extend_from_slice(&mac);
+    }
+    f.extend_from_slice(&[0x10, 0]);
+    if qos {
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0]);
+    f.extend_from_slice(&et.to_be_bytes());
+    f.extend_from_slice(inner);
+    f
+}
+
+#[test]
+fn capwap_data_carries_802_11_or_ethernet() {
+    let q = example_query();
+    let inner = ip4_udp(40_000, 53, &q);
+    // Header length 4 words (with 8 bytes of wireless information), radio 1, binding
+    // 802.11, T set: a native 802.11 frame.
+    let capwap = [
+        0, 0x20, 0x43, 0x20, 0, 0, 0, 0, 1, 4, 0xee, 0x4f, 0, 0, 0, 0,
+    ];
+    for (fc, qos) in [
+        ([0x08, 0x01], false),
+        ([0x01, 0x08], false),
+        ([0x88, 0x01], true),
+    ] {
+        let f = eth_outer_udp(5247, &cat(&[&capwap, &wlan_frame(fc, qos, 0x0800, &inner)]));
+        assert_inner_query(
+            &parse(&f, linktype::ETHERNET),
+            "eth:ipv4:udp:capwap:wlan:llc:ipv4:udp:dns",
+        );
+        all_prefixes(&f, linktype::ETHERNET);
+    }
+    // A protected frame is encrypted: the stack ends at wlan.
+    let f = eth_outer_udp(
+        5247,
+        &cat(&[&capwap, &wlan_frame([0x08, 0x41], false, 0x0800, &inner)]),
+    );
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:udp:capwap:wlan");
+    // T clear: an Ethernet frame (binding irrelevant), header of 2 words.
+    let plain = [0, 0x10, 0x02, 0, 0, 0, 0, 0];
+    let f = eth_outer_udp(5247, &cat(&[&plain, &eth_udp4(40_000, 53, &q)]));
+    assert_inner_query(&parse(&f, 1), "eth:ipv4:udp:capwap:eth:ipv4:udp:dns");
+    // A keep-alive carries nothing; a later fragment cannot be read.
+    let keep_alive = [0, 0x10, 0x02, 0x08, 0, 0, 0, 0];
+    let f = eth_outer_udp(5247, &cat(&[&keep_alive, &eth_udp4(40_000, 53, &q)]));
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:udp:capwap");
+    let later = [0, 0x10, 0x02, 0x80, 0, 9, 0, 0x80];
+    let f = eth_outer_udp(5247, &cat(&[&later, &eth_udp4(40_000, 53, &q)]));
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:udp:capwap");
+    // Not CAPWAP: a version other than 0 stays plain UDP.
+    let f = eth_outer_udp(5247, &cat(&[&[0x10, 0x10, 0x02, 0], &[0u8; 40][..]]));
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:udp");
+}
+
+#[test]
+fn an_icmp_error_shows_the_packet_it_quotes_and_stays_icmp() {
+    // A port unreachable quoting a DNS query, as a resolver that is down sends it.
+    let quoted = ip4_udp(40_000, 53, &example_query());
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(V4_B, V4_A, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut f, &quoted)
+        .unwrap();
+    let p = parse(&f, 1);
+    assert_eq!(p.layers.to_string(), "eth:ipv4:icmp:ipv4:udp");
+    assert_eq!(
+        p.src_addr,
+        Some(IpAddr::from(V4_B)),
+        "the error's own addresses"
+    );
+    assert_eq!((p.src_port, p.dst_port, p.transport), (None, None, None));
+    assert_eq!(p.qry_name, None, "nothing read from a quote");
+    all_prefixes(&f, 1);
+    // An echo reply's data is not a quote.
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(V4_B, V4_A, 64)
+        .icmpv4_echo_reply(1, 1)
+        .write(&mut f, &quoted)
+        .unwrap();
+    assert_eq!(parse(&f, 1).layers.to_string(), "eth:ipv4:icmp");
+    // ICMPv6: a short-header QUIC packet quoted is QUIC on a flow seen as QUIC, not
+    // otherwise; the quote teaches the parser nothing.
+    let mut parser = Parser::new();
+    let short = [0x52, 0x4e, 0x2f, 0xe3, 0xb9, 0x88, 0x26, 0x31];
+    let unreachable = |payload: &[u8]| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv6(V6_B, V6_A, 64)
+            .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::Port,
+            ))
+            .write(&mut f, &ip6_udp(784, 47_826, payload))
+            .unwrap();
+        f
+    };
+    let before = parser.parse(&unreachable(&short), 1, 0);
+    assert_eq!(before.layers.to_string(), "eth:ipv6:icmpv6:ipv6:udp");
+    let initial = eth_udp6(784, 47_826, &quic_long([0, 0, 0, 1]));
+    assert!(parser.parse(&initial, 1, 0).layers.contains(Layer::Quic));
+    let flows = parser.quic_flows();
+    let after = parser.parse(&unreachable(&short), 1, 0);
+    assert_eq!(after.layers.to_string(), "eth:ipv6:icmpv6:ipv6:udp:quic");
+    assert_eq!(after.transport, None);
+    assert_eq!(parser.quic_flows(), flows);
+    all_prefixes(&unreachable(&quic_long([0, 0, 0, 1])), 1);
+}
+
 #[test]
 fn pppoe_mpls_and_fabricpath_under_ethernet() {
     let q = example_query();

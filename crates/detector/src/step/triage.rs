@@ -160,7 +160,16 @@ pub(super) fn triage_rounds(
                 causes.push(c);
             }
         }
-        causes.extend(cause::client_surges(db, &every)?);
+        // A SYN flood from spoofed sources is a crowd of new networks too: it is named
+        // as the flood it is.
+        for c in cause::client_surges(db, &every)? {
+            if !causes
+                .iter()
+                .any(|o| o.details["activity"] == "flood" && o.details["port"] == c.details["port"])
+            {
+                causes.push(c);
+            }
+        }
         // A remote repeating connections (a burst at a service), or a surge of new
         // clients, is what moved the round's scan, socket and traffic features: one
         // event, one incident.
