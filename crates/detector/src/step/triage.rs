@@ -208,6 +208,11 @@ pub(super) fn triage_rounds(
             score: scores[i],
             threshold,
             anomalous,
+            // The round before, as scored in this run (a context round's too).
+            follows_anomaly: i
+                .checked_sub(1)
+                .and_then(|p| scores[p])
+                .is_some_and(|s| s > threshold),
             causes,
             listening: &l.keys[i].ports,
         });
