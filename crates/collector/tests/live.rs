@@ -401,6 +401,10 @@ fn a_live_round_stores_the_sockets_of_other_network_namespaces() {
     let Some(ns) = portwatch_testkit::Netns::with_listener("live", port) else {
         return;
     };
+    // And one made by `unshare --net`, with no name, as a container runtime makes it.
+    let Some(anon) = portwatch_testkit::Netns::unshared_with_listener(port) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("ns.db");
     let out = collector(&db)
@@ -413,7 +417,7 @@ fn a_live_round_stores_the_sockets_of_other_network_namespaces() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let row = |state: &str| {
+    let row = |state: &str, ns: &portwatch_testkit::Netns| {
         query_i64(
             &db,
             &format!(
@@ -423,8 +427,10 @@ fn a_live_round_stores_the_sockets_of_other_network_namespaces() {
             ),
         )
     };
-    assert!(row("LISTEN") >= 1, "the listener, every sample");
-    assert!(row("ESTABLISHED") >= 1, "its connection");
+    for ns in [&ns, &anon] {
+        assert!(row("LISTEN", ns) >= 1, "the listener, every sample");
+        assert!(row("ESTABLISHED", ns) >= 1, "its connection");
+    }
     let host_rows = query_strings(
         &db,
         &format!(

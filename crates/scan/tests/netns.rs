@@ -54,6 +54,34 @@ fn sockets_of_another_namespace_are_sampled_with_their_namespace_and_process() {
     );
 }
 
+/// A namespace made by `unshare --net`, as container runtimes make theirs: it has no
+/// name under `/run/netns` and is found through its process alone.
+#[test]
+fn an_unshared_namespace_is_found_through_its_process() {
+    let port = 47_323u16;
+    let Some(ns) = Netns::unshared_with_listener(port) else {
+        return;
+    };
+    let sample = SockDiag::new().sample().unwrap();
+    let inside: Vec<_> = sample
+        .iter()
+        .filter(|s| s.netns == Some(ns.inode) && s.transport == Transport::Tcp)
+        .collect();
+    assert!(
+        inside
+            .iter()
+            .any(|s| s.local_port == port && s.state == "LISTEN" && s.pid == Some(ns.pid)),
+        "no listener of pid {} in {}: {inside:#?}",
+        ns.pid,
+        ns.inode
+    );
+    assert_eq!(
+        inside.iter().filter(|s| s.state == "ESTABLISHED").count(),
+        2,
+        "{inside:#?}"
+    );
+}
+
 /// However many namespaces exist, a sample reads at most its cap of them (a local user
 /// can make thousands): here two the test makes, and a cap of one.
 #[test]

@@ -226,11 +226,12 @@ pub fn sigterm(child: &std::process::Child) {
     assert!(ok.success(), "kill -TERM {}", child.id());
 }
 
-/// A network namespace the test creates (`ip netns add`), with a Python process inside
-/// that listens on 127.0.0.1:`port` and holds one connection to itself; both removed on
-/// drop. `None` when not root (only root enters namespaces): the caller says so and
-/// checks nothing.
+/// A network namespace the test creates (`ip netns add`, or `unshare --net`), with a
+/// Python process inside that listens on 127.0.0.1:`port` and holds one connection to
+/// itself; both removed on drop. `None` when not root (only root enters namespaces):
+/// the caller says so and checks nothing.
 pub struct Netns {
+    /// The `ip netns` name; empty for an unshared namespace, which has none.
     pub name: String,
     tag: String,
     /// The process inside (it listens and holds both ends).
@@ -243,6 +244,37 @@ pub struct Netns {
 impl Netns {
     pub fn with_listener(tag: &str, port: u16) -> Option<Netns> {
         Self::start(tag, port, None)
+    }
+
+    /// The same in a namespace made by `unshare --net`, as container runtimes make
+    /// theirs: no name under `/run/netns`, found only through its process's
+    /// `/proc/PID/ns/net`, and gone with the process.
+    pub fn unshared_with_listener(port: u16) -> Option<Netns> {
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: making a network namespace needs root");
+            return None;
+        }
+        let script = listener_script("127.0.0.1", port);
+        let child = Command::new("unshare")
+            .args([
+                "--net",
+                "sh",
+                "-c",
+                "ip link set lo up && exec python3 -c \"$0\"",
+            ])
+            .arg(&script)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("unshare");
+        let (child, inode) = ready(child, |pid| format!("/proc/{pid}/ns/net"));
+        Some(Netns {
+            name: String::new(),
+            tag: String::new(),
+            pid: child.id(),
+            inode,
+            child,
+        })
     }
 
     /// The same, with a veth link to the host: `10.231.NET.1/30` on the host's end
@@ -258,8 +290,6 @@ impl Netns {
     }
 
     fn start(tag: &str, port: u16, veth: Option<u8>) -> Option<Netns> {
-        use std::io::{BufRead, BufReader};
-        use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid(2) has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("skipped: entering a network namespace needs root");
@@ -294,26 +324,13 @@ impl Netns {
             ip(&["-n", &name, "link", "set", &inside, "up"]);
             bind = "0.0.0.0";
         }
-        let script = format!(
-            "import socket, time\n\
-             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('{bind}', {port})); s.listen()\n\
-             c = socket.create_connection(('127.0.0.1', {port})); a, _ = s.accept()\n\
-             print('ready', flush=True); time.sleep(120)\n"
-        );
-        let mut child = Command::new("ip")
+        let script = listener_script(bind, port);
+        let child = Command::new("ip")
             .args(["netns", "exec", &name, "python3", "-c", &script])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("ip netns exec");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("ready line");
-        assert_eq!(line.trim(), "ready");
-        let inode = std::fs::metadata(format!("/run/netns/{name}"))
-            .expect("/run/netns")
-            .ino();
+        let (child, inode) = ready(child, |_| format!("/run/netns/{name}"));
         Some(Netns {
             name,
             tag: tag.to_string(),
@@ -324,12 +341,43 @@ impl Netns {
     }
 }
 
+/// Python that listens on `bind`:`port`, connects to itself, says `ready` and waits.
+fn listener_script(bind: &str, port: u16) -> String {
+    format!(
+        "import socket, time\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('{bind}', {port})); s.listen()\n\
+         c = socket.create_connection(('127.0.0.1', {port})); a, _ = s.accept()\n\
+         print('ready', flush=True); time.sleep(120)\n"
+    )
+}
+
+/// Waits for the listener's `ready` line; returns it with the inode of the namespace
+/// file `ns_file(pid)` names.
+fn ready(
+    mut child: std::process::Child,
+    ns_file: impl Fn(u32) -> String,
+) -> (std::process::Child, u64) {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::MetadataExt;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    let file = ns_file(child.id());
+    let inode = std::fs::metadata(&file).expect(&file).ino();
+    (child, inode)
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        if !self.name.is_empty() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .status();
+        }
     }
 }
