@@ -12,7 +12,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The network namespace (nsfs inode) of process `pid` under `root` ("self" works).
 pub fn netns_of(root: &Path, pid: &str) -> Option<u64> {
@@ -95,20 +95,51 @@ pub fn inside<T: Send + 'static>(
         .map_err(|_| io::Error::other("netns helper thread panicked"))?
 }
 
+/// Where container runtimes keep the state that names a container, read without a
+/// call to any daemon (a daemon's socket is not something a root process should talk
+/// to on a local user's say-so, and it may be down).
+#[derive(Clone, Debug)]
+pub struct Runtimes {
+    /// Docker's root: `containers/ID/config.v2.json` has `"Name":"/web"`.
+    pub docker: PathBuf,
+    /// Podman's (root) storage: `overlay-containers/containers.json` lists each
+    /// container's `id` and `names`.
+    pub podman: PathBuf,
+    /// The kubelet's `/var/log/containers`: a link `POD_NAMESPACE_CONTAINER-ID.log` for
+    /// every container of a pod on the node (containerd or CRI-O).
+    pub kube_logs: PathBuf,
+}
+
+impl Default for Runtimes {
+    fn default() -> Self {
+        Runtimes {
+            docker: PathBuf::from("/var/lib/docker"),
+            podman: PathBuf::from("/var/lib/containers/storage"),
+            kube_logs: PathBuf::from("/var/log/containers"),
+        }
+    }
+}
+
+/// Largest runtime state file read for a name (Podman's list of every container).
+const MAX_STATE_FILE: u64 = 16 << 20;
+
 /// The container process `pid` runs in, from `root/PID/cgroup`: `docker:ID`,
 /// `containerd:ID` (Kubernetes pods through containerd or CRI-O), `podman:ID`, with
 /// the 12-character short id as `docker ps` prints it, and `/NAME` after it when the
-/// runtime's state on disk names it (Docker's `config.v2.json` under `docker_root`).
-/// `None` for a process outside any container.
-pub fn container_of(root: &Path, pid: u32, docker_root: &Path) -> Option<String> {
+/// runtime's state on disk names it ([`Runtimes`]; a pod's container as
+/// `NAMESPACE/POD/CONTAINER`). `None` for a process outside any container.
+pub fn container_of(root: &Path, pid: u32, runtimes: &Runtimes) -> Option<String> {
     let text = fs::read_to_string(root.join(pid.to_string()).join("cgroup")).ok()?;
     for line in text.lines() {
         let path = line.splitn(3, ':').nth(2)?;
         if let Some((runtime, id)) = container_in_cgroup(path) {
             let short = &id[..12];
-            let name = (runtime == "docker")
-                .then(|| docker_name(docker_root, id))
-                .flatten();
+            let name = match runtime {
+                "docker" => docker_name(&runtimes.docker, id),
+                "podman" => podman_name(&runtimes.podman, id),
+                _ => kube_name(&runtimes.kube_logs, id),
+            }
+            .filter(|n| !n.is_empty() && n.len() <= 253 && n.bytes().all(|b| b.is_ascii_graphic()));
             return Some(match name {
                 Some(n) => format!("{runtime}:{short}/{n}"),
                 None => format!("{runtime}:{short}"),
@@ -116,6 +147,20 @@ pub fn container_of(root: &Path, pid: u32, docker_root: &Path) -> Option<String>
         }
     }
     None
+}
+
+/// A runtime's state file, if it is a regular file of a sane size (not a FIFO a local
+/// user could make a reader hang on, not a gigabyte).
+fn read_state(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let file = fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_STATE_FILE {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_STATE_FILE).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// The runtime and the 64-hex-digit container id in a cgroup path: a systemd scope
@@ -150,19 +195,45 @@ fn container_in_cgroup(path: &str) -> Option<(&'static str, &str)> {
 /// A Docker container's name from its state on disk (`"Name":"/web"` in
 /// `containers/ID/config.v2.json`), without the leading `/`.
 fn docker_name(docker_root: &Path, id: &str) -> Option<String> {
-    let text = fs::read_to_string(
-        docker_root
+    let text = read_state(
+        &docker_root
             .join("containers")
             .join(id)
             .join("config.v2.json"),
-    )
-    .ok()?;
-    let at = text.find("\"Name\":\"")? + 8;
-    let rest = &text[at..];
-    let name = &rest[..rest.find('"')?];
-    let name = name.strip_prefix('/').unwrap_or(name);
-    (!name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| name.to_string())
+    )?;
+    let name = quoted_after(&text, "\"Name\":\"")?;
+    Some(name.strip_prefix('/').unwrap_or(name).to_string())
+}
+
+/// A Podman container's first name, from the entry with its `"id"` in
+/// `overlay-containers/containers.json` (its `"names":["web"]`, before the next entry).
+fn podman_name(podman_root: &Path, id: &str) -> Option<String> {
+    let text = read_state(&podman_root.join("overlay-containers/containers.json"))?;
+    let entry = &text[text.find(&format!("\"id\":\"{id}\""))?..];
+    let entry = match entry[1..].find("\"id\":\"") {
+        Some(end) => &entry[..=end],
+        None => entry,
+    };
+    quoted_after(entry, "\"names\":[\"").map(str::to_string)
+}
+
+/// A pod's container, as `NAMESPACE/POD/CONTAINER`, from the kubelet's log link
+/// `POD_NAMESPACE_CONTAINER-ID.log` (none of the three may hold `_`).
+fn kube_name(kube_logs: &Path, id: &str) -> Option<String> {
+    let suffix = format!("-{id}.log");
+    fs::read_dir(kube_logs).ok()?.flatten().find_map(|e| {
+        let file = e.file_name();
+        let stem = file.to_str()?.strip_suffix(&suffix)?;
+        let mut parts = stem.splitn(3, '_');
+        let (pod, namespace, container) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(format!("{namespace}/{pod}/{container}"))
+    })
+}
+
+/// The JSON string that follows `key` in `text` (up to its closing quote).
+fn quoted_after<'t>(text: &'t str, key: &str) -> Option<&'t str> {
+    let rest = &text[text.find(key)? + key.len()..];
+    Some(&rest[..rest.find('"')?])
 }
 
 #[cfg(test)]
@@ -218,8 +289,13 @@ mod tests {
         )
         .unwrap();
         fs::write(proc.join("1/cgroup"), "0::/init.scope\n").unwrap();
+        let runtimes = Runtimes {
+            docker: docker.clone(),
+            podman: tmp.path().join("podman"),
+            kube_logs: tmp.path().join("kube"),
+        };
         assert_eq!(
-            container_of(&proc, 4242, &docker).as_deref(),
+            container_of(&proc, 4242, &runtimes).as_deref(),
             Some("docker:3f4e1c2a9b8d")
         );
         fs::create_dir_all(docker.join("containers").join(ID)).unwrap();
@@ -229,11 +305,70 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            container_of(&proc, 4242, &docker).as_deref(),
+            container_of(&proc, 4242, &runtimes).as_deref(),
             Some("docker:3f4e1c2a9b8d/web-1")
         );
-        assert_eq!(container_of(&proc, 1, &docker), None);
-        assert_eq!(container_of(&proc, 999, &docker), None, "no such process");
+        assert_eq!(container_of(&proc, 1, &runtimes), None);
+        assert_eq!(container_of(&proc, 999, &runtimes), None, "no such process");
+
+        // Podman: the entry with the id, not the one before or after it.
+        const OTHER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+        fs::create_dir_all(proc.join("77")).unwrap();
+        fs::write(
+            proc.join("77/cgroup"),
+            format!("0::/machine.slice/libpod-{ID}.scope/container\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            container_of(&proc, 77, &runtimes).as_deref(),
+            Some("podman:3f4e1c2a9b8d")
+        );
+        let list = runtimes.podman.join("overlay-containers");
+        fs::create_dir_all(&list).unwrap();
+        fs::write(
+            list.join("containers.json"),
+            format!(
+                r#"[{{"id":"{OTHER}","names":["db"],"image":"x"}},{{"id":"{ID}","names":["cache","alias"],"image":"y"}},{{"id":"1","names":["z"]}}]"#
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            container_of(&proc, 77, &runtimes).as_deref(),
+            Some("podman:3f4e1c2a9b8d/cache")
+        );
+
+        // A pod's container through containerd, named from the kubelet's log link.
+        fs::create_dir_all(proc.join("88")).unwrap();
+        fs::write(
+            proc.join("88/cgroup"),
+            format!("0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-{ID}.scope\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            container_of(&proc, 88, &runtimes).as_deref(),
+            Some("containerd:3f4e1c2a9b8d")
+        );
+        fs::create_dir_all(&runtimes.kube_logs).unwrap();
+        for f in [
+            format!("web-7d9f_shop_nginx-{OTHER}.log"),
+            format!("web-7d9f_shop_php-fpm-{ID}.log"),
+        ] {
+            fs::write(runtimes.kube_logs.join(f), "").unwrap();
+        }
+        assert_eq!(
+            container_of(&proc, 88, &runtimes).as_deref(),
+            Some("containerd:3f4e1c2a9b8d/shop/web-7d9f/php-fpm")
+        );
+        // A name that is not printable is left out, the id stays.
+        fs::write(
+            list.join("containers.json"),
+            format!(r#"[{{"id":"{ID}","names":["evil name"]}}]"#).replace("\\u0007", "\u{7}"),
+        )
+        .unwrap();
+        assert_eq!(
+            container_of(&proc, 77, &runtimes).as_deref(),
+            Some("podman:3f4e1c2a9b8d")
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::attribution::interface_addrs;
@@ -210,9 +210,6 @@ struct Other {
 /// (services started early: a host's containers before a user's sandboxes).
 pub const MAX_OTHER_NAMESPACES: usize = 128;
 
-/// Where Docker keeps its containers' state (their names).
-const DOCKER_ROOT: &str = "/var/lib/docker";
-
 impl Default for SockDiag {
     fn default() -> Self {
         Self::new()
@@ -351,7 +348,7 @@ impl SockDiag {
                 match netns::inside(&path, || Ok((open_netlink()?, interface_addrs()))) {
                     Ok((netlink, addrs)) => {
                         let container =
-                            netns::container_of(&self.root, pid, Path::new(DOCKER_ROOT))
+                            netns::container_of(&self.root, pid, &netns::Runtimes::default())
                                 .map(Arc::from);
                         self.others.insert(
                             ns,
