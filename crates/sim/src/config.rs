@@ -212,11 +212,19 @@ pub enum EventKind {
     /// Models account takeover through residential proxies: no address stands out.
     /// Written after every rule was final, and run once, as a kind none was written for.
     Stuffing,
+    /// Exfiltration by a program the host already runs: the web application's worker
+    /// (`gunicorn` or `celery` on a server; the browser on a workstation) sends 100–400
+    /// MB over one TLS connection to port 443 of a new address in 10–20 minutes, after a
+    /// lookup of a file-drop site. Models a compromised application (or a malicious
+    /// extension) stealing data through a program and a port that are both ordinary.
+    /// Written after the rules of the client-surge round were final, and run once, as
+    /// a kind none was written for.
+    Exfil,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -233,6 +241,7 @@ impl EventKind {
         EventKind::Bruteforce,
         EventKind::Spam,
         EventKind::Stuffing,
+        EventKind::Exfil,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -254,6 +263,7 @@ impl EventKind {
             EventKind::Bruteforce => "bruteforce",
             EventKind::Spam => "spam",
             EventKind::Stuffing => "stuffing",
+            EventKind::Exfil => "exfil",
         }
     }
 }

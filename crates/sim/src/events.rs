@@ -169,13 +169,22 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::DnstunnelSlow => dnstunnel(&mut ev, &mut r, host, true),
         EventKind::Outscan => outscan(&mut ev, &mut r, host),
         EventKind::Beacon => beacon(&mut ev, &mut r, host),
-        EventKind::Upload => upload(&mut ev, &mut r, host, key),
+        EventKind::Upload => upload(&mut ev, &mut r, host, key, None),
         EventKind::Flood => flood(&mut ev, &mut r, host, key),
         EventKind::Outage => outage(&mut ev, &mut r, host),
         EventKind::Deploy => deploy(&mut ev, host, span_end),
         EventKind::Bruteforce => bruteforce(&mut ev, &mut r, host),
         EventKind::Spam => spam(&mut ev, &mut r, host),
         EventKind::Stuffing => stuffing(&mut ev, &mut r, host),
+        EventKind::Exfil => {
+            let owner = match &host.role {
+                Role::Server(s) if r.chance(0.5) => r.pick(&s.gunicorn).clone(),
+                Role::Server(s) => s.celery.clone(),
+                Role::Workstation(d) => d.browser.clone(),
+            };
+            let bytes = r.uniform(100e6, 400e6);
+            upload(&mut ev, &mut r, host, key, Some((owner, bytes)));
+        }
     }
     ev
 }
@@ -900,17 +909,25 @@ const FULL_FRAME: f64 = 1514.0;
 /// Exfiltration: after a lookup, one TLS connection to a new address carries 300 MB–1
 /// GB out in 10–20 minutes at a steady rate, the other side only acknowledging (one ACK
 /// per two segments). The handshake and the close are planned whole; the data is made
-/// minute by minute ([`Upload::minute`]), as a gigabyte is a million packets.
-fn upload(ev: &mut Event, r: &mut Rng, host: &Host, key: i64) {
-    let (process, dests): (&str, &[&'static str]) = if r.chance(0.5) {
-        ("rclone", &RCLONE_DESTS)
-    } else {
-        ("curl", &CURL_DESTS)
+/// minute by minute ([`Upload::minute`]), as a gigabyte is a million packets. `known`:
+/// a program the host runs anyway sends the given bytes to a file-drop site instead
+/// of a new `rclone` or `curl` (the `exfil` kind).
+fn upload(ev: &mut Event, r: &mut Rng, host: &Host, key: i64, known: Option<(Owner, f64)>) {
+    let (owner, dest, bytes) = match known {
+        Some((owner, bytes)) => (owner, *r.pick(&CURL_DESTS), bytes),
+        None => {
+            let (process, dests): (&str, &[&'static str]) = if r.chance(0.5) {
+                ("rclone", &RCLONE_DESTS)
+            } else {
+                ("curl", &CURL_DESTS)
+            };
+            let dest = *r.pick(dests);
+            let owner = Owner::new(r.between(20_000, 39_999) as u32, process);
+            (owner, dest, r.uniform(300e6, 1e9))
+        }
     };
-    let dest = *r.pick(dests);
-    let owner = Owner::new(r.between(20_000, 39_999) as u32, process);
+    let process = owner.process.clone();
     let addr = random_public_v4(r);
-    let bytes = r.uniform(300e6, 1e9);
     let dur = (r.uniform(10.0, 20.0) * MINUTE as f64) as i64;
     let rtt = (r.lognormal(30.0, 0.4) * 1000.0) as i64;
     host.lookup(r, ev.start, dest, &mut ev.packets);

@@ -1089,10 +1089,11 @@ fn every_kind_runs_on_a_workstation() {
         "bruteforce@17.9",
         "spam@18",
         "stuffing@8",
+        "exfil@7.5",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
-    assert_eq!(s.events, 16);
+    assert_eq!(s.events, 17);
     for kind in EventKind::ALL {
         assert!(
             count(
@@ -1139,6 +1140,20 @@ fn every_kind_runs_on_a_workstation() {
         "python3"
     );
     assert!(smtp("count(DISTINCT dst_addr)") >= 20, "many exchangers");
+    // The exfiltration: the browser itself sends 100 MB or more to one new address.
+    let exfil = text(
+        &conn,
+        &format!(
+            "SELECT process || ' ' || dest_port || ' ' || (sum(length) > 100000000) FROM packets \
+              WHERE process IS NOT NULL AND dst_addr NOT LIKE '192.168.%' AND {} \
+              GROUP BY dst_addr ORDER BY sum(length) DESC LIMIT 1",
+            during("exfil")
+        ),
+    );
+    assert!(
+        ["chrome 443 1", "firefox 443 1"].contains(&exfil.as_str()),
+        "{exfil}"
+    );
     // The stuffing: logins at sshd from many LAN addresses, none of them often.
     assert!(
         lan_ssh("count(DISTINCT src_addr)", "stuffing") >= 20,
