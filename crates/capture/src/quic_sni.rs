@@ -4,7 +4,9 @@
 //! destination connection id and a per-version salt (RFC 9001 §5.2, RFC 9369 §3.3.1 for
 //! v2): HKDF-SHA256, then AES-128 header protection and AES-128-GCM. ring provides all
 //! three. The decrypted payload's CRYPTO frames carry the TLS ClientHello, whose
-//! `server_name` extension is read by [`crate::tls`]. A ClientHello split over several
+//! `server_name` extension is read by [`crate::tls`]; Google QUIC over the same header
+//! (Q050, T050, T051) has salts of its own, CRYPTO frames of type 0x08, and in Q050 a
+//! CHLO message whose `SNI` tag names the server. A ClientHello split over several
 //! Initial packets (a post-quantum key share makes it about 1.8 KB) is held by its
 //! destination connection id until the packet that completes it ([`crate::hello`]'s
 //! bounds), which gives the name. Anything that
@@ -33,6 +35,24 @@ const SALT_DRAFT23: [u8; 20] = [
     0xc3, 0xee, 0xf7, 0x12, 0xc7, 0x2e, 0xbb, 0x5a, 0x11, 0xa7, 0xd2, 0x43, 0x2b, 0xb4, 0x63, 0x65,
     0xbe, 0xf9, 0xf5, 0x02,
 ];
+
+/// Google QUIC over the IETF invariant header (Chromium's quic_versions.cc): Q050 with
+/// its own crypto handshake, T050 and T051 with TLS. Their CRYPTO frames have type 0x08.
+const SALT_Q050: [u8; 20] = [
+    0x50, 0x45, 0x74, 0xef, 0xd0, 0x66, 0xfe, 0x2f, 0x9d, 0x94, 0x5c, 0xfc, 0xdb, 0xd3, 0xa7, 0xf0,
+    0xd3, 0xb5, 0x6b, 0x45,
+];
+const SALT_T050: [u8; 20] = [
+    0x7f, 0xf5, 0x79, 0xe5, 0xac, 0xd0, 0x72, 0x91, 0x55, 0x80, 0x30, 0x4c, 0x43, 0xa2, 0x36, 0x7c,
+    0x60, 0x48, 0x83, 0x10,
+];
+const SALT_T051: [u8; 20] = [
+    0x7a, 0x4e, 0xde, 0xf4, 0xe7, 0xcc, 0xee, 0x5f, 0xa4, 0x50, 0x6c, 0x19, 0x12, 0x4f, 0xc8, 0xcc,
+    0xda, 0x6e, 0x03, 0x3d,
+];
+const Q050: u32 = u32::from_be_bytes(*b"Q050");
+const T050: u32 = u32::from_be_bytes(*b"T050");
+const T051: u32 = u32::from_be_bytes(*b"T051");
 
 /// At most this many CRYPTO frames are put back together (Chrome scatters its
 /// ClientHello over a dozen or so, between PING and PADDING frames).
@@ -92,8 +112,12 @@ pub(crate) fn initial_sni(p: &[u8], scratch: &mut Scratch) -> Option<String> {
         0xff00_001d..=0xff00_0020 => (&SALT_DRAFT29, false),
         // Facebook mvfst 0xfaceb002 follows draft 27.
         0xff00_0017..=0xff00_001c | 0xface_b002 => (&SALT_DRAFT23, false),
+        Q050 => (&SALT_Q050, false),
+        T050 => (&SALT_T050, false),
+        T051 => (&SALT_T051, false),
         _ => return None,
     };
+    let google = matches!(version, Q050 | T050 | T051);
     // Packet type: Initial is 0 in v1 and the drafts, 1 in v2.
     if (first >> 4) & 0x03 != u8::from(v2) {
         return None;
@@ -163,7 +187,11 @@ pub(crate) fn initial_sni(p: &[u8], scratch: &mut Scratch) -> Option<String> {
     {
         *out = before;
     }
-    let hello = crypto_stream(plain, out)?;
+    let hello = crypto_stream(plain, out, google)?;
+    if version == Q050 {
+        // Google's own handshake: one CHLO message, whole in the first packet.
+        return chlo_sni(hello).map(escape);
+    }
     // Handshake message: type 1 (ClientHello), 3-byte length, body.
     if *hello.first()? != 1 {
         return None;
@@ -182,7 +210,28 @@ pub(crate) fn initial_sni(p: &[u8], scratch: &mut Scratch) -> Option<String> {
 /// Puts the CRYPTO frames of a decrypted payload back in order after what `out` holds
 /// of the stream already (the earlier Initials'), and returns the stream's contiguous
 /// prefix from offset 0.
-fn crypto_stream<'a>(plain: &[u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+/// The server name (`SNI\0` tag) of a Google QUIC CHLO: its tag, the count of entries
+/// (u16, little-endian) and 2 bytes of padding, then each entry's tag and the end
+/// offset of its value (u32, little-endian), then the values one after another.
+fn chlo_sni(m: &[u8]) -> Option<&[u8]> {
+    if m.get(..4)? != b"CHLO" {
+        return None;
+    }
+    let n = usize::from(u16::from_le_bytes(m.get(4..6)?.try_into().ok()?));
+    let values = 8 + 8 * n;
+    let mut start = 0usize;
+    for i in 0..n {
+        let e = m.get(8 + 8 * i..16 + 8 * i)?;
+        let end = usize::try_from(u32::from_le_bytes(e[4..8].try_into().ok()?)).ok()?;
+        if &e[..4] == b"SNI\0" {
+            return m.get(values.checked_add(start)?..values.checked_add(end)?);
+        }
+        start = end;
+    }
+    None
+}
+
+fn crypto_stream<'a>(plain: &[u8], out: &'a mut Vec<u8>, google: bool) -> Option<&'a [u8]> {
     let mut frags = [(0usize, 0usize, 0usize); MAX_FRAGMENTS]; // (offset, start, len)
     let mut n = 0;
     let mut at = 0;
@@ -205,7 +254,8 @@ fn crypto_stream<'a>(plain: &[u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
                     }
                 }
             }
-            0x06 => {
+            // CRYPTO; Google QUIC's is type 0x08 (IETF's STREAM, never in an Initial).
+            ty if ty == 0x06 || (google && ty == 0x08) => {
                 let offset = varint_usize(plain, &mut at)?;
                 let len = varint_usize(plain, &mut at)?;
                 plain.get(at..at.checked_add(len)?)?;
@@ -280,6 +330,24 @@ mod tests {
     }
 
     #[test]
+    fn a_chlo_names_its_server_by_the_sni_tag() {
+        // Two entries: PAD (3 bytes), SNI (11 bytes).
+        let mut m = b"CHLO\x02\x00\x00\x00PAD\x00\x03\x00\x00\x00SNI\x00\x0e\x00\x00\x00".to_vec();
+        m.extend_from_slice(b"---example.com");
+        assert_eq!(chlo_sni(&m), Some(&b"example.com"[..]));
+        for cut in 0..m.len() {
+            assert_eq!(chlo_sni(&m[..cut]), None, "cut at {cut}");
+        }
+        // An end offset past the message, or no SNI tag: nothing.
+        let mut bad = m.clone();
+        bad[20] = 0xff;
+        assert_eq!(chlo_sni(&bad), None);
+        let mut untagged = m.clone();
+        untagged[16..20].copy_from_slice(b"XXX\x00");
+        assert_eq!(chlo_sni(&untagged), None);
+    }
+
+    #[test]
     fn varints() {
         let mut at = 0;
         assert_eq!(varint(&[0x25], &mut at), Some(37));
@@ -301,14 +369,14 @@ mod tests {
             6, 3, 3, b'd', b'e', b'f', 1, 6, 0, 3, b'a', b'b', b'c', 0, 0,
         ];
         let mut out = Vec::new();
-        assert_eq!(crypto_stream(&plain, &mut out), Some(&b"abcdef"[..]));
+        assert_eq!(crypto_stream(&plain, &mut out, false), Some(&b"abcdef"[..]));
         // A gap stops the stream.
         let plain = [6, 4, 2, b'e', b'f', 6, 0, 3, b'a', b'b', b'c'];
         out.clear();
-        assert_eq!(crypto_stream(&plain, &mut out), Some(&b"abc"[..]));
+        assert_eq!(crypto_stream(&plain, &mut out, false), Some(&b"abc"[..]));
         // What an earlier Initial gave is continued.
         let plain = [6, 3, 3, b'd', b'e', b'f'];
-        assert_eq!(crypto_stream(&plain, &mut out), Some(&b"abcdef"[..]));
+        assert_eq!(crypto_stream(&plain, &mut out, false), Some(&b"abcdef"[..]));
     }
 
     /// A QUIC variable-length integer of two bytes.

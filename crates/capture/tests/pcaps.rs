@@ -366,6 +366,9 @@ fn quic_sni_matches_tshark() {
         ("bench_mixed_A.pcap", 26941, "quic.aiortc.org"),
         ("bench_mixed_A.pcap", 31907, "play.google.com"),
         ("bench_mixed_A.pcap", 37117, "classroom.google.com"),
+        // Google QUIC: T050 (TLS) and Q050 (its CHLO's SNI tag, tshark's gquic.tag.sni).
+        ("bench_mixed_A.pcap", 32490, "fonts.googleapis.com"),
+        ("ndpi__gquic.pcap", 1, "www.gstatic.com"),
     ] {
         let (p, _) = frame(file, n);
         assert_eq!(p.server_name.as_deref(), Some(name), "{file} frame {n}");
