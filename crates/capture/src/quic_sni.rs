@@ -187,7 +187,7 @@ pub(crate) fn initial_sni(p: &[u8], scratch: &mut Scratch) -> Option<String> {
     {
         *out = before;
     }
-    let hello = crypto_stream(plain, out, google)?;
+    let hello = crypto_stream(plain, out, google, version == Q050)?;
     if version == Q050 {
         // Google's own handshake: one CHLO message, whole in the first packet.
         return chlo_sni(hello).map(escape);
@@ -207,9 +207,6 @@ pub(crate) fn initial_sni(p: &[u8], scratch: &mut Scratch) -> Option<String> {
     sni
 }
 
-/// Puts the CRYPTO frames of a decrypted payload back in order after what `out` holds
-/// of the stream already (the earlier Initials'), and returns the stream's contiguous
-/// prefix from offset 0.
 /// The server name (`SNI\0` tag) of a Google QUIC CHLO: its tag, the count of entries
 /// (u16, little-endian) and 2 bytes of padding, then each entry's tag and the end
 /// offset of its value (u32, little-endian), then the values one after another.
@@ -231,7 +228,17 @@ fn chlo_sni(m: &[u8]) -> Option<&[u8]> {
     None
 }
 
-fn crypto_stream<'a>(plain: &[u8], out: &'a mut Vec<u8>, google: bool) -> Option<&'a [u8]> {
+/// Puts the CRYPTO frames of a decrypted payload back in order after what `out` holds
+/// of the stream already (the earlier Initials'), and returns the stream's contiguous
+/// prefix from offset 0. `google`: Google QUIC, whose CRYPTO frames are type 0x08;
+/// `chlo`: Q050, whose packet may hold a whole CHLO further down the stream (read from
+/// the packet's lowest offset when nothing earlier is held).
+fn crypto_stream<'a>(
+    plain: &[u8],
+    out: &'a mut Vec<u8>,
+    google: bool,
+    chlo: bool,
+) -> Option<&'a [u8]> {
     let mut frags = [(0usize, 0usize, 0usize); MAX_FRAGMENTS]; // (offset, start, len)
     let mut n = 0;
     let mut at = 0;
@@ -276,7 +283,14 @@ fn crypto_stream<'a>(plain: &[u8], out: &'a mut Vec<u8>, google: bool) -> Option
     }
     let frags = &mut frags[..n];
     frags.sort_unstable_by_key(|f| f.0);
+    // Q050 sends each CHLO whole, the one after a rejection further down the stream:
+    // without the stream's start, read from the packet's first frame on.
+    let base = match frags.first() {
+        Some(&(first, _, _)) if chlo && out.is_empty() => first,
+        _ => 0,
+    };
     for &(offset, start, len) in frags.iter() {
+        let offset = offset - base;
         if offset > out.len() {
             break;
         }
@@ -369,14 +383,23 @@ mod tests {
             6, 3, 3, b'd', b'e', b'f', 1, 6, 0, 3, b'a', b'b', b'c', 0, 0,
         ];
         let mut out = Vec::new();
-        assert_eq!(crypto_stream(&plain, &mut out, false), Some(&b"abcdef"[..]));
+        assert_eq!(
+            crypto_stream(&plain, &mut out, false, false),
+            Some(&b"abcdef"[..])
+        );
         // A gap stops the stream.
         let plain = [6, 4, 2, b'e', b'f', 6, 0, 3, b'a', b'b', b'c'];
         out.clear();
-        assert_eq!(crypto_stream(&plain, &mut out, false), Some(&b"abc"[..]));
+        assert_eq!(
+            crypto_stream(&plain, &mut out, false, false),
+            Some(&b"abc"[..])
+        );
         // What an earlier Initial gave is continued.
         let plain = [6, 3, 3, b'd', b'e', b'f'];
-        assert_eq!(crypto_stream(&plain, &mut out, false), Some(&b"abcdef"[..]));
+        assert_eq!(
+            crypto_stream(&plain, &mut out, false, false),
+            Some(&b"abcdef"[..])
+        );
     }
 
     /// A QUIC variable-length integer of two bytes.

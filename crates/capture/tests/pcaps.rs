@@ -369,6 +369,8 @@ fn quic_sni_matches_tshark() {
         // Google QUIC: T050 (TLS) and Q050 (its CHLO's SNI tag, tshark's gquic.tag.sni).
         ("bench_mixed_A.pcap", 32490, "fonts.googleapis.com"),
         ("ndpi__gquic.pcap", 1, "www.gstatic.com"),
+        // Q050's second CHLO, after the server's rejection, at crypto offset 1024.
+        ("bench_mixed_A.pcap", 31932, "www.googletagmanager.com"),
     ] {
         let (p, _) = frame(file, n);
         assert_eq!(p.server_name.as_deref(), Some(name), "{file} frame {n}");
