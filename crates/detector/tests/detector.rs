@@ -1042,6 +1042,17 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         [last_cold],
     )
     .unwrap();
+    // The backdoor listens inside a container (another network namespace): a new
+    // listener all the same, named with its container.
+    let moved = raw
+        .execute(
+            "UPDATE rounds_ports SET netns = 4026532281, container = 'docker:3f4e1c2a9b8d/web-1' \
+              WHERE round_id > ?1 AND state = 'LISTEN' \
+                AND port_id NOT IN (SELECT port_id FROM rounds_ports WHERE round_id <= ?1)",
+            [last_cold],
+        )
+        .unwrap();
+    assert!(moved > 0, "the backdoor's listening rows");
     let last = query_i64(&db_path, "SELECT max(id) FROM rounds");
     let mut opened: Vec<(i64, String)> = Vec::new(); // (round closed before the run, summary)
     let mut trained_runs = 0;
@@ -1074,7 +1085,7 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
     // from a botnet, by the networks nginx never had a client from.
     let actors = [
         ("portscan", "port scan from "),
-        ("backdoor", "new listener tcp/"),
+        ("backdoor", "container docker:3f4e1c2a9b8d/web-1)"),
         ("beacon", "new program "),
         ("bruteforce", "repeated connections from "),
         ("spam", "connected to tcp/25 for the first time"),
