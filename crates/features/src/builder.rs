@@ -25,6 +25,7 @@ use crate::spec::{
     PORT_CLASSES, SOCKET_STATES_TCP, port_class,
 };
 use crate::traffic::TrafficAcc;
+use crate::uploads::UploadCounter;
 
 /// Share of a round's packets an address must appear in to count as the host's own.
 pub const LOCAL_ADDR_SHARE: f64 = 0.2;
@@ -98,6 +99,8 @@ pub struct RoundBuilder {
     repeats: RepeatCounter,
     /// Remote TCP ports each local program opened connections to.
     services: HashMap<String, BTreeSet<u16>>,
+    /// Bytes each local program sent to each remote address as a client.
+    uploads: UploadCounter,
     /// The processes listening on each port key in the round.
     listeners: HashMap<u32, HashSet<String>>,
     /// Processes with sockets or packets in the round, and those that listen.
@@ -148,6 +151,7 @@ impl RoundBuilder {
             keys,
             repeats: RepeatCounter::default(),
             services: HashMap::new(),
+            uploads: UploadCounter::default(),
             listeners: HashMap::new(),
             programs: HashSet::new(),
             listening_programs: HashSet::new(),
@@ -241,6 +245,9 @@ impl RoundBuilder {
             }
         }
         self.record_transfer(i, p, &ends, outbound, tcp || udp);
+        if outbound && (tcp || udp) {
+            self.record_upload(p, &ends, tcp);
+        }
         if is_dns_query(p, &layers)
             && let Some(name) = p.qry_name
         {
@@ -286,6 +293,7 @@ impl RoundBuilder {
         self.keys.programs = programs;
         self.keys.repeats = self.repeats.peaks();
         self.keys.clients = self.repeats.clients();
+        self.keys.uploads = self.uploads.peaks();
         let mut services: Vec<(String, u16)> = self
             .services
             .into_iter()
@@ -380,6 +388,18 @@ impl RoundBuilder {
             && !is_loopback(a)
         {
             self.repeats.syn(h, client_key(a), e.sport, e.dport);
+        }
+    }
+
+    /// Bytes a local program sent as a client (from a port the host does not listen
+    /// on) to a remote address that is neither the host's nor loopback.
+    fn record_upload(&mut self, p: &PktRow<'_>, e: &Ends, tcp: bool) {
+        if let (Some(process), Some(h), Some(a)) = (p.process, e.dst, p.dst)
+            && !self.listening.contains(&port_key(tcp, e.sport))
+            && !self.carry.local_addrs.contains(&h)
+            && !is_loopback(a)
+        {
+            self.uploads.sent(process, h, p.length.max(0) as u64);
         }
     }
 
@@ -1005,5 +1025,41 @@ mod tests {
                 ("gunicorn".to_string(), 25)
             ]
         );
+    }
+
+    #[test]
+    fn a_programs_upload_peak_is_what_it_sent_one_remote_as_a_client() {
+        let s = crate::calendar::SECOND;
+        let socks: Vec<SockRow> = (0..12)
+            .map(|k| sock(k * 5 * s, 443, true, "LISTEN", 1))
+            .collect();
+        let mut seen = Seen::default();
+        let mut carry = Carry::default();
+        carry.local_addrs.insert(fnv1a(b"10.0.0.1"));
+        let mut b = RoundBuilder::new(1, (0, 55 * s), Some(5.0), &socks, &mut seen, carry);
+        let pkt = |sport: u16, src: &'static str, dst: &'static str, length: i64| PktRow {
+            ts: 4 * s,
+            protocols: "eth:ipv4:tcp",
+            sport: Some(sport),
+            dport: Some(if src == "10.0.0.1" { 443 } else { 51_000 }),
+            src: Some(src),
+            dst: Some(dst),
+            length,
+            tcp_flags: Some(0x18),
+            process: Some("celery"),
+            ..Default::default()
+        };
+        for _ in 0..10 {
+            b.add_packet(&pkt(45_000, "10.0.0.1", "198.51.100.80", 1500));
+        }
+        b.add_packet(&pkt(45_001, "10.0.0.1", "198.51.100.81", 9000));
+        // Not counted: answers from the port the host listens on, what the host
+        // receives, its own address and loopback.
+        b.add_packet(&pkt(443, "10.0.0.1", "198.51.100.82", 90_000));
+        b.add_packet(&pkt(443, "198.51.100.80", "10.0.0.1", 90_000));
+        b.add_packet(&pkt(45_002, "10.0.0.1", "10.0.0.1", 90_000));
+        b.add_packet(&pkt(45_003, "10.0.0.1", "127.0.0.1", 90_000));
+        let (_, keys, _) = b.finish(&mut seen);
+        assert_eq!(keys.uploads, vec![("celery".to_string(), 15_000)]);
     }
 }

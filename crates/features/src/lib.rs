@@ -26,7 +26,8 @@
 //! Modules: [`spec`] (the features and their order), [`hash`], [`seen`], [`input`]
 //! (the rows read), [`builder`] (rows to steps), with [`traffic`] (one step's packets)
 //! and [`scan_tracker`] (closed-port probes across rounds) and [`repeats`]
-//! (connections per remote and port), [`scaler`] and
+//! (connections per remote and port) and [`uploads`] (bytes per program and remote),
+//! [`scaler`] and
 //! [`calendar`]. Everything public is re-exported here, and other crates import it
 //! from the root.
 
@@ -40,6 +41,7 @@ pub mod scan_tracker;
 pub mod seen;
 pub mod spec;
 pub mod traffic;
+pub mod uploads;
 
 pub use builder::{Carry, Evidence, LOCAL_ADDR_SHARE, RoundBuilder, Step};
 pub use calendar::{DAY_SLOTS, SECOND, calendar_inputs, day_slot};
@@ -53,3 +55,4 @@ pub use seen::{
 };
 pub use spec::{FeatureSpec, N_BUCKETS, N_FEATURES, N_TIME, SPEC_VERSION, feature_names};
 pub use traffic::{HIGH_ENTROPY, entropy};
+pub use uploads::{UPLOAD_MARGIN, upload_limit};

@@ -1,7 +1,9 @@
 //! The seen-set: listening ports, DNS names and programs on the network met in earlier
 //! data, which every "new" is relative to, each port's ceiling of connections from
 //! one remote address in a round ([`crate::repeats`]), and the networks the host's
-//! services had clients from, with each port's ceiling of never-seen ones in a round. It is saved with a model; a round's own
+//! services had clients from, with each port's ceiling of never-seen ones in a round,
+//! and each program's ceiling of bytes sent to one address ([`crate::uploads`]). It is
+//! saved with a model; a round's own
 //! ports, names and programs come out as [`RoundKeys`], so a caller can extend its set
 //! only once the round is known to be normal.
 
@@ -10,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::repeats::repeat_limit;
+use crate::uploads::upload_limit;
 
 /// Most DNS names remembered in the seen-set (oldest forgotten first).
 pub const MAX_SEEN_NAMES: usize = 20_000;
@@ -47,6 +50,11 @@ pub struct Seen {
     /// a model saved before they were tracked, as `repeats`.
     #[serde(default)]
     pub clients: Option<Clients>,
+    /// Per program, the most bytes it sent to one remote address in a learnt round, as
+    /// a client ([`crate::uploads`]). `None` in a model saved before they were tracked,
+    /// as `repeats`.
+    #[serde(default)]
+    pub uploads: Option<BTreeMap<String, u64>>,
 }
 
 /// The networks ([`crate::client_key`]) that connected to the host's listening TCP
@@ -197,6 +205,40 @@ impl Seen {
     pub fn add_clients(&mut self, clients: &[(u32, Vec<u32>)], raise: bool) {
         self.clients.get_or_insert_default().learn(clients, raise);
     }
+    /// The ceiling of `program` when it sent `bytes` to one address in a round, over
+    /// its limit ([`upload_limit`]); None when they are not, while uploads are not
+    /// tracked, and for a program not known at all (a new program is named as such). A
+    /// known program that never sent to a remote address has a ceiling of 0.
+    pub fn over_upload_ceiling(&self, program: &str, bytes: u64) -> Option<u64> {
+        let ceiling = match self.uploads.as_ref()?.get(program) {
+            Some(c) => *c,
+            None if self.knows_program(program) => 0,
+            None => return None,
+        };
+        (bytes > upload_limit(ceiling)).then_some(ceiling)
+    }
+    /// Whether a program is known by name, as a program on the network or by the
+    /// connections it opened (false while programs are not tracked).
+    fn knows_program(&self, program: &str) -> bool {
+        self.programs.as_ref().is_some_and(|p| p.contains(program))
+            || self
+                .services
+                .as_ref()
+                .is_some_and(|s| s.contains_key(program))
+    }
+    /// Raises programs' upload ceilings to a round's peaks (and starts tracking them,
+    /// if not yet).
+    pub fn add_uploads(&mut self, peaks: &[(String, u64)]) {
+        let map = self.uploads.get_or_insert_default();
+        for (program, bytes) in peaks {
+            match map.get_mut(program) {
+                Some(c) => *c = (*c).max(*bytes),
+                None => {
+                    map.insert(program.clone(), *bytes);
+                }
+            }
+        }
+    }
     /// Whether a known program's connection to remote TCP port `port` is its first to
     /// that port. A program is known by the connections it opened before (a service
     /// that also listens, as a web app does) or as a program on the network. False
@@ -238,6 +280,7 @@ impl Seen {
         self.add_repeats(&keys.repeats);
         self.add_services(&keys.services);
         self.add_clients(&keys.clients, true);
+        self.add_uploads(&keys.uploads);
     }
 }
 
@@ -265,11 +308,47 @@ pub struct RoundKeys {
     /// Per TCP port key listened on, the networks ([`crate::client_key`]) whose
     /// connection attempts reached it (at most [`crate::MAX_ROUND_CLIENTS`]), sorted.
     pub clients: Vec<(u32, Vec<u32>)>,
+    /// Per program, the most bytes it sent to one remote address in the round as a
+    /// client, sorted by program.
+    pub uploads: Vec<(String, u64)>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::uploads::UPLOAD_MARGIN;
+
+    #[test]
+    fn upload_ceilings_name_known_programs_only() {
+        let mut seen = Seen::default();
+        assert_eq!(
+            seen.over_upload_ceiling("celery", u64::MAX),
+            None,
+            "not tracked"
+        );
+        seen.add_programs(&["firefox".to_string()]);
+        seen.add_services(&[("celery".to_string(), 5432)]);
+        seen.add_uploads(&[("celery".to_string(), 2_000_000)]);
+        seen.add_uploads(&[("celery".to_string(), 1_000_000)]);
+        assert_eq!(
+            seen.uploads.as_ref().unwrap()["celery"],
+            2_000_000,
+            "the most"
+        );
+        assert_eq!(seen.over_upload_ceiling("celery", 8_000_000), None);
+        assert_eq!(
+            seen.over_upload_ceiling("celery", 8_000_001),
+            Some(2_000_000)
+        );
+        // A known program that never sent to a remote address has a ceiling of 0.
+        assert_eq!(seen.over_upload_ceiling("firefox", UPLOAD_MARGIN), None);
+        assert_eq!(
+            seen.over_upload_ceiling("firefox", UPLOAD_MARGIN + 1),
+            Some(0)
+        );
+        // A program never seen is a new program's incident.
+        assert_eq!(seen.over_upload_ceiling("rclone", u64::MAX), None);
+    }
 
     #[test]
     fn client_ceilings_count_networks_never_seen_and_the_stale_are_forgotten() {
@@ -399,8 +478,10 @@ mod tests {
             repeats: vec![(port_key(true, 22), 2)],
             services: vec![("apt".into(), 443)],
             clients: vec![(port_key(true, 22), vec![crate::client_key("192.0.2.1")])],
+            uploads: vec![("apt".into(), 4096)],
         });
         assert!(seen.has_port(port_key(true, 22)));
+        assert_eq!(seen.uploads.as_ref().unwrap()["apt"], 4096);
         assert!(seen.knows_client("192.0.2.1"));
         assert!(seen.has_program("apt") && !seen.has_program("nmap"));
         assert!(!seen.has_port(port_key(true, 53)), "UDP 53 is not TCP 53");

@@ -220,11 +220,25 @@ pub enum EventKind {
     /// Written after the rules of the client-surge round were final, and run once, as
     /// a kind none was written for.
     Exfil,
+    /// A command channel through a program the host runs anyway: the web application's
+    /// worker (`gunicorn`) on a server, the browser on a workstation, holds one TLS
+    /// connection to port 443 of a new address for 1–2 hours after one lookup — a
+    /// heartbeat every 30 s (±20 %) of a few hundred bytes each way, and every 3–8
+    /// minutes a command (1–3 kB in) and its output (5–50 kB out). Models a web shell
+    /// or a malicious browser extension taking orders. Written after the upload-ceiling
+    /// rule was final, and run once, as a kind none was written for.
+    Implant,
+    /// A UDP flood at the host: 20,000–60,000 datagrams a minute (64–512 bytes) for 10
+    /// minutes from spoofed addresses to random ports where nothing listens; the
+    /// host's firewall drops them without an answer. Models a volumetric attack that
+    /// is not a SYN flood. Written with `implant`, run once as a kind none was
+    /// written for.
+    Udpflood,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -242,6 +256,8 @@ impl EventKind {
         EventKind::Spam,
         EventKind::Stuffing,
         EventKind::Exfil,
+        EventKind::Implant,
+        EventKind::Udpflood,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -264,6 +280,8 @@ impl EventKind {
             EventKind::Spam => "spam",
             EventKind::Stuffing => "stuffing",
             EventKind::Exfil => "exfil",
+            EventKind::Implant => "implant",
+            EventKind::Udpflood => "udpflood",
         }
     }
 }

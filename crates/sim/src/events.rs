@@ -50,6 +50,7 @@ impl Event {
             Some(Ongoing::Upload(u)) => u.minute(host, t, out),
             Some(Ongoing::Flood(f)) => f.minute(host, t, socks, out),
             Some(Ongoing::Deploy(d)) => d.minute(host, t, socks, out),
+            Some(Ongoing::UdpFlood(f)) => f.minute(host, t, out),
         }
     }
 }
@@ -59,6 +60,7 @@ pub(crate) enum Ongoing {
     Upload(Upload),
     Flood(Flood),
     Deploy(Deploy),
+    UdpFlood(UdpFlood),
 }
 
 /// A service of the host that stops during `[start, end)`: the scanner no longer sees
@@ -185,6 +187,8 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
             let bytes = r.uniform(100e6, 400e6);
             upload(&mut ev, &mut r, host, key, Some((owner, bytes)));
         }
+        EventKind::Implant => implant(&mut ev, &mut r, host),
+        EventKind::Udpflood => udpflood(&mut ev, &mut r, key),
     }
     ev
 }
@@ -892,6 +896,153 @@ fn beacon(ev: &mut Event, r: &mut Rng, host: &Host) {
         "new process {} (pid {}) beacons to {domain} ({addr}:443) every 60 s ±10 % for 3 h: {calls} TLS calls",
         owner.process, owner.pid
     );
+}
+
+/// Domains a command channel hides behind (a CDN front, a paste site, a cloud
+/// function).
+const IMPLANT_DOMAINS: [&str; 4] = [
+    "d3k9x2.cloudfront.net",
+    "api.pastebin-cdn.net",
+    "fn-eu-west.azurewebsites.net",
+    "telemetry-sync.workers.dev",
+];
+
+/// A command channel through a program the host runs anyway (the `implant` kind): one
+/// lookup, then one TLS connection to port 443 of a new address held for 1–2 hours,
+/// with a heartbeat every 30 s (±20 %) and now and then a command and its output.
+/// Planned whole: a few thousand packets.
+fn implant(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let owner = match &host.role {
+        Role::Server(s) => r.pick(&s.gunicorn).clone(),
+        Role::Workstation(d) => d.browser.clone(),
+    };
+    let domain = *r.pick(&IMPLANT_DOMAINS);
+    let addr = random_public_v4(r);
+    let dur = (r.uniform(60.0, 120.0) * MINUTE as f64) as i64;
+    let rtt = (r.lognormal(60.0, 0.3) * 1000.0) as i64;
+    host.lookup(r, ev.start, domain, &mut ev.packets);
+    let flow = Flow {
+        transport: Transport::Tcp,
+        local: host.addr4,
+        local_port: ephemeral(r),
+        remote: addr,
+        remote_port: 443,
+        owner: Some(owner.clone()),
+    };
+    let start = ev.start + 40_000;
+    let session = TcpSession {
+        start,
+        duration: dur,
+        rtt,
+        local_is_client: true,
+        sni: Some(domain),
+        data: 0,
+        client_share: 0.5,
+        local_closes: true,
+    };
+    ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+    let tls = Some(Layer::Tls);
+    let end = start + dur - 2 * rtt;
+    let mut t = start + 4 * rtt + r.below(30 * SEC as u64) as i64;
+    let mut next_command = t + (r.uniform(3.0, 8.0) * MINUTE as f64) as i64;
+    let (mut beats, mut commands) = (0, 0);
+    while t < end {
+        // Heartbeat: the implant asks, the server answers "nothing", the implant acks.
+        let psh = Some(flags::PSH | flags::ACK);
+        ev.packets
+            .push(flow.packet(t, true, r.between(120, 260) as u32, psh, tls));
+        ev.packets
+            .push(flow.packet(t + rtt, false, r.between(100, 200) as u32, psh, tls));
+        ev.packets
+            .push(flow.packet(t + rtt + 200, true, 66, Some(flags::ACK), None));
+        beats += 1;
+        if t >= next_command {
+            // A command in, then its output out in full segments, acknowledged.
+            let at = t + rtt + 5_000;
+            ev.packets.push(flow.packet(
+                at,
+                false,
+                r.between(1_000, 3_000).min(1514) as u32,
+                psh,
+                tls,
+            ));
+            let out_bytes = r.between(5_000, 50_000);
+            let segments = out_bytes.div_ceil(1448);
+            for k in 0..segments {
+                let ts = at + 20_000 + k as i64 * 300;
+                let f = if k + 1 == segments {
+                    psh
+                } else {
+                    Some(flags::ACK)
+                };
+                ev.packets.push(flow.packet(ts, true, 1514, f, tls));
+                if k % 2 == 1 || k + 1 == segments {
+                    ev.packets
+                        .push(flow.packet(ts + rtt, false, 66, Some(flags::ACK), None));
+                }
+            }
+            commands += 1;
+            next_command = t + (r.uniform(3.0, 8.0) * MINUTE as f64) as i64;
+        }
+        t += (30.0 * r.uniform(0.8, 1.2) * SEC as f64) as i64;
+    }
+    ev.end = start + dur;
+    ev.note = format!(
+        "{} (pid {}) holds a command channel to {domain} ({addr}:443) for {:.0} min: {beats} heartbeats, {commands} commands",
+        owner.process,
+        owner.pid,
+        dur as f64 / MINUTE as f64
+    );
+}
+
+/// A UDP flood at the host (the `udpflood` kind): ten minutes of 20,000–60,000
+/// datagrams a minute from spoofed addresses to random ports; nothing answers (the
+/// host's firewall drops them after the capture saw them). Made minute by minute.
+fn udpflood(ev: &mut Event, r: &mut Rng, key: i64) {
+    let per_minute = r.between(20_000, 60_000) as f64;
+    ev.end = ev.start + 10 * MINUTE;
+    ev.note = format!(
+        "UDP flood: about {per_minute:.0} datagrams a minute for 10 min from spoofed addresses to random ports, dropped unanswered"
+    );
+    ev.ongoing = Some(Ongoing::UdpFlood(UdpFlood {
+        per_minute,
+        from: ev.start,
+        to: ev.end,
+        key,
+    }));
+}
+
+/// The UDP flood's plan: its rate and interval.
+pub(crate) struct UdpFlood {
+    per_minute: f64,
+    from: i64,
+    to: i64,
+    key: i64,
+}
+
+impl UdpFlood {
+    fn minute(&self, host: &Host, t: i64, out: &mut Vec<Packet>) {
+        let (a, b) = (t.max(self.from), (t + MINUTE).min(self.to));
+        if a >= b {
+            return;
+        }
+        let mut r = Rng::new(host.seed, stream::EVENT_MINUTE, self.key ^ (t / MINUTE));
+        let rate = self.per_minute * r.uniform(0.9, 1.1);
+        let n = (rate * (b - a) as f64 / MINUTE as f64) as usize;
+        let mut times: Vec<i64> = (0..n).map(|_| a + r.below((b - a) as u64) as i64).collect();
+        times.sort_unstable();
+        for ts in times {
+            let flow = Flow {
+                transport: Transport::Udp,
+                local: host.addr4,
+                local_port: r.between(1_024, 65_535) as u16,
+                remote: spoofed_v4(&mut r),
+                remote_port: r.between(1_024, 65_535) as u16,
+                owner: None,
+            };
+            out.push(flow.packet(ts, false, r.between(64, 512) as u32, None, None));
+        }
+    }
 }
 
 /// Where exfiltrating tools send data: cloud drives for `rclone`, file-drop sites for

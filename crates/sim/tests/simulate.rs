@@ -1090,10 +1090,12 @@ fn every_kind_runs_on_a_workstation() {
         "spam@18",
         "stuffing@8",
         "exfil@7.5",
+        "implant@5",
+        "udpflood@4.5",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
-    assert_eq!(s.events, 17);
+    assert_eq!(s.events, inject.len() as u64);
     for kind in EventKind::ALL {
         assert!(
             count(
@@ -1154,6 +1156,44 @@ fn every_kind_runs_on_a_workstation() {
         ["chrome 443 1", "firefox 443 1"].contains(&exfil.as_str()),
         "{exfil}"
     );
+    // The command channel: the browser's one connection to a new address, held for an
+    // hour or more, sending far less than an upload.
+    let implant = text(
+        &conn,
+        &format!(
+            "SELECT process || ' ' || dest_port || ' ' || count(DISTINCT round_id) || ' ' || \
+                    (sum(length) < 5000000) FROM packets \
+              WHERE process IS NOT NULL AND dst_addr NOT LIKE '192.168.%' AND {} \
+                AND dst_addr IN (SELECT dst_addr FROM packets WHERE server_name IN \
+                  ('d3k9x2.cloudfront.net', 'api.pastebin-cdn.net', \
+                   'fn-eu-west.azurewebsites.net', 'telemetry-sync.workers.dev')) \
+              GROUP BY dst_addr",
+            during("implant")
+        ),
+    );
+    let fields: Vec<&str> = implant.split(' ').collect();
+    assert!(
+        ["chrome", "firefox"].contains(&fields[0]) && fields[1] == "443" && fields[3] == "1",
+        "{implant}"
+    );
+    assert!(
+        fields[2].parse::<i64>().unwrap() >= 60,
+        "an hour or more: {implant}"
+    );
+    // The UDP flood: datagrams to random ports from spoofed addresses, owned by nothing.
+    let flood = |what: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT {what} FROM packets WHERE protocols = 'eth:ipv4:udp' AND process IS NULL \
+                  AND {}",
+                during("udpflood")
+            ),
+        )
+    };
+    assert!(flood("count(*)") >= 180_000, "{}", flood("count(*)"));
+    assert!(flood("count(DISTINCT src_addr)") >= 100_000);
+    assert!(flood("count(DISTINCT dest_port)") >= 10_000);
     // The stuffing: logins at sshd from many LAN addresses, none of them often.
     assert!(
         lan_ssh("count(DISTINCT src_addr)", "stuffing") >= 20,

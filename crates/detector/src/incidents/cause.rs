@@ -15,7 +15,9 @@
 //! application that starts mailing on port 25 is the same program doing a new thing.
 //! And a service reached in one round by more networks it never had a client from than
 //! any learnt round brought ([`client_surges`]): credential stuffing spreads its logins
-//! over a botnet, so no one address repeats enough.
+//! over a botnet, so no one address repeats enough. And a known program that sends
+//! one address more bytes in a round than it ever did in a learnt one
+//! ([`large_uploads`]): exfiltration through the web application's own worker.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -608,6 +610,35 @@ pub fn new_services(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
         out.push(Cause {
             kind: Kind::LocalProcess,
             key: format!("{process} tcp/{port}"),
+            subject: Subject::Process(process.clone()),
+            group: "traffic",
+            details,
+        });
+    }
+    Ok(out)
+}
+
+/// Known programs that sent more bytes to one remote address in `round`, as a
+/// client, than their ceiling allows ([`Seen::over_upload_ceiling`]): exfiltration
+/// through the web application's worker or the browser, to port 443 like all their
+/// traffic. One cause per program, keyed by its name as the heaviest sender's is, so
+/// the two are one incident; with the round's peak, the ceiling it went over, and the
+/// program's busiest peers.
+pub fn large_uploads(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+    let mut out = Vec::new();
+    for (process, peak) in &r.keys.uploads {
+        let Some(ceiling) = r.seen.over_upload_ceiling(process, *peak) else {
+            continue;
+        };
+        let mut details = program_traffic(db, r.round, process, None, r.local)?;
+        if let serde_json::Value::Object(m) = &mut details {
+            m.insert("activity".into(), json!("upload"));
+            m.insert("round_peak".into(), json!(peak));
+            m.insert("ceiling".into(), json!(ceiling));
+        }
+        out.push(Cause {
+            kind: Kind::LocalProcess,
+            key: process.clone(),
             subject: Subject::Process(process.clone()),
             group: "traffic",
             details,

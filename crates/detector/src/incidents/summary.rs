@@ -86,6 +86,17 @@ pub fn summarize(i: &Incident) -> String {
                 peers(d, n("destinations"))
             )
         }
+        "local_process" if s("activity").as_deref() == Some("upload") => {
+            let who = format!("{}{}", i.cause, identity(d));
+            format!(
+                "{who} sent up to {} to one address in a round (usual at most {}): {} in {} packets to {}",
+                bytes(n("round_peak")),
+                bytes(n("ceiling")),
+                bytes(n("bytes")),
+                n("packets"),
+                peers(d, n("destinations"))
+            )
+        }
         "local_process" => {
             let who = format!("{}{}", i.cause, identity(d));
             scan_of_hosts(&who, d).unwrap_or_else(|| {
@@ -345,6 +356,21 @@ mod tests {
             "gunicorn (pid 1291, /usr/bin/gunicorn) connected to tcp/25 for the first time: \
              48.0 kB in 90 packets to 203.0.113.25:25 and 3 more; \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let exfil = incident(
+            "local_process",
+            "celery",
+            json!({"activity": "upload", "process": "celery", "pid": 1402,
+                   "exe": "/usr/bin/python3.11", "round_peak": 26_100_000, "ceiling": 180_000,
+                   "bytes": 52_500_000, "packets": 36_000, "destinations": 3,
+                   "peers": [{"address": "198.51.100.80", "port": 443,
+                              "server_name": "drop.example", "packets": 35_000}]}),
+        );
+        assert_eq!(
+            summarize(&exfil),
+            "celery (pid 1402, /usr/bin/python3.11) sent up to 26.1 MB to one address in a \
+             round (usual at most 180.0 kB): 52.5 MB in 36000 packets to \
+             drop.example (198.51.100.80:443) and 2 more; 2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let l = incident(
             "new_listener",

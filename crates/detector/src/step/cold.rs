@@ -66,6 +66,7 @@ pub(super) fn cold_start(
         seen.add_repeats(&keys.repeats);
         seen.add_services(&keys.services);
         seen.add_clients(&keys.clients, true);
+        seen.add_uploads(&keys.uploads);
     }
     clock.enter(Phase::Train);
     let split = split_history(&l);
@@ -179,16 +180,17 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
 const UNTRACKED_SEED_ROUNDS: usize = 1440;
 
 /// Seeds what a model saved before they were tracked lacks — connection ceilings,
-/// programs' services — from the rounds before `first`, so that an upgrade neither
+/// programs' services, client networks, upload ceilings — from the rounds before `first`, so that an upgrade neither
 /// stays blind until the next cold start nor alarms on the first busy client or the
 /// first backup. Once, at the first fine-tune.
 pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
-    let (repeats, services, clients) = (
+    let (repeats, services, clients, uploads) = (
         seen.repeats.is_none(),
         seen.services.is_none(),
         seen.clients.is_none(),
+        seen.uploads.is_none(),
     );
-    if !repeats && !services && !clients {
+    if !repeats && !services && !clients && !uploads {
         return Ok(());
     }
     let rounds = db.rounds_before(first, UNTRACKED_SEED_ROUNDS)?;
@@ -198,6 +200,9 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
     if services {
         seen.add_services(&[]);
     }
+    if uploads {
+        seen.add_uploads(&[]);
+    }
     let seed_end = rounds.first().map_or(0, |r| r.start + SEEN_SEED);
     learn_keys(db, &rounds, |round, keys| {
         if repeats {
@@ -205,6 +210,9 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
         }
         if services {
             seen.add_services(&keys.services);
+        }
+        if uploads {
+            seen.add_uploads(&keys.uploads);
         }
         if clients {
             // As at a cold start: the first hour's networks seed the set.

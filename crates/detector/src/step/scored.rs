@@ -200,6 +200,7 @@ pub(super) fn scored_step(
                         sc.seen.add_keys(&RoundKeys {
                             programs: Vec::new(),
                             services: Vec::new(),
+                            uploads: Vec::new(),
                             ..keys.clone()
                         });
                     } else {

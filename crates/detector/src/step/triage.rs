@@ -185,6 +185,12 @@ pub(super) fn triage_rounds(
             });
         }
         causes.extend(cause::new_services(db, &every)?);
+        // A known program's upload over its ceiling says more than "the heaviest
+        // sender" of the same program: it takes that cause's place.
+        for c in cause::large_uploads(db, &every)? {
+            causes.retain(|o| !(o.kind == c.kind && o.key == c.key));
+            causes.push(c);
+        }
         if shifted {
             // A lasting shift that no actor explains is one incident, whatever features
             // lead from round to round.
