@@ -327,20 +327,34 @@ impl RoundBuilder {
     fn ends(&self, p: &PktRow<'_>, tcp: bool, udp: bool) -> Ends {
         let sport = p.sport.unwrap_or(0);
         let dport = p.dport.unwrap_or(0);
+        let socket = |port| (tcp || udp) && self.local.contains(&port_key(tcp, port));
+        let listens = |port| self.listening.contains(&port_key(tcp, port));
+        let (src_host, dst_host) = match (socket(sport), socket(dport)) {
+            // Both ports are the host's: its connection to a remote service on a port
+            // it serves too (an upload to :443 from a host running nginx). The side
+            // whose port does not listen is the host's; else both may be.
+            (true, true) => match (listens(sport), listens(dport)) {
+                (false, true) => (true, false),
+                (true, false) => (false, true),
+                _ => (true, true),
+            },
+            ends => ends,
+        };
         Ends {
             src: p.src.map(|a| fnv1a(a.as_bytes())),
             dst: p.dst.map(|a| fnv1a(a.as_bytes())),
             sport,
             dport,
-            src_host: (tcp || udp) && self.local.contains(&port_key(tcp, sport)),
-            dst_host: (tcp || udp) && self.local.contains(&port_key(tcp, dport)),
+            src_host,
+            dst_host,
         }
     }
 
     /// Local-address learning: the side whose port is one of the host's sockets is the
     /// host's, so its address is counted towards the local addresses (a scanner's probes
     /// go to closed ports, so however many it sends, its address is not learnt as the
-    /// host's).
+    /// host's; nor is the server of a large upload to a port the host listens on too,
+    /// [`RoundBuilder::ends`]).
     fn count_host_side(&mut self, e: &Ends) {
         if e.src_host || e.dst_host {
             self.packets += 1;
@@ -1024,6 +1038,53 @@ mod tests {
                 ("curl".to_string(), 443),
                 ("gunicorn".to_string(), 25)
             ]
+        );
+    }
+
+    /// An upload to port 443 of a remote from a host that serves 443 itself: the bulk
+    /// of the round's packets have a host's port at both ends, and the remote must not
+    /// be learnt as one of the host's addresses (it was: the next rounds' uploads then
+    /// went unseen, as traffic between two of the host's own addresses).
+    #[test]
+    fn the_server_of_an_upload_to_a_port_the_host_serves_is_not_learnt_as_local() {
+        let s = crate::calendar::SECOND;
+        let mut socks: Vec<SockRow> = (0..12)
+            .map(|k| sock(k * 5 * s, 443, true, "LISTEN", 1))
+            .collect();
+        socks.extend((0..12).map(|k| sock(k * 5 * s, 45_000, true, "ESTABLISHED", 1)));
+        let mut seen = Seen::default();
+        let mut b = RoundBuilder::new(
+            1,
+            (0, 55 * s),
+            Some(5.0),
+            &socks,
+            &mut seen,
+            Carry::default(),
+        );
+        let pkt = |sport: u16, dport: u16, src: &'static str, dst: &'static str| PktRow {
+            ts: 4 * s,
+            protocols: "eth:ipv4:tcp",
+            sport: Some(sport),
+            dport: Some(dport),
+            src: Some(src),
+            dst: Some(dst),
+            length: 1514,
+            tcp_flags: Some(0x10),
+            ..Default::default()
+        };
+        for _ in 0..90 {
+            b.add_packet(&pkt(45_000, 443, "10.0.0.1", "198.51.100.80"));
+            b.add_packet(&pkt(443, 45_000, "198.51.100.80", "10.0.0.1"));
+        }
+        // Its own clients, a few.
+        for k in 0..10 {
+            b.add_packet(&pkt(443, 50_000 + k, "10.0.0.1", "203.0.113.9"));
+        }
+        let (_, _, carry) = b.finish(&mut seen);
+        assert!(carry.local_addrs.contains(&fnv1a(b"10.0.0.1")));
+        assert!(
+            !carry.local_addrs.contains(&fnv1a(b"198.51.100.80")),
+            "the upload's server is not the host"
         );
     }
 

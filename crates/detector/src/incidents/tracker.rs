@@ -83,7 +83,7 @@ pub struct Tracker {
     cfg: Config,
     rules: Vec<Rule>,
     /// Accepted causes, and until when (µs, rounds' clock) the acceptance holds: for
-    /// ever, except for a surge of new clients ([`surge_acceptance`]).
+    /// ever, except for a surge of new clients or an upload ([`acceptance_until`]).
     accepted: HashMap<(String, String), i64>,
     /// Accepted new listeners being learnt: port key, process, and until when.
     learning: Vec<(u32, Option<String>, i64)>,
@@ -120,7 +120,7 @@ impl Tracker {
             accepted: accepted
                 .into_iter()
                 .map(|i| {
-                    let until = surge_acceptance(&i.cause, i.end);
+                    let until = acceptance_until(&i);
                     ((i.kind, i.cause), until)
                 })
                 .collect(),
@@ -406,7 +406,7 @@ impl Tracker {
         tr.inc.updated_at = now;
         tr.dirty = true;
         tr.events.push(EventKind::Adapted);
-        let until = surge_acceptance(&tr.inc.cause, tr.inc.end);
+        let until = acceptance_until(&tr.inc);
         self.accepted
             .insert((tr.inc.kind.clone(), tr.inc.cause.clone()), until);
     }
@@ -427,14 +427,18 @@ fn clear(o: &Observation<'_>) -> bool {
     o.follows_anomaly || o.score.is_some_and(|s| s >= FEATURES_MARGIN * o.threshold)
 }
 
-/// Until when an accepted cause with key `cause`, whose incident ended at `end`, holds.
-/// A surge of new clients at a port (`new clients tcp/443`) says those clients were
-/// fine — their rounds are learnt, so the networks become known and the port's ceiling
-/// rises to the surge — not that any later crowd of strangers at the port is: its
-/// acceptance holds for a [`LEARNING_WINDOW`] after it ended. Any other, for ever.
-fn surge_acceptance(cause: &str, end: i64) -> i64 {
-    if cause.starts_with("new clients ") {
-        end.saturating_add(LEARNING_WINDOW)
+/// Until when an accepted incident's (kind, cause) holds. A surge of new clients at a
+/// port (`new clients tcp/443`) says those clients were fine — their rounds are learnt,
+/// so the networks become known and the port's ceiling rises to the surge — not that
+/// any later crowd of strangers at the port is; likewise a program's upload over its
+/// ceiling (a `local_process` whose details have one) says that upload was fine, and
+/// the ceiling rises to it, not that anything the program sends is: both hold for a
+/// [`LEARNING_WINDOW`] after the incident ended. Any other, for ever.
+fn acceptance_until(i: &Incident) -> i64 {
+    let bounded = i.cause.starts_with("new clients ")
+        || (i.kind == Kind::LocalProcess.as_str() && i.details.get("ceiling").is_some());
+    if bounded {
+        i.end.saturating_add(LEARNING_WINDOW)
     } else {
         i64::MAX
     }
@@ -818,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn an_accepted_surge_of_new_clients_holds_for_a_day_only() {
+    fn an_accepted_surge_of_new_clients_or_upload_holds_for_a_day_only() {
         let surge = || {
             cause(
                 Kind::RemoteSource,
@@ -827,24 +831,48 @@ mod tests {
                 Subject::Remote(vec!["198.51.100.4".parse().unwrap()]),
             )
         };
-        let mut first = tracker();
-        run(&mut first, 0..10, |_| (true, vec![surge()], vec![]));
-        let (mut w, _) = first.finish();
-        let mut inc = w.remove(0).incident;
-        inc.status = IncidentStatus::Accepted;
-        let day = 24 * 60;
-        let mut t = Tracker::new(cfg(), Vec::new(), Vec::new(), vec![inc], "now");
-        // Within a day of its end the same crowd is the accepted one; two days later
-        // a crowd of strangers at the port is news again.
-        let suppressed = run(&mut t, 20..21, |_| (true, vec![surge()], vec![]));
-        assert_eq!(suppressed, vec![true]);
-        let suppressed = run(&mut t, 2 * day..2 * day + 1, |_| {
-            (true, vec![surge()], vec![])
-        });
-        assert_eq!(suppressed, vec![false]);
-        let (writes, _) = t.finish();
-        assert_eq!(writes.len(), 1);
-        assert_eq!(writes[0].incident.cause, "new clients tcp/443");
+        let upload = || {
+            let mut c = cause(
+                Kind::LocalProcess,
+                "celery",
+                "traffic",
+                Subject::Process("celery".into()),
+            );
+            c.details = json!({"activity": "upload", "round_peak": 9_000_000, "ceiling": 40_000});
+            c
+        };
+        // The heaviest sender, no ceiling gone over: accepting it holds for ever.
+        let heavy = || {
+            cause(
+                Kind::LocalProcess,
+                "nginx",
+                "traffic",
+                Subject::Process("nginx".into()),
+            )
+        };
+        for (make, bounded) in [
+            (&surge as &dyn Fn() -> Cause, true),
+            (&upload, true),
+            (&heavy, false),
+        ] {
+            let mut first = tracker();
+            run(&mut first, 0..10, |_| (true, vec![make()], vec![]));
+            let (mut w, _) = first.finish();
+            let mut inc = w.remove(0).incident;
+            inc.status = IncidentStatus::Accepted;
+            let day = 24 * 60;
+            let mut t = Tracker::new(cfg(), Vec::new(), Vec::new(), vec![inc], "now");
+            // Within a day of its end the same crowd (upload) is the accepted one; two
+            // days later a crowd of strangers at the port (another upload) is news again.
+            let suppressed = run(&mut t, 20..21, |_| (true, vec![make()], vec![]));
+            assert_eq!(suppressed, vec![true]);
+            let suppressed = run(&mut t, 2 * day..2 * day + 1, |_| {
+                (true, vec![make()], vec![])
+            });
+            assert_eq!(suppressed, vec![!bounded], "{}", make().key);
+            let (writes, _) = t.finish();
+            assert_eq!(writes.len(), usize::from(bounded));
+        }
     }
 
     #[test]
