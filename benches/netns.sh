@@ -11,6 +11,7 @@
 # namespace unless `net.ipv4.tcp_child_ehash_entries` gave the new ones their own:
 # PORTWATCH_CHILD_EHASH=N sets it for the namespaces this script creates (and puts the
 # old value back after).
+# PORTWATCH_OLD_EXAMPLE=PATH runs another build's sample_once beside this one's, in turn.
 # Usage: benches/netns.sh [NS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +55,14 @@ ex=$here/target/release/examples/sample_once
 [ -z "${PORTWATCH_PERF:-}" ] || perf record -g -o "$PORTWATCH_PERF" "$ex" 30
 echo "every namespace:   $("$ex" 30)"
 echo "own namespace only: $("$ex" 30 --own-namespace-only)"
+# PORTWATCH_OLD_EXAMPLE=PATH: another build's sample_once, in turn with this one, for an
+# A/B in the same run.
+if [ -n "${PORTWATCH_OLD_EXAMPLE:-}" ]; then
+  for _ in 1 2; do
+    echo "old, every namespace: $("$PORTWATCH_OLD_EXAMPLE" 30)"
+    echo "new, every namespace: $("$ex" 30)"
+  done
+fi
 names=$(for i in $(seq 1 "$n"); do printf '%s ' "$prefix-$i"; done)
 hyperfine --warmup 1 --runs 5 \
   "for ns in $names; do ss -N \$ns -tuanp > /dev/null; done" \

@@ -485,6 +485,27 @@ fn merge(into: &mut Value, new: &Value) {
                 let m = x.as_i64().unwrap_or(0).max(y.as_i64().unwrap_or(0));
                 a.insert(k.clone(), json!(m));
             }
+            // The latest round's busiest peers, each keeping the server name an earlier
+            // round saw (a connection's ClientHello is in its first round only).
+            ("peers", Some(Value::Array(x)), Value::Array(y)) => {
+                let named: Vec<Value> = y
+                    .iter()
+                    .map(|p| {
+                        let mut p = p.clone();
+                        let same =
+                            |o: &&Value| o["address"] == p["address"] && o["port"] == p["port"];
+                        if p["server_name"].is_null()
+                            && let Some(name) =
+                                x.iter().find(same).map(|o| o["server_name"].clone())
+                            && let Value::Object(m) = &mut p
+                        {
+                            m.insert("server_name".into(), name);
+                        }
+                        p
+                    })
+                    .collect();
+                *x = named;
+            }
             ("addresses" | "examples" | "new_programs", Some(Value::Array(x)), Value::Array(y)) => {
                 for item in y {
                     if x.len() < 10 && !x.contains(item) {
@@ -893,6 +914,23 @@ mod tests {
         // After the adaptation the same cause is normal.
         assert!(!suppressed[day as usize - 10]);
         assert!(suppressed[day as usize + 10]);
+    }
+
+    #[test]
+    fn peers_keep_the_server_name_an_earlier_round_saw() {
+        let mut d = json!({"peers": [
+            {"address": "198.51.100.80", "port": 443, "server_name": "transfer.sh", "packets": 9},
+        ]});
+        merge(
+            &mut d,
+            &json!({"peers": [
+                {"address": "198.51.100.80", "port": 443, "server_name": null, "packets": 20},
+                {"address": "192.0.2.7", "port": 443, "server_name": null, "packets": 3},
+            ]}),
+        );
+        assert_eq!(d["peers"][0]["server_name"], "transfer.sh");
+        assert_eq!(d["peers"][0]["packets"], 20, "the latest round's figures");
+        assert!(d["peers"][1]["server_name"].is_null());
     }
 
     #[test]
