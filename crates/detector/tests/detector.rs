@@ -1185,6 +1185,132 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
     );
 }
 
+/// A UDP flood from spoofed addresses at ports nothing listens on is named as one, by
+/// the address it hit, not as the host's busiest service; and that service (nginx,
+/// which listens) is never called a new program.
+#[test]
+fn a_udp_flood_is_named_and_a_listening_service_is_not_a_new_program() {
+    use portwatch_capture::{Layer, Packet, Transport};
+    use portwatch_detector::incidents::cause::{Kind, RoundView, derive};
+    use portwatch_features::{RoundKeys, Seen, fnv1a, port_key};
+    use portwatch_store::insert::{PacketScratch, RoundSource};
+    use std::collections::HashSet;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+    let host = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 15));
+    let packet = |ts: i64, src: IpAddr, dst: IpAddr, tcp: bool, ports: (u16, u16), len: u32| {
+        let mut p = Packet {
+            ts_micros: ts,
+            length: len,
+            src_addr: Some(src),
+            dst_addr: Some(dst),
+            transport: Some(if tcp { Transport::Tcp } else { Transport::Udp }),
+            src_port: Some(ports.0),
+            dst_port: Some(ports.1),
+            tcp_flags: tcp.then_some(0x18),
+            ..Packet::default()
+        };
+        let l4 = if tcp { Layer::Tcp } else { Layer::Udp };
+        for l in [Layer::Eth, Layer::Ipv4, l4] {
+            p.layers.push(l);
+        }
+        if tcp {
+            p.process = Some("nginx".into());
+            p.pid = Some(1035);
+        }
+        p
+    };
+    // Two rounds: nginx answering its clients, then the same with the flood.
+    let mut rounds = Vec::new();
+    for flood in [false, true] {
+        let t0 = if flood { 60_000_000 } else { 0 };
+        let tx = db.transaction().unwrap();
+        let id = tx
+            .begin_round(t0, RoundSource::File(std::path::Path::new("t")), None)
+            .unwrap();
+        let mut scratch = PacketScratch::default();
+        let mut ids = Vec::new();
+        for k in 0..300u16 {
+            let client = IpAddr::V4(Ipv4Addr::new(203, 0, 113, (k % 200) as u8));
+            let p = packet(
+                t0 + i64::from(k),
+                host,
+                client,
+                true,
+                (443, 50_000 + k),
+                1400,
+            );
+            ids.push(tx.insert_packet(id, &p, &mut scratch).unwrap());
+        }
+        if flood {
+            for k in 0..2000u16 {
+                let src = IpAddr::V4(Ipv4Addr::new(198, 18, (k >> 8) as u8, k as u8));
+                let port = 1024 + (u32::from(k) * 13 % 60_000) as u16;
+                let p = packet(t0 + 1000 + i64::from(k), src, host, false, (4000, port), 64);
+                ids.push(tx.insert_packet(id, &p, &mut scratch).unwrap());
+            }
+        }
+        tx.commit().unwrap();
+        rounds.push(portwatch_store::rounds::RoundInfo {
+            id,
+            start: t0,
+            end: t0 + 55_000_000,
+            scan_interval: None,
+            first_packet_id: ids.first().copied(),
+            last_packet_id: ids.last().copied(),
+        });
+    }
+    // nginx listens on tcp/443, a resolver on udp/53: neither is a program on the
+    // network, which the seen-set tracks (and knows none of here).
+    let keys = RoundKeys {
+        ports: vec![port_key(true, 443), port_key(false, 53)],
+        ..RoundKeys::default()
+    };
+    let mut seen = Seen::default();
+    seen.add_programs(&[]);
+    for &k in &keys.ports {
+        seen.add_port(k);
+    }
+    let local: HashSet<u64> = [fnv1a(b"10.0.2.15")].into();
+    let top = vec![("bytes_out".to_string(), 0.9)];
+    let causes = |round| {
+        derive(
+            &db,
+            &RoundView {
+                round,
+                keys: &keys,
+                top_features: &top,
+                seen: &seen,
+                local: &local,
+                previous: None,
+                shift: false,
+            },
+        )
+        .unwrap()
+    };
+    let quiet = causes(&rounds[0]);
+    assert_eq!(quiet.len(), 1, "{quiet:#?}");
+    assert_eq!(
+        (quiet[0].kind, quiet[0].key.as_str()),
+        (Kind::LocalProcess, "nginx"),
+        "a listening service, not a new program"
+    );
+    let flood = causes(&rounds[1]);
+    assert_eq!(flood.len(), 1, "{flood:#?}");
+    assert_eq!(
+        (flood[0].kind, flood[0].key.as_str()),
+        (Kind::RemoteSource, "flood udp")
+    );
+    let d = &flood[0].details;
+    assert_eq!(d["address"], "10.0.2.15");
+    assert_eq!(
+        (d["datagrams"].as_i64(), d["sources"].as_i64()),
+        (Some(2000), Some(2000))
+    );
+}
+
 /// A real nmap SYN scan (the shared capture `ndpi__synscan.pcap`: 172.16.0.8 probes
 /// scanme.nmap.org, 1,994 SYNs) turned into a round: seen from the target, the cause is
 /// the scanner's network with the ports it probed; seen from the scanning host, it is

@@ -104,6 +104,24 @@ pub struct SynTarget {
     pub syns: i64,
 }
 
+/// UDP datagrams to one address, on ports where nothing listens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UdpTarget {
+    /// The destination address.
+    pub addr: String,
+    /// Datagrams.
+    pub datagrams: i64,
+    /// Distinct sources.
+    pub sources: i64,
+    /// Distinct destination ports.
+    pub ports: i64,
+    /// Bytes on the wire.
+    pub bytes: i64,
+    /// First and last datagram (µs).
+    pub first: i64,
+    pub last: i64,
+}
+
 /// One remote address's connections to one port.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RepeatSource {
@@ -225,6 +243,50 @@ impl Db {
                 port: row.get(0)?,
                 sources: row.get(1)?,
                 syns: row.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The addresses that received most UDP datagrams on ports not in `listening` (the
+    /// UDP ports something listens on), most first: where a UDP flood at ports nothing
+    /// serves lands, without a busy DNS or QUIC service's own clients.
+    pub fn udp_targets(
+        &self,
+        s: &PacketSpan,
+        listening: &[u16],
+        limit: usize,
+    ) -> Result<Vec<UdpTarget>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT dst_addr, count(*) AS c, count(DISTINCT src_addr), count(DISTINCT dest_port), \
+                    coalesce(sum(length), 0), min(timestamp), max(timestamp) \
+               FROM packets \
+              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+                AND tcp_flags IS NULL AND dest_port IS NOT NULL AND dst_addr IS NOT NULL \
+                AND instr(protocols, ':udp') > 0 \
+                AND dest_port NOT IN (SELECT value FROM json_each(?6)) \
+              GROUP BY dst_addr ORDER BY c DESC, dst_addr LIMIT ?5",
+        )?;
+        let (a, b, c, d, e) = span_params(s, limit);
+        let ports = format!(
+            "[{}]",
+            listening
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut rows = st.query(rusqlite::params![a, b, c, d, e, ports])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(UdpTarget {
+                addr: row.get(0)?,
+                datagrams: row.get(1)?,
+                sources: row.get(2)?,
+                ports: row.get(3)?,
+                bytes: row.get(4)?,
+                first: time::parse_micros(&row.get::<_, String>(5)?)?,
+                last: time::parse_micros(&row.get::<_, String>(6)?)?,
             });
         }
         Ok(out)

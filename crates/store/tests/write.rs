@@ -434,6 +434,83 @@ fn repeat_sources_count_connections_not_retransmissions() {
     assert!(db.repeat_sources(&span, 443, 5).unwrap().is_empty());
 }
 
+#[test]
+fn udp_targets_count_datagrams_to_ports_nothing_listens_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("u.db");
+    let store = Db::open(&path).unwrap();
+    let t0 = 1_764_000_000_000_000;
+    let id = store
+        .begin_round(t0, RoundSource::File(std::path::Path::new("t")), None)
+        .unwrap();
+    let w = Writer::spawn(store, id).unwrap();
+    let udp = |i: i64, src: [u8; 4], dst: [u8; 4], dport: u16, top: Option<Layer>| {
+        let mut p = Packet {
+            ts_micros: t0 + i,
+            length: 100,
+            src_addr: Some(IpAddr::V4(Ipv4Addr::from(src))),
+            dst_addr: Some(IpAddr::V4(Ipv4Addr::from(dst))),
+            transport: Some(Transport::Udp),
+            src_port: Some(40_000),
+            dst_port: Some(dport),
+            ..Packet::default()
+        };
+        for l in [Layer::Eth, Layer::Ipv4, Layer::Udp].into_iter().chain(top) {
+            p.layers.push(l);
+        }
+        p
+    };
+    let mut batch = Vec::new();
+    // A flood: 300 sources, random ports of 10.0.0.1.
+    for k in 0..300u16 {
+        let src = [198, 18, (k >> 8) as u8, k as u8];
+        batch.push(udp(i64::from(k), src, [10, 0, 0, 1], 1024 + k * 7, None));
+    }
+    // The host's DNS service's clients (it listens on 53), and its own QUIC out.
+    for k in 0..500u16 {
+        let src = [203, 0, 113, (k % 250) as u8];
+        batch.push(udp(
+            1000 + i64::from(k),
+            src,
+            [10, 0, 0, 1],
+            53,
+            Some(Layer::Dns),
+        ));
+        if k < 200 {
+            let out = [10, 0, 0, 1];
+            batch.push(udp(2000 + i64::from(k), out, [9, 9, 9, 9], 443, None));
+        }
+    }
+    let n = batch.len() as i64;
+    w.sender().send(Msg::Packets(batch)).unwrap();
+    w.finish(Finish {
+        end_micros: t0 + 55_000_000,
+        status: RoundStatus::Complete,
+        times_from_packets: false,
+    })
+    .unwrap();
+    let db = Db::open(&path).unwrap();
+    let span = portwatch_store::traffic::PacketSpan {
+        first_id: 1,
+        last_id: n,
+        from: t0,
+        until: t0 + 60_000_000,
+    };
+    let top = db.udp_targets(&span, &[53, 5353], 5).unwrap();
+    assert_eq!(top[0].addr, "10.0.0.1");
+    assert_eq!(
+        (top[0].datagrams, top[0].sources, top[0].ports, top[0].bytes),
+        (300, 300, 300, 30_000)
+    );
+    assert_eq!((top[0].first, top[0].last), (t0, t0 + 299));
+    // The QUIC server the host talks to: a remote, listed after it (the caller keeps
+    // the host's own addresses).
+    assert_eq!((top[1].addr.as_str(), top[1].datagrams), ("9.9.9.9", 200));
+    // Nothing listening: the DNS service's clients count too.
+    let all = db.udp_targets(&span, &[], 5).unwrap();
+    assert_eq!((all[0].addr.as_str(), all[0].datagrams), ("10.0.0.1", 800));
+}
+
 /// A container's listener is stored with its namespace and container, and the
 /// incidents' owner lookup names them.
 #[test]

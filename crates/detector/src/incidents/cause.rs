@@ -412,6 +412,9 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
             }),
         }));
     }
+    if let Some(c) = udp_flood(db, v, span)? {
+        return Ok(Some(c));
+    }
     for s in senders.iter().filter(|s| is_local(v.local, &s.addr)) {
         if s.syn_ports >= SCAN_PORTS {
             return local_process(db, v, s, "scan").map(Some);
@@ -437,6 +440,45 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
         }
     }
     Ok(None)
+}
+
+/// A UDP flood at one of the host's addresses: in an anomalous round, at least
+/// [`FLOOD_SYNS`] datagrams from at least [`FLOOD_SOURCES`] sources to ports where
+/// nothing listens (so a busy DNS or QUIC service's own clients are never one). Keyed
+/// `flood udp`: the actor is spoofed addresses by the thousand, which no network names.
+fn udp_flood(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
+    let listening: Vec<u16> = v
+        .keys
+        .ports
+        .iter()
+        .filter(|&&k| k >> 16 == 0)
+        .map(|&k| (k & 0xffff) as u16)
+        .collect();
+    let Some(t) = db
+        .udp_targets(span, &listening, 4)?
+        .into_iter()
+        .find(|t| is_local(v.local, &t.addr))
+        .filter(|t| t.datagrams >= FLOOD_SYNS && t.sources >= FLOOD_SOURCES)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Cause {
+        kind: Kind::RemoteSource,
+        key: "flood udp".into(),
+        subject: Subject::None,
+        group: "scan",
+        details: json!({
+            "activity": "udp flood",
+            "protocol": "udp",
+            "address": t.addr,
+            "sources": t.sources,
+            "datagrams": t.datagrams,
+            "ports": t.ports,
+            "bytes": t.bytes,
+            "first": format_micros(t.first),
+            "last": format_micros(t.last),
+        }),
+    }))
 }
 
 /// The sender of the most bytes: a local process (an upload, beaconing) or a remote
@@ -515,9 +557,13 @@ fn local_process(
         .process
         .clone()
         .unwrap_or_else(|| format!("unattributed {}", s.addr));
-    // A program never seen before is that program's incident, whatever it does.
+    // A program never seen before is that program's incident, whatever it does. One
+    // that listens in the round (nginx answering its clients) is a service, which the
+    // seen-set knows by its port, not by name.
     let kind = match &s.process {
-        Some(p) if !v.seen.has_program(p) => Kind::NewProgram,
+        Some(p) if !v.seen.has_program(p) && v.keys.programs.binary_search(p).is_ok() => {
+            Kind::NewProgram
+        }
         _ => Kind::LocalProcess,
     };
     let mut c = Cause {

@@ -36,6 +36,13 @@ pub fn summarize(i: &Incident) -> String {
                 None => net,
             };
             match s("activity").as_deref() {
+                Some("udp flood") => format!(
+                    "UDP flood at {} from {} addresses: {} datagrams to {} ports where nothing listens",
+                    s("address").unwrap_or_default(),
+                    n("sources"),
+                    n("datagrams"),
+                    n("ports")
+                ),
                 Some("flood") => format!(
                     "SYN flood at tcp/{} from {} addresses: {} connection attempts",
                     n("port"),
@@ -356,6 +363,17 @@ mod tests {
             "gunicorn (pid 1291, /usr/bin/gunicorn) connected to tcp/25 for the first time: \
              48.0 kB in 90 packets to 203.0.113.25:25 and 3 more; \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let udp = incident(
+            "remote_source",
+            "flood udp",
+            json!({"activity": "udp flood", "address": "10.0.2.15", "sources": 41_200,
+                   "datagrams": 41_257, "ports": 30_000, "bytes": 11_000_000}),
+        );
+        assert_eq!(
+            summarize(&udp),
+            "UDP flood at 10.0.2.15 from 41200 addresses: 41257 datagrams to 30000 ports \
+             where nothing listens; 2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let exfil = incident(
             "local_process",
