@@ -324,18 +324,23 @@ impl Db {
         Ok(out)
     }
 
-    /// The distinct addresses one source's connection attempts went to (at most
-    /// `limit`).
+    /// The distinct addresses one sender's connection attempts went to (at most
+    /// `limit`): its source address and process.
     pub fn syn_destinations(
         &self,
         s: &PacketSpan,
         src: &str,
+        process: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, Error> {
+        // Per sender as `senders` groups them: the address and its process (or none),
+        // so a browser's connections and a scanner's sweep from the same host are
+        // told apart.
         let mut st = self.conn.prepare_cached(
             "SELECT DISTINCT dst_addr FROM packets \
              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
-               AND (tcp_flags & 18) = 2 AND src_addr = ?5 AND dst_addr IS NOT NULL LIMIT ?6",
+               AND (tcp_flags & 18) = 2 AND src_addr = ?5 AND process IS ?7 \
+               AND dst_addr IS NOT NULL LIMIT ?6",
         )?;
         let rows = st.query_map(
             rusqlite::params![
@@ -344,7 +349,8 @@ impl Db {
                 time::format_micros(s.from),
                 time::format_micros(s.until),
                 src,
-                limit as i64
+                limit as i64,
+                process
             ],
             |r| r.get(0),
         )?;

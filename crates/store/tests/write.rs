@@ -371,16 +371,34 @@ fn console_views_answer_from_a_current_round() {
     assert_eq!((src, dst), (40000, 53));
 }
 
-#[test]
-fn repeat_sources_count_connections_not_retransmissions() {
+/// The start of the one-round files of the query tests.
+const T0: i64 = 1_764_000_000_000_000;
+
+/// `batch` written as one complete round starting at [`T0`] into a new file; the open
+/// database (kept with its directory) and the span of every packet.
+fn one_round(batch: Vec<Packet>) -> (tempfile::TempDir, Db, portwatch_store::traffic::PacketSpan) {
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("r.db");
+    let path = tmp.path().join("q.db");
     let store = Db::open(&path).unwrap();
-    let t0 = 1_764_000_000_000_000;
     let id = store
-        .begin_round(t0, RoundSource::File(std::path::Path::new("t")), None)
+        .begin_round(T0, RoundSource::File(std::path::Path::new("t")), None)
         .unwrap();
     let w = Writer::spawn(store, id).unwrap();
+    let n = batch.len() as i64;
+    w.sender().send(Msg::Packets(batch)).unwrap();
+    w.finish(Finish {
+        end_micros: T0 + 55_000_000,
+        status: RoundStatus::Complete,
+        times_from_packets: false,
+    })
+    .unwrap();
+    let db = Db::open(&path).unwrap();
+    (tmp, db, portwatch_store::traffic::PacketSpan::whole(1, n))
+}
+
+#[test]
+fn repeat_sources_count_connections_not_retransmissions() {
+    let t0 = T0;
     let syn = |i: i64, src: [u8; 4], sport: u16, flags: u8| {
         let mut p = Packet {
             ts_micros: t0 + i,
@@ -406,20 +424,7 @@ fn repeat_sources_count_connections_not_retransmissions() {
         batch.push(syn(i + 2, [203, 0, 113, 7], 40_000 + k, 0x10)); // its ACK
     }
     batch.push(syn(100, [198, 51, 100, 23], 50_000, 0x02));
-    w.sender().send(Msg::Packets(batch)).unwrap();
-    w.finish(Finish {
-        end_micros: t0 + 55_000_000,
-        status: RoundStatus::Complete,
-        times_from_packets: false,
-    })
-    .unwrap();
-    let db = Db::open(&path).unwrap();
-    let span = portwatch_store::traffic::PacketSpan {
-        first_id: 1,
-        last_id: 22,
-        from: t0,
-        until: t0 + 60_000_000,
-    };
+    let (_tmp, db, span) = one_round(batch);
     let top = db.repeat_sources(&span, 22, 5).unwrap();
     assert_eq!(top.len(), 2);
     assert_eq!(
@@ -434,16 +439,55 @@ fn repeat_sources_count_connections_not_retransmissions() {
     assert!(db.repeat_sources(&span, 443, 5).unwrap().is_empty());
 }
 
+/// One host address, two programs: the browser's connections and nmap's sweep of a
+/// /24 are two senders, and each one's destinations are its own.
+#[test]
+fn syn_destinations_are_per_sender_address_and_process() {
+    let t0 = T0;
+    let syn = |i: i64, dst: [u8; 4], process: Option<&str>| {
+        let mut p = Packet {
+            ts_micros: t0 + i,
+            length: 60,
+            src_addr: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            dst_addr: Some(IpAddr::V4(Ipv4Addr::from(dst))),
+            transport: Some(Transport::Tcp),
+            src_port: Some(40_000 + i as u16),
+            dst_port: Some(443),
+            tcp_flags: Some(0x02),
+            process: process.map(Into::into),
+            ..Packet::default()
+        };
+        for l in [Layer::Eth, Layer::Ipv4, Layer::Tcp] {
+            p.layers.push(l);
+        }
+        p
+    };
+    let mut batch = Vec::new();
+    for k in 0..30u8 {
+        batch.push(syn(i64::from(k), [10, 0, 40, k], Some("nmap")));
+        batch.push(syn(100 + i64::from(k), [93, 184, k, 1], Some("firefox")));
+    }
+    batch.push(syn(200, [192, 0, 2, 1], None));
+    let (_tmp, db, span) = one_round(batch);
+    let of = |process| {
+        let mut d = db
+            .syn_destinations(&span, "10.0.0.1", process, 100)
+            .unwrap();
+        d.sort();
+        d
+    };
+    let nmap = of(Some("nmap"));
+    assert_eq!(nmap.len(), 30);
+    assert!(nmap.iter().all(|d| d.starts_with("10.0.40.")), "{nmap:?}");
+    let firefox = of(Some("firefox"));
+    assert_eq!(firefox.len(), 30);
+    assert!(firefox.iter().all(|d| d.starts_with("93.184.")));
+    assert_eq!(of(None), vec!["192.0.2.1".to_string()], "unattributed");
+}
+
 #[test]
 fn udp_targets_count_datagrams_to_ports_nothing_listens_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("u.db");
-    let store = Db::open(&path).unwrap();
-    let t0 = 1_764_000_000_000_000;
-    let id = store
-        .begin_round(t0, RoundSource::File(std::path::Path::new("t")), None)
-        .unwrap();
-    let w = Writer::spawn(store, id).unwrap();
+    let t0 = T0;
     let udp = |i: i64, src: [u8; 4], dst: [u8; 4], dport: u16, top: Option<Layer>| {
         let mut p = Packet {
             ts_micros: t0 + i,
@@ -481,21 +525,7 @@ fn udp_targets_count_datagrams_to_ports_nothing_listens_on() {
             batch.push(udp(2000 + i64::from(k), out, [9, 9, 9, 9], 443, None));
         }
     }
-    let n = batch.len() as i64;
-    w.sender().send(Msg::Packets(batch)).unwrap();
-    w.finish(Finish {
-        end_micros: t0 + 55_000_000,
-        status: RoundStatus::Complete,
-        times_from_packets: false,
-    })
-    .unwrap();
-    let db = Db::open(&path).unwrap();
-    let span = portwatch_store::traffic::PacketSpan {
-        first_id: 1,
-        last_id: n,
-        from: t0,
-        until: t0 + 60_000_000,
-    };
+    let (_tmp, db, span) = one_round(batch);
     let top = db.udp_targets(&span, &[53, 5353], 5).unwrap();
     assert_eq!(top[0].addr, "10.0.0.1");
     assert_eq!(

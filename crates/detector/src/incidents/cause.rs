@@ -422,7 +422,7 @@ fn scanner(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause
         // A sweep of one network, not a browser's many sites across the internet.
         if s.syn_destinations >= SCAN_HOSTS {
             let mut by_net: BTreeMap<String, i64> = BTreeMap::new();
-            for d in db.syn_destinations(span, &s.addr, 5000)? {
+            for d in db.syn_destinations(span, &s.addr, s.process.as_deref(), 5000)? {
                 if let Ok(a) = d.parse::<IpAddr>() {
                     *by_net.entry(network_of(a)).or_default() += 1;
                 }
