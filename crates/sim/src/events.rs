@@ -898,6 +898,49 @@ fn beacon(ev: &mut Event, r: &mut Rng, host: &Host) {
     );
 }
 
+/// One TLS connection from the host to port 443 of a new address, after a lookup of
+/// its name at the event's start: the upload's and the implant's. Its handshake, its
+/// socket for `[start, start + dur)` and its close are planned here; what it carries
+/// is the caller's.
+struct TlsChannel<'a> {
+    owner: &'a Owner,
+    addr: IpAddr,
+    name: &'a str,
+    start: i64,
+    dur: i64,
+    rtt: i64,
+    /// Share of the handshake's and close's bytes the host sends.
+    client_share: f64,
+}
+
+impl TlsChannel<'_> {
+    /// Adds the lookup, the handshake, the close and the socket to `ev`; the flow, for
+    /// the data.
+    fn open(&self, ev: &mut Event, r: &mut Rng, host: &Host) -> Flow {
+        host.lookup(r, ev.start, self.name, &mut ev.packets);
+        let flow = Flow {
+            transport: Transport::Tcp,
+            local: host.addr4,
+            local_port: ephemeral(r),
+            remote: self.addr,
+            remote_port: 443,
+            owner: Some(self.owner.clone()),
+        };
+        let session = TcpSession {
+            start: self.start,
+            duration: self.dur,
+            rtt: self.rtt,
+            local_is_client: true,
+            sni: Some(self.name),
+            data: 0,
+            client_share: self.client_share,
+            local_closes: true,
+        };
+        ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+        flow
+    }
+}
+
 /// Domains a command channel hides behind (a CDN front, a paste site, a cloud
 /// function).
 const IMPLANT_DOMAINS: [&str; 4] = [
@@ -920,27 +963,17 @@ fn implant(ev: &mut Event, r: &mut Rng, host: &Host) {
     let addr = random_public_v4(r);
     let dur = (r.uniform(60.0, 120.0) * MINUTE as f64) as i64;
     let rtt = (r.lognormal(60.0, 0.3) * 1000.0) as i64;
-    host.lookup(r, ev.start, domain, &mut ev.packets);
-    let flow = Flow {
-        transport: Transport::Tcp,
-        local: host.addr4,
-        local_port: ephemeral(r),
-        remote: addr,
-        remote_port: 443,
-        owner: Some(owner.clone()),
-    };
     let start = ev.start + 40_000;
-    let session = TcpSession {
+    let channel = TlsChannel {
+        owner: &owner,
+        addr,
+        name: domain,
         start,
-        duration: dur,
+        dur,
         rtt,
-        local_is_client: true,
-        sni: Some(domain),
-        data: 0,
         client_share: 0.5,
-        local_closes: true,
     };
-    ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+    let flow = channel.open(ev, r, host);
     let tls = Some(Layer::Tls);
     let end = start + dur - 2 * rtt;
     let mut t = start + 4 * rtt + r.below(30 * SEC as u64) as i64;
@@ -1081,27 +1114,17 @@ fn upload(ev: &mut Event, r: &mut Rng, host: &Host, key: i64, known: Option<(Own
     let addr = random_public_v4(r);
     let dur = (r.uniform(10.0, 20.0) * MINUTE as f64) as i64;
     let rtt = (r.lognormal(30.0, 0.4) * 1000.0) as i64;
-    host.lookup(r, ev.start, dest, &mut ev.packets);
-    let flow = Flow {
-        transport: Transport::Tcp,
-        local: host.addr4,
-        local_port: ephemeral(r),
-        remote: addr,
-        remote_port: 443,
-        owner: Some(owner.clone()),
-    };
     let start = ev.start + 80_000;
-    let session = TcpSession {
+    let channel = TlsChannel {
+        owner: &owner,
+        addr,
+        name: dest,
         start,
-        duration: dur,
+        dur,
         rtt,
-        local_is_client: true,
-        sni: Some(dest),
-        data: 0,
         client_share: 0.9,
-        local_closes: true,
     };
-    ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+    let flow = channel.open(ev, r, host);
     let from = start + 4 * rtt + 10_000;
     let to = start + dur - 2 * rtt;
     ev.end = start + dur;

@@ -180,9 +180,9 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
 const UNTRACKED_SEED_ROUNDS: usize = 1440;
 
 /// Seeds what a model saved before they were tracked lacks — connection ceilings,
-/// programs' services, client networks, upload ceilings — from the rounds before `first`, so that an upgrade neither
-/// stays blind until the next cold start nor alarms on the first busy client or the
-/// first backup. Once, at the first fine-tune.
+/// programs' services, client networks, upload ceilings — from the rounds before
+/// `first`, so that an upgrade neither stays blind until the next cold start nor alarms
+/// on the first busy client or the first backup. Once, at the first fine-tune.
 pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
     let (repeats, services, clients, uploads) = (
         seen.repeats.is_none(),
