@@ -13,6 +13,7 @@
 pub mod baseline;
 mod error;
 pub mod inference;
+mod lstm;
 pub mod model;
 pub mod persistence;
 pub mod training;

@@ -174,11 +174,12 @@ impl Autoencoder {
         let time = x.clone().narrow(2, self.n_features, self.n_time);
         // Conv1d wants [batch, channels, length]: convolve along time.
         let h = relu(self.conv.forward(x.swap_dims(1, 2))).swap_dims(1, 2);
-        let (_, state) = self.encoder.forward(h, None);
-        let z = tanh(self.bottleneck.forward(state.hidden));
+        let (_, last) = crate::lstm::forward(&self.encoder, h, false);
+        let z = tanh(self.bottleneck.forward(last));
         let z = z.unsqueeze_dim::<3>(1).repeat_dim(1, window);
-        let (seq, _) = self.decoder.forward(Tensor::cat(vec![z, time], 2), None);
-        self.output.forward(seq)
+        let (seq, last) = crate::lstm::forward(&self.decoder, Tensor::cat(vec![z, time], 2), true);
+        self.output
+            .forward(seq.unwrap_or_else(|| last.unsqueeze_dim(1)))
     }
 
     /// A copy for scoring, without gradient tracking (Burn's `Module::valid`, here so

@@ -114,7 +114,7 @@ pub fn fresh_model(cfg: &DetectorConfig, n_features: usize, n_time: usize) -> Au
 }
 
 /// Held while a fresh model is seeded and initialised.
-static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Trains `model` (on the training device) for `epochs` over `windows` (at most
 /// `max_per_epoch` of them, a fresh random subset each epoch). Returns the model and the
