@@ -21,6 +21,7 @@
 //! Other crates never see rusqlite: they get [`Db`], [`Tx`] and plain row types, and
 //! one error type, [`Error`].
 
+pub mod batches;
 mod db;
 pub mod error;
 pub mod health;

@@ -12,6 +12,11 @@ use rusqlite::{OptionalExtension, params};
 use crate::insert::{RoundSource, RoundStatus};
 use crate::{Db, Error, time};
 
+/// The packet columns the features read, of a rowid range (`?1 ..= ?2`).
+pub(crate) const PACKETS_OF_RANGE: &str = "SELECT timestamp, protocols, qry_name, \
+     resp_name IS NOT NULL, port_id, dest_port, src_addr, dst_addr, length, tcp_flags, \
+     dns_qr, process FROM packets WHERE id BETWEEN ?1 AND ?2";
+
 /// A closed round as the detector sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoundInfo {
@@ -215,33 +220,33 @@ impl Db {
         let Some((lo, hi)) = round.packet_range() else {
             return Ok(());
         };
-        let mut st = self.conn.prepare_cached(
-            "SELECT timestamp, protocols, qry_name, resp_name IS NOT NULL, port_id, dest_port, \
-             src_addr, dst_addr, length, tcp_flags, dns_qr, process FROM packets \
-             WHERE id BETWEEN ?1 AND ?2",
-        )?;
+        let mut st = self.conn.prepare_cached(PACKETS_OF_RANGE)?;
         let mut rows = st.query(params![lo, hi])?;
         while let Some(r) = rows.next()? {
-            let port = |i: usize| -> rusqlite::Result<Option<u16>> {
-                Ok(r.get::<_, Option<i64>>(i)?
-                    .map(|p| p.clamp(0, 65535) as u16))
-            };
-            let p = PktRow {
-                ts: time::parse_micros(r.get_ref(0)?.as_str().unwrap_or(""))?,
-                protocols: r.get_ref(1)?.as_str().unwrap_or(""),
-                qry_name: r.get_ref(2)?.as_str_or_null().ok().flatten(),
-                has_resp: r.get::<_, bool>(3)?,
-                sport: port(4)?,
-                dport: port(5)?,
-                src: r.get_ref(6)?.as_str_or_null().ok().flatten(),
-                dst: r.get_ref(7)?.as_str_or_null().ok().flatten(),
-                length: r.get(8)?,
-                tcp_flags: r.get(9)?,
-                dns_qr: r.get(10)?,
-                process: r.get_ref(11)?.as_str_or_null().ok().flatten(),
-            };
-            f(&p);
+            f(&packet_row(r)?);
         }
         Ok(())
     }
+}
+
+/// The columns [`PACKETS_OF_RANGE`] selects, as a [`PktRow`] borrowing the row.
+pub(crate) fn packet_row<'r>(r: &'r rusqlite::Row<'_>) -> Result<PktRow<'r>, Error> {
+    let port = |i: usize| -> rusqlite::Result<Option<u16>> {
+        Ok(r.get::<_, Option<i64>>(i)?
+            .map(|p| p.clamp(0, 65535) as u16))
+    };
+    Ok(PktRow {
+        ts: time::parse_micros(r.get_ref(0)?.as_str().unwrap_or(""))?,
+        protocols: r.get_ref(1)?.as_str().unwrap_or(""),
+        qry_name: r.get_ref(2)?.as_str_or_null().ok().flatten(),
+        has_resp: r.get::<_, bool>(3)?,
+        sport: port(4)?,
+        dport: port(5)?,
+        src: r.get_ref(6)?.as_str_or_null().ok().flatten(),
+        dst: r.get_ref(7)?.as_str_or_null().ok().flatten(),
+        length: r.get(8)?,
+        tcp_flags: r.get(9)?,
+        dns_qr: r.get(10)?,
+        process: r.get_ref(11)?.as_str_or_null().ok().flatten(),
+    })
 }

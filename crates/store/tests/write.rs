@@ -631,3 +631,44 @@ fn a_containers_listener_keeps_its_namespace_and_container() {
         ]
     );
 }
+
+#[test]
+fn batches_read_ahead_carry_every_packet_of_every_round_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("b.db");
+    let live = RoundSource::Live("lo");
+    let t0 = 1_764_000_000_000_000;
+    round(&path, live, t0, 7);
+    round(&path, live, t0 + 60_000_000, 0);
+    round(&path, live, t0 + 120_000_000, 5);
+    let db = Db::open(&path).unwrap();
+    let rounds = db.history_rounds().unwrap();
+    assert_eq!(rounds.len(), 3);
+    let mut want = Vec::new();
+    for (i, r) in rounds.iter().enumerate() {
+        db.for_each_packet(r, |p| want.push((i, format!("{p:?}"))))
+            .unwrap();
+    }
+    assert_eq!(want.len(), 12);
+    let reader = db.reader().unwrap();
+    for size in [1, 3, 1000] {
+        let mut got = Vec::new();
+        reader
+            .packet_batches(&rounds, size, |b| {
+                assert!(b.len() <= size && !b.is_empty(), "batch of {}", b.len());
+                b.for_each(|p| got.push((b.round, format!("{p:?}"))));
+                true
+            })
+            .unwrap();
+        assert_eq!(got, want, "batches of {size}");
+    }
+    // A receiver that hangs up stops the reader, without an error.
+    let mut sent = 0;
+    reader
+        .packet_batches(&rounds, 2, |_| {
+            sent += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!(sent, 1);
+}

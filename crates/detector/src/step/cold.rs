@@ -2,9 +2,9 @@
 //! the rounds not yet evaluated once (or report warming up).
 
 use portwatch_cli::progress::{Bar, Unit};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use portwatch_features::{Carry, N_FEATURES, N_TIME, RoundKeys, Scaler, Seen, feature_names};
+use portwatch_features::{N_FEATURES, N_TIME, RoundKeys, Scaler, Seen, feature_names};
 use portwatch_model::baseline::ZScore;
 use portwatch_model::inference::{self, threshold_from};
 use portwatch_model::persistence::{ModelDir, Sidecar, new_sidecar};
@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use super::explain::explain;
 use super::phases::{Phase, PhaseClock};
 use super::record::{Conclusion, record_and_save};
-use super::rounds::{load_round, usual_spacing};
+use super::rounds::{build_rounds, usual_spacing};
 use super::series::{
     Loaded, Split, cap_segments, history_hours, load_rounds, raw_segments, round_scores, series_of,
     split_history, subsample,
@@ -228,11 +228,18 @@ fn learn_keys<'a>(
     rounds: impl IntoIterator<Item = &'a RoundInfo>,
     mut learn: impl FnMut(&RoundInfo, &RoundKeys),
 ) -> Result<()> {
-    let (mut scratch, mut carry) = (Seen::default(), Carry::default());
-    for r in rounds {
-        let (_, keys) = load_round(db, r, &mut scratch, &mut carry, None, false)?;
-        learn(r, &keys);
-    }
+    let rounds: Vec<RoundInfo> = rounds.into_iter().cloned().collect();
+    let mut scratch = Seen::default();
+    build_rounds(
+        db,
+        &rounds,
+        &mut scratch,
+        &HashMap::new(),
+        false,
+        |i, _, keys| {
+            learn(&rounds[i], &keys);
+        },
+    )?;
     Ok(())
 }
 

@@ -1,18 +1,20 @@
 //! Rounds as the step sees them: their usual spacing, gap-free segments, and one
 //! round's samples and packets turned into steps.
 //!
-//! Packets are streamed from the store into the feature builder one row at a time
-//! (the store reads them by the round's rowid range), so memory stays flat however
-//! busy the round was.
+//! Packets are streamed from the store into the feature builder in bounded batches,
+//! read ahead on another thread (the store reads them by the round's rowid range), so
+//! memory stays flat however busy the round was.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
-use portwatch_features::{Carry, RoundBuilder, RoundKeys, SECOND, Seen, Step};
+use portwatch_features::{Carry, PktRow, RoundBuilder, RoundKeys, SECOND, Seen, Step};
 use portwatch_store::Db;
+use portwatch_store::batches::PacketBatch;
 use portwatch_store::rounds::RoundInfo;
 
 use super::mask::Mask;
-use crate::Result;
+use crate::{Error, Result};
 
 /// The usual spacing between round starts: the median difference (60 s for a minutely
 /// cron; the default when there are fewer than two rounds).
@@ -44,18 +46,82 @@ pub fn split_segments(rounds: &[RoundInfo], spacing: i64) -> Vec<Range<usize>> {
     out
 }
 
-/// Loads one round and turns it into steps, leaving out of its features what `mask`
-/// names — and out of its keys too, unless `keys_whole` (scoring with an open
+/// Packets read ahead per batch, and batches in flight between the reader thread and
+/// the builder: at most ~16,000 rows (a few MB) however busy the rounds.
+const BATCH_ROWS: usize = 4096;
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// Loads `rounds` (in time order) and turns each into steps, handing them to `each`
+/// with the round's index. Each round leaves out of its features what its entry in
+/// `masks` names — and out of its keys too, unless `keys_whole` (scoring with an open
 /// incident's actor left out: what listens and which programs talk is still
-/// presence). `seen` advances as ports and names appear; `carry` holds what the
-/// previous round handed on and is replaced by this round's.
-pub(super) fn load_round(
+/// presence). `seen` advances as ports and names appear; returns what the last round
+/// hands on.
+///
+/// The packets are read on a second connection by a reader thread, a few batches
+/// ahead ([`portwatch_store::batches`]): decoding rows and counting them into features
+/// overlap, which takes loading a day of history from one core's time to about half.
+pub(super) fn build_rounds(
+    db: &Db,
+    rounds: &[RoundInfo],
+    seen: &mut Seen,
+    masks: &HashMap<i64, Mask>,
+    keys_whole: bool,
+    mut each: impl FnMut(usize, Vec<Step>, RoundKeys),
+) -> Result<Carry> {
+    let reader = db.reader()?;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PacketBatch>(BATCHES_IN_FLIGHT);
+        let read =
+            scope.spawn(move || reader.packet_batches(rounds, BATCH_ROWS, |b| tx.send(b).is_ok()));
+        let mut carry = Carry::default();
+        let mut ahead: Option<PacketBatch> = None;
+        let mut built = Ok(());
+        for (i, info) in rounds.iter().enumerate() {
+            let packets = |add: &mut dyn FnMut(&PktRow<'_>)| {
+                while let Some(b) = ahead.take().or_else(|| rx.recv().ok()) {
+                    if b.round != i {
+                        ahead = Some(b); // the next round's first batch
+                        break;
+                    }
+                    b.for_each(&mut *add);
+                }
+            };
+            match build_round(
+                db,
+                info,
+                seen,
+                &mut carry,
+                masks.get(&info.id),
+                keys_whole,
+                packets,
+            ) {
+                Ok((steps, keys)) => each(i, steps, keys),
+                Err(e) => {
+                    built = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(rx); // a reader still sending stops
+        let read = read
+            .join()
+            .map_err(|_| Error::Invalid("the packet reader thread panicked".into()))?;
+        // A reader's error first: it cut the packets short.
+        read?;
+        built.map(|()| carry)
+    })
+}
+
+/// Turns one round into steps: its sockets from `db`, its packets from `packets`.
+fn build_round(
     db: &Db,
     info: &RoundInfo,
     seen: &mut Seen,
     carry: &mut Carry,
     mask: Option<&Mask>,
     keys_whole: bool,
+    packets: impl FnOnce(&mut dyn FnMut(&PktRow<'_>)),
 ) -> Result<(Vec<Step>, RoundKeys)> {
     let mut socks = db.round_sockets(info.id)?;
     let mut left_out = Vec::new();
@@ -73,13 +139,13 @@ pub(super) fn load_round(
     if keys_whole {
         b.keep_keys_of(&left_out);
     }
-    db.for_each_packet(info, |p| {
+    packets(&mut |p| {
         if mask.is_none_or(|m| m.keeps_packet(p)) {
             b.add_packet(p);
         } else if keys_whole {
             b.keep_program_of(p);
         }
-    })?;
+    });
     let (steps, keys, next) = b.finish(seen);
     *carry = next;
     Ok((steps, keys))

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use portwatch_features::{Carry, N_FEATURES, N_TIME, RoundKeys, SECOND, Scaler, Seen, Step};
+use portwatch_features::{N_FEATURES, N_TIME, RoundKeys, SECOND, Scaler, Seen, Step};
 use portwatch_model::inference::StepScores;
 use portwatch_model::persistence::RawSegment;
 use portwatch_model::training::{Series, WindowRef};
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use super::BLOCK_ROUNDS;
 use super::mask::Mask;
-use super::rounds::{load_round, split_segments};
+use super::rounds::{build_rounds, split_segments};
 use crate::Result;
 
 /// Rounds loaded into steps, in time order, with gap-free segments.
@@ -50,12 +50,10 @@ pub(super) fn load_rounds_masked(
 ) -> Result<Loaded> {
     let mut steps = Vec::with_capacity(rounds.len());
     let mut keys = Vec::with_capacity(rounds.len());
-    let mut carry = Carry::default();
-    for r in &rounds {
-        let (s, k) = load_round(db, r, seen, &mut carry, masks.get(&r.id), keys_whole)?;
+    let carry = build_rounds(db, &rounds, seen, masks, keys_whole, |_, s, k| {
         steps.push(s);
         keys.push(k);
-    }
+    })?;
     let segments = split_segments(&rounds, spacing);
     Ok(Loaded {
         rounds,
