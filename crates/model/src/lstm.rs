@@ -56,7 +56,8 @@ pub fn forward(lstm: &Lstm, x: Tensor<3>, sequence: bool) -> (Option<Tensor<3>>,
     }
     let w_in = Tensor::cat(w_in, 1);
     let w_hidden = Tensor::cat(w_hidden, 1);
-    let mut projected = x.reshape([batch * steps, d_in]).matmul(w_in);
+    // Time-major, so that each step's slice is contiguous rows.
+    let mut projected = x.swap_dims(0, 1).reshape([steps * batch, d_in]).matmul(w_in);
     if bias.iter().any(Option::is_some) {
         let bias = bias
             .into_iter()
@@ -64,13 +65,13 @@ pub fn forward(lstm: &Lstm, x: Tensor<3>, sequence: bool) -> (Option<Tensor<3>>,
             .collect();
         projected = projected + Tensor::cat(bias, 0).unsqueeze_dim::<2>(0);
     }
-    let projected = projected.reshape([batch, steps, 4 * h]);
+    let projected = projected.reshape([steps, batch, 4 * h]);
 
     let mut cell = Tensor::<2>::zeros([batch, h], &device);
     let mut hidden = Tensor::<2>::zeros([batch, h], &device);
     let mut out = Vec::with_capacity(if sequence { steps } else { 0 });
     for t in 0..steps {
-        let pre = projected.clone().narrow(1, t, 1).reshape([batch, 4 * h])
+        let pre = projected.clone().narrow(0, t, 1).reshape([batch, 4 * h])
             + hidden.matmul(w_hidden.clone());
         let act = sigmoid(pre);
         let input = act.clone().narrow(1, 0, h);
