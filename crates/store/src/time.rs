@@ -44,6 +44,42 @@ pub fn format_into(micros: i64, buf: &mut [u8; LEN]) -> &str {
     std::str::from_utf8(buf).unwrap_or("0000-00-00T00:00:00.000000Z")
 }
 
+/// A timestamp's text, kept with the second it was made from: packets arrive thousands
+/// to a second, so after the first only the six fraction digits change.
+#[derive(Debug)]
+pub struct Stamp {
+    secs: Option<i64>,
+    buf: [u8; LEN],
+}
+
+impl Default for Stamp {
+    fn default() -> Self {
+        Stamp {
+            secs: None,
+            buf: [0; LEN],
+        }
+    }
+}
+
+impl Stamp {
+    /// `micros` as [`format_into`] writes it.
+    pub fn format(&mut self, micros: i64) -> &str {
+        // All but the fraction is a function of the second (a clamped year too).
+        let secs = micros.div_euclid(1_000_000);
+        if self.secs != Some(secs) {
+            self.secs = Some(secs);
+            return format_into(micros, &mut self.buf);
+        }
+        let mut frac = micros.rem_euclid(1_000_000) as u32;
+        for i in (20..26).rev() {
+            self.buf[i] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        // Every byte is ASCII: written by `format_into`, then digits.
+        std::str::from_utf8(&self.buf).unwrap_or("0000-00-00T00:00:00.000000Z")
+    }
+}
+
 /// Formats microseconds since the Unix epoch as an owned string.
 pub fn format_micros(micros: i64) -> String {
     let mut buf = [0u8; LEN];
@@ -189,6 +225,30 @@ mod tests {
                 .to_string();
             assert_eq!(format_into(us, &mut buf), want, "{us}");
             assert_eq!(parse_micros(&want).unwrap(), us);
+        }
+    }
+
+    #[test]
+    fn a_kept_stamp_writes_what_format_into_writes() {
+        let mut stamp = Stamp::default();
+        let mut buf = [0u8; LEN];
+        let base = 1_764_000_000_000_000i64;
+        // Within one second, across a second, backwards, and beyond year 9999 (clamped).
+        for us in [
+            base,
+            base + 1,
+            base + 999_999,
+            base + 1_000_000,
+            base + 1_000_007,
+            base - 1,
+            base,
+            i64::MAX,
+            i64::MAX - 1,
+            base,
+            -1,
+            0,
+        ] {
+            assert_eq!(stamp.format(us), format_into(us, &mut buf), "{us}");
         }
     }
 
