@@ -53,7 +53,11 @@ pub fn median(v: &mut [f32]) -> Option<f32> {
 }
 
 /// Runs the model over windows in chunks; `f` gets each chunk's refs, outputs
-/// (`[len, window, n_features]`) and inputs (`[len, window, width]`).
+/// (`[len, window, n_features]`) and inputs (`[len, window, width]`), in order.
+///
+/// Chunks are run two at a time, the second on a scoped thread: the model is small,
+/// so one chunk keeps one core busy and a second core would otherwise sit idle while
+/// a cold start scores a day of windows. Two chunks in flight bound the memory.
 pub fn forward_windows(
     model: &Autoencoder,
     series: &Series,
@@ -61,19 +65,39 @@ pub fn forward_windows(
     window: usize,
     mut f: impl FnMut(&[WindowRef], &[f32], &[f32]),
 ) -> Result<()> {
-    let device = infer_device();
-    for chunk in refs.chunks(INFER_BATCH) {
+    let run = |chunk: &[WindowRef]| -> Result<(Vec<f32>, Vec<f32>)> {
         let input = series.gather(chunk, window);
         let x = Tensor::<3>::from_data(
             TensorData::new(input.clone(), [chunk.len(), window, series.width]),
-            &device,
+            &infer_device(),
         );
         let out = model
             .forward(x)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| Error::Invalid(format!("model output: {e:?}")))?;
-        f(chunk, &out, &input);
+        Ok((out, input))
+    };
+    let chunks: Vec<&[WindowRef]> = refs.chunks(INFER_BATCH).collect();
+    for pair in chunks.chunks(2) {
+        let (first, second) = match pair {
+            [a, b] => std::thread::scope(|s| {
+                let second = s.spawn(|| run(b));
+                let first = run(a);
+                let second = second
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a scoring thread panicked".into())));
+                (first, Some(second))
+            }),
+            [a] => (run(a), None),
+            _ => continue,
+        };
+        let (out, input) = first?;
+        f(pair[0], &out, &input);
+        if let Some(second) = second {
+            let (out, input) = second?;
+            f(pair[1], &out, &input);
+        }
     }
     Ok(())
 }
@@ -337,6 +361,38 @@ mod tests {
     use crate::model::DetectorConfig;
     use crate::training::fresh_model;
     use portwatch_features::calendar::{SECOND, calendar_inputs};
+
+    /// Chunks scored two at a time reach the callback in order, each with the model's
+    /// own output for its windows; an odd chunk at the end too.
+    #[test]
+    fn windows_are_scored_in_order_on_two_threads() {
+        let (nf, width, window) = (3, 7, 12);
+        let mut s = Series::new(nf, width);
+        s.segments.push(
+            (0..(3 * INFER_BATCH + 40) * width)
+                .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+                .collect(),
+        );
+        let refs = s.windows(window, 1);
+        assert!(refs.len() > 2 * INFER_BATCH, "an odd chunk after a pair");
+        let model = fresh_model(&DetectorConfig::small(), nf, width - nf).valid();
+        let mut seen = Vec::new();
+        forward_windows(&model, &s, &refs, window, |chunk, out, input| {
+            let want = model
+                .forward(Tensor::<3>::from_data(
+                    TensorData::new(input.to_vec(), [chunk.len(), window, width]),
+                    &infer_device(),
+                ))
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            assert_eq!(out, want.as_slice());
+            assert_eq!(input, s.gather(chunk, window).as_slice());
+            seen.extend_from_slice(chunk);
+        })
+        .unwrap();
+        assert_eq!(seen, refs);
+    }
 
     /// Feature 0 jumps about only between 03:00 and 03:30 of each day: its scale there
     /// (and in the half-hours beside it) is larger than the day-wide one; everywhere

@@ -57,7 +57,10 @@ pub fn forward(lstm: &Lstm, x: Tensor<3>, sequence: bool) -> (Option<Tensor<3>>,
     let w_in = Tensor::cat(w_in, 1);
     let w_hidden = Tensor::cat(w_hidden, 1);
     // Time-major, so that each step's slice is contiguous rows.
-    let mut projected = x.swap_dims(0, 1).reshape([steps * batch, d_in]).matmul(w_in);
+    let mut projected = x
+        .swap_dims(0, 1)
+        .reshape([steps * batch, d_in])
+        .matmul(w_in);
     if bias.iter().any(Option::is_some) {
         let bias = bias
             .into_iter()
