@@ -12,6 +12,9 @@
 # PORTWATCH_CHILD_EHASH=N sets it for the namespaces this script creates (and puts the
 # old value back after).
 # PORTWATCH_OLD_EXAMPLE=PATH runs another build's sample_once beside this one's, in turn.
+# PORTWATCH_EMPTY=1 puts no socket in the namespaces (a `sleep` holds each): what is
+# left is the kernel's walk of its TCP hash once per namespace, the floor any reader of
+# the socket tables pays.
 # Usage: benches/netns.sh [NS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +46,11 @@ for i in $(seq 1 "$n"); do
   ns=$prefix-$i
   ip netns add "$ns"
   ip -n "$ns" link set lo up
-  ip netns exec "$ns" python3 -c "$script" > "/tmp/$ns.ready" &
+  if [ -n "${PORTWATCH_EMPTY:-}" ]; then
+    ip netns exec "$ns" sh -c 'echo ready; exec sleep 3600' > "/tmp/$ns.ready" &
+  else
+    ip netns exec "$ns" python3 -c "$script" > "/tmp/$ns.ready" &
+  fi
   pids+=($!)
 done
 for i in $(seq 1 "$n"); do
