@@ -26,6 +26,7 @@ pub mod owners;
 pub mod procnet;
 pub mod sockdiag;
 pub mod socket;
+pub mod sockstat;
 pub mod source;
 
 pub use attribution::{SharedOwners, View, interface_addrs};

@@ -27,6 +27,7 @@ use crate::netns;
 use crate::owners::OwnerMap;
 use crate::procnet::{ProcNet, TABLES, tcp_state_name, udp_state_name};
 use crate::socket::{Socket, Transport};
+use crate::sockstat::{Occupied, SockStat};
 use crate::source::SocketSource;
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -232,6 +233,8 @@ struct Other {
     /// Its interfaces' addresses, read inside it when it was first met (a container
     /// keeps its address for its life).
     addrs: Vec<IpAddr>,
+    /// Its socket counts, opened inside it: an empty table is not dumped.
+    stat: Option<SockStat>,
 }
 
 /// Most other network namespaces a sample reads. Each holds a netlink socket open and
@@ -390,8 +393,9 @@ impl SockDiag {
         for (ns, pid) in chosen {
             if !self.others.contains_key(&ns) {
                 let path = self.root.join(pid.to_string()).join("ns/net");
-                match netns::inside(&path, || Ok((open_netlink()?, interface_addrs()))) {
-                    Ok((netlink, addrs)) => {
+                let open = || Ok((open_netlink()?, interface_addrs(), SockStat::open_own()));
+                match netns::inside(&path, open) {
+                    Ok((netlink, addrs, stat)) => {
                         let container =
                             netns::container_of(&self.root, pid, &netns::Runtimes::default())
                                 .map(Arc::from);
@@ -401,6 +405,7 @@ impl SockDiag {
                                 netlink,
                                 container,
                                 addrs,
+                                stat,
                             },
                         );
                     }
@@ -414,10 +419,15 @@ impl SockDiag {
         }
         // Then their dumps: with many namespaces, half of them on a helper thread (the
         // kernel's walk of its TCP table, once per namespace, is most of the time).
-        let work: Vec<(u64, RawFd, Option<Arc<str>>)> = self
+        let work: Vec<Work> = self
             .others
             .iter()
-            .map(|(&ns, o)| (ns, o.netlink.as_raw_fd(), o.container.clone()))
+            .map(|(&ns, o)| Work {
+                ns,
+                fd: o.netlink.as_raw_fd(),
+                container: o.container.clone(),
+                occupied: o.stat.as_ref().map_or(Occupied::ALL, SockStat::read),
+            })
             .collect();
         let (mine, theirs) = if work.len() >= PARALLEL_NAMESPACES {
             work.split_at(work.len() / 2)
@@ -439,7 +449,7 @@ impl SockDiag {
             let theirs = h
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| (Vec::new(), theirs.iter().map(|w| w.0).collect()))
+                        .unwrap_or_else(|_| (Vec::new(), theirs.iter().map(|w| w.ns).collect()))
                 })
                 .unwrap_or_default();
             (failed, theirs)
@@ -456,21 +466,34 @@ impl SockDiag {
 /// half are dumped on a helper thread.
 const PARALLEL_NAMESPACES: usize = 4;
 
-/// Dumps the tables of other namespaces (`(namespace, its netlink socket, its
-/// container)`), each socket tagged with both; returns the namespaces that failed, whose
-/// sockets are left out of this sample.
-fn dump_namespaces(
-    d: &mut Dumper,
-    work: &[(u64, RawFd, Option<Arc<str>>)],
-    sockets: &mut Vec<Socket>,
-) -> Vec<u64> {
+/// Another namespace to dump this sample.
+struct Work {
+    ns: u64,
+    /// Its netlink socket.
+    fd: RawFd,
+    container: Option<Arc<str>>,
+    /// Its tables that hold sockets now; the others are not dumped.
+    occupied: Occupied,
+}
+
+/// Dumps the occupied tables of other namespaces, each socket tagged with its namespace
+/// and container; returns the namespaces that failed, whose sockets are left out of this
+/// sample.
+fn dump_namespaces(d: &mut Dumper, work: &[Work], sockets: &mut Vec<Socket>) -> Vec<u64> {
     let mut failed = Vec::new();
-    for (ns, fd, container) in work {
+    for w in work {
+        let (ns, fd, container, occupied) = (&w.ns, &w.fd, &w.container, w.occupied);
         let before = sockets.len();
-        let ok = match d.dump_tcp_both(Some(*fd), sockets) {
+        let tcp = if occupied.tcp {
+            d.dump_tcp_both(Some(*fd), sockets)
+        } else {
+            Ok(true) // nothing to dump: as good as done
+        };
+        let ok = match tcp {
             Ok(tcp_done) => TABLES
                 .into_iter()
                 .filter(|(_, transport, _)| !(tcp_done && *transport == Transport::Tcp))
+                .filter(|&(_, transport, family)| occupied.holds(transport, family))
                 .all(|(_, transport, family)| {
                     let start = sockets.len();
                     match d.dump(Some(*fd), transport, family, sockets) {

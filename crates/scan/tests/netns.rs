@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use portwatch_scan::sockstat::SockStat;
 use portwatch_scan::{SockDiag, SocketSource, Transport, aggregate};
 use portwatch_testkit::Netns;
 
@@ -102,4 +103,35 @@ fn the_namespaces_read_are_capped() {
     for ns in [&a, &b] {
         assert!(all.iter().any(|s| s.netns == Some(ns.inode)), "{}", ns.name);
     }
+}
+
+/// A namespace's socket counts, read through files a thread opened inside it and then
+/// left: its TCP sockets are counted, its empty UDP tables are seen empty (so the
+/// scanner dumps its TCP table and not the UDP ones, and the listener is still found).
+#[test]
+fn a_namespaces_socket_counts_are_its_own() {
+    let port = 47_331u16;
+    let Some(ns) = Netns::with_listener("stat", port) else {
+        return;
+    };
+    // A UDP socket in the host's namespace, which the host's counts show: counts read
+    // from the wrong namespace would show it too.
+    let _host_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(SockStat::open_own().unwrap().read().udp4);
+    let path = std::path::PathBuf::from(format!("/proc/{}/ns/net", ns.pid));
+    let stat = portwatch_scan::netns::inside(&path, || Ok(SockStat::open_own()))
+        .unwrap()
+        .expect("/proc/thread-self/net/sockstat");
+    let counted = stat.read();
+    assert!(counted.tcp, "{counted:?}");
+    assert!(
+        !counted.udp4 && !counted.udp6,
+        "no UDP socket in there: {counted:?}"
+    );
+    let sample = SockDiag::new().sample().unwrap();
+    assert!(
+        sample
+            .iter()
+            .any(|s| s.netns == Some(ns.inode) && s.local_port == port && s.state == "LISTEN")
+    );
 }
