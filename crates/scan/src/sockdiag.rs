@@ -482,10 +482,9 @@ struct Work {
 fn dump_namespaces(d: &mut Dumper, work: &[Work], sockets: &mut Vec<Socket>) -> Vec<u64> {
     let mut failed = Vec::new();
     for w in work {
-        let (ns, fd, container, occupied) = (&w.ns, &w.fd, &w.container, w.occupied);
         let before = sockets.len();
-        let tcp = if occupied.tcp {
-            d.dump_tcp_both(Some(*fd), sockets)
+        let tcp = if w.occupied.tcp {
+            d.dump_tcp_both(Some(w.fd), sockets)
         } else {
             Ok(true) // nothing to dump: as good as done
         };
@@ -493,10 +492,10 @@ fn dump_namespaces(d: &mut Dumper, work: &[Work], sockets: &mut Vec<Socket>) -> 
             Ok(tcp_done) => TABLES
                 .into_iter()
                 .filter(|(_, transport, _)| !(tcp_done && *transport == Transport::Tcp))
-                .filter(|&(_, transport, family)| occupied.holds(transport, family))
+                .filter(|&(_, transport, family)| w.occupied.holds(transport, family))
                 .all(|(_, transport, family)| {
                     let start = sockets.len();
-                    match d.dump(Some(*fd), transport, family, sockets) {
+                    match d.dump(Some(w.fd), transport, family, sockets) {
                         Ok(()) => true,
                         // A table this kernel cannot dump (no udp_diag, IPv6 off).
                         Err(e) if unsupported(&e) => {
@@ -510,12 +509,12 @@ fn dump_namespaces(d: &mut Dumper, work: &[Work], sockets: &mut Vec<Socket>) -> 
         };
         if !ok {
             sockets.truncate(before);
-            failed.push(*ns);
+            failed.push(w.ns);
             continue;
         }
         for s in &mut sockets[before..] {
-            s.netns = Some(*ns);
-            s.container = container.clone();
+            s.netns = Some(w.ns);
+            s.container = w.container.clone();
         }
     }
     failed

@@ -207,10 +207,8 @@ impl Db {
               GROUP BY src_addr, process ORDER BY {by} LIMIT ?5"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query(span_params(s, limit))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(SenderStats {
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(SenderStats {
                 addr: row.get(0)?,
                 process: row.get(1)?,
                 pid: row.get(2)?,
@@ -219,13 +217,12 @@ impl Db {
                 destinations: row.get(5)?,
                 dest_ports: row.get(6)?,
                 syns: row.get(7)?,
-                first: time::parse_micros(&row.get::<_, String>(8)?)?,
-                last: time::parse_micros(&row.get::<_, String>(9)?)?,
+                first: micros(row, 8)?,
+                last: micros(row, 9)?,
                 syn_ports: row.get(10)?,
                 syn_destinations: row.get(11)?,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// The ports most connection attempts went to, with how many sources tried.
@@ -236,16 +233,13 @@ impl Db {
                AND (tcp_flags & 18) = 2 AND dest_port IS NOT NULL \
              GROUP BY dest_port ORDER BY c DESC LIMIT ?5",
         )?;
-        let mut rows = st.query(span_params(s, limit))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(SynTarget {
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(SynTarget {
                 port: row.get(0)?,
                 sources: row.get(1)?,
                 syns: row.get(2)?,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// The addresses that received most UDP datagrams on ports not in `listening` (the
@@ -276,20 +270,17 @@ impl Db {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let mut rows = st.query(rusqlite::params![a, b, c, d, e, ports])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(UdpTarget {
+        collect_rows(&mut st, rusqlite::params![a, b, c, d, e, ports], |row| {
+            Ok(UdpTarget {
                 addr: row.get(0)?,
                 datagrams: row.get(1)?,
                 sources: row.get(2)?,
                 ports: row.get(3)?,
                 bytes: row.get(4)?,
-                first: time::parse_micros(&row.get::<_, String>(5)?)?,
-                last: time::parse_micros(&row.get::<_, String>(6)?)?,
-            });
-        }
-        Ok(out)
+                first: micros(row, 5)?,
+                last: micros(row, 6)?,
+            })
+        })
     }
 
     /// The sources that opened most connections to TCP port `port`, most first.
@@ -309,19 +300,16 @@ impl Db {
               GROUP BY src_addr ORDER BY c DESC, src_addr LIMIT ?5",
         )?;
         let (a, b, c, d, e) = span_params(s, limit);
-        let mut rows = st.query(rusqlite::params![a, b, c, d, e, port])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(RepeatSource {
+        collect_rows(&mut st, rusqlite::params![a, b, c, d, e, port], |row| {
+            Ok(RepeatSource {
                 addr: row.get(0)?,
                 connections: row.get(1)?,
                 packets: row.get(2)?,
                 bytes: row.get(3)?,
-                first: time::parse_micros(&row.get::<_, String>(4)?)?,
-                last: time::parse_micros(&row.get::<_, String>(5)?)?,
-            });
-        }
-        Ok(out)
+                first: micros(row, 4)?,
+                last: micros(row, 5)?,
+            })
+        })
     }
 
     /// The distinct addresses one sender's connection attempts went to (at most
@@ -342,18 +330,8 @@ impl Db {
                AND (tcp_flags & 18) = 2 AND src_addr = ?5 AND process IS ?7 \
                AND dst_addr IS NOT NULL LIMIT ?6",
         )?;
-        let rows = st.query_map(
-            rusqlite::params![
-                s.first_id,
-                s.last_id,
-                time::format_micros(s.from),
-                time::format_micros(s.until),
-                src,
-                limit as i64,
-                process
-            ],
-            |r| r.get(0),
-        )?;
+        let (a, b, c, d, e) = span_params(s, limit);
+        let rows = st.query_map(rusqlite::params![a, b, c, d, src, e, process], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
@@ -362,16 +340,13 @@ impl Db {
         let mut st = self.conn.prepare_cached(
             "SELECT qry_name, process, count(*) AS c FROM packets              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4                AND qry_name IS NOT NULL AND coalesce(dns_qr, 0) = 0              GROUP BY qry_name, process ORDER BY c DESC LIMIT ?5",
         )?;
-        let mut rows = st.query(span_params(s, limit))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(NameQueries {
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(NameQueries {
                 name: row.get(0)?,
                 process: row.get(1)?,
                 queries: row.get(2)?,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// The busiest endpoint pairs of one local process in a span: what a new program
@@ -392,21 +367,22 @@ impl Db {
              GROUP BY src_addr, port_id, dst_addr, dest_port ORDER BY c DESC LIMIT ?5",
         )?;
         let (a, b, c, d, e) = span_params(s, limit);
-        let mut rows = st.query(rusqlite::params![a, b, c, d, e, process, port])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(ProcessFlow {
-                src: row.get(0)?,
-                sport: row.get(1)?,
-                dst: row.get(2)?,
-                dport: row.get(3)?,
-                packets: row.get(4)?,
-                bytes: row.get::<_, Option<i64>>(5)?.unwrap_or(0),
-                server_name: row.get(6)?,
-                pid: row.get(7)?,
-            });
-        }
-        Ok(out)
+        collect_rows(
+            &mut st,
+            rusqlite::params![a, b, c, d, e, process, port],
+            |row| {
+                Ok(ProcessFlow {
+                    src: row.get(0)?,
+                    sport: row.get(1)?,
+                    dst: row.get(2)?,
+                    dport: row.get(3)?,
+                    packets: row.get(4)?,
+                    bytes: row.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                    server_name: row.get(6)?,
+                    pid: row.get(7)?,
+                })
+            },
+        )
     }
 
     /// The busiest (destination, port, process) triples of a span.
@@ -420,18 +396,15 @@ impl Db {
              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
              GROUP BY dst_addr, dest_port, process ORDER BY c DESC LIMIT ?5",
         )?;
-        let mut rows = st.query(span_params(s, limit))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(Destination {
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(Destination {
                 addr: row.get(0)?,
                 port: row.get(1)?,
                 process: row.get(2)?,
                 packets: row.get(3)?,
                 bytes: row.get(4)?,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// The busiest source addresses of a span.
@@ -441,16 +414,13 @@ impl Db {
              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
              GROUP BY src_addr ORDER BY c DESC LIMIT ?5",
         )?;
-        let mut rows = st.query(span_params(s, limit))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(Source {
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(Source {
                 addr: row.get(0)?,
                 packets: row.get(1)?,
                 distinct_dest_ports: row.get(2)?,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// The longest DNS query names of a span (long random names are what tunnels and
@@ -462,16 +432,33 @@ impl Db {
                AND qry_name IS NOT NULL \
              GROUP BY qry_name ORDER BY length(qry_name) DESC, c DESC LIMIT ?5",
         )?;
-        let mut rows = st.query(span_params(s, limit))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(NameCount {
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(NameCount {
                 name: row.get(0)?,
                 queries: row.get(1)?,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
+}
+
+/// Each row of `st` run with `params`, mapped by `map`: the queries' one loop (their
+/// rows' timestamps are parsed with the store's error, which `query_map` cannot carry).
+fn collect_rows<T>(
+    st: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    mut map: impl FnMut(&rusqlite::Row<'_>) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let mut rows = st.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+/// Column `i` of `row`, a stored timestamp, in microseconds.
+fn micros(row: &rusqlite::Row<'_>, i: usize) -> Result<i64, Error> {
+    time::parse_micros(&row.get::<_, String>(i)?)
 }
 
 fn span_params(s: &PacketSpan, limit: usize) -> (i64, i64, String, String, i64) {

@@ -159,9 +159,11 @@ struct Cold<'a> {
 fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
     let mut seen = Seen::default();
     if let Some(first) = history.first() {
-        let seed = history
+        let n = history
             .iter()
-            .take_while(|r| r.start < first.start + SEEN_SEED);
+            .take_while(|r| r.start < first.start + SEEN_SEED)
+            .count();
+        let seed = &history[..n];
         // Its client networks are known without raising any port's ceiling of new
         // ones: every client is new in the first hour.
         learn_keys(db, seed, |_, keys| {
@@ -223,16 +225,15 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
 
 /// Loads each round's keys on a scratch seen-set (what is new in them is not the
 /// question) and hands them to `learn`.
-fn learn_keys<'a>(
+fn learn_keys(
     db: &Db,
-    rounds: impl IntoIterator<Item = &'a RoundInfo>,
+    rounds: &[RoundInfo],
     mut learn: impl FnMut(&RoundInfo, &RoundKeys),
 ) -> Result<()> {
-    let rounds: Vec<RoundInfo> = rounds.into_iter().cloned().collect();
     let mut scratch = Seen::default();
     build_rounds(
         db,
-        &rounds,
+        rounds,
         &mut scratch,
         &HashMap::new(),
         false,
