@@ -1,5 +1,6 @@
 //! The database handle: one place decides the pragmas every connection runs with, and
-//! [`Db`] and [`Tx`] are the only ways other crates reach SQLite.
+//! [`Db`] and [`Tx`] are the only ways other crates reach SQLite. The collector's
+//! writer thread alone changes two on its own connection (`writer.rs` says why).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

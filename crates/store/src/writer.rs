@@ -173,6 +173,11 @@ fn run(
     if checkpointer.is_some() {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     }
+    // Every row this connection writes references its own running round (which prune
+    // never deletes) or a `ports` row (all 65,536 exist from the first migration), so
+    // the parent lookups foreign keys cost on each packet could never fail; they were
+    // a fifth of ingest (BENCHMARKS.md). A test runs `foreign_key_check` after rounds.
+    conn.pragma_update(None, "foreign_keys", false)?;
     let mut st = State::new(round_id);
     let result = (|| {
         let finish = loop {
@@ -277,10 +282,9 @@ fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
                 return Ok(());
             }
             begin(conn, st)?;
-            let mut stmt = conn.prepare_cached(insert::INSERT_PACKET)?;
+            let mut insert = insert::PacketInsert::new(conn)?;
             for p in &pkts {
-                let id =
-                    insert::insert_packet_with(&mut stmt, conn, st.round_id, p, &mut st.scratch)?;
+                let id = insert.insert(conn, st.round_id, p, &mut st.scratch)?;
                 let c = &mut st.totals.close;
                 c.first_packet_id.get_or_insert(id);
                 c.last_packet_id = Some(id);

@@ -122,7 +122,8 @@ fn ports_are_seeded_with_id_equal_to_value_and_packets_has_no_index() {
         )
         .unwrap();
     assert_eq!(idx, 0, "the hot table must stay without secondary indexes");
-    // The store's own connections run with foreign keys on: see `db.rs`'s unit tests.
+    // The store's own connections run with foreign keys on: see `db.rs`'s unit tests;
+    // the writer's rows are checked against them in `tests/write.rs`.
 }
 
 #[test]

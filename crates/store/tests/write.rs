@@ -167,6 +167,24 @@ fn writer_stores_every_row_and_records_the_round_range() {
         talkers, 0,
         "a capture file's round gets no per-round totals"
     );
+    assert_no_dangling_references(&conn);
+}
+
+/// The writer's connection runs without foreign keys (`docs/DESIGN.md` §8): what it
+/// wrote must still satisfy every one of them.
+fn assert_no_dangling_references(conn: &Connection) {
+    let dangling: Vec<(String, i64, String)> = conn
+        .prepare("PRAGMA foreign_key_check")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        dangling,
+        Vec::new(),
+        "(table, rowid, parent) without a parent"
+    );
 }
 
 #[test]
@@ -203,6 +221,15 @@ fn rotating_closes_the_round_and_continues_in_the_next_with_contiguous_ranges() 
     }
     assert!(closed.iter().all(|t| t.close.packets_stored == 100));
     let conn = Connection::open(&db).unwrap();
+    let talkers: i64 = conn
+        .query_row(
+            "SELECT count(DISTINCT round_id) FROM round_talkers",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(talkers, 3, "each live round gets its totals");
+    assert_no_dangling_references(&conn);
     let mut st = conn
         .prepare(
             "SELECT id, start_time, end_time, source, status, scan_interval, first_packet_id, \
