@@ -23,6 +23,9 @@ use crate::{Db, Error};
 pub const COMMIT_ROWS: usize = 20_000;
 /// Longest time rows wait uncommitted.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Rows written between attempts to let the WAL start over (about 10 MB at a packet's
+/// 100 bytes). See [`Checkpointer::catch_up`].
+pub const WAL_RESTART_ROWS: usize = 100_000;
 /// Bound of the channel, in messages (each message is a batch of rows).
 pub const CHANNEL_BOUND: usize = 8;
 
@@ -145,6 +148,9 @@ struct State {
     /// Earliest and latest packet time seen.
     span: Option<(i64, i64)>,
     since: Instant,
+    /// Rows in the last commit, and since the WAL last started over.
+    committed_now: usize,
+    since_restart: usize,
 }
 
 impl State {
@@ -158,6 +164,8 @@ impl State {
             span: None,
             committed: RoundClose::default(),
             since: Instant::now(),
+            committed_now: 0,
+            since_restart: 0,
         }
     }
 }
@@ -211,7 +219,12 @@ fn run(
             if st.in_tx && (st.pending >= COMMIT_ROWS || st.since.elapsed() >= COMMIT_EVERY) {
                 commit(&conn, &mut st, None)?;
                 if let Some(c) = &checkpointer {
-                    c.poke();
+                    st.since_restart += st.committed_now;
+                    if st.since_restart < WAL_RESTART_ROWS {
+                        c.poke();
+                    } else if c.catch_up() {
+                        st.since_restart = 0;
+                    }
                 }
             }
         };
@@ -227,7 +240,7 @@ fn run(
     drop(checkpointer);
     match result {
         Ok(()) => {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            checkpoint(&conn);
             Ok(st.totals)
         }
         Err(e) => {
@@ -348,14 +361,23 @@ fn commit(conn: &Connection, st: &mut State, status: Option<RoundStatus>) -> Res
     conn.execute_batch("COMMIT")?;
     st.committed = st.totals.close.clone();
     st.in_tx = false;
+    st.committed_now = st.pending;
     st.pending = 0;
     Ok(())
 }
 
-/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection when poked.
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection when asked: after each
+/// commit without waiting ([`Checkpointer::poke`]), or with the writer waiting for it
+/// ([`Checkpointer::catch_up`]).
 struct Checkpointer {
-    tx: Option<SyncSender<()>>,
+    tx: Option<SyncSender<Ask>>,
     join: Option<JoinHandle<()>>,
+}
+
+enum Ask {
+    Poke,
+    /// Checkpoint, and reply whether the whole WAL is now in the database.
+    CatchUp(SyncSender<bool>),
 }
 
 impl Checkpointer {
@@ -364,14 +386,15 @@ impl Checkpointer {
     fn spawn(db: &Path) -> Option<Checkpointer> {
         let conn = Connection::open(db).ok()?;
         let _ = conn.busy_timeout(Duration::from_millis(100));
-        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let (tx, rx) = mpsc::sync_channel::<Ask>(1);
         let join = thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
-                while rx.recv().is_ok() {
-                    // PASSIVE never blocks readers or the writer; a busy result just
-                    // means the next poke will do it.
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                while let Ok(ask) = rx.recv() {
+                    let whole = checkpoint(&conn);
+                    if let Ask::CatchUp(reply) = ask {
+                        let _ = reply.send(whole);
+                    }
                 }
             })
             .ok()?;
@@ -383,9 +406,32 @@ impl Checkpointer {
 
     fn poke(&self) {
         if let Some(tx) = &self.tx {
-            let _ = tx.try_send(());
+            let _ = tx.try_send(Ask::Poke);
         }
     }
+
+    /// Waits for a checkpoint to copy what is left (the thread is at most a commit or
+    /// two behind, so a few milliseconds) and says whether the whole WAL is now in the
+    /// database. If so, the writer's next transaction writes the WAL from its start
+    /// again: a writer that never pauses would otherwise grow it by every row it writes
+    /// (200 MB for the 2 M-packet mix), each frame a new page of a new file for the
+    /// kernel to allocate and write back. Keeping it near 10–20 MB cut that ingest's
+    /// system time by a quarter to a half (BENCHMARKS.md). A reader holding an
+    /// older snapshot makes the answer no; the writer asks again after its next commit.
+    fn catch_up(&self) -> bool {
+        let Some(tx) = &self.tx else { return false };
+        let (reply, answer) = mpsc::sync_channel(1);
+        tx.send(Ask::CatchUp(reply)).is_ok() && answer.recv().unwrap_or(false)
+    }
+}
+
+/// A passive checkpoint (it never blocks readers or the writer; when busy, the next one
+/// does the work); whether the whole WAL is now in the database.
+fn checkpoint(conn: &Connection) -> bool {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+    })
+    .unwrap_or(false)
 }
 
 impl Drop for Checkpointer {

@@ -188,6 +188,48 @@ fn assert_no_dangling_references(conn: &Connection) {
 }
 
 #[test]
+fn a_writer_that_never_pauses_keeps_the_wal_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("wal.db");
+    let store = Db::open(&db).unwrap();
+    // An idle second connection keeps the WAL file after the writer closes, at the
+    // largest size it reached (SQLite reuses the file from its start, never shrinks it).
+    let keep = Connection::open(&db).unwrap();
+    let _: i64 = keep
+        .query_row("SELECT count(*) FROM rounds", [], |r| r.get(0))
+        .unwrap();
+    let id = store
+        .begin_round(1_764_000_000_000_000, RoundSource::Simulated, None)
+        .unwrap();
+    let w = Writer::spawn(store, id).unwrap();
+    let tx = w.sender();
+    let rows = 4 * portwatch_store::writer::WAL_RESTART_ROWS as i64;
+    for start in (0..rows).step_by(2_000) {
+        tx.send(Msg::Packets((start..start + 2_000).map(packet).collect()))
+            .unwrap();
+    }
+    let totals = w
+        .finish(Finish {
+            end_micros: 1_764_000_060_000_000,
+            status: RoundStatus::Complete,
+            times_from_packets: false,
+        })
+        .unwrap();
+    assert_eq!(totals.close.packets_stored, rows as u64);
+    let wal = std::fs::metadata(tmp.path().join("wal.db-wal"))
+        .unwrap()
+        .len();
+    let data = std::fs::metadata(&db).unwrap().len();
+    // Every row went through the WAL, which held about a quarter of them at most (and
+    // the schema: the WAL starts over only after the first rows).
+    assert!(data > 40_000_000, "{data} bytes of database");
+    assert!(
+        wal < data / 2,
+        "a {wal}-byte WAL for a {data}-byte database"
+    );
+}
+
+#[test]
 fn rotating_closes_the_round_and_continues_in_the_next_with_contiguous_ranges() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("r.db");
