@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `collector --read` of a >= 2M-packet mixed capture into an existing database with the
 # production schema, beside tshark exporting the same columns from the same file.
-# Usage: benches/ingest.sh [WORKDIR]   (needs mergecap, tshark, hyperfine; release build)
+# Usage: [PORTWATCH_OLD_BIN=…] [RUNS=N] benches/ingest.sh [WORKDIR]
+#   (needs mergecap, tshark, hyperfine; release build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/portwatch-bench}
@@ -23,6 +24,29 @@ rm -f "$db" "$db-wal" "$db-shm"
 hyperfine --warmup 1 --runs 5 --export-json "$work/ingest.json" \
     "$bin --db $db --read $big"
 /usr/bin/time -v "$bin" --db "$db" --read "$big" 2>&1 | grep -E 'Elapsed|Maximum resident|Percent of CPU'
+# PORTWATCH_OLD_BIN: another build's collector, run in turn with this one (RUNS each,
+# default 8) on databases of their own, so that both meet the same machine state
+# (hyperfine runs one command's series, then the other's: the dirty pages the first
+# left behind slow the second).
+if [ -n "${PORTWATCH_OLD_BIN:-}" ]; then
+    for who in new old; do
+        rm -f "$work/$who.db" "$work/$who.db-wal" "$work/$who.db-shm"
+    done
+    "$bin" --db "$work/new.db" --read "$pcaps/tcpdump__dns_udp.pcap"
+    "$PORTWATCH_OLD_BIN" --db "$work/old.db" --read "$pcaps/tcpdump__dns_udp.pcap"
+    : > "$work/turns.txt"
+    for _ in $(seq "${RUNS:-8}"); do
+        /usr/bin/time -f "new %e %U %S %M" "$bin" --db "$work/new.db" --read "$big" 2>> "$work/turns.txt"
+        /usr/bin/time -f "old %e %U %S %M" "$PORTWATCH_OLD_BIN" --db "$work/old.db" --read "$big" 2>> "$work/turns.txt"
+    done
+    for who in new old; do
+        grep "^$who " "$work/turns.txt" | sort -k2 -n | awk -v who="$who" -v n="$packets" '
+            { w[NR] = $2; u += $3; s += $4; if ($5 > m) m = $5 }
+            END { med = (NR % 2) ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2
+                  printf "%s: wall median %.3f s (%.3f-%.3f), %.0f packets/s at the median, user %.2f s, sys %.2f s, peak RSS %d KB, %d runs\n",
+                         who, med, w[1], w[NR], n / med, u / NR, s / NR, m, NR }'
+    done
+fi
 # tshark exporting the same columns (time, layers, DNS names, ports, addresses, length,
 # TCP flags, SNI).
 /usr/bin/time -v tshark -r "$big" -T fields -e frame.time_epoch -e frame.protocols \

@@ -16,7 +16,7 @@ use portwatch_capture::Packet;
 use portwatch_scan::PortUsage;
 use rusqlite::Connection;
 
-use crate::insert::{self, PacketScratch, RoundClose, RoundStatus};
+use crate::insert::{self, RoundClose, RoundStatus, Rows};
 use crate::{Db, Error};
 
 /// Rows per transaction at most (10k and 50k measured the same).
@@ -70,6 +70,8 @@ pub struct Writer {
 
 enum Control {
     Msg(Msg),
+    /// [`Msg::Packets`], with their text written by the sender.
+    Rows(Rows),
     Finish(Finish),
     /// Close the round, open the next one starting at the given time, and reply with
     /// the closed round's totals and the new round's id.
@@ -83,10 +85,13 @@ pub struct Sender(SyncSender<Control>);
 impl Sender {
     /// Sends a message; fails only when the writer has stopped (after an error, which
     /// [`Writer::finish`] then reports).
+    /// Packets' text is written here, on the sender's thread (see [`Rows`]).
     pub fn send(&self, msg: Msg) -> Result<(), Error> {
-        self.0
-            .send(Control::Msg(msg))
-            .map_err(|_| Error::WriterGone)
+        let ctl = match msg {
+            Msg::Packets(p) => Control::Rows(Rows::new(p)),
+            m => Control::Msg(m),
+        };
+        self.0.send(ctl).map_err(|_| Error::WriterGone)
     }
 }
 
@@ -140,7 +145,6 @@ impl Writer {
 struct State {
     round_id: i64,
     totals: Totals,
-    scratch: PacketScratch,
     in_tx: bool,
     pending: usize,
     /// The figures as of the last commit: what a failed round really holds.
@@ -158,7 +162,6 @@ impl State {
         State {
             round_id,
             totals: Totals::default(),
-            scratch: PacketScratch::default(),
             in_tx: false,
             pending: 0,
             span: None,
@@ -204,6 +207,7 @@ fn run(
             };
             match ctl {
                 Some(Control::Msg(m)) => apply(&conn, &mut st, m)?,
+                Some(Control::Rows(rows)) => insert_rows(&conn, &mut st, &rows)?,
                 Some(Control::Finish(f)) => break Some(f),
                 Some(Control::Rotate(f, next_start, reply)) => {
                     close(&conn, &mut st, &f)?;
@@ -288,28 +292,32 @@ fn begin(conn: &Connection, st: &mut State) -> Result<(), Error> {
     Ok(())
 }
 
+fn insert_rows(conn: &Connection, st: &mut State, rows: &Rows) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    begin(conn, st)?;
+    let mut insert = insert::PacketInsert::new(conn)?;
+    for (p, text) in rows.iter() {
+        let id = insert.insert(conn, st.round_id, p, text)?;
+        let c = &mut st.totals.close;
+        c.first_packet_id.get_or_insert(id);
+        c.last_packet_id = Some(id);
+        c.packets_stored += 1;
+        c.packets_malformed += u64::from(p.malformed);
+        st.span = Some(match st.span {
+            None => (p.ts_micros, p.ts_micros),
+            Some((a, b)) => (a.min(p.ts_micros), b.max(p.ts_micros)),
+        });
+    }
+    st.pending += rows.len();
+    Ok(())
+}
+
 fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
     match m {
-        Msg::Packets(pkts) => {
-            if pkts.is_empty() {
-                return Ok(());
-            }
-            begin(conn, st)?;
-            let mut insert = insert::PacketInsert::new(conn)?;
-            for p in &pkts {
-                let id = insert.insert(conn, st.round_id, p, &mut st.scratch)?;
-                let c = &mut st.totals.close;
-                c.first_packet_id.get_or_insert(id);
-                c.last_packet_id = Some(id);
-                c.packets_stored += 1;
-                c.packets_malformed += u64::from(p.malformed);
-                st.span = Some(match st.span {
-                    None => (p.ts_micros, p.ts_micros),
-                    Some((a, b)) => (a.min(p.ts_micros), b.max(p.ts_micros)),
-                });
-            }
-            st.pending += pkts.len();
-        }
+        // `Sender::send` sends these as `Control::Rows`.
+        Msg::Packets(pkts) => insert_rows(conn, st, &Rows::new(pkts))?,
         Msg::Sample { ts_micros, rows } => {
             begin(conn, st)?;
             for r in &rows {
