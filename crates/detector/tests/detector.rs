@@ -560,7 +560,7 @@ fn simulate(conn: &mut Db, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
 }
 
 /// History grown the way cron grows it, trained on a clean first day: each hour of
-/// day 2 is appended and evaluated. Every plain event kind is caught (the port scan
+/// day 2 is appended and evaluated. Every kind planned is caught (the port scan
 /// twice: an attack seen once is not learnt as normal), the 03:00 backup of day 2 is
 /// not flagged, false alarms stay under one a day, and fine-tuning on the batches
 /// that held an attack neither trained on the attack nor raised the loss on held-out
@@ -587,6 +587,7 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
         (11, "burst@0.4"),
         (14, "dnstunnel@0.5"),
         (17, "exfil@0.3"),
+        (20, "implant@0.1"),
     ];
     let mut with_attack: Vec<Outcome> = Vec::new();
     for h in 0..24u64 {
@@ -617,7 +618,17 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
     for k in ["backdoor", "burst", "dnstunnel", "exfil"] {
         assert_eq!(kind(k).detected, 1, "{k}: {ev}");
     }
-    assert_eq!(ev.overall.events, 6, "{ev}");
+    // The command channel moves no score: it is caught by its incident alone, on its
+    // fifth round.
+    let implant = ev
+        .incidents
+        .per_kind
+        .iter()
+        .find(|k| k.kind == "implant")
+        .unwrap_or_else(|| panic!("implant in {ev}"));
+    assert_eq!(implant.metrics.caught, 1, "{ev}");
+    assert_eq!(implant.metrics.first_alert_max_rounds, Some(4.0), "{ev}");
+    assert_eq!(ev.overall.events, 7, "{ev}");
     let fa = ev.false_alarms_per_day.unwrap();
     assert!(fa <= 1.0, "{fa} false alarms a day: {ev}");
 
@@ -676,7 +687,7 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
         .filter(|e| e.event == portwatch_detector::incidents::tracker::EventKind::Opened)
         .map(|e| e.incident.summary.clone())
         .collect();
-    assert_eq!(incidents.len(), 6, "{incidents:#?}");
+    assert_eq!(incidents.len(), 7, "{incidents:#?}");
     assert_eq!(
         incidents
             .iter()
@@ -709,6 +720,16 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
     assert!(
         exfil.starts_with("gunicorn (pid ") || exfil.starts_with("celery (pid "),
         "{exfil}"
+    );
+    // A command channel through the web app's worker: one long TLS connection with a
+    // heartbeat, to a network the worker never reached.
+    let implant = incidents
+        .iter()
+        .find(|s| s.contains(" keeps a channel open to "))
+        .unwrap_or_else(|| panic!("{incidents:#?}"));
+    assert!(
+        implant.starts_with("gunicorn (pid ") && implant.contains(":443"),
+        "{implant}"
     );
 }
 

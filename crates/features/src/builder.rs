@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::calendar_inputs;
 use crate::hash::{fnv1a, listen_bucket, net_of};
 use crate::input::{PktRow, SockRow};
+use crate::peers::PeerCounter;
 use crate::repeats::{RepeatCounter, client_key};
 use crate::scan_tracker::ScanTracker;
 use crate::seen::{RoundKeys, Seen, port_key};
@@ -101,6 +102,8 @@ pub struct RoundBuilder {
     services: HashMap<String, BTreeSet<u16>>,
     /// Bytes each local program sent to each remote address as a client.
     uploads: UploadCounter,
+    /// The remote networks each local program sent to as a client.
+    peers: PeerCounter,
     /// The processes listening on each port key in the round.
     listeners: HashMap<u32, HashSet<String>>,
     /// Processes with sockets or packets in the round, and those that listen.
@@ -152,6 +155,7 @@ impl RoundBuilder {
             repeats: RepeatCounter::default(),
             services: HashMap::new(),
             uploads: UploadCounter::default(),
+            peers: PeerCounter::default(),
             listeners: HashMap::new(),
             programs: HashSet::new(),
             listening_programs: HashSet::new(),
@@ -294,6 +298,8 @@ impl RoundBuilder {
         self.keys.repeats = self.repeats.peaks();
         self.keys.clients = self.repeats.clients();
         self.keys.uploads = self.uploads.peaks();
+        self.keys.peers = self.peers.pairs();
+        self.keys.start = self.start;
         let mut services: Vec<(String, u16)> = self
             .services
             .into_iter()
@@ -406,7 +412,8 @@ impl RoundBuilder {
     }
 
     /// Bytes a local program sent as a client (from a port the host does not listen
-    /// on) to a remote address that is neither the host's nor loopback.
+    /// on) to a remote address that is neither the host's nor loopback, and the
+    /// address's network.
     fn record_upload(&mut self, p: &PktRow<'_>, e: &Ends, tcp: bool) {
         if let (Some(process), Some(h), Some(a)) = (p.process, e.dst, p.dst)
             && !self.listening.contains(&port_key(tcp, e.sport))
@@ -414,6 +421,7 @@ impl RoundBuilder {
             && !is_loopback(a)
         {
             self.uploads.sent(process, h, p.length.max(0) as u64);
+            self.peers.sent(process, crate::client_key(a));
         }
     }
 
@@ -1120,7 +1128,16 @@ mod tests {
         b.add_packet(&pkt(443, "198.51.100.80", "10.0.0.1", 90_000));
         b.add_packet(&pkt(45_002, "10.0.0.1", "10.0.0.1", 90_000));
         b.add_packet(&pkt(45_003, "10.0.0.1", "127.0.0.1", 90_000));
+        b.add_packet(&pkt(45_004, "10.0.0.1", "203.0.113.5", 100));
         let (_, keys, _) = b.finish(&mut seen);
         assert_eq!(keys.uploads, vec![("celery".to_string(), 15_000)]);
+        // The same packets' peers: both 198.51.100.x addresses are one network.
+        let mut nets = vec![
+            ("celery".to_string(), client_key("198.51.100.80")),
+            ("celery".to_string(), client_key("203.0.113.5")),
+        ];
+        nets.sort_unstable();
+        assert_eq!(keys.peers, nets);
+        assert_ne!(nets[0].1, nets[1].1);
     }
 }

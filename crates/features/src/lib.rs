@@ -26,7 +26,8 @@
 //! Modules: [`spec`] (the features and their order), [`hash`], [`seen`], [`input`]
 //! (the rows read), [`builder`] (rows to steps), with [`traffic`] (one step's packets)
 //! and [`scan_tracker`] (closed-port probes across rounds) and [`repeats`]
-//! (connections per remote and port) and [`uploads`] (bytes per program and remote),
+//! (connections per remote and port) and [`uploads`] (bytes per program and remote)
+//! and [`peers`] (the networks each program reaches),
 //! [`scaler`] and
 //! [`calendar`]. Everything public is re-exported here, and other crates import it
 //! from the root.
@@ -35,6 +36,7 @@ pub mod builder;
 pub mod calendar;
 pub mod hash;
 pub mod input;
+pub mod peers;
 pub mod repeats;
 pub mod scaler;
 pub mod scan_tracker;
@@ -47,6 +49,7 @@ pub use builder::{Carry, Evidence, LOCAL_ADDR_SHARE, RoundBuilder, Step};
 pub use calendar::{DAY_SLOTS, SECOND, calendar_inputs, day_slot};
 pub use hash::{fnv1a, listen_bucket};
 pub use input::{PktRow, SockRow};
+pub use peers::{MAX_KNOWN_PEERS, Peers};
 pub use repeats::{MAX_ROUND_CLIENTS, client_key, repeat_limit};
 pub use scaler::{CLIP, MIN_SCALE, OFFSET_SHARE, Scaler, quantile_sorted};
 pub use scan_tracker::{MAX_TRACKED_REMOTES, SCAN_HORIZON, ScanTracker};

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::peers::Peers;
 use crate::repeats::repeat_limit;
 use crate::uploads::upload_limit;
 
@@ -55,6 +56,11 @@ pub struct Seen {
     /// as `repeats`.
     #[serde(default)]
     pub uploads: Option<BTreeMap<String, u64>>,
+    /// (program, remote network) pairs of learnt rounds' client traffic
+    /// ([`crate::peers`]). `None` in a model saved before they were tracked, as
+    /// `repeats`.
+    #[serde(default)]
+    pub peers: Option<Peers>,
 }
 
 /// The networks ([`crate::client_key`]) that connected to the host's listening TCP
@@ -92,24 +98,31 @@ impl Clients {
         for net in clients.iter().flat_map(|(_, nets)| nets) {
             self.known.insert(*net, self.rounds);
         }
-        if self.known.len() > MAX_KNOWN_CLIENTS {
-            // Forget down to seven eighths at once, so the sort is paid rarely.
-            let mut stamps: Vec<u64> = self.known.values().copied().collect();
-            let drop = self.known.len() - MAX_KNOWN_CLIENTS * 7 / 8;
-            let (_, cut, _) = stamps.select_nth_unstable(drop - 1);
-            let cut = *cut;
-            // Everything older than the cut goes; of the networks last seen at it, as
-            // many as make up the count.
-            let mut ties = drop - self.known.values().filter(|&&at| at < cut).count();
-            self.known.retain(|_, &mut at| {
-                if at == cut && ties > 0 {
-                    ties -= 1;
-                    return false;
-                }
-                at > cut || (at == cut && ties == 0)
-            });
-        }
+        forget_oldest(&mut self.known, MAX_KNOWN_CLIENTS);
     }
+}
+
+/// Past `cap` entries, forgets those whose stamp (the learnt round they were last met
+/// in) is oldest, down to seven eighths of `cap` at once so that the sort is paid
+/// rarely.
+pub(crate) fn forget_oldest<K: std::hash::Hash + Eq>(known: &mut HashMap<K, u64>, cap: usize) {
+    if known.len() <= cap {
+        return;
+    }
+    let mut stamps: Vec<u64> = known.values().copied().collect();
+    let drop = known.len() - cap * 7 / 8;
+    let (_, cut, _) = stamps.select_nth_unstable(drop - 1);
+    let cut = *cut;
+    // Everything older than the cut goes; of the entries last met at it, as many as
+    // make up the count.
+    let mut ties = drop - known.values().filter(|&&at| at < cut).count();
+    known.retain(|_, &mut at| {
+        if at == cut && ties > 0 {
+            ties -= 1;
+            return false;
+        }
+        at > cut || (at == cut && ties == 0)
+    });
 }
 
 /// Remote ports past which a program talks to any port (a browser, a package manager
@@ -268,6 +281,20 @@ impl Seen {
             }
         }
     }
+    /// Whether a known program reaching remote network `net` ([`crate::client_key`])
+    /// as a client is new as of `since` (µs): no learnt round that started before then
+    /// had the pair. False while peers are not tracked, and for a program not known at
+    /// all (a new program is named as such).
+    pub fn new_peer(&self, program: &str, net: u32, since: i64) -> bool {
+        self.peers
+            .as_ref()
+            .is_some_and(|p| self.knows_program(program) && !p.knew_before(program, net, since))
+    }
+    /// Learns the (program, network) pairs of a round that started at `start` (µs),
+    /// and starts tracking them, if not yet.
+    pub fn add_peers(&mut self, pairs: &[(String, u32)], start: i64) {
+        self.peers.get_or_insert_default().learn(pairs, start);
+    }
     /// Adds what a round contained.
     pub fn add_keys(&mut self, keys: &RoundKeys) {
         for p in &keys.ports {
@@ -281,6 +308,7 @@ impl Seen {
         self.add_services(&keys.services);
         self.add_clients(&keys.clients, true);
         self.add_uploads(&keys.uploads);
+        self.add_peers(&keys.peers, keys.start);
     }
 }
 
@@ -311,6 +339,10 @@ pub struct RoundKeys {
     /// Per program, the most bytes it sent to one remote address in the round as a
     /// client, sorted by program.
     pub uploads: Vec<(String, u64)>,
+    /// (program, remote network) pairs of the round's client traffic, sorted.
+    pub peers: Vec<(String, u32)>,
+    /// The round's start (µs): when what is learnt from it was first met.
+    pub start: i64,
 }
 
 #[cfg(test)]
@@ -444,6 +476,40 @@ mod tests {
     }
 
     #[test]
+    fn a_new_peer_is_a_known_programs_first_time_at_a_network() {
+        let mut seen = Seen::default();
+        seen.add_programs(&["firefox".to_string()]);
+        let now = i64::MAX;
+        assert!(
+            !seen.new_peer("firefox", 7, now),
+            "not tracked: nothing is new"
+        );
+        seen.add_keys(&RoundKeys {
+            peers: vec![("firefox".into(), 7)],
+            services: vec![("gunicorn".into(), 443)],
+            start: 1_000,
+            ..RoundKeys::default()
+        });
+        assert!(!seen.new_peer("firefox", 7, now));
+        assert!(
+            seen.new_peer("firefox", 7, 1_000),
+            "learnt only from a round since then"
+        );
+        assert!(seen.new_peer("firefox", 8, now));
+        assert!(
+            seen.new_peer("gunicorn", 7, now),
+            "known by the connections it opened"
+        );
+        assert!(
+            !seen.new_peer("nc", 8, now),
+            "a new program is named as such"
+        );
+        // A model saved before peers were tracked reads as not tracking them.
+        let old: Seen = serde_json::from_str(r#"{"ports":[],"names":[]}"#).unwrap();
+        assert!(old.peers.is_none());
+    }
+
+    #[test]
     fn services_are_per_known_program_until_it_talks_to_any_port() {
         let mut seen = Seen::default();
         assert!(!seen.new_service("gunicorn", 25), "untracked");
@@ -479,8 +545,11 @@ mod tests {
             services: vec![("apt".into(), 443)],
             clients: vec![(port_key(true, 22), vec![crate::client_key("192.0.2.1")])],
             uploads: vec![("apt".into(), 4096)],
+            peers: vec![("apt".into(), crate::client_key("91.189.91.81"))],
+            start: 0,
         });
         assert!(seen.has_port(port_key(true, 22)));
+        assert!(!seen.new_peer("apt", crate::client_key("91.189.91.82"), i64::MAX));
         assert_eq!(seen.uploads.as_ref().unwrap()["apt"], 4096);
         assert!(seen.knows_client("192.0.2.1"));
         assert!(seen.has_program("apt") && !seen.has_program("nmap"));

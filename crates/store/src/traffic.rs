@@ -148,6 +148,17 @@ pub struct NameQueries {
     pub queries: i64,
 }
 
+/// One process's traffic between two endpoints in one round, as `round_talkers` holds
+/// it (either end may be the host's: the caller knows which addresses are local).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundTalk {
+    pub round_id: i64,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub packets: i64,
+    pub bytes: i64,
+}
+
 /// Packets of one local process between two endpoints, as stored (either end may be
 /// the host's: the caller knows which addresses are local).
 #[derive(Clone, Debug, PartialEq)]
@@ -351,12 +362,14 @@ impl Db {
 
     /// The busiest endpoint pairs of one local process in a span: what a new program
     /// talked to; with `port`, only the flows with that port at either end (a known
-    /// program's first connections to a service port).
+    /// program's first connections to a service port); with `addr`, only those with
+    /// that address at either end (a channel to one peer).
     pub fn process_flows(
         &self,
         s: &PacketSpan,
         process: &str,
         port: Option<u16>,
+        addr: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ProcessFlow>, Error> {
         let mut st = self.conn.prepare_cached(
@@ -364,12 +377,13 @@ impl Db {
                     max(server_name), max(pid) FROM packets \
              WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
                AND process = ?6 AND (?7 IS NULL OR dest_port = ?7 OR port_id = ?7) \
+               AND (?8 IS NULL OR src_addr = ?8 OR dst_addr = ?8) \
              GROUP BY src_addr, port_id, dst_addr, dest_port ORDER BY c DESC LIMIT ?5",
         )?;
         let (a, b, c, d, e) = span_params(s, limit);
         collect_rows(
             &mut st,
-            rusqlite::params![a, b, c, d, e, process, port],
+            rusqlite::params![a, b, c, d, e, process, port, addr],
             |row| {
                 Ok(ProcessFlow {
                     src: row.get(0)?,
@@ -383,6 +397,31 @@ impl Db {
                 })
             },
         )
+    }
+
+    /// What `process` exchanged with each pair of endpoints in each round with an id in
+    /// `first..=last`, from the rounds' totals (`round_talkers`: live and simulated
+    /// rounds have them, capture files do not): how long a program has talked to a
+    /// peer reads a few rows a round instead of every packet.
+    pub fn process_talks(
+        &self,
+        first: i64,
+        last: i64,
+        process: &str,
+    ) -> Result<Vec<RoundTalk>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT round_id, src_addr, dst_addr, packets, bytes FROM round_talkers \
+             WHERE round_id BETWEEN ?1 AND ?2 AND process = ?3 ORDER BY round_id",
+        )?;
+        collect_rows(&mut st, rusqlite::params![first, last, process], |row| {
+            Ok(RoundTalk {
+                round_id: row.get(0)?,
+                src: row.get(1)?,
+                dst: row.get(2)?,
+                packets: row.get(3)?,
+                bytes: row.get(4)?,
+            })
+        })
     }
 
     /// The busiest (destination, port, process) triples of a span.

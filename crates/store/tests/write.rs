@@ -248,7 +248,10 @@ fn rotating_closes_the_round_and_continues_in_the_next_with_contiguous_ranges() 
     let mut ids = vec![first];
     let mut closed = Vec::new();
     for k in 0..3i64 {
-        let batch: Vec<Packet> = (k * 100..k * 100 + 100).map(packet).collect();
+        let mut batch: Vec<Packet> = (k * 100..k * 100 + 100).map(packet).collect();
+        for p in batch.iter_mut().take(10 * (k as usize + 1)) {
+            p.process = Some("gunicorn".into());
+        }
         tx.send(Msg::Packets(batch)).unwrap();
         tx.send(Msg::Note(format!("round {k}"))).unwrap();
         let end = t0 + (k + 1) * 60_000_000;
@@ -272,6 +275,29 @@ fn rotating_closes_the_round_and_continues_in_the_next_with_contiguous_ranges() 
         .unwrap();
     assert_eq!(talkers, 3, "each live round gets its totals");
     assert_no_dangling_references(&conn);
+    // A program's talks, round by round, from the totals: 20 and 30 packets in the
+    // second and third rounds (the first is outside the range asked for).
+    let store = Db::open(&db).unwrap();
+    let talks = store.process_talks(ids[1], ids[2], "gunicorn").unwrap();
+    let got: Vec<(i64, &str, &str, i64)> = talks
+        .iter()
+        .map(|t| {
+            let (s, d) = (t.src.as_deref().unwrap(), t.dst.as_deref().unwrap());
+            (t.round_id, s, d, t.packets)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (ids[1], "127.0.0.1", "127.0.0.2", 20),
+            (ids[2], "127.0.0.1", "127.0.0.2", 30)
+        ]
+    );
+    assert!(talks.iter().all(|t| t.bytes > 60 * t.packets));
+    assert_eq!(
+        store.process_talks(ids[0], ids[2], "nginx").unwrap(),
+        vec![]
+    );
     let mut st = conn
         .prepare(
             "SELECT id, start_time, end_time, source, status, scan_interval, first_packet_id, \

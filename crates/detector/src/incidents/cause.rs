@@ -17,12 +17,14 @@
 //! any learnt round brought ([`client_surges`]): credential stuffing spreads its logins
 //! over a botnet, so no one address repeats enough. And a known program that sends
 //! one address more bytes in a round than it ever did in a learnt one
-//! ([`large_uploads`]): exfiltration through the web application's own worker.
+//! ([`large_uploads`]): exfiltration through the web application's own worker. And a
+//! known program that keeps a light channel open to a network it never reached
+//! ([`held_channels`]): a command channel through the same worker, or the browser.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
-use portwatch_features::{MAX_ROUND_CLIENTS, RoundKeys, Seen, fnv1a, repeat_limit};
+use portwatch_features::{MAX_ROUND_CLIENTS, RoundKeys, Seen, client_key, fnv1a, repeat_limit};
 use portwatch_store::Db;
 use portwatch_store::rounds::{RoundInfo, SocketOwner};
 use portwatch_store::time::format_micros;
@@ -693,6 +695,123 @@ pub fn large_uploads(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
     Ok(out)
 }
 
+/// Rounds in a row a known program must exchange packets with a network it never
+/// reached in a learnt round before the channel is named: five minutes of a connection
+/// kept open, where page loads and API calls come and go.
+pub const HELD_ROUNDS: usize = 5;
+/// Most packets a round of such a channel carries: a command channel's heartbeats and
+/// commands are a few dozen; a video or a download from a new mirror is thousands, and
+/// other rules (upload ceilings) watch volume.
+pub const HELD_PACKETS: i64 = 300;
+/// Longest pause between one round's end and the next one's start that still counts
+/// as "in a row" (a round is a minute; a collector restarted late is not).
+const HELD_GAP_MICROS: i64 = 90_000_000;
+
+/// Known programs holding a light channel to a network they never reached in a learnt
+/// round ([`Seen::new_peer`]): in each of the last [`HELD_ROUNDS`] rounds, back to
+/// back, at most [`HELD_PACKETS`] packets with it (no learnt round before the first of
+/// them had the pair). A command channel through the web
+/// application's worker or the browser, kept open for hours with a heartbeat, is one
+/// such; nothing else about it is new. The rounds before this one are read from their
+/// totals (`round_talkers`). One cause per program and network, keyed `PROCESS
+/// NETWORK`, its subject the remote address (an allow rule by CIDR or DNS suffix
+/// silences a channel an operator knows).
+pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+    if r.keys.peers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rounds = db.rounds_before(r.round, HELD_ROUNDS - 1)?;
+    rounds.push(r.round.clone());
+    let back_to_back = rounds.len() == HELD_ROUNDS
+        && rounds
+            .windows(2)
+            .all(|w| w[1].start - w[0].end <= HELD_GAP_MICROS);
+    if !back_to_back {
+        return Ok(Vec::new());
+    }
+    // New as of the run's first round: its first rounds may have been learnt already
+    // (they looked like any others), which must not make the channel known.
+    let mut fresh: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (process, net) in &r.keys.peers {
+        if r.seen.new_peer(process, *net, rounds[0].start) {
+            fresh.entry(process.as_str()).or_default().push(*net);
+        }
+    }
+    let ids: Vec<i64> = rounds.iter().map(|x| x.id).collect();
+    let mut out = Vec::new();
+    for (process, nets) in fresh {
+        let talks = db.process_talks(ids[0], r.round.id, process)?;
+        for net in nets {
+            // Per round of the run, the channel's packets; and its busiest remote
+            // address in this round.
+            let mut per_round = vec![0i64; ids.len()];
+            let mut now: BTreeMap<&str, i64> = BTreeMap::new();
+            for t in &talks {
+                let (src, dst) = (t.src.as_deref(), t.dst.as_deref());
+                let remote = match (src, dst) {
+                    (Some(s), d) if is_local(r.local, s) => d,
+                    (s, _) => s,
+                };
+                let Some(remote) = remote.filter(|a| client_key(a) == net) else {
+                    continue;
+                };
+                if let Some(i) = ids.iter().position(|&id| id == t.round_id) {
+                    per_round[i] += t.packets;
+                    if t.round_id == r.round.id {
+                        *now.entry(remote).or_default() += t.packets;
+                    }
+                }
+            }
+            if !per_round.iter().all(|&n| (1..=HELD_PACKETS).contains(&n)) {
+                continue;
+            }
+            let Some((addr, _)) = now
+                .iter()
+                .max_by_key(|(a, n)| (**n, std::cmp::Reverse(**a)))
+            else {
+                continue;
+            };
+            let Ok(ip) = addr.parse::<IpAddr>() else {
+                continue;
+            };
+            let network = network_of(ip);
+            // The channel's busiest flow this round: its remote port and server name.
+            let flow = match r.span() {
+                Some(span) => db
+                    .process_flows(&span, process, None, Some(addr), 1)?
+                    .into_iter()
+                    .next(),
+                None => None,
+            };
+            let mut details = program_traffic(db, r.round, process, None, r.local)?;
+            if let serde_json::Value::Object(m) = &mut details {
+                m.insert("activity".into(), json!("held channel"));
+                m.insert("address".into(), json!(addr));
+                m.insert("network".into(), json!(network));
+                m.insert("rounds".into(), json!(HELD_ROUNDS));
+                m.insert("round_packets".into(), json!(per_round));
+                if let Some(f) = flow {
+                    let remote_port = if f.src.as_deref() == Some(*addr) {
+                        f.sport
+                    } else {
+                        f.dport
+                    };
+                    m.insert("port".into(), json!(remote_port));
+                    m.insert("server_name".into(), json!(f.server_name));
+                }
+            }
+            out.push(Cause {
+                kind: Kind::LocalProcess,
+                key: format!("{process} {network}"),
+                subject: Subject::Remote(vec![ip]),
+                group: "traffic",
+                details,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What a local program did in `round` (only its flows with `port` at either end, when
 /// given): pid, executable and user, packets and bytes, and its busiest peers (remote
 /// address, port, server name).
@@ -712,7 +831,7 @@ fn program_traffic(
     let mut peers: BTreeMap<(String, i64), Peer> = BTreeMap::new();
     let (mut packets, mut bytes, mut pid) = (0, 0, None);
     if let Some((a, b)) = round.packet_range() {
-        for f in db.process_flows(&PacketSpan::whole(a, b), process, port, 200)? {
+        for f in db.process_flows(&PacketSpan::whole(a, b), process, port, None, 200)? {
             packets += f.packets;
             bytes += f.bytes;
             pid = pid.or(f.pid);
@@ -953,6 +1072,127 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rounds a minute apart from `t0` (µs), the last after a gap, each with a light
+    /// channel from gunicorn to 203.0.113.7:443 and a heavy download by apt from
+    /// 198.51.100.9, as the store keeps them (rows and round totals).
+    fn channel_rounds(db: &mut Db, t0: i64, starts: &[i64]) -> Vec<RoundInfo> {
+        use portwatch_capture::{Packet, Transport};
+        use portwatch_store::insert::{PacketScratch, RoundClose, RoundSource, RoundStatus};
+        let tx = db.transaction().unwrap();
+        let mut scratch = PacketScratch::default();
+        let packet = |ts: i64, out: bool, remote: [u8; 4], port: u16, process: &str| {
+            let (host, remote) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from(remote));
+            Packet {
+                ts_micros: ts,
+                length: 120,
+                src_addr: Some(if out { host } else { remote }),
+                dst_addr: Some(if out { remote } else { host }),
+                transport: Some(Transport::Tcp),
+                src_port: Some(if out { 45_000 } else { port }),
+                dst_port: Some(if out { port } else { 45_000 }),
+                tcp_flags: Some(0x18),
+                process: Some(process.into()),
+                ..Packet::default()
+            }
+        };
+        for &start in starts {
+            let start = t0 + start;
+            let id = tx
+                .begin_round(start, RoundSource::Simulated, Some(5.0))
+                .unwrap();
+            let mut ids = Vec::new();
+            for k in 0..6 {
+                let ts = start + k * 10_000_000;
+                ids.push(
+                    tx.insert_packet(
+                        id,
+                        &packet(ts, k % 2 == 0, [203, 0, 113, 7], 443, "gunicorn"),
+                        &mut scratch,
+                    )
+                    .unwrap(),
+                );
+            }
+            for k in 0..400 {
+                let ts = start + k * 100_000;
+                ids.push(
+                    tx.insert_packet(
+                        id,
+                        &packet(ts, k % 4 == 0, [198, 51, 100, 9], 80, "apt"),
+                        &mut scratch,
+                    )
+                    .unwrap(),
+                );
+            }
+            let close = RoundClose {
+                end_micros: start + 55_000_000,
+                status: Some(RoundStatus::Complete),
+                first_packet_id: ids.first().copied(),
+                last_packet_id: ids.last().copied(),
+                packets_stored: ids.len() as u64,
+                samples: 12,
+                ..RoundClose::default()
+            };
+            tx.close_round(id, &close).unwrap();
+        }
+        tx.commit().unwrap();
+        db.unevaluated_rounds().unwrap()
+    }
+
+    #[test]
+    fn a_light_channel_to_a_new_network_is_named_after_five_rounds_back_to_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+        let minute = 60_000_000;
+        // Five rounds back to back, then one ten minutes later.
+        let starts: Vec<i64> = (0..5).map(|k| k * minute).chain([15 * minute]).collect();
+        let rounds = channel_rounds(&mut db, 1_767_225_600_000_000, &starts);
+        assert_eq!(rounds.len(), 6);
+        let (gunicorn, apt) = (
+            ("gunicorn".to_string(), client_key("203.0.113.7")),
+            ("apt".to_string(), client_key("198.51.100.9")),
+        );
+        let keys = RoundKeys {
+            peers: vec![apt.clone(), gunicorn.clone()],
+            ..RoundKeys::default()
+        };
+        let mut seen = Seen::default();
+        seen.add_programs(&["gunicorn".to_string(), "apt".to_string()]);
+        seen.add_peers(&[], 0);
+        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
+        let at = |i: usize, seen: &Seen| {
+            let every = EveryRound {
+                round: &rounds[i],
+                keys: &keys,
+                seen,
+                local: &local,
+            };
+            held_channels(&db, &every).unwrap()
+        };
+        assert_eq!(at(3, &seen), Vec::new(), "four rounds are not five");
+        let named = at(4, &seen);
+        assert_eq!(named.len(), 1, "apt's download is too heavy: {named:?}");
+        let c = &named[0];
+        assert_eq!(
+            (c.kind, c.key.as_str()),
+            (Kind::LocalProcess, "gunicorn 203.0.113.0/24")
+        );
+        assert_eq!(
+            c.subject,
+            Subject::Remote(vec!["203.0.113.7".parse().unwrap()])
+        );
+        assert_eq!(c.details["activity"], "held channel");
+        assert_eq!(c.details["port"], 443);
+        assert_eq!(c.details["round_packets"], json!([6, 6, 6, 6, 6]));
+        assert_eq!(at(5, &seen), Vec::new(), "a gap breaks the run");
+        // Learnt from the run's own first round, it is still new as of that round;
+        // learnt from a round before the run, it is the program's own.
+        let mut learnt = seen.clone();
+        learnt.add_peers(std::slice::from_ref(&gunicorn), rounds[0].start);
+        assert_eq!(at(4, &learnt).len(), 1);
+        seen.add_peers(std::slice::from_ref(&gunicorn), rounds[0].start - 1);
+        assert_eq!(at(4, &seen), Vec::new());
+    }
 
     #[test]
     fn features_fall_into_groups() {

@@ -104,6 +104,27 @@ pub fn summarize(i: &Incident) -> String {
                 peers(d, n("destinations"))
             )
         }
+        "local_process" if s("activity").as_deref() == Some("held channel") => {
+            let who = format!("{}{}", s("process").unwrap_or_default(), identity(d));
+            let to = match (s("address"), d.get("port").and_then(Value::as_u64)) {
+                (Some(a), Some(p)) if a.contains(':') => format!("[{a}]:{p}"),
+                (Some(a), Some(p)) => format!("{a}:{p}"),
+                (a, _) => a.unwrap_or_default(),
+            };
+            let name = s("server_name")
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let last = d
+                .get("round_packets")
+                .and_then(Value::as_array)
+                .and_then(|v| v.last())
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            format!(
+                "{who} keeps a channel open to {to}{name}, a network it never reached before: {} rounds in a row, {last} packets in the last",
+                n("rounds")
+            )
+        }
         "local_process" => {
             let who = format!("{}{}", i.cause, identity(d));
             scan_of_hosts(&who, d).unwrap_or_else(|| {
@@ -363,6 +384,20 @@ mod tests {
             "gunicorn (pid 1291, /usr/bin/gunicorn) connected to tcp/25 for the first time: \
              48.0 kB in 90 packets to 203.0.113.25:25 and 3 more; \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let held = incident(
+            "local_process",
+            "gunicorn 203.0.113.0/24",
+            json!({"activity": "held channel", "process": "gunicorn", "pid": 1291,
+                   "exe": "/usr/bin/gunicorn", "address": "203.0.113.7", "port": 443,
+                   "server_name": "d3k9x2.cloudfront.net", "rounds": 5,
+                   "round_packets": [9, 6, 41, 6, 7]}),
+        );
+        assert_eq!(
+            summarize(&held),
+            "gunicorn (pid 1291, /usr/bin/gunicorn) keeps a channel open to 203.0.113.7:443 \
+             (d3k9x2.cloudfront.net), a network it never reached before: 5 rounds in a row, \
+             7 packets in the last; 2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let udp = incident(
             "remote_source",

@@ -182,17 +182,18 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
 const UNTRACKED_SEED_ROUNDS: usize = 1440;
 
 /// Seeds what a model saved before they were tracked lacks — connection ceilings,
-/// programs' services, client networks, upload ceilings — from the rounds before
+/// programs' services, client networks, upload ceilings, programs' peers — from the rounds before
 /// `first`, so that an upgrade neither stays blind until the next cold start nor alarms
 /// on the first busy client or the first backup. Once, at the first fine-tune.
 pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
-    let (repeats, services, clients, uploads) = (
+    let (repeats, services, clients, uploads, peers) = (
         seen.repeats.is_none(),
         seen.services.is_none(),
         seen.clients.is_none(),
         seen.uploads.is_none(),
+        seen.peers.is_none(),
     );
-    if !repeats && !services && !clients && !uploads {
+    if !repeats && !services && !clients && !uploads && !peers {
         return Ok(());
     }
     let rounds = db.rounds_before(first, UNTRACKED_SEED_ROUNDS)?;
@@ -205,6 +206,9 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
     if uploads {
         seen.add_uploads(&[]);
     }
+    if peers {
+        seen.add_peers(&[], 0);
+    }
     let seed_end = rounds.first().map_or(0, |r| r.start + SEEN_SEED);
     learn_keys(db, &rounds, |round, keys| {
         if repeats {
@@ -215,6 +219,9 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
         }
         if uploads {
             seen.add_uploads(&keys.uploads);
+        }
+        if peers {
+            seen.add_peers(&keys.peers, keys.start);
         }
         if clients {
             // As at a cold start: the first hour's networks seed the set.

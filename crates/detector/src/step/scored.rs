@@ -191,9 +191,9 @@ pub(super) fn scored_step(
             for (keys, _) in l.keys.iter().zip(&v.trainable).filter(|(_, t)| **t) {
                 sc.seen.add_keys(keys);
             }
-            // A program becomes known from rounds no open incident touched (or by
-            // accept): a round learnt with a scanner left out may hold a beacon that
-            // talked in it too.
+            // A program (and what it connects to, sends and reaches) becomes known from
+            // rounds no open incident touched (or by accept): a round learnt with a
+            // scanner left out may hold a beacon that talked in it too.
             if let Some(p) = &pending {
                 for (r, keys) in p.loaded.rounds.iter().zip(&p.loaded.keys) {
                     if p.masked.contains(&r.id) {
@@ -201,6 +201,7 @@ pub(super) fn scored_step(
                             programs: Vec::new(),
                             services: Vec::new(),
                             uploads: Vec::new(),
+                            peers: Vec::new(),
                             ..keys.clone()
                         });
                     } else {

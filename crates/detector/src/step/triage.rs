@@ -113,6 +113,8 @@ pub(super) fn triage_rounds(
     );
     let by_round: HashMap<i64, &AnomalyReport> =
         explained.iter().map(|a| (a.round_id, a)).collect();
+    // Rounds where a held channel that no rule allows was named.
+    let mut channel_rounds = Vec::new();
     for &i in batch {
         let r = &l.rounds[i];
         let over = scores[i].is_some_and(|s| s > threshold);
@@ -191,6 +193,9 @@ pub(super) fn triage_rounds(
             causes.retain(|o| !(o.kind == c.kind && o.key == c.key));
             causes.push(c);
         }
+        let channels = cause::held_channels(db, &every)?;
+        let named_channel = !channels.is_empty();
+        causes.extend(channels);
         if shifted {
             // A lasting shift that no actor explains is one incident, whatever features
             // lead from round to round.
@@ -222,6 +227,9 @@ pub(super) fn triage_rounds(
             causes,
             listening: &l.keys[i].ports,
         });
+        if named_channel && !triage[i].normal {
+            channel_rounds.push(i);
+        }
     }
     let (writes, events) = tracker.finish();
     // Rounds of incidents nobody accepted are held out of training as they are; they
@@ -250,6 +258,15 @@ pub(super) fn triage_rounds(
                 triage[i].held = true;
                 unmaskable[i] |= !actor;
             }
+        }
+    }
+    // A held channel is named on its fifth round: its first four, which looked like
+    // any others, are held with it where this run has them (not learnt, so the pair
+    // stays new while the channel lasts).
+    for &i in &channel_rounds {
+        for j in i.saturating_sub(cause::HELD_ROUNDS - 1)..i {
+            triage[j].held = true;
+            unmaskable[j] = true;
         }
     }
     for (t, u) in triage.iter_mut().zip(unmaskable) {
