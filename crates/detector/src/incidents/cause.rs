@@ -1101,28 +1101,16 @@ mod tests {
             let id = tx
                 .begin_round(start, RoundSource::Simulated, Some(5.0))
                 .unwrap();
+            // Six light packets of the channel, then 400 of the download.
+            let flows = [(6, 10_000_000, [203, 0, 113, 7], 443, "gunicorn", 2)]
+                .into_iter()
+                .chain([(400, 100_000, [198, 51, 100, 9], 80, "apt", 4)]);
             let mut ids = Vec::new();
-            for k in 0..6 {
-                let ts = start + k * 10_000_000;
-                ids.push(
-                    tx.insert_packet(
-                        id,
-                        &packet(ts, k % 2 == 0, [203, 0, 113, 7], 443, "gunicorn"),
-                        &mut scratch,
-                    )
-                    .unwrap(),
-                );
-            }
-            for k in 0..400 {
-                let ts = start + k * 100_000;
-                ids.push(
-                    tx.insert_packet(
-                        id,
-                        &packet(ts, k % 4 == 0, [198, 51, 100, 9], 80, "apt"),
-                        &mut scratch,
-                    )
-                    .unwrap(),
-                );
+            for (n, every, remote, port, process, out_each) in flows {
+                for k in 0..n {
+                    let p = packet(start + k * every, k % out_each == 0, remote, port, process);
+                    ids.push(tx.insert_packet(id, &p, &mut scratch).unwrap());
+                }
             }
             let close = RoundClose {
                 end_micros: start + 55_000_000,
