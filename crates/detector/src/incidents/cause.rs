@@ -21,7 +21,7 @@
 //! known program that keeps a light channel open to a network it never reached
 //! ([`held_channels`]): a command channel through the same worker, or the browser.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use portwatch_features::{MAX_ROUND_CLIENTS, RoundKeys, Seen, client_key, fnv1a, repeat_limit};
@@ -703,14 +703,17 @@ pub const HELD_ROUNDS: usize = 5;
 /// commands are a few dozen; a video or a download from a new mirror is thousands, and
 /// other rules (upload ceilings) watch volume.
 pub const HELD_PACKETS: i64 = 300;
+/// Rounds read back to find where a channel's run of rounds began (four hours).
+const HELD_LOOKBACK: usize = 240;
 /// Longest pause between one round's end and the next one's start that still counts
 /// as "in a row" (a round is a minute; a collector restarted late is not).
 const HELD_GAP_MICROS: i64 = 90_000_000;
 
 /// Known programs holding a light channel to a network they never reached in a learnt
-/// round ([`Seen::new_peer`]): in each of the last [`HELD_ROUNDS`] rounds, back to
-/// back, at most [`HELD_PACKETS`] packets with it (no learnt round before the first of
-/// them had the pair), over one connection kept through all of them (the same local
+/// round ([`Seen::new_peer`]): in each of the last [`HELD_ROUNDS`] rounds or more, back
+/// to back, 1 to [`HELD_PACKETS`] packets with it (no learnt round before the first of
+/// that run had the pair: up to [`HELD_LOOKBACK`] rounds are read back to find it),
+/// over one connection kept through the last five (the same local
 /// port: a browser on a site it never visited opens new connections as it goes — 141
 /// false incidents in simulated workstation week 906 without this). A command channel
 /// through the web application's worker or the browser, kept open for hours with a
@@ -722,31 +725,31 @@ pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
     if r.keys.peers.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rounds = db.rounds_before(r.round, HELD_ROUNDS - 1)?;
+    let mut rounds = db.rounds_before(r.round, HELD_LOOKBACK - 1)?;
     rounds.push(r.round.clone());
-    let back_to_back = rounds.len() == HELD_ROUNDS
-        && rounds
-            .windows(2)
-            .all(|w| w[1].start - w[0].end <= HELD_GAP_MICROS);
-    if !back_to_back {
+    // The rounds back to back up to this one.
+    let mut from = rounds.len() - 1;
+    while from > 0 && rounds[from].start - rounds[from - 1].end <= HELD_GAP_MICROS {
+        from -= 1;
+    }
+    let rounds = &rounds[from..];
+    if rounds.len() < HELD_ROUNDS {
         return Ok(Vec::new());
     }
-    // New as of the run's first round: its first rounds may have been learnt already
-    // (they looked like any others), which must not make the channel known.
     let mut fresh: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
     for (process, net) in &r.keys.peers {
         if r.seen.new_peer(process, *net, rounds[0].start) {
             fresh.entry(process.as_str()).or_default().push(*net);
         }
     }
-    let ids: Vec<i64> = rounds.iter().map(|x| x.id).collect();
+    let index: HashMap<i64, usize> = rounds.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
     let mut out = Vec::new();
     for (process, nets) in fresh {
-        let talks = db.process_talks(ids[0], r.round.id, process)?;
+        let talks = db.process_talks(rounds[0].id, r.round.id, process)?;
         for net in nets {
-            // Per round of the run, the channel's packets; and its busiest remote
-            // address in this round.
-            let mut per_round = vec![0i64; ids.len()];
+            // Per round, the channel's packets; and its busiest remote address in this
+            // round.
+            let mut per_round = vec![0i64; rounds.len()];
             let mut now: BTreeMap<&str, i64> = BTreeMap::new();
             for t in &talks {
                 let (src, dst) = (t.src.as_deref(), t.dst.as_deref());
@@ -757,16 +760,30 @@ pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
                 let Some(remote) = remote.filter(|a| client_key(a) == net) else {
                     continue;
                 };
-                if let Some(i) = ids.iter().position(|&id| id == t.round_id) {
+                if let Some(&i) = index.get(&t.round_id) {
                     per_round[i] += t.packets;
                     if t.round_id == r.round.id {
                         *now.entry(remote).or_default() += t.packets;
                     }
                 }
             }
-            if !per_round.iter().all(|&n| (1..=HELD_PACKETS).contains(&n)) {
+            // The channel's run: the last rounds, each light and not empty.
+            let run = per_round
+                .iter()
+                .rev()
+                .take_while(|&&n| (1..=HELD_PACKETS).contains(&n))
+                .count();
+            // New as of the run's first round: a fine-tune may have learnt its first
+            // rounds before it was named (they looked like any others), which must not
+            // make the channel known.
+            if run < HELD_ROUNDS
+                || !r
+                    .seen
+                    .new_peer(process, net, rounds[rounds.len() - run].start)
+            {
                 continue;
             }
+            let last = &rounds[rounds.len() - HELD_ROUNDS..];
             let Some((addr, _)) = now
                 .iter()
                 .max_by_key(|(a, n)| (**n, std::cmp::Reverse(**a)))
@@ -778,7 +795,7 @@ pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
             };
             // One connection held through every round (its local port in each): page
             // loads and API calls open new ones; a channel keeps its own.
-            let Some((local_port, flow)) = one_connection(db, &rounds, process, addr)? else {
+            let Some((local_port, flow)) = one_connection(db, last, process, addr)? else {
                 continue;
             };
             let network = network_of(ip);
@@ -787,8 +804,11 @@ pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
                 m.insert("activity".into(), json!("held channel"));
                 m.insert("address".into(), json!(addr));
                 m.insert("network".into(), json!(network));
-                m.insert("rounds".into(), json!(HELD_ROUNDS));
-                m.insert("round_packets".into(), json!(per_round));
+                m.insert("rounds".into(), json!(run));
+                m.insert(
+                    "round_packets".into(),
+                    json!(per_round[per_round.len() - HELD_ROUNDS..]),
+                );
                 m.insert("local_port".into(), json!(local_port));
                 let remote_port = if flow.src.as_deref() == Some(*addr) {
                     flow.sport
@@ -1238,9 +1258,11 @@ mod tests {
         assert_eq!(at(5, &seen), Vec::new(), "a gap breaks the run");
         // Learnt from the run's own first round, it is still new as of that round;
         // learnt from a round before the run, it is the program's own.
-        let mut learnt = seen.clone();
-        learnt.add_peers(std::slice::from_ref(&gunicorn), rounds[0].start);
-        assert_eq!(at(4, &learnt).len(), 1);
+        for k in [0, 3] {
+            let mut learnt = seen.clone();
+            learnt.add_peers(std::slice::from_ref(&gunicorn), rounds[k].start);
+            assert_eq!(at(4, &learnt).len(), 1, "learnt from round {k} of the run");
+        }
         seen.add_peers(std::slice::from_ref(&gunicorn), rounds[0].start - 1);
         assert_eq!(at(4, &seen), Vec::new());
     }
