@@ -424,7 +424,7 @@ impl Checkpointer {
     /// again: a writer that never pauses would otherwise grow it by every row it writes
     /// (200 MB for the 2 M-packet mix), each frame a new page of a new file for the
     /// kernel to allocate and write back. Keeping it near 10–20 MB cut that ingest's
-    /// system time by a quarter to a half (BENCHMARKS.md). A reader holding an
+    /// system time by a fifth to a half (BENCHMARKS.md). A reader holding an
     /// older snapshot makes the answer no; the writer asks again after its next commit.
     fn catch_up(&self) -> bool {
         let Some(tx) = &self.tx else { return false };
