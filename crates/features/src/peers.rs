@@ -5,7 +5,7 @@
 //! volume is new, only the peer. Known pairs are kept as [`crate::Seen`] keeps client
 //! networks, the longest gone forgotten first past [`MAX_KNOWN_PEERS`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,23 +20,36 @@ const MAX_TRACKED: usize = 1 << 14;
 /// networks in a week.
 pub const MAX_KNOWN_PEERS: usize = 65_536;
 
-/// The (program, remote network) pairs of a round's client traffic.
+/// The (program, remote network) pairs of a round's client traffic. Looked up by the
+/// program's name as given, so a packet of a pair already counted allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct PeerCounter {
-    pairs: BTreeSet<(String, u32)>,
+    per: HashMap<String, HashSet<u32>>,
+    pairs: usize,
 }
 
 impl PeerCounter {
     /// `program` sent to a remote address of network `net` ([`crate::client_key`]).
     pub(crate) fn sent(&mut self, program: &str, net: u32) {
-        if self.pairs.len() < MAX_TRACKED && !self.pairs.contains(&(program.to_string(), net)) {
-            self.pairs.insert((program.to_string(), net));
+        let nets = match self.per.get_mut(program) {
+            Some(nets) => nets,
+            None if self.pairs < MAX_TRACKED => self.per.entry(program.to_string()).or_default(),
+            None => return,
+        };
+        if self.pairs < MAX_TRACKED && nets.insert(net) {
+            self.pairs += 1;
         }
     }
 
     /// The round's pairs, sorted.
     pub(crate) fn pairs(self) -> Vec<(String, u32)> {
-        self.pairs.into_iter().collect()
+        let mut out: Vec<(String, u32)> = self
+            .per
+            .into_iter()
+            .flat_map(|(p, nets)| nets.into_iter().map(move |n| (p.clone(), n)))
+            .collect();
+        out.sort_unstable();
+        out
     }
 }
 
