@@ -234,11 +234,25 @@ pub enum EventKind {
     /// is not a SYN flood. Written with `implant`, run once as a kind none was
     /// written for.
     Udpflood,
+    /// An ICMP tunnel (ptunnel, icmpsh) from the host to one new public address for
+    /// 20–40 minutes: 1–4 echo requests a second carrying 150–1,400 bytes out, each
+    /// answered by a reply of 60–250 bytes. No lookup (the peer is an address) and no
+    /// TCP or UDP socket: the tool uses a raw socket, which the scanner does not list.
+    /// Models exfiltration or a shell where egress is filtered to ping. Written after
+    /// every rule was final, and run once, as a kind none was written for.
+    Icmptunnel,
+    /// A cryptominer an intruder dropped: a new process, named like a kernel thread or
+    /// a daemon, runs from a world-writable directory and holds one plain-TCP stratum
+    /// connection to a mining pool (looked up first) on the pool's own port for 30–45
+    /// minutes: a new job from the pool every 20–90 s, a share submitted every 10–60 s,
+    /// each a few hundred bytes. Written with `icmptunnel`, run once as a kind none was
+    /// written for.
+    Miner,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -258,6 +272,8 @@ impl EventKind {
         EventKind::Exfil,
         EventKind::Implant,
         EventKind::Udpflood,
+        EventKind::Icmptunnel,
+        EventKind::Miner,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -282,6 +298,8 @@ impl EventKind {
             EventKind::Exfil => "exfil",
             EventKind::Implant => "implant",
             EventKind::Udpflood => "udpflood",
+            EventKind::Icmptunnel => "icmptunnel",
+            EventKind::Miner => "miner",
         }
     }
 }

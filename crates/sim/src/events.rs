@@ -15,7 +15,7 @@ use portwatch_capture::{Layer, Packet, Transport};
 use portwatch_scan::Socket;
 
 use crate::config::{EventKind, Profile};
-use crate::host::{Host, MINUTE, Role, SITE, ephemeral, random_public_v4};
+use crate::host::{Host, MINUTE, Role, SITE, ephemeral, icmp, random_public_v4};
 use crate::net::{Flow, Owner, SEC, Sock, TcpSession, dns_exchange, flags, syn_probe};
 use crate::rng::{Rng, stream};
 use portwatch_features::listen_bucket;
@@ -189,6 +189,8 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         }
         EventKind::Implant => implant(&mut ev, &mut r, host),
         EventKind::Udpflood => udpflood(&mut ev, &mut r, key),
+        EventKind::Icmptunnel => icmptunnel(&mut ev, &mut r, host),
+        EventKind::Miner => miner(&mut ev, &mut r, host),
     }
     ev
 }
@@ -1043,6 +1045,123 @@ fn udpflood(ev: &mut Event, r: &mut Rng, key: i64) {
         to: ev.end,
         key,
     }));
+}
+
+/// An ICMP tunnel (the `icmptunnel` kind): echo requests carrying data out to one new
+/// address, 1–4 a second (Poisson) for 20–40 minutes, each answered by a short reply.
+/// No lookup and no socket the scanner lists. Planned whole: up to 20,000 packets.
+fn icmptunnel(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let peer = random_public_v4(r);
+    let dur = (r.uniform(20.0, 40.0) * MINUTE as f64) as i64;
+    let per_sec = r.uniform(1.0, 4.0);
+    let rtt = (r.lognormal(50.0, 0.3) * 1000.0) as i64;
+    let flow = Flow {
+        transport: Transport::Udp,
+        local: host.addr4,
+        local_port: 0,
+        remote: peer,
+        remote_port: 0,
+        owner: None,
+    };
+    ev.end = ev.start + dur;
+    let mut t = ev.start + r.below(SEC as u64) as i64;
+    let (mut requests, mut bytes) = (0u64, 0u64);
+    while t < ev.end {
+        // Ethernet, IPv4 and ICMP headers are 42 bytes.
+        let mut q = icmp(&flow, t, true);
+        q.length = 42 + r.between(150, 1_400) as u32;
+        bytes += u64::from(q.length);
+        ev.packets.push(q);
+        let mut a = icmp(&flow, t + rtt, false);
+        a.length = 42 + r.between(60, 250) as u32;
+        ev.packets.push(a);
+        requests += 1;
+        t += (-(1.0 - r.f64()).ln() / per_sec * SEC as f64) as i64 + 1;
+    }
+    ev.note = format!(
+        "ICMP tunnel to {peer} for {:.0} min: {requests} echo requests, {:.1} MB out",
+        dur as f64 / MINUTE as f64,
+        bytes as f64 / 1e6
+    );
+}
+
+/// Mining pools and the ports they take stratum on.
+const POOLS: [(&str, u16); 4] = [
+    ("pool.supportxmr.com", 3333),
+    ("xmr-eu1.nanopool.org", 14444),
+    ("gulf.moneroocean.stream", 10128),
+    ("pool.hashvault.pro", 5555),
+];
+/// Names miners take to pass in a process list.
+const MINER_NAMES: [&str; 4] = ["kswapd0", "ksoftirqd", "networkservice", "sysguard"];
+
+/// A cryptominer (the `miner` kind): a new process looks up its pool, then holds one
+/// plain-TCP stratum connection to it for 30–45 minutes: jobs in every 20–90 s, shares
+/// out every 10–60 s, each acknowledged. Planned whole: a few hundred packets.
+fn miner(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let pid = r.between(20_000, 39_999) as u32;
+    let name = *r.pick(&MINER_NAMES);
+    let owner = Owner::dropped(pid, name);
+    let (pool, port) = *r.pick(&POOLS);
+    let addr = random_public_v4(r);
+    let dur = (r.uniform(30.0, 45.0) * MINUTE as f64) as i64;
+    let rtt = (r.lognormal(40.0, 0.3) * 1000.0) as i64;
+    host.lookup(r, ev.start, pool, &mut ev.packets);
+    let flow = Flow {
+        transport: Transport::Tcp,
+        local: host.addr4,
+        local_port: ephemeral(r),
+        remote: addr,
+        remote_port: port,
+        owner: Some(owner.clone()),
+    };
+    // The handshake, the login and its first job, and the close: a session with no
+    // data of its own; the jobs and shares are added below.
+    let start = ev.start + 30_000;
+    let session = TcpSession {
+        start,
+        duration: dur,
+        rtt,
+        local_is_client: true,
+        sni: None,
+        data: 2,
+        client_share: 0.5,
+        local_closes: true,
+    };
+    ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+    ev.end = start + dur;
+    let psh = Some(flags::PSH | flags::ACK);
+    let ack = Some(flags::ACK);
+    let last = ev.end - 2 * rtt;
+    let mut job = start + (r.uniform(20.0, 90.0) * SEC as f64) as i64;
+    let mut share = start + (r.uniform(10.0, 60.0) * SEC as f64) as i64;
+    let (mut jobs, mut shares) = (0, 0);
+    while job.min(share) < last {
+        if job <= share {
+            ev.packets
+                .push(flow.packet(job, false, r.between(300, 520) as u32, psh, None));
+            ev.packets.push(flow.packet(job + 200, true, 66, ack, None));
+            jobs += 1;
+            job += (r.uniform(20.0, 90.0) * SEC as f64) as i64;
+        } else {
+            // The share and the pool's "OK".
+            ev.packets
+                .push(flow.packet(share, true, r.between(220, 300) as u32, psh, None));
+            ev.packets
+                .push(flow.packet(share + rtt, false, r.between(110, 140) as u32, psh, None));
+            ev.packets
+                .push(flow.packet(share + rtt + 200, true, 66, ack, None));
+            shares += 1;
+            share += (r.uniform(10.0, 60.0) * SEC as f64) as i64;
+        }
+    }
+    ev.note = format!(
+        "new process {} (pid {}, {}) mines at {pool} ({addr}:{port}) for {:.0} min: {jobs} jobs, {shares} shares",
+        owner.process,
+        owner.pid,
+        owner.exe,
+        dur as f64 / MINUTE as f64
+    );
 }
 
 /// The UDP flood's plan: its rate and interval.

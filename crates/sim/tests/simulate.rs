@@ -654,6 +654,120 @@ fn beacon_calls_one_new_address_about_once_a_minute() {
     );
 }
 
+// An ICMP tunnel: pings to one new address, many a second, carrying data out.
+#[test]
+fn icmptunnel_pings_one_new_address_with_data() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(2.0, 3, 2.0, &["icmptunnel@0.5"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((20..=40).contains(&labelled), "{labelled}");
+    let out = "protocols = 'eth:ipv4:icmp' AND src_addr = '10.0.2.15'";
+    let during = "round_id IN (SELECT round_id FROM labels)";
+    // The host pings its monitor now and then; during the tunnel, one more address,
+    // never reached before, takes a request or more a second.
+    let (dst, requests, mean_len): (String, i64, f64) = conn
+        .query_row(
+            &format!(
+                "SELECT dst_addr, count(*), avg(length) FROM packets WHERE {out} AND {during}
+                  GROUP BY dst_addr ORDER BY count(*) DESC LIMIT 1"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(requests >= 40 * labelled, "{requests} in {labelled} rounds");
+    assert!(mean_len > 500.0, "data out: {mean_len}");
+    assert_eq!(
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM packets WHERE dst_addr = '{dst}' AND NOT ({during})")
+        ),
+        0
+    );
+    // Each request has its reply, shorter.
+    let replies = floats(
+        &conn,
+        &format!("SELECT avg(length) FROM packets WHERE src_addr = '{dst}' AND {during}"),
+    );
+    assert!(replies[0] < 300.0, "{replies:?}");
+    assert!(
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM packets WHERE src_addr = '{dst}'")
+        ) >= requests - 5
+    );
+    // No socket: the tunnel's raw socket is not a TCP or UDP one.
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM rounds_ports WHERE process IS NOT NULL AND {during}
+                   AND process NOT IN (SELECT process FROM rounds_ports WHERE process IS NOT NULL
+                                        AND round_id < (SELECT min(round_id) FROM labels))"
+            )
+        ),
+        0
+    );
+}
+
+// A miner: a new process holds one stratum connection to a pool it looked up.
+#[test]
+fn miner_holds_one_connection_to_a_pool() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(2.0, 4, 2.0, &["miner@0.5"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((30..=45).contains(&labelled), "{labelled}");
+    let during = "round_id IN (SELECT round_id FROM labels)";
+    let (process, port, dst, conns, rounds): (String, i64, String, i64, i64) = conn
+        .query_row(
+            &format!(
+                "SELECT process, dest_port, dst_addr, count(DISTINCT port_id), count(DISTINCT round_id)
+                   FROM packets WHERE src_addr = '10.0.2.15' AND {during}
+                    AND dest_port IN (3333, 14444, 10128, 5555)
+                  GROUP BY process, dest_port, dst_addr"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert!(
+        ["kswapd0", "ksoftirqd", "networkservice", "sysguard"].contains(&process.as_str()),
+        "{process}"
+    );
+    assert!([3333, 14444, 10128, 5555].contains(&port), "{port}");
+    assert_eq!(conns, 1, "one connection (one local port)");
+    assert!(rounds + 3 >= labelled, "{rounds} of {labelled} rounds");
+    // Plain TCP: no TLS, no name in a hello; the pool was looked up first.
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE dst_addr = '{dst}' AND (server_name IS NOT NULL OR protocols LIKE '%tls%')"
+            )
+        ),
+        0
+    );
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE dns_qr = 0 AND {during} AND qry_name IN
+                  ('pool.supportxmr.com', 'xmr-eu1.nanopool.org', 'gulf.moneroocean.stream', 'pool.hashvault.pro')"
+            )
+        ) >= 1
+    );
+    // Its socket, from a world-writable directory.
+    assert_eq!(
+        text(
+            &conn,
+            &format!(
+                "SELECT DISTINCT exe FROM rounds_ports WHERE state = 'ESTABLISHED' AND process = '{process}'"
+            )
+        ),
+        format!("/dev/shm/.{process}")
+    );
+}
+
 // Exfiltration: hundreds of megabytes out over one connection to one new address.
 #[test]
 fn upload_sends_hundreds_of_megabytes_to_one_new_address() {
@@ -1092,6 +1206,8 @@ fn every_kind_runs_on_a_workstation() {
         "exfil@7.5",
         "implant@5",
         "udpflood@4.5",
+        "miner@3",
+        "icmptunnel@3.8",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
@@ -1194,6 +1310,29 @@ fn every_kind_runs_on_a_workstation() {
     assert!(flood("count(*)") >= 180_000, "{}", flood("count(*)"));
     assert!(flood("count(DISTINCT src_addr)") >= 100_000);
     assert!(flood("count(DISTINCT dest_port)") >= 10_000);
+    // The ICMP tunnel and the miner leave the LAN.
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE protocols = 'eth:ipv4:icmp' \
+                  AND dst_addr NOT LIKE '192.168.%' AND {}",
+                during("icmptunnel")
+            )
+        ) >= 1000
+    );
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(DISTINCT dst_addr) FROM packets WHERE process IN \
+                  ('kswapd0', 'ksoftirqd', 'networkservice', 'sysguard') \
+                  AND protocols = 'eth:ipv4:tcp' AND dst_addr NOT LIKE '192.168.%' AND {}",
+                during("miner")
+            )
+        ),
+        1
+    );
     // The stuffing: logins at sshd from many LAN addresses, none of them often.
     assert!(
         lan_ssh("count(DISTINCT src_addr)", "stuffing") >= 20,
