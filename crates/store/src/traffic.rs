@@ -82,6 +82,20 @@ pub struct SenderStats {
     pub last: i64,
 }
 
+/// ICMP (or ICMPv6) packets from one address to another in a span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IcmpPair {
+    pub src: String,
+    pub dst: String,
+    pub packets: i64,
+    /// Bytes on the wire.
+    pub bytes: i64,
+    /// First packet (µs).
+    pub first: i64,
+    /// Last packet (µs).
+    pub last: i64,
+}
+
 /// How to rank senders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SenderOrder {
@@ -232,6 +246,29 @@ impl Db {
                 last: micros(row, 9)?,
                 syn_ports: row.get(10)?,
                 syn_destinations: row.get(11)?,
+            })
+        })
+    }
+
+    /// ICMP and ICMPv6 packets by source and destination address, most packets first
+    /// (at most `limit` pairs). ICMP carries no port, so no process is attributed:
+    /// this is how a tunnel over pings, or a ping flood, is found by its peer.
+    pub fn icmp_pairs(&self, s: &PacketSpan, limit: usize) -> Result<Vec<IcmpPair>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT src_addr, dst_addr, count(*) AS c, coalesce(sum(length), 0), \
+                    min(timestamp), max(timestamp) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND protocols LIKE '%:icmp%' AND src_addr IS NOT NULL AND dst_addr IS NOT NULL \
+             GROUP BY src_addr, dst_addr ORDER BY c DESC LIMIT ?5",
+        )?;
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(IcmpPair {
+                src: row.get(0)?,
+                dst: row.get(1)?,
+                packets: row.get(2)?,
+                bytes: row.get(3)?,
+                first: micros(row, 4)?,
+                last: micros(row, 5)?,
             })
         })
     }

@@ -256,6 +256,15 @@ pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
     };
     let found = match (group, span) {
         _ if strong.is_some() => strong,
+        // ICMP names no process and is rarely the most bytes: when it led the error,
+        // its peer is the actor.
+        ("traffic", Some(span)) if led_by(v.top_features, "packets_icmp") => {
+            match icmp_peer(db, v, &span)? {
+                Some(c) => Some(c),
+                None if v.shift => None,
+                None => heavy_sender(db, v, &span)?,
+            }
+        }
         ("traffic", Some(span)) if !v.shift => heavy_sender(db, v, &span)?,
         // A domain is the actor only for names never seen (a shift needs many).
         ("dns", Some(span)) => domain(db, v, &span)?.filter(|c| {
@@ -479,6 +488,92 @@ fn udp_flood(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cau
             "bytes": t.bytes,
             "first": format_micros(t.first),
             "last": format_micros(t.last),
+        }),
+    }))
+}
+
+/// Whether `feature` has the largest share of the worst step's error.
+fn led_by(top: &[(String, f32)], feature: &str) -> bool {
+    top.iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .is_some_and(|(f, _)| f == feature)
+}
+
+/// The remote peer of the most ICMP packets in the round, for a round whose error
+/// `packets_icmp` led: a tunnel over pings (ptunnel, icmpsh) or a ping flood. No
+/// process is named (ICMP has no port to attribute, and a raw socket is not among the
+/// TCP and UDP sockets the scanner lists), and the heaviest sender of bytes is someone
+/// else: the host's web server, a CDN the browser downloads from. In simulated weeks
+/// 923 and 924 a tunnel was named that way, as nginx or as a new incident for each
+/// round's busiest Google or GitHub network. The host sending more bytes than it gets
+/// back makes it a local source (`local_process`, keyed `icmp NETWORK`); otherwise the
+/// peer is a remote source keyed by its network. Either way the subject is the
+/// address, so that a CIDR allow rule silences a monitor's pings.
+fn icmp_peer(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
+    #[derive(Default)]
+    struct Peer<'a> {
+        local: Option<&'a str>,
+        out: (i64, i64),
+        back: (i64, i64),
+        first: i64,
+        last: i64,
+    }
+    let pairs = db.icmp_pairs(span, 100)?;
+    let mut peers: BTreeMap<&str, Peer<'_>> = BTreeMap::new();
+    for p in &pairs {
+        let (remote, local, outbound) = match (is_local(v.local, &p.src), is_local(v.local, &p.dst))
+        {
+            (true, false) => (p.dst.as_str(), p.src.as_str(), true),
+            (false, true) => (p.src.as_str(), p.dst.as_str(), false),
+            _ => continue,
+        };
+        let e = peers.entry(remote).or_insert_with(|| Peer {
+            first: p.first,
+            last: p.last,
+            ..Peer::default()
+        });
+        e.local.get_or_insert(local);
+        let dir = if outbound { &mut e.out } else { &mut e.back };
+        dir.0 += p.packets;
+        dir.1 += p.bytes;
+        e.first = e.first.min(p.first);
+        e.last = e.last.max(p.last);
+    }
+    let Some((addr, p)) = peers
+        .into_iter()
+        .max_by_key(|(a, p)| (p.out.0 + p.back.0, std::cmp::Reverse(*a)))
+    else {
+        return Ok(None);
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return Ok(None);
+    };
+    let network = network_of(ip);
+    let host_sends = p.out.1 > p.back.1;
+    Ok(Some(Cause {
+        kind: if host_sends {
+            Kind::LocalProcess
+        } else {
+            Kind::RemoteSource
+        },
+        key: if host_sends {
+            format!("icmp {network}")
+        } else {
+            network.clone()
+        },
+        subject: Subject::Remote(vec![ip]),
+        group: "traffic",
+        details: json!({
+            "activity": "icmp",
+            "address": addr,
+            "network": network,
+            "source": p.local,
+            "packets": p.out.0,
+            "bytes": p.out.1,
+            "packets_in": p.back.0,
+            "bytes_in": p.back.1,
+            "first": format_micros(p.first),
+            "last": format_micros(p.last),
         }),
     }))
 }
@@ -1126,14 +1221,43 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
 mod tests {
     use super::*;
 
-    /// Rounds a minute apart from `t0` (µs), the last after a gap, each with a light
-    /// channel from gunicorn to 203.0.113.7:443 and a heavy download by apt from
-    /// 198.51.100.9, as the store keeps them (rows and round totals).
-    fn channel_rounds(db: &mut Db, t0: i64, starts: &[i64]) -> Vec<RoundInfo> {
-        use portwatch_capture::{Packet, Transport};
+    /// Stores rounds of 55 s with the given start (µs) and packets, as the store
+    /// keeps them (rows and round totals); the rounds, as the detector reads them.
+    fn store_rounds(
+        db: &mut Db,
+        rounds: impl IntoIterator<Item = (i64, Vec<portwatch_capture::Packet>)>,
+    ) -> Vec<RoundInfo> {
         use portwatch_store::insert::{PacketScratch, RoundClose, RoundSource, RoundStatus};
         let tx = db.transaction().unwrap();
         let mut scratch = PacketScratch::default();
+        for (start, packets) in rounds {
+            let id = tx
+                .begin_round(start, RoundSource::Simulated, Some(5.0))
+                .unwrap();
+            let ids: Vec<i64> = packets
+                .iter()
+                .map(|p| tx.insert_packet(id, p, &mut scratch).unwrap())
+                .collect();
+            let close = RoundClose {
+                end_micros: start + 55_000_000,
+                status: Some(RoundStatus::Complete),
+                first_packet_id: ids.first().copied(),
+                last_packet_id: ids.last().copied(),
+                packets_stored: ids.len() as u64,
+                samples: 12,
+                ..RoundClose::default()
+            };
+            tx.close_round(id, &close).unwrap();
+        }
+        tx.commit().unwrap();
+        db.unevaluated_rounds().unwrap()
+    }
+
+    /// Rounds a minute apart from `t0` (µs), the last after a gap, each with a light
+    /// channel from gunicorn to 203.0.113.7:443 and a heavy download by apt from
+    /// 198.51.100.9.
+    fn channel_rounds(db: &mut Db, t0: i64, starts: &[i64]) -> Vec<RoundInfo> {
+        use portwatch_capture::{Packet, Transport};
         let packet =
             |ts: i64, out: bool, remote: [u8; 4], (local, port): (u16, u16), process: &str| {
                 let (host, remote) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from(remote));
@@ -1150,11 +1274,8 @@ mod tests {
                     ..Packet::default()
                 }
             };
-        for (r, &start) in (0u16..).zip(starts) {
+        let rounds = (0u16..).zip(starts).map(|(r, &start)| {
             let start = t0 + start;
-            let id = tx
-                .begin_round(start, RoundSource::Simulated, Some(5.0))
-                .unwrap();
             // Six light packets of the channel, six of a site visited each minute on
             // a new connection, then 400 of the download.
             let flows = [
@@ -1176,26 +1297,124 @@ mod tests {
                 ),
                 (400, 100_000, [198, 51, 100, 9], (45_001, 80), "apt", 4),
             ];
-            let mut ids = Vec::new();
+            let mut packets = Vec::new();
             for (n, every, remote, port, process, out_each) in flows {
                 for k in 0..n {
-                    let p = packet(start + k * every, k % out_each == 0, remote, port, process);
-                    ids.push(tx.insert_packet(id, &p, &mut scratch).unwrap());
+                    packets.push(packet(
+                        start + k * every,
+                        k % out_each == 0,
+                        remote,
+                        port,
+                        process,
+                    ));
                 }
             }
-            let close = RoundClose {
-                end_micros: start + 55_000_000,
-                status: Some(RoundStatus::Complete),
-                first_packet_id: ids.first().copied(),
-                last_packet_id: ids.last().copied(),
-                packets_stored: ids.len() as u64,
-                samples: 12,
-                ..RoundClose::default()
-            };
-            tx.close_round(id, &close).unwrap();
+            (start, packets)
+        });
+        store_rounds(db, rounds.collect::<Vec<_>>())
+    }
+
+    /// A round with an ICMP tunnel from 10.0.0.1 to 203.0.113.50 (60 requests of 1,000
+    /// bytes, 60 replies of 100), a monitor's ping from 198.51.100.1 and its answer,
+    /// and a download by apt of 400 packets of 1,500 bytes from 198.51.100.9: the most
+    /// bytes.
+    fn icmp_round(db: &mut Db) -> RoundInfo {
+        use portwatch_capture::{Layers, Packet, Transport};
+        let t0 = 1_767_225_600_000_000;
+        let (host, peer, monitor, mirror) = (
+            IpAddr::from([10, 0, 0, 1]),
+            IpAddr::from([203, 0, 113, 50]),
+            IpAddr::from([198, 51, 100, 1]),
+            IpAddr::from([198, 51, 100, 9]),
+        );
+        let icmp = |ts: i64, src: IpAddr, dst: IpAddr, length: u32| Packet {
+            ts_micros: ts,
+            length,
+            layers: Layers::parse("eth:ipv4:icmp"),
+            src_addr: Some(src),
+            dst_addr: Some(dst),
+            ..Packet::default()
+        };
+        let mut packets = vec![
+            icmp(t0, monitor, host, 98),
+            icmp(t0 + 300, host, monitor, 98),
+        ];
+        for k in 0..60 {
+            let ts = t0 + 1_000 + k * 900_000;
+            packets.push(icmp(ts, host, peer, 1_000));
+            packets.push(icmp(ts + 50_000, peer, host, 100));
         }
-        tx.commit().unwrap();
-        db.unevaluated_rounds().unwrap()
+        for k in 0..400 {
+            packets.push(Packet {
+                ts_micros: t0 + 2_000 + k * 100_000,
+                length: 1_500,
+                src_addr: Some(mirror),
+                dst_addr: Some(host),
+                transport: Some(Transport::Tcp),
+                src_port: Some(80),
+                dst_port: Some(45_001),
+                tcp_flags: Some(0x10),
+                process: Some("apt".into()),
+                ..Packet::default()
+            });
+        }
+        packets.sort_by_key(|p| p.ts_micros);
+        store_rounds(db, [(t0, packets)]).remove(0)
+    }
+
+    #[test]
+    fn icmp_leading_the_error_names_the_ping_peer_not_the_heaviest_sender() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+        let round = icmp_round(&mut db);
+        let keys = RoundKeys::default();
+        let seen = Seen::default();
+        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
+        let causes = |top: &[(String, f32)]| {
+            derive(
+                &db,
+                &RoundView {
+                    round: &round,
+                    keys: &keys,
+                    top_features: top,
+                    seen: &seen,
+                    local: &local,
+                    previous: None,
+                    shift: false,
+                },
+            )
+            .unwrap()
+        };
+        let icmp_led = [
+            ("bytes_in".to_string(), 0.1),
+            ("packets_icmp".to_string(), 0.8),
+        ];
+        let c = causes(&icmp_led);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].kind, Kind::LocalProcess);
+        assert_eq!(c[0].key, "icmp 203.0.113.0/24");
+        assert_eq!(
+            c[0].subject,
+            Subject::Remote(vec!["203.0.113.50".parse().unwrap()])
+        );
+        let d = &c[0].details;
+        assert_eq!(d["activity"], "icmp");
+        assert_eq!(d["source"], "10.0.0.1");
+        assert_eq!(
+            (d["packets"].as_i64(), d["bytes"].as_i64()),
+            (Some(60), Some(60_000))
+        );
+        assert_eq!(
+            (d["packets_in"].as_i64(), d["bytes_in"].as_i64()),
+            (Some(60), Some(6_000))
+        );
+        // Led by anything else, the heaviest sender is named: the mirror.
+        let c = causes(&[
+            ("bytes_in".to_string(), 0.8),
+            ("packets_icmp".to_string(), 0.1),
+        ]);
+        assert_eq!(c[0].kind, Kind::RemoteSource, "{c:?}");
+        assert_eq!(c[0].key, "198.51.100.0/24");
     }
 
     #[test]

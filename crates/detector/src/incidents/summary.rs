@@ -36,6 +36,14 @@ pub fn summarize(i: &Incident) -> String {
                 None => net,
             };
             match s("activity").as_deref() {
+                Some("icmp") => format!(
+                    "ICMP from {}: {} packets, {} in; {} packets, {} back",
+                    s("address").unwrap_or_default(),
+                    n("packets_in"),
+                    bytes(n("bytes_in")),
+                    n("packets"),
+                    bytes(n("bytes"))
+                ),
                 Some("udp flood") => format!(
                     "UDP flood at {} from {} addresses: {} datagrams to {} ports where nothing listens",
                     s("address").unwrap_or_default(),
@@ -104,6 +112,16 @@ pub fn summarize(i: &Incident) -> String {
                 peers(d, n("destinations"))
             )
         }
+        "local_process" if s("activity").as_deref() == Some("icmp") => format!(
+            "{} sends ICMP to {} ({}), no process named (a raw socket: ping, or a tunnel): {} packets, {} out; {} packets, {} back",
+            s("source").unwrap_or_default(),
+            s("address").unwrap_or_default(),
+            s("network").unwrap_or_default(),
+            n("packets"),
+            bytes(n("bytes")),
+            n("packets_in"),
+            bytes(n("bytes_in"))
+        ),
         "local_process" if s("activity").as_deref() == Some("held channel") => {
             let who = format!("{}{}", s("process").unwrap_or_default(), identity(d));
             let to = match (s("address"), d.get("port").and_then(Value::as_u64)) {
@@ -398,6 +416,32 @@ mod tests {
             "gunicorn (pid 1291, /usr/bin/gunicorn) keeps a channel open to 203.0.113.7:443 \
              (d3k9x2.cloudfront.net), a network it never reached before: 5 rounds in a row, \
              7 packets in the last; 2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        // ICMP: the host sending through pings, or pinged; no process either way.
+        let tunnel = incident(
+            "local_process",
+            "icmp 203.0.113.0/24",
+            json!({"activity": "icmp", "address": "203.0.113.50", "network": "203.0.113.0/24",
+                   "source": "10.0.2.15", "packets": 2_400, "bytes": 1_900_000,
+                   "packets_in": 2_400, "bytes_in": 310_000}),
+        );
+        assert_eq!(
+            summarize(&tunnel),
+            "10.0.2.15 sends ICMP to 203.0.113.50 (203.0.113.0/24), no process named (a raw \
+             socket: ping, or a tunnel): 2400 packets, 1.9 MB out; 2400 packets, 310.0 kB back; \
+             2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let pinged = incident(
+            "remote_source",
+            "198.51.100.0/24",
+            json!({"activity": "icmp", "address": "198.51.100.7", "network": "198.51.100.0/24",
+                   "source": "10.0.2.15", "packets": 100, "bytes": 9_800,
+                   "packets_in": 52_000, "bytes_in": 76_000_000}),
+        );
+        assert_eq!(
+            summarize(&pinged),
+            "ICMP from 198.51.100.7: 52000 packets, 76.0 MB in; 100 packets, 9.8 kB back; \
+             2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let udp = incident(
             "remote_source",

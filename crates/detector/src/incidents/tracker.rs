@@ -469,7 +469,8 @@ fn merge(into: &mut Value, new: &Value) {
     for (k, v) in b {
         match (k.as_str(), a.get_mut(k), v) {
             (
-                "packets" | "bytes" | "syns" | "queries" | "connections" | "datagrams",
+                "packets" | "bytes" | "packets_in" | "bytes_in" | "syns" | "queries"
+                | "connections" | "datagrams",
                 Some(Value::Number(x)),
                 Value::Number(y),
             ) => {
