@@ -53,6 +53,10 @@ pub const SCAN_MEMORY: &str = "scan memory";
 /// The echo group of a sustained shift that no actor explains.
 pub const SHIFT: &str = "shift";
 
+/// ICMP packets with one peer in a round that make it the actor of a sustained shift
+/// (a ping a second each way for half a round): a monitor's ping or two a minute is
+/// no actor (server week 923 named one, at 0.3× the threshold).
+pub const SHIFT_ICMP_PACKETS: i64 = 60;
 /// Names never seen that make a domain the actor of a sustained shift.
 pub const SHIFT_NEW_NAMES: u64 = 10;
 
@@ -260,6 +264,14 @@ pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
         // its peer is the actor.
         ("traffic", Some(span)) if led_by(v.top_features, "packets_icmp") => {
             match icmp_peer(db, v, &span)? {
+                // A shift's round needs more than a monitor's pings to name one.
+                Some(c) if v.shift => c
+                    .details
+                    .get("packets")
+                    .zip(c.details.get("packets_in"))
+                    .and_then(|(a, b)| Some(a.as_i64()? + b.as_i64()?))
+                    .is_some_and(|n| n >= SHIFT_ICMP_PACKETS)
+                    .then_some(c),
                 Some(c) => Some(c),
                 None if v.shift => None,
                 None => heavy_sender(db, v, &span)?,
@@ -1314,13 +1326,13 @@ mod tests {
         store_rounds(db, rounds.collect::<Vec<_>>())
     }
 
-    /// A round with an ICMP tunnel from 10.0.0.1 to 203.0.113.50 (60 requests of 1,000
-    /// bytes, 60 replies of 100), a monitor's ping from 198.51.100.1 and its answer,
-    /// and a download by apt of 400 packets of 1,500 bytes from 198.51.100.9: the most
-    /// bytes.
-    fn icmp_round(db: &mut Db) -> RoundInfo {
+    /// A round `minute` minutes into the test's hour with, when `tunnel`, an ICMP tunnel
+    /// from 10.0.0.1 to 203.0.113.50 (60 requests of 1,000 bytes, 60 replies of 100);
+    /// always a monitor's ping from 198.51.100.1 and its answer, and a download by apt
+    /// of 400 packets of 1,500 bytes from 198.51.100.9: the most bytes.
+    fn icmp_round(db: &mut Db, minute: i64, tunnel: bool) -> RoundInfo {
         use portwatch_capture::{Layers, Packet, Transport};
-        let t0 = 1_767_225_600_000_000;
+        let t0 = 1_767_225_600_000_000 + minute * 60_000_000;
         let (host, peer, monitor, mirror) = (
             IpAddr::from([10, 0, 0, 1]),
             IpAddr::from([203, 0, 113, 50]),
@@ -1339,7 +1351,7 @@ mod tests {
             icmp(t0, monitor, host, 98),
             icmp(t0 + 300, host, monitor, 98),
         ];
-        for k in 0..60 {
+        for k in 0..if tunnel { 60 } else { 0 } {
             let ts = t0 + 1_000 + k * 900_000;
             packets.push(icmp(ts, host, peer, 1_000));
             packets.push(icmp(ts + 50_000, peer, host, 100));
@@ -1359,14 +1371,15 @@ mod tests {
             });
         }
         packets.sort_by_key(|p| p.ts_micros);
-        store_rounds(db, [(t0, packets)]).remove(0)
+        store_rounds(db, [(t0, packets)]).pop().unwrap()
     }
 
     #[test]
     fn icmp_leading_the_error_names_the_ping_peer_not_the_heaviest_sender() {
         let tmp = tempfile::tempdir().unwrap();
         let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
-        let round = icmp_round(&mut db);
+        let round = icmp_round(&mut db, 0, true);
+        let quiet = icmp_round(&mut db, 1, false);
         let keys = RoundKeys::default();
         let seen = Seen::default();
         let local = HashSet::from([fnv1a(b"10.0.0.1")]);
@@ -1408,6 +1421,24 @@ mod tests {
             (d["packets_in"].as_i64(), d["bytes_in"].as_i64()),
             (Some(60), Some(6_000))
         );
+        // In a sustained shift's round, 120 packets are enough; a monitor's two are not.
+        let shift = |top: &[(String, f32)], round: &RoundInfo| {
+            derive(
+                &db,
+                &RoundView {
+                    round,
+                    keys: &keys,
+                    top_features: top,
+                    seen: &seen,
+                    local: &local,
+                    previous: None,
+                    shift: true,
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(shift(&icmp_led, &round)[0].key, "icmp 203.0.113.0/24");
+        assert_eq!(shift(&icmp_led, &quiet)[0].kind, Kind::Features);
         // Led by anything else, the heaviest sender is named: the mirror.
         let c = causes(&[
             ("bytes_in".to_string(), 0.8),
