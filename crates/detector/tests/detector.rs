@@ -545,6 +545,68 @@ fn a_full_model_directory_is_a_clear_error_and_the_model_stays_whole() {
     );
 }
 
+/// A round is learnt with its incident's actor left out only if it looks normal
+/// without it: two port scans, the first one's incident made to name a network that
+/// took no part (as the busiest network of an ICMP tunnel's rounds was named before
+/// ICMP had a cause), the second left as found. The first scan's rounds are taken out
+/// of what is learnt; the second's are learnt without the scanner.
+#[test]
+fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db_path = tmp.path().join("ports.db");
+    let mut conn = Db::open(&db_path).unwrap();
+    let model = tmp.path().join("model");
+    let opts = Options {
+        config: DetectorConfig::small(),
+        ..Options::default()
+    };
+    let (seed, rate) = (23, 20.0);
+    simulate(&mut conn, 24.0, seed, rate, &[]);
+    run_once(&mut conn, &model, &opts).unwrap();
+    let hours: [&[&str]; 4] = [&["portscan@0.3"], &[], &["portscan@0.3"], &[]];
+    for (h, inject) in hours.iter().enumerate() {
+        simulate(&mut conn, 1.0, seed * 1000 + h as u64, rate, inject);
+        let out = run_once(&mut conn, &model, &opts).unwrap();
+        assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
+        if h == 0 {
+            let wrong = rusqlite::Connection::open(&db_path)
+                .unwrap()
+                .execute(
+                    "UPDATE incidents SET cause = '192.0.2.0/24' WHERE kind = 'remote_source'",
+                    [],
+                )
+                .unwrap();
+            assert!(wrong >= 1, "the first scan is an incident: {}", out.message);
+        }
+    }
+    // Each scan's anomalous rounds: (count, trainable, learnt, learnt masked).
+    let scan = |event: i64| {
+        let q = |what: &str| {
+            query_i64(
+                &db_path,
+                &format!(
+                    "SELECT {what} FROM labels l JOIN batches_rounds b ON b.round_id = l.round_id \
+                      WHERE l.event = (SELECT DISTINCT event FROM labels ORDER BY event LIMIT 1 OFFSET {event}) \
+                        AND b.anomalous"
+                ),
+            )
+        };
+        (
+            q("count(*)"),
+            q("coalesce(sum(b.trainable), 0)"),
+            q("coalesce(sum(b.trained), 0)"),
+            q("coalesce(sum(b.trained AND b.masked), 0)"),
+        )
+    };
+    let (first, second) = (scan(0), scan(1));
+    assert!(first.0 > 0 && second.0 > 0, "{first:?} {second:?}");
+    assert_eq!((first.1, first.2), (0, 0), "first scan: {first:?}");
+    assert!(
+        second.3 > 0,
+        "second scan learnt without the scanner: {second:?}"
+    );
+}
+
 fn simulate(conn: &mut Db, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
     let cfg = SimConfig {
         hours,

@@ -339,9 +339,11 @@ impl Db {
         Ok(())
     }
 
-    /// Takes rounds out of what is to be learnt: they guard later fine-tunes as held-out
-    /// windows instead.
-    pub fn mark_held_out(&mut self, round_ids: &[i64]) -> Result<(), Error> {
+    /// Takes rounds out of what is to be learnt (`trainable = 0`): rounds held out to
+    /// guard later fine-tunes, and rounds that still looked anomalous with their
+    /// incidents' actors left out. Accepting an incident makes its rounds trainable
+    /// again.
+    pub fn mark_untrainable(&mut self, round_ids: &[i64]) -> Result<(), Error> {
         let tx = self.conn.transaction()?;
         {
             let mut st =

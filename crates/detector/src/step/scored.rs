@@ -5,7 +5,7 @@
 
 use portwatch_features::{RoundKeys, SCAN_HORIZON, feature_names};
 use portwatch_model::Autoencoder;
-use portwatch_model::inference;
+use portwatch_model::inference::{self, Scorer};
 use portwatch_model::persistence::{ModelDir, SIDECAR, Sidecar};
 use portwatch_model::training;
 use portwatch_store::Db;
@@ -108,10 +108,14 @@ pub(super) fn scored_step(
     clock.enter(Phase::Train);
     let train = !opts.no_train && is_model && training_due(db, opts, &batch)?;
     let pending = if train {
-        pending_rounds(db, &sc, &batch)?
+        let scoring = Scoring::new(&valid, &sc);
+        pending_rounds(db, &sc, scoring.scorer(), threshold, &batch)?
     } else {
         None
     };
+    if let Some(p) = &pending {
+        db.mark_untrainable(&p.refused)?;
+    }
     // A change someone accepted (or the drift rule did) is a new normal: learning it may
     // raise the loss on the old held-out windows, and that must not refuse it.
     let vetted = pending.as_ref().is_some_and(|p| p.vetted)
@@ -246,7 +250,7 @@ pub(super) fn scored_step(
     };
     if new_model && let Some(p) = &pending {
         db.mark_trained(&p.ids(&p.train), &p.masked)?;
-        db.mark_held_out(&p.ids(&p.hold))?;
+        db.mark_untrainable(&p.ids(&p.hold))?;
     }
     let incidents = triaged.events(&saved.incident_ids);
     let scored = verdicts.iter().filter(|r| r.score.is_some()).count();
@@ -300,6 +304,9 @@ struct Pending {
     scores: Vec<Option<f32>>,
     /// Rounds learnt with their incidents' actors left out.
     masked: Vec<i64>,
+    /// Rounds to be learnt that way which still scored near the threshold without
+    /// their actors: never learnt, unless their incident is accepted.
+    refused: Vec<i64>,
     /// Some of them are of an accepted incident.
     vetted: bool,
     /// The runs to learn.
@@ -319,7 +326,13 @@ impl Pending {
     }
 }
 
-fn pending_rounds(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<Option<Pending>> {
+fn pending_rounds(
+    db: &Db,
+    sc: &Sidecar,
+    scorer: &dyn Scorer,
+    threshold: f32,
+    batch: &[RoundInfo],
+) -> Result<Option<Pending>> {
     let in_batch: std::collections::HashSet<i64> = batch.iter().map(|r| r.id).collect();
     let pending: Vec<_> = db
         .pending_training_rounds(MAX_PENDING_ROUNDS)?
@@ -339,19 +352,46 @@ fn pending_rounds(db: &Db, sc: &Sidecar, batch: &[RoundInfo]) -> Result<Option<P
             masks.entry(round).or_default().0.push(a);
         }
     }
-    let masked: Vec<i64> = masks.keys().copied().collect();
     let mut seen = sc.seen.clone();
     let loaded = load_rounds_masked(db, rounds, sc.round_spacing_us, &mut seen, &masks, false)?;
+    // Without its actors, a round must look normal. One that still scores near the
+    // threshold had the wrong actor named, and learning it would teach the model the
+    // anomaly itself, minus an innocent party: before ICMP had a cause of its own, the
+    // rounds of a tunnel over pings were learnt without the busiest Google network
+    // they held, and workstation week 924 had seven more false incidents the next
+    // morning. Such rounds are taken out of what is to be learnt.
+    let refused: Vec<i64> = if masks.is_empty() {
+        Vec::new()
+    } else {
+        let (series, owner) = series_of(&loaded, &loaded.segments, &sc.scaler);
+        let steps = scorer.score_steps(&series)?;
+        let masked_scores = round_scores(loaded.rounds.len(), &owner, &steps);
+        loaded
+            .rounds
+            .iter()
+            .zip(&masked_scores)
+            .filter(|(r, s)| masks.contains_key(&r.id) && s.is_some_and(|s| s > NEAR * threshold))
+            .map(|(r, _)| r.id)
+            .collect()
+    };
+    let keep = |i: usize| !refused.contains(&loaded.rounds[i].id);
     let (train, hold) = if vetted {
         let split = split_history(&loaded);
         (split.train, split.holdout)
     } else {
         (loaded.segments.clone(), Vec::new())
     };
+    let (train, hold) = (runs_where(&train, keep), runs_where(&hold, keep));
+    let masked: Vec<i64> = masks
+        .keys()
+        .copied()
+        .filter(|id| !refused.contains(id))
+        .collect();
     Ok(Some(Pending {
         loaded,
         scores,
         masked,
+        refused,
         vetted,
         train,
         hold,
