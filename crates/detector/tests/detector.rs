@@ -552,17 +552,14 @@ fn a_full_model_directory_is_a_clear_error_and_the_model_stays_whole() {
 /// of what is learnt; the second's are learnt without the scanner.
 #[test]
 fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
-    let tmp = tempfile::tempdir().unwrap();
-    let db_path = tmp.path().join("ports.db");
-    let mut conn = Db::open(&db_path).unwrap();
-    let model = tmp.path().join("model");
-    let opts = Options {
-        config: DetectorConfig::small(),
-        ..Options::default()
-    };
     let (seed, rate) = (23, 20.0);
-    simulate(&mut conn, 24.0, seed, rate, &[]);
-    run_once(&mut conn, &model, &opts).unwrap();
+    let Day {
+        tmp: _tmp,
+        db_path,
+        mut conn,
+        model,
+        opts,
+    } = cold_started_day(seed, rate);
     let hours: [&[&str]; 4] = [&["portscan@0.3"], &[], &["portscan@0.3"], &[]];
     for (h, inject) in hours.iter().enumerate() {
         simulate(&mut conn, 1.0, seed * 1000 + h as u64, rate, inject);
@@ -607,6 +604,37 @@ fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
     );
 }
 
+/// A database with a simulated day (small model configuration) and the model its cold
+/// start trained: where the cron-like tests begin.
+struct Day {
+    tmp: tempfile::TempDir,
+    db_path: std::path::PathBuf,
+    conn: Db,
+    model: std::path::PathBuf,
+    opts: Options,
+}
+
+fn cold_started_day(seed: u64, rate: f64) -> Day {
+    let tmp = tempfile::tempdir().unwrap();
+    let db_path = tmp.path().join("ports.db");
+    let mut conn = Db::open(&db_path).unwrap();
+    let model = tmp.path().join("model");
+    let opts = Options {
+        config: DetectorConfig::small(),
+        ..Options::default()
+    };
+    simulate(&mut conn, 24.0, seed, rate, &[]);
+    let out = run_once(&mut conn, &model, &opts).unwrap();
+    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    Day {
+        tmp,
+        db_path,
+        conn,
+        model,
+        opts,
+    }
+}
+
 fn simulate(conn: &mut Db, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
     let cfg = SimConfig {
         hours,
@@ -629,18 +657,14 @@ fn simulate(conn: &mut Db, hours: f64, seed: u64, rate: f64, inject: &[&str]) {
 /// normal windows.
 #[test]
 fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
-    let tmp = tempfile::tempdir().unwrap();
-    let db_path = tmp.path().join("ports.db");
-    let mut conn = Db::open(&db_path).unwrap();
-    let model = tmp.path().join("model");
-    let opts = Options {
-        config: DetectorConfig::small(),
-        ..Options::default()
-    };
     let (seed, rate) = (21, 20.0);
-    simulate(&mut conn, 24.0, seed, rate, &[]);
-    let out = run_once(&mut conn, &model, &opts).unwrap();
-    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    let Day {
+        tmp: _tmp,
+        db_path,
+        mut conn,
+        model,
+        opts,
+    } = cold_started_day(seed, rate);
 
     let plan = [
         (1, "portscan@0.3"),
@@ -1077,18 +1101,14 @@ fn triage_persists_across_runs_and_a_retrained_model() {
 /// runs in between only score, and fine-tuning happens once an hour.
 #[test]
 fn a_run_every_minute_opens_each_incident_within_two_minutes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let db_path = tmp.path().join("ports.db");
-    let mut conn = Db::open(&db_path).unwrap();
-    let model = tmp.path().join("model");
-    let opts = Options {
-        config: DetectorConfig::small(),
-        ..Options::default()
-    };
     let (seed, rate) = (21, 20.0);
-    simulate(&mut conn, 24.0, seed, rate, &[]);
-    let out = run_once(&mut conn, &model, &opts).unwrap();
-    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    let Day {
+        tmp: _tmp,
+        db_path,
+        mut conn,
+        model,
+        opts,
+    } = cold_started_day(seed, rate);
     let last_cold = query_i64(&db_path, "SELECT max(id) FROM rounds");
     // The cold start learnt each port's ceiling of connections from one remote. Taken
     // out again, the model is one saved before ceilings were tracked: its first
