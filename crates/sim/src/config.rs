@@ -248,11 +248,17 @@ pub enum EventKind {
     /// each a few hundred bytes. Written with `icmptunnel`, run once as a kind none was
     /// written for.
     Miner,
+    /// A trojaned service: for 40–60 minutes sshd is a build of the intruder's (one that
+    /// logs passwords), run as root from `/var/tmp/.ssh/sshd` under the same name, on
+    /// the same port, serving the same clients. Only the executable of its sockets and
+    /// its master's pid change. Written after the ICMP cause and the check on masked
+    /// learning were final, and run once, as a kind none was written for.
+    Hijack,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -274,6 +280,7 @@ impl EventKind {
         EventKind::Udpflood,
         EventKind::Icmptunnel,
         EventKind::Miner,
+        EventKind::Hijack,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -300,6 +307,7 @@ impl EventKind {
             EventKind::Udpflood => "udpflood",
             EventKind::Icmptunnel => "icmptunnel",
             EventKind::Miner => "miner",
+            EventKind::Hijack => "hijack",
         }
     }
 }

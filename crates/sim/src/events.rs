@@ -34,6 +34,8 @@ pub(crate) struct Event {
     pub ongoing: Option<Ongoing>,
     /// A service of the host that is down during the event.
     pub down: Option<Down>,
+    /// A service of the host served by an impostor during the event.
+    pub hijack: Option<Hijack>,
 }
 
 impl Event {
@@ -133,6 +135,42 @@ impl Down {
     }
 }
 
+/// A program of the host's replaced by an impostor of the same name during
+/// `[start, end)`: every socket of the program shows the impostor's executable and
+/// user, its listening master the impostor's pid, and the master's packets that pid;
+/// everything else (port, clients, traffic, the sessions' own processes) is as before.
+pub(crate) struct Hijack {
+    pub process: &'static str,
+    /// The real master's pid.
+    pub master: u32,
+    pub impostor: Owner,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Hijack {
+    pub fn active(&self, t: i64) -> bool {
+        (self.start..self.end).contains(&t)
+    }
+
+    pub fn socket(&self, s: &mut Socket) {
+        if s.process.as_deref() != Some(self.process) {
+            return;
+        }
+        s.exe = Some(self.impostor.exe.clone());
+        s.uid = self.impostor.uid;
+        if s.pid == Some(self.master) {
+            s.pid = Some(self.impostor.pid);
+        }
+    }
+
+    pub fn packet(&self, p: &mut Packet) {
+        if self.active(p.ts_micros) && p.pid == Some(self.master) {
+            p.pid = Some(self.impostor.pid);
+        }
+    }
+}
+
 const BACKDOOR_PORTS: [u16; 8] = [4444, 1337, 31337, 6667, 8081, 5555, 12345, 50050];
 const BACKDOOR_NAMES: [&str; 4] = ["kdevtmpfsi", "sysupdate", "kworker-netd", "dbus-helper"];
 const TUNNEL_DOMAINS: [&str; 3] = [
@@ -160,6 +198,7 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         packets: Vec::new(),
         ongoing: None,
         down: None,
+        hijack: None,
     };
     match kind {
         EventKind::Portscan => portscan(&mut ev, &mut r, host),
@@ -191,6 +230,7 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::Udpflood => udpflood(&mut ev, &mut r, key),
         EventKind::Icmptunnel => icmptunnel(&mut ev, &mut r, host),
         EventKind::Miner => miner(&mut ev, &mut r, host),
+        EventKind::Hijack => hijack(&mut ev, &mut r, host),
     }
     ev
 }
@@ -1083,6 +1123,36 @@ fn icmptunnel(ev: &mut Event, r: &mut Rng, host: &Host) {
         dur as f64 / MINUTE as f64,
         bytes as f64 / 1e6
     );
+}
+
+/// A trojaned sshd (the `hijack` kind): for 40–60 minutes the host's sshd is the
+/// intruder's build, run as root from `/var/tmp/.ssh/sshd`.
+fn hijack(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let master = host
+        .listeners
+        .iter()
+        .find(|s| s.transport == Transport::Tcp && s.local_port == 22)
+        .and_then(|s| s.pid)
+        .unwrap_or(1);
+    let pid = r.between(20_000, 39_999) as u32;
+    let impostor = Owner {
+        exe: std::sync::Arc::from("/var/tmp/.ssh/sshd"),
+        uid: 0,
+        ..Owner::new(pid, "sshd")
+    };
+    ev.end = ev.start + (r.uniform(40.0, 60.0) * MINUTE as f64) as i64;
+    ev.note = format!(
+        "sshd (tcp/22) is served by {} (pid {pid}, user root) for {:.0} min instead of /usr/sbin/sshd (pid {master})",
+        impostor.exe,
+        (ev.end - ev.start) as f64 / MINUTE as f64
+    );
+    ev.hijack = Some(Hijack {
+        process: "sshd",
+        master,
+        impostor,
+        start: ev.start,
+        end: ev.end,
+    });
 }
 
 /// Mining pools and the ports they take stratum on.

@@ -11,7 +11,7 @@ use portwatch_store::insert::PacketScratch;
 use crate::Error;
 use crate::config::SimConfig;
 use crate::db::{self, RoundRows};
-use crate::events::{self, Down, Event};
+use crate::events::{self, Down, Event, Hijack};
 use crate::host::{Host, MINUTE};
 use crate::net::{SEC, Sock};
 
@@ -125,6 +125,14 @@ pub fn simulate_with_progress(
             if !downs.is_empty() {
                 take_down(&downs, &host, window_end, &mut round_packets);
             }
+            let hijacks: Vec<&Hijack> = events
+                .iter()
+                .filter_map(|e| e.hijack.as_ref())
+                .filter(|h| h.start < window_end && t < h.end)
+                .collect();
+            for h in &hijacks {
+                round_packets.iter_mut().for_each(|p| h.packet(p));
+            }
 
             sample_rows.clear();
             for k in 0..samples {
@@ -135,6 +143,9 @@ pub fn simulate_with_progress(
                 sockets.extend(live.iter().filter_map(|s| s.at(ts)));
                 if !downs.is_empty() {
                     sockets.retain(|s| !downs.iter().any(|d| d.active(ts) && d.hides(s)));
+                }
+                for h in hijacks.iter().filter(|h| h.active(ts)) {
+                    sockets.iter_mut().for_each(|s| h.socket(s));
                 }
                 sample_rows.push((ts, aggregate(&sockets)));
             }

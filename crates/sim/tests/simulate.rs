@@ -768,6 +768,57 @@ fn miner_holds_one_connection_to_a_pool() {
     );
 }
 
+// A trojaned sshd: the same name, port and clients; another executable and master pid.
+#[test]
+fn hijack_serves_sshd_from_another_executable() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(2.0, 5, 2.0, &["hijack@0.5"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((40..=60).contains(&labelled), "{labelled}");
+    let listener = |when: &str| {
+        text(
+            &conn,
+            &format!(
+                "SELECT group_concat(DISTINCT exe || ' ' || pid) FROM rounds_ports \
+                  WHERE port_id = 22 AND state = 'LISTEN' AND {when}"
+            ),
+        )
+    };
+    let during = "round_id IN (SELECT round_id FROM labels)";
+    assert_eq!(
+        listener("round_id < (SELECT min(round_id) FROM labels)"),
+        "/usr/sbin/sshd 812"
+    );
+    assert_eq!(
+        listener("round_id > (SELECT max(round_id) FROM labels)"),
+        "/usr/sbin/sshd 812"
+    );
+    // Rounds wholly inside the event (the first and last see the swap mid-round).
+    let inside = "round_id > (SELECT min(round_id) FROM labels) \
+                  AND round_id < (SELECT max(round_id) FROM labels)";
+    let now = listener(inside);
+    assert!(
+        now.starts_with("/var/tmp/.ssh/sshd ") && !now.contains(','),
+        "{now}"
+    );
+    // Its sessions and their traffic go on, under the same name.
+    assert_eq!(
+        text(
+            &conn,
+            &format!(
+                "SELECT group_concat(DISTINCT exe) FROM rounds_ports WHERE process = 'sshd' AND {inside}"
+            )
+        ),
+        "/var/tmp/.ssh/sshd"
+    );
+    assert!(
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM packets WHERE process = 'sshd' AND {during}")
+        ) > 0
+    );
+}
+
 // Exfiltration: hundreds of megabytes out over one connection to one new address.
 #[test]
 fn upload_sends_hundreds_of_megabytes_to_one_new_address() {
@@ -1208,6 +1259,7 @@ fn every_kind_runs_on_a_workstation() {
         "udpflood@4.5",
         "miner@3",
         "icmptunnel@3.8",
+        "hijack@1",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
@@ -1332,6 +1384,17 @@ fn every_kind_runs_on_a_workstation() {
             )
         ),
         1
+    );
+    // The hijack: sshd's listener from another executable.
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM rounds_ports WHERE port_id = 22 AND state = 'LISTEN' \
+                  AND exe = '/var/tmp/.ssh/sshd' AND {}",
+                during("hijack")
+            )
+        ) >= 40
     );
     // The stuffing: logins at sshd from many LAN addresses, none of them often.
     assert!(
