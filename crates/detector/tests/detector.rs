@@ -604,6 +604,41 @@ fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
     );
 }
 
+/// A trojaned sshd (the simulator's `hijack`: the same name, port and clients, another
+/// executable) opens one incident naming the executable and the one it replaced; the
+/// real sshd back, nothing more opens.
+#[test]
+fn a_service_served_by_another_executable_is_one_incident() {
+    let (seed, rate) = (25, 20.0);
+    let Day {
+        tmp: _tmp,
+        mut conn,
+        model,
+        opts,
+        ..
+    } = cold_started_day(seed, rate);
+    let mut opened = Vec::new();
+    for (h, inject) in [&["hijack@0.3"][..], &[]].iter().enumerate() {
+        simulate(&mut conn, 1.0, seed * 1000 + h as u64, rate, inject);
+        let out = run_once(&mut conn, &model, &opts).unwrap();
+        assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
+        opened.extend(
+            out.incidents
+                .iter()
+                .filter(|e| e.event == portwatch_detector::incidents::tracker::EventKind::Opened)
+                .map(|e| e.incident.summary.clone()),
+        );
+    }
+    let swaps: Vec<&String> = opened.iter().filter(|s| s.contains("sshd")).collect();
+    assert_eq!(swaps.len(), 1, "{opened:#?}");
+    assert!(
+        swaps[0].starts_with("tcp/22 served by an executable never seen serving it: sshd (pid ")
+            && swaps[0].contains("/var/tmp/.ssh/sshd, user root); before: /usr/sbin/sshd;"),
+        "{}",
+        swaps[0]
+    );
+}
+
 /// A database with a simulated day (small model configuration) and the model its cold
 /// start trained: where the cron-like tests begin.
 struct Day {

@@ -190,6 +190,46 @@ impl Db {
             .optional()?)
     }
 
+    /// A round's listeners, one per port, protocol and executable serving it (rows
+    /// that show an executable only): `(port, tcp, owner)`.
+    pub fn listener_executables(
+        &self,
+        round_id: i64,
+    ) -> Result<Vec<(u16, bool, SocketOwner)>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT max(pid), process, exe, uid, netns, container, port_id, protocol \
+               FROM rounds_ports \
+              WHERE round_id = ?1 AND state IN ('LISTEN', 'UNCONN') AND exe IS NOT NULL \
+              GROUP BY port_id, protocol, exe ORDER BY port_id, protocol, exe",
+        )?;
+        let rows = st.query_map([round_id], |r| {
+            Ok((r.get(6)?, r.get::<_, String>(7)? == "tcp", owner_row(r)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The executable that served `port` as a listener in the latest learnt round
+    /// (`batches_rounds.trained`) where it listened with `exe` or any executable
+    /// (`exe` None); None when there is none. Listener rows are found through the
+    /// partial index `rounds_ports_listen`, newest first.
+    pub fn learnt_listener_executable(
+        &self,
+        port: u16,
+        tcp: bool,
+        exe: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT rp.exe FROM rounds_ports rp JOIN batches_rounds b ON b.round_id = rp.round_id \
+              WHERE rp.port_id = ?1 AND (rp.state = 'LISTEN' OR rp.state = 'UNCONN') \
+                AND rp.protocol = ?2 AND rp.exe = coalesce(?3, rp.exe) AND b.trained = 1 \
+              ORDER BY rp.id DESC LIMIT 1",
+        )?;
+        let proto = if tcp { "tcp" } else { "udp" };
+        Ok(st
+            .query_row(params![port, proto, exe], |r| r.get(0))
+            .optional()?)
+    }
+
     /// A local process's identity in a round, from its sockets as the scanner saw
     /// them: the pid (`pid`, when the capture attributed one) else any of that name,
     /// with its executable and user; from the latest of the [`OWNER_LOOKBACK`] rounds

@@ -802,6 +802,56 @@ pub fn large_uploads(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
     Ok(out)
 }
 
+/// Known listeners served by an executable that never served their port in a learnt
+/// round: a trojaned service (sshd replaced by a build of the intruder's that logs
+/// passwords, under the same name on the same port, with the same clients) or a
+/// service moved to another binary. Nothing else about such a swap moves: the
+/// simulator's `hijack` was missed on its first run (server week 925, 0 of 2) before
+/// this rule. Keyed `PROTO/PORT EXE`; the subject is the listener, so an allow rule by
+/// port silences it. `known` caches, for one detector run, whether a (port, protocol,
+/// executable) served in a learnt round; nothing is named before any round was learnt.
+pub fn new_executables(
+    db: &Db,
+    r: &EveryRound<'_>,
+    known: &mut HashMap<(u16, bool, String), bool>,
+) -> Result<Vec<Cause>> {
+    let mut out = Vec::new();
+    for (port, tcp, owner) in db.listener_executables(r.round.id)? {
+        let Some(exe) = owner.exe.clone() else {
+            continue;
+        };
+        // A port never seen listening is a new listener, named as such.
+        if !r.seen.has_port(portwatch_features::port_key(tcp, port)) {
+            continue;
+        }
+        let learnt = match known.get(&(port, tcp, exe.clone())) {
+            Some(&k) => k,
+            None => {
+                let k = db
+                    .learnt_listener_executable(port, tcp, Some(&exe))?
+                    .is_some();
+                known.insert((port, tcp, exe.clone()), k);
+                k
+            }
+        };
+        if learnt {
+            continue;
+        }
+        let before = db.learnt_listener_executable(port, tcp, None)?;
+        // A port whose listeners never showed an executable in a learnt round (the
+        // scanner could not read it) has nothing to compare with.
+        let Some(before) = before else { continue };
+        let mut c = listener(Kind::NewListener, tcp, port, Some(owner));
+        c.key = format!("{} {exe}", c.key);
+        if let serde_json::Value::Object(m) = &mut c.details {
+            m.insert("activity".into(), json!("new executable"));
+            m.insert("before".into(), json!(before));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
 /// Rounds in a row a known program must exchange packets with a network it never
 /// reached in a learnt round before the channel is named: five minutes of a connection
 /// kept open, where page loads and API calls come and go.

@@ -17,6 +17,14 @@ pub fn summarize(i: &Incident) -> String {
         .map(|r| format!(", peak {r:.1}× threshold"))
         .unwrap_or_default();
     let body = match i.kind.as_str() {
+        "new_listener" if s("activity").as_deref() == Some("new executable") => format!(
+            "{}/{} served by an executable never seen serving it: {}{}; before: {}",
+            s("protocol").unwrap_or_default(),
+            n("port"),
+            s("process").unwrap_or_default(),
+            identity(d),
+            s("before").unwrap_or_default()
+        ),
         "new_listener" => {
             let owner = match s("process") {
                 Some(p) => format!(" by {p}{}", identity(d)),
@@ -468,6 +476,19 @@ mod tests {
             "celery (pid 1402, /usr/bin/python3.11) sent up to 26.1 MB to one address in a \
              round (usual at most 180.0 kB): 52.5 MB in 36000 packets to \
              drop.example (198.51.100.80:443) and 2 more; 2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let swapped = incident(
+            "new_listener",
+            "tcp/22 /var/tmp/.ssh/sshd",
+            json!({"activity": "new executable", "protocol": "tcp", "port": 22,
+                   "process": "sshd", "pid": 31337, "exe": "/var/tmp/.ssh/sshd", "uid": 0,
+                   "user": "root", "before": "/usr/sbin/sshd"}),
+        );
+        assert_eq!(
+            summarize(&swapped),
+            "tcp/22 served by an executable never seen serving it: sshd (pid 31337, \
+             /var/tmp/.ssh/sshd, user root); before: /usr/sbin/sshd; \
+             2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let l = incident(
             "new_listener",

@@ -115,6 +115,10 @@ pub(super) fn triage_rounds(
         explained.iter().map(|a| (a.round_id, a)).collect();
     // Rounds where a held channel that no rule allows was named.
     let mut channel_rounds = Vec::new();
+    // Executables that served a port in a learnt round, as looked up in this run; none
+    // before the cold start's rounds are learnt.
+    let any_learnt = db.latest_trained_round()?.is_some();
+    let mut executables = HashMap::new();
     for &i in batch {
         let r = &l.rounds[i];
         let over = scores[i].is_some_and(|s| s > threshold);
@@ -187,6 +191,9 @@ pub(super) fn triage_rounds(
             });
         }
         causes.extend(cause::new_services(db, &every)?);
+        if any_learnt {
+            causes.extend(cause::new_executables(db, &every, &mut executables)?);
+        }
         // A known program's upload over its ceiling says more than "the heaviest
         // sender" of the same program: it takes that cause's place.
         for c in cause::large_uploads(db, &every)? {
