@@ -208,25 +208,42 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The executable that served `port` as a listener in the latest learnt round
-    /// (`batches_rounds.trained`) where it listened with `exe` or any executable
-    /// (`exe` None); None when there is none. Listener rows are found through the
-    /// partial index `rounds_ports_listen`, newest first.
-    pub fn learnt_listener_executable(
+    /// Whether `exe` served `port` as a listener in a learnt round
+    /// (`batches_rounds.trained`). Found through the partial index
+    /// `rounds_ports_listen`, oldest rows first, so a known executable is found at its
+    /// first learnt row; an unknown one reads the port's listener rows once.
+    pub fn listener_executable_learnt(
         &self,
         port: u16,
         tcp: bool,
-        exe: Option<&str>,
+        exe: &str,
+    ) -> Result<bool, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM rounds_ports rp \
+                JOIN batches_rounds b ON b.round_id = rp.round_id \
+              WHERE rp.port_id = ?1 AND (rp.state = 'LISTEN' OR rp.state = 'UNCONN') \
+                AND rp.protocol = ?2 AND rp.exe = ?3 AND b.trained = 1)",
+        )?;
+        let proto = if tcp { "tcp" } else { "udp" };
+        Ok(st.query_row(params![port, proto, exe], |r| r.get(0))?)
+    }
+
+    /// The executable that served `port` as a listener in the latest learnt round that
+    /// shows one; None when none does.
+    pub fn last_learnt_listener_executable(
+        &self,
+        port: u16,
+        tcp: bool,
     ) -> Result<Option<String>, Error> {
         let mut st = self.conn.prepare_cached(
             "SELECT rp.exe FROM rounds_ports rp JOIN batches_rounds b ON b.round_id = rp.round_id \
               WHERE rp.port_id = ?1 AND (rp.state = 'LISTEN' OR rp.state = 'UNCONN') \
-                AND rp.protocol = ?2 AND rp.exe = coalesce(?3, rp.exe) AND b.trained = 1 \
+                AND rp.protocol = ?2 AND rp.exe IS NOT NULL AND b.trained = 1 \
               ORDER BY rp.id DESC LIMIT 1",
         )?;
         let proto = if tcp { "tcp" } else { "udp" };
         Ok(st
-            .query_row(params![port, proto, exe], |r| r.get(0))
+            .query_row(params![port, proto], |r| r.get(0))
             .optional()?)
     }
 

@@ -827,9 +827,7 @@ pub fn new_executables(
         let learnt = match known.get(&(port, tcp, exe.clone())) {
             Some(&k) => k,
             None => {
-                let k = db
-                    .learnt_listener_executable(port, tcp, Some(&exe))?
-                    .is_some();
+                let k = db.listener_executable_learnt(port, tcp, &exe)?;
                 known.insert((port, tcp, exe.clone()), k);
                 k
             }
@@ -837,7 +835,7 @@ pub fn new_executables(
         if learnt {
             continue;
         }
-        let before = db.learnt_listener_executable(port, tcp, None)?;
+        let before = db.last_learnt_listener_executable(port, tcp)?;
         // A port whose listeners never showed an executable in a learnt round (the
         // scanner could not read it) has nothing to compare with.
         let Some(before) = before else { continue };
