@@ -71,6 +71,19 @@ fn owner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SocketOwner> {
     })
 }
 
+/// A listener's protocol and the state the scanner stores it in: TCP listens, UDP is
+/// unconnected. One literal state per query, so that SQLite reads only that state's
+/// entries of the partial index `rounds_ports_listen` (with both, a UDP port's lookup
+/// read every TCP listener row of the same port first: 138 ms for udp/53 on a
+/// simulated workstation day).
+fn listening(tcp: bool) -> (&'static str, &'static str) {
+    if tcp {
+        ("tcp", "LISTEN")
+    } else {
+        ("udp", "UNCONN")
+    }
+}
+
 fn eligible() -> String {
     format!(
         "r.end_time IS NOT NULL AND r.status IN ('{}', '{}') \
@@ -218,14 +231,14 @@ impl Db {
         tcp: bool,
         exe: &str,
     ) -> Result<bool, Error> {
-        let mut st = self.conn.prepare_cached(
+        let (proto, state) = listening(tcp);
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT EXISTS (SELECT 1 FROM rounds_ports rp \
                 JOIN batches_rounds b ON b.round_id = rp.round_id \
-              WHERE rp.port_id = ?1 AND (rp.state = 'LISTEN' OR rp.state = 'UNCONN') \
-                AND rp.protocol = ?2 AND rp.exe = ?3 AND b.trained = 1)",
-        )?;
-        let proto = if tcp { "tcp" } else { "udp" };
-        Ok(st.query_row(params![port, proto, exe], |r| r.get(0))?)
+              WHERE rp.port_id = ?1 AND rp.state = '{state}' AND rp.protocol = '{proto}' \
+                AND rp.exe = ?2 AND b.trained = 1)"
+        ))?;
+        Ok(st.query_row(params![port, exe], |r| r.get(0))?)
     }
 
     /// The executable that served `port` as a listener in the latest learnt round that
@@ -235,16 +248,14 @@ impl Db {
         port: u16,
         tcp: bool,
     ) -> Result<Option<String>, Error> {
-        let mut st = self.conn.prepare_cached(
+        let (proto, state) = listening(tcp);
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT rp.exe FROM rounds_ports rp JOIN batches_rounds b ON b.round_id = rp.round_id \
-              WHERE rp.port_id = ?1 AND (rp.state = 'LISTEN' OR rp.state = 'UNCONN') \
-                AND rp.protocol = ?2 AND rp.exe IS NOT NULL AND b.trained = 1 \
-              ORDER BY rp.id DESC LIMIT 1",
-        )?;
-        let proto = if tcp { "tcp" } else { "udp" };
-        Ok(st
-            .query_row(params![port, proto], |r| r.get(0))
-            .optional()?)
+              WHERE rp.port_id = ?1 AND rp.state = '{state}' AND rp.protocol = '{proto}' \
+                AND rp.exe IS NOT NULL AND b.trained = 1 \
+              ORDER BY rp.id DESC LIMIT 1"
+        ))?;
+        Ok(st.query_row([port], |r| r.get(0)).optional()?)
     }
 
     /// A local process's identity in a round, from its sockets as the scanner saw
