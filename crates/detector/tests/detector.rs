@@ -553,18 +553,11 @@ fn a_full_model_directory_is_a_clear_error_and_the_model_stays_whole() {
 #[test]
 fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
     let (seed, rate) = (23, 20.0);
-    let Day {
-        tmp: _tmp,
-        db_path,
-        mut conn,
-        model,
-        opts,
-    } = cold_started_day(seed, rate);
+    let mut day = cold_started_day(seed, rate);
+    let db_path = day.db_path.clone();
     let hours: [&[&str]; 4] = [&["portscan@0.3"], &[], &["portscan@0.3"], &[]];
-    for (h, inject) in hours.iter().enumerate() {
-        simulate(&mut conn, 1.0, seed * 1000 + h as u64, rate, inject);
-        let out = run_once(&mut conn, &model, &opts).unwrap();
-        assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
+    for (h, inject) in (0..).zip(hours) {
+        let out = day.hour(seed, rate, h, inject);
         if h == 0 {
             let wrong = rusqlite::Connection::open(&db_path)
                 .unwrap()
@@ -610,18 +603,10 @@ fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
 #[test]
 fn a_service_served_by_another_executable_is_one_incident() {
     let (seed, rate) = (25, 20.0);
-    let Day {
-        tmp: _tmp,
-        mut conn,
-        model,
-        opts,
-        ..
-    } = cold_started_day(seed, rate);
+    let mut day = cold_started_day(seed, rate);
     let mut opened = Vec::new();
-    for (h, inject) in [&["hijack@0.3"][..], &[]].iter().enumerate() {
-        simulate(&mut conn, 1.0, seed * 1000 + h as u64, rate, inject);
-        let out = run_once(&mut conn, &model, &opts).unwrap();
-        assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
+    for (h, inject) in (0..).zip([&["hijack@0.3"][..], &[]]) {
+        let out = day.hour(seed, rate, h, inject);
         opened.extend(
             out.incidents
                 .iter()
@@ -647,6 +632,17 @@ struct Day {
     conn: Db,
     model: std::path::PathBuf,
     opts: Options,
+}
+
+impl Day {
+    /// Appends hour `h` after the day (seeded from `seed` and `h`, with `inject`) and
+    /// runs the detector on it, as cron would.
+    fn hour(&mut self, seed: u64, rate: f64, h: u64, inject: &[&str]) -> Outcome {
+        simulate(&mut self.conn, 1.0, seed * 1000 + h, rate, inject);
+        let out = run_once(&mut self.conn, &self.model, &self.opts).unwrap();
+        assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
+        out
+    }
 }
 
 fn cold_started_day(seed: u64, rate: f64) -> Day {

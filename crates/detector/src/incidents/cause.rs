@@ -21,6 +21,7 @@
 //! known program that keeps a light channel open to a network it never reached
 //! ([`held_channels`]): a command channel through the same worker, or the browser.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -263,15 +264,9 @@ pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
         // ICMP names no process and is rarely the most bytes: when it led the error,
         // its peer is the actor.
         ("traffic", Some(span)) if led_by(v.top_features, "packets_icmp") => {
-            match icmp_peer(db, v, &span)? {
-                // A shift's round needs more than a monitor's pings to name one.
-                Some(c) if v.shift => c
-                    .details
-                    .get("packets")
-                    .zip(c.details.get("packets_in"))
-                    .and_then(|(a, b)| Some(a.as_i64()? + b.as_i64()?))
-                    .is_some_and(|n| n >= SHIFT_ICMP_PACKETS)
-                    .then_some(c),
+            // A shift's round needs more than a monitor's pings to name one.
+            let least = if v.shift { SHIFT_ICMP_PACKETS } else { 1 };
+            match icmp_peer(db, v, &span, least)? {
                 Some(c) => Some(c),
                 None if v.shift => None,
                 None => heavy_sender(db, v, &span)?,
@@ -520,8 +515,9 @@ fn led_by(top: &[(String, f32)], feature: &str) -> bool {
 /// round's busiest Google or GitHub network. The host sending more bytes than it gets
 /// back makes it a local source (`local_process`, keyed `icmp NETWORK`); otherwise the
 /// peer is a remote source keyed by its network. Either way the subject is the
-/// address, so that a CIDR allow rule silences a monitor's pings.
-fn icmp_peer(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
+/// address, so that a CIDR allow rule silences a monitor's pings. A peer with fewer
+/// than `least` ICMP packets in the round is no actor.
+fn icmp_peer(db: &Db, v: &RoundView<'_>, span: &PacketSpan, least: i64) -> Result<Option<Cause>> {
     #[derive(Default)]
     struct Peer<'a> {
         local: Option<&'a str>,
@@ -553,6 +549,7 @@ fn icmp_peer(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cau
     }
     let Some((addr, p)) = peers
         .into_iter()
+        .filter(|(_, p)| p.out.0 + p.back.0 >= least)
         .max_by_key(|(a, p)| (p.out.0 + p.back.0, std::cmp::Reverse(*a)))
     else {
         return Ok(None);
@@ -824,13 +821,9 @@ pub fn new_executables(
         if !r.seen.has_port(portwatch_features::port_key(tcp, port)) {
             continue;
         }
-        let learnt = match known.get(&(port, tcp, exe.clone())) {
-            Some(&k) => k,
-            None => {
-                let k = db.listener_executable_learnt(port, tcp, &exe)?;
-                known.insert((port, tcp, exe.clone()), k);
-                k
-            }
+        let learnt = match known.entry((port, tcp, exe.clone())) {
+            Entry::Occupied(k) => *k.get(),
+            Entry::Vacant(k) => *k.insert(db.listener_executable_learnt(port, tcp, &exe)?),
         };
         if learnt {
             continue;
