@@ -135,8 +135,8 @@ pub struct SimulateArgs {
     /// Inject an event KIND at HOUR (hours after the start of this span), e.g.
     /// portscan@5.5. Kinds: portscan, slowscan, backdoor, backdoor-collide, burst,
     /// dnstunnel, dnstunnel-slow, outscan, beacon, upload, flood, outage, deploy, bruteforce,
-    /// spam, stuffing, exfil, implant, udpflood, icmptunnel, miner,
-    /// hijack.
+    /// spam, stuffing, exfil, implant, udpflood, icmptunnel, miner, hijack, resolver,
+    /// pingsweep.
     #[arg(long, value_name = "KIND@HOUR")]
     pub inject: Vec<portwatch_sim::Inject>,
     /// The simulated host: server (a web server, up all the time) or workstation (a

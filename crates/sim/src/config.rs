@@ -254,11 +254,24 @@ pub enum EventKind {
     /// its master's pid change. Written after the ICMP cause and the check on masked
     /// learning were final, and run once, as a kind none was written for.
     Hijack,
+    /// A rogue resolver (DNSChanger-like: malware rewrote the resolver setting, or a
+    /// rogue DHCP answer did): for 30–90 minutes every DNS query of the host goes to
+    /// one public address instead of the usual resolver, and is answered from there.
+    /// The names, the processes and every other connection are as before. Written
+    /// after the new-executable rule was final, and run once, as a kind none was
+    /// written for.
+    Resolver,
+    /// A ping sweep from the host (an intruder mapping the network, `fping -g` or
+    /// `nmap -sn`): echo requests to every address of the host's /24, then of 0–3
+    /// neighbouring /24s, 20–80 a second with one retry for silent addresses, 30 s to
+    /// 3 minutes apart; the few live hosts answer. No socket the scanner lists (a raw
+    /// socket). Written with `resolver`, run once as a kind none was written for.
+    Pingsweep,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -281,6 +294,8 @@ impl EventKind {
         EventKind::Icmptunnel,
         EventKind::Miner,
         EventKind::Hijack,
+        EventKind::Resolver,
+        EventKind::Pingsweep,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -308,6 +323,8 @@ impl EventKind {
             EventKind::Icmptunnel => "icmptunnel",
             EventKind::Miner => "miner",
             EventKind::Hijack => "hijack",
+            EventKind::Resolver => "resolver",
+            EventKind::Pingsweep => "pingsweep",
         }
     }
 }

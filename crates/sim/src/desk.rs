@@ -658,6 +658,11 @@ struct AptPlan {
 }
 
 impl Desk {
+    /// The LAN devices that chatter over mDNS.
+    pub(crate) fn lan_devices(&self) -> &[IpAddr] {
+        &self.lan_devices
+    }
+
     /// The suspended span of the night that starts on `day`'s evening, if the machine
     /// sleeps that night (four nights in five): from 22:30–01:30 until 06:30–08:30 on a
     /// working day, 08:00–10:30 on a weekend.

@@ -36,6 +36,8 @@ pub(crate) struct Event {
     pub down: Option<Down>,
     /// A service of the host served by an impostor during the event.
     pub hijack: Option<Hijack>,
+    /// The host's DNS sent elsewhere during the event.
+    pub reroute: Option<Reroute>,
 }
 
 impl Event {
@@ -171,6 +173,40 @@ impl Hijack {
     }
 }
 
+/// The host's DNS answered by another resolver during `[start, end)`: queries to the
+/// usual resolver's port 53 go to `to`, and the answers come from it.
+pub(crate) struct Reroute {
+    pub from: IpAddr,
+    pub to: IpAddr,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Reroute {
+    pub fn active(&self, t: i64) -> bool {
+        (self.start..self.end).contains(&t)
+    }
+
+    /// Sends `p` to the rogue resolver, or makes it come from there, if it was DNS
+    /// with the usual one.
+    pub fn packet(&self, p: &mut Packet) {
+        if !self.active(p.ts_micros) {
+            return;
+        }
+        if p.dst_addr == Some(self.from) && p.dst_port == Some(53) {
+            p.dst_addr = Some(self.to);
+        } else if p.src_addr == Some(self.from) && p.src_port == Some(53) {
+            p.src_addr = Some(self.to);
+        }
+    }
+
+    pub fn socket(&self, s: &mut Socket) {
+        if s.remote_addr == self.from && s.remote_port == 53 {
+            s.remote_addr = self.to;
+        }
+    }
+}
+
 const BACKDOOR_PORTS: [u16; 8] = [4444, 1337, 31337, 6667, 8081, 5555, 12345, 50050];
 const BACKDOOR_NAMES: [&str; 4] = ["kdevtmpfsi", "sysupdate", "kworker-netd", "dbus-helper"];
 const TUNNEL_DOMAINS: [&str; 3] = [
@@ -199,6 +235,7 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         ongoing: None,
         down: None,
         hijack: None,
+        reroute: None,
     };
     match kind {
         EventKind::Portscan => portscan(&mut ev, &mut r, host),
@@ -231,6 +268,8 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::Icmptunnel => icmptunnel(&mut ev, &mut r, host),
         EventKind::Miner => miner(&mut ev, &mut r, host),
         EventKind::Hijack => hijack(&mut ev, &mut r, host),
+        EventKind::Resolver => resolver(&mut ev, &mut r, host),
+        EventKind::Pingsweep => pingsweep(&mut ev, &mut r, host),
     }
     ev
 }
@@ -1153,6 +1192,87 @@ fn hijack(ev: &mut Event, r: &mut Rng, host: &Host) {
         start: ev.start,
         end: ev.end,
     });
+}
+
+/// A rogue resolver (the `resolver` kind): for 30–90 minutes the host's DNS goes to
+/// one public address; the run loop rewrites the packets ([`Reroute`]).
+fn resolver(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let to = random_public_v4(r);
+    ev.end = ev.start + (r.uniform(30.0, 90.0) * MINUTE as f64) as i64;
+    ev.note = format!(
+        "the host's DNS goes to {to} instead of {} for {:.0} min",
+        host.resolver,
+        (ev.end - ev.start) as f64 / MINUTE as f64
+    );
+    ev.reroute = Some(Reroute {
+        from: host.resolver,
+        to,
+        start: ev.start,
+        end: ev.end,
+    });
+}
+
+/// A ping sweep from the host (the `pingsweep` kind): its own /24, then 0–3 of the
+/// /24s beside it, each address pinged once and the silent ones once more.
+fn pingsweep(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let IpAddr::V4(own) = host.addr4 else {
+        return;
+    };
+    let [a, b, c, _] = own.octets();
+    let mut nets = vec![c];
+    for _ in 0..r.below(4) {
+        nets.push(c.wrapping_add(nets.len() as u8));
+    }
+    let lan = host.lan_hosts();
+    let per_sec = r.uniform(20.0, 80.0);
+    let rtt = (r.lognormal(0.5, 0.4) * 1000.0) as i64;
+    let mut t = ev.start + r.below(SEC as u64) as i64;
+    let (mut sent, mut answered) = (0u64, 0u64);
+    for (i, &net) in nets.iter().enumerate() {
+        // The live hosts of the /24: the host's own neighbours in its own, a few in
+        // the others.
+        let live: Vec<IpAddr> = if i == 0 {
+            lan.clone()
+        } else {
+            (0..r.between(2, 10))
+                .map(|_| IpAddr::V4(Ipv4Addr::new(a, b, net, r.between(1, 254) as u8)))
+                .collect()
+        };
+        for attempt in 0..2 {
+            for last in 1..=254u8 {
+                let to = IpAddr::V4(Ipv4Addr::new(a, b, net, last));
+                let up = live.contains(&to);
+                if to == host.addr4 || (attempt == 1 && up) {
+                    continue;
+                }
+                let flow = Flow {
+                    transport: Transport::Udp,
+                    local: host.addr4,
+                    local_port: 0,
+                    remote: to,
+                    remote_port: 0,
+                    owner: None,
+                };
+                ev.packets.push(icmp(&flow, t, true));
+                sent += 1;
+                if up {
+                    ev.packets.push(icmp(&flow, t + rtt, false));
+                    answered += 1;
+                }
+                t += (SEC as f64 / per_sec) as i64;
+            }
+            // fping waits for the last answers before its retry.
+            t += SEC;
+        }
+        if i + 1 < nets.len() {
+            t += (r.uniform(30.0, 180.0) * SEC as f64) as i64;
+        }
+    }
+    ev.end = t;
+    ev.note = format!(
+        "ping sweep of {} /24 networks from {own}: {sent} echo requests, {answered} answered",
+        nets.len()
+    );
 }
 
 /// Mining pools and the ports they take stratum on.

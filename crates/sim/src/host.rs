@@ -377,6 +377,17 @@ impl Host {
         }
     }
 
+    /// The other machines up on the host's own network: its resolver (the router), and
+    /// the monitoring and backup servers, or the LAN's devices.
+    pub fn lan_hosts(&self) -> Vec<IpAddr> {
+        let mut out = vec![self.resolver];
+        match &self.role {
+            Role::Server(s) => out.extend([s.monitor, s.backup]),
+            Role::Workstation(d) => out.extend_from_slice(d.lan_devices()),
+        }
+        out
+    }
+
     /// Ports of the host's TCP listeners, ascending, without repeats.
     pub fn tcp_listen_ports(&self) -> Vec<u16> {
         let mut p: Vec<u16> = self

@@ -36,7 +36,8 @@ pub enum Error {
     #[error("invalid --inject {0:?}: expected KIND@HOUR, e.g. portscan@5.5")]
     InvalidInject(String),
     #[error(
-        "unknown event kind {0:?}: expected one of portscan, slowscan, backdoor, backdoor-collide, burst, dnstunnel, dnstunnel-slow, outscan, beacon, upload, flood, outage, deploy, bruteforce, spam, stuffing, exfil, implant, udpflood, icmptunnel, miner, hijack"
+        "unknown event kind {0:?}: expected one of {kinds}",
+        kinds = EventKind::ALL.map(EventKind::name).join(", ")
     )]
     UnknownKind(String),
     #[error("unknown profile {0:?}: expected server or workstation")]

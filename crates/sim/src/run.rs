@@ -11,7 +11,7 @@ use portwatch_store::insert::PacketScratch;
 use crate::Error;
 use crate::config::SimConfig;
 use crate::db::{self, RoundRows};
-use crate::events::{self, Down, Event, Hijack};
+use crate::events::{self, Down, Event, Hijack, Reroute};
 use crate::host::{Host, MINUTE};
 use crate::net::{SEC, Sock};
 
@@ -133,6 +133,14 @@ pub fn simulate_with_progress(
             for h in &hijacks {
                 round_packets.iter_mut().for_each(|p| h.packet(p));
             }
+            let reroutes: Vec<&Reroute> = events
+                .iter()
+                .filter_map(|e| e.reroute.as_ref())
+                .filter(|x| x.start < window_end && t < x.end)
+                .collect();
+            for x in &reroutes {
+                round_packets.iter_mut().for_each(|p| x.packet(p));
+            }
 
             sample_rows.clear();
             for k in 0..samples {
@@ -146,6 +154,9 @@ pub fn simulate_with_progress(
                 }
                 for h in hijacks.iter().filter(|h| h.active(ts)) {
                     sockets.iter_mut().for_each(|s| h.socket(s));
+                }
+                for x in reroutes.iter().filter(|x| x.active(ts)) {
+                    sockets.iter_mut().for_each(|s| x.socket(s));
                 }
                 sample_rows.push((ts, aggregate(&sockets)));
             }

@@ -516,6 +516,17 @@ fn text(conn: &Connection, sql: &str) -> String {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// Socket rows, in the labelled rounds, of processes no earlier round had.
+fn sockets_of_new_processes(conn: &Connection) -> i64 {
+    count(
+        conn,
+        "SELECT count(*) FROM rounds_ports
+          WHERE process IS NOT NULL AND round_id IN (SELECT round_id FROM labels)
+            AND process NOT IN (SELECT process FROM rounds_ports WHERE process IS NOT NULL
+                                 AND round_id < (SELECT min(round_id) FROM labels))",
+    )
+}
+
 /// Seconds since the Unix epoch of a stored timestamp column, for SQL.
 const SECS: &str = "(julianday(timestamp) - 2440587.5) * 86400.0";
 
@@ -697,17 +708,7 @@ fn icmptunnel_pings_one_new_address_with_data() {
         ) >= requests - 5
     );
     // No socket: the tunnel's raw socket is not a TCP or UDP one.
-    assert_eq!(
-        count(
-            &conn,
-            &format!(
-                "SELECT count(*) FROM rounds_ports WHERE process IS NOT NULL AND {during}
-                   AND process NOT IN (SELECT process FROM rounds_ports WHERE process IS NOT NULL
-                                        AND round_id < (SELECT min(round_id) FROM labels))"
-            )
-        ),
-        0
-    );
+    assert_eq!(sockets_of_new_processes(&conn), 0);
 }
 
 // A miner: a new process holds one stratum connection to a pool it looked up.
@@ -817,6 +818,101 @@ fn hijack_serves_sshd_from_another_executable() {
             &format!("SELECT count(*) FROM packets WHERE process = 'sshd' AND {during}")
         ) > 0
     );
+}
+
+// A rogue resolver: the host's DNS goes to one public address for the event, and only
+// then; nothing else changes.
+#[test]
+fn resolver_sends_the_hosts_dns_elsewhere() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(2.5, 7, 2.0, &["resolver@0.5"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((30..=91).contains(&labelled), "{labelled}");
+    // Rounds wholly inside the event (the first and last see the switch mid-round).
+    let inside = "round_id > (SELECT min(round_id) FROM labels) \
+                  AND round_id < (SELECT max(round_id) FROM labels)";
+    let outside = "round_id NOT IN (SELECT round_id FROM labels)";
+    let resolvers = |when: &str| {
+        text(
+            &conn,
+            &format!(
+                "SELECT group_concat(DISTINCT dst_addr) FROM packets WHERE dns_qr = 0 AND {when}"
+            ),
+        )
+    };
+    assert_eq!(resolvers(outside), "10.0.2.3");
+    let rogue = resolvers(inside);
+    assert!(
+        !rogue.contains(',') && !rogue.starts_with("10.") && !rogue.starts_with("192.168."),
+        "{rogue}"
+    );
+    // It answers every query, and is never reached outside the event.
+    let to_rogue = |qr: i64, end: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE dns_qr = {qr} AND {end}_addr = '{rogue}' AND {inside}"
+            ),
+        )
+    };
+    assert!(to_rogue(0, "dst") >= 10, "{}", to_rogue(0, "dst"));
+    assert!(to_rogue(1, "src") >= to_rogue(0, "dst") - 2);
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE '{rogue}' IN (src_addr, dst_addr) AND {outside}"
+            )
+        ),
+        0
+    );
+    // The names looked up are the host's usual ones.
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(DISTINCT qry_name) FROM packets WHERE dns_qr = 0 AND {inside}
+                   AND qry_name IN (SELECT qry_name FROM packets WHERE dns_qr = 0 AND {outside})"
+            )
+        ) >= 3
+    );
+}
+
+// A ping sweep: every address of the host's /24 pinged, the silent ones twice; only
+// the live neighbours answer.
+#[test]
+fn pingsweep_pings_every_address_of_the_network() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(1.0, 8, 2.0, &["pingsweep@0.3"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((1..=12).contains(&labelled), "{labelled}");
+    let during = "round_id IN (SELECT round_id FROM labels)";
+    let icmp = "protocols = 'eth:ipv4:icmp'";
+    let out = |what: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT {what} FROM packets WHERE {icmp} AND src_addr = '10.0.2.15'
+                   AND dst_addr LIKE '10.0.2.%' AND {during}"
+            ),
+        )
+    };
+    // 253 addresses (all but the host's own), 250 of them silent and pinged again.
+    assert_eq!(out("count(DISTINCT dst_addr)"), 253);
+    assert!(out("count(*)") >= 253 + 250, "{}", out("count(*)"));
+    assert_eq!(
+        text(
+            &conn,
+            &format!(
+                "SELECT group_concat(DISTINCT src_addr) FROM (SELECT src_addr FROM packets
+                   WHERE {icmp} AND dst_addr = '10.0.2.15' AND src_addr LIKE '10.0.2.%'
+                     AND {during} ORDER BY src_addr)"
+            )
+        ),
+        "10.0.2.3,10.0.2.50,10.0.2.60"
+    );
+    // No socket: ping's is a raw one.
+    assert_eq!(sockets_of_new_processes(&conn), 0);
 }
 
 // Exfiltration: hundreds of megabytes out over one connection to one new address.
@@ -1260,6 +1356,8 @@ fn every_kind_runs_on_a_workstation() {
         "miner@3",
         "icmptunnel@3.8",
         "hijack@1",
+        "resolver@6",
+        "pingsweep@0.5",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
@@ -1384,6 +1482,30 @@ fn every_kind_runs_on_a_workstation() {
             )
         ),
         1
+    );
+    // The rogue resolver: the queries go to one address off the LAN, none to the router.
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(DISTINCT dst_addr) FROM packets WHERE dns_qr = 0 \
+                  AND dst_addr NOT LIKE '192.168.%' AND {}",
+                during("resolver")
+            )
+        ),
+        1
+    );
+    // The sweep: every other address of the LAN pinged.
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(DISTINCT dst_addr) FROM packets WHERE protocols = 'eth:ipv4:icmp' \
+                  AND src_addr = '192.168.1.23' AND dst_addr LIKE '192.168.1.%' AND {}",
+                during("pingsweep")
+            )
+        ),
+        253
     );
     // The hijack: sshd's listener from another executable.
     assert!(
