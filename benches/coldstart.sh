@@ -5,17 +5,21 @@
 # PORTWATCH_OLD_BIN=DIR runs another build's detector in turn with this one's (an A/B
 # in the same run); PORTWATCH_KERAS=/path/to/python adds the Keras baseline on the cold
 # start's shapes (4,000 windows of 12 × 110, 12 epochs) after each round of runs.
+# PORTWATCH_PROFILE=workstation simulates a workstation's day instead of a server's
+# (its browser reaches thousands of networks a day, which the rules read back over).
 # Usage: benches/coldstart.sh [WORKDIR] [REPEATS]   (release build; prints one line a run)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/portwatch-coldstart}
 reps=${2:-2}
 bin=${PORTWATCH_BIN:-$here/target/release}
+profile=${PORTWATCH_PROFILE:-server}
 mkdir -p "$work"
 cd "$work"
+day() { if [ "$profile" = server ]; then echo "day$1.db"; else echo "$profile-day$1.db"; fi; }
 for r in 20 50 100; do
-  [ -f "day$r.db" ] || "$bin/collector" simulate --seed 1 --db "day$r.db" --hours 24 \
-    --rate "$r" > /dev/null
+  [ -f "$(day "$r")" ] || "$bin/collector" simulate --seed 1 --db "$(day "$r")" --hours 24 \
+    --rate "$r" --profile "$profile" > /dev/null
 done
 builds=(new)
 [ -z "${PORTWATCH_OLD_BIN:-}" ] || builds=(old new)
@@ -23,7 +27,7 @@ for _ in $(seq "$reps"); do
   for r in 20 50 100; do
     for which in "${builds[@]}"; do
       b=$bin; [ "$which" = new ] || b=$PORTWATCH_OLD_BIN
-      cp "day$r.db" run.db; rm -f run.db-wal run.db-shm; rm -rf model; sync
+      cp "$(day "$r")" run.db; rm -f run.db-wal run.db-shm; rm -rf model; sync
       /usr/bin/time -f '%e %M' -o time.txt "$b/detector" --once --json --db run.db \
         --model-dir model --min-history 23h > run.json || true
       python3 - "$which" "$r" <<'PY'

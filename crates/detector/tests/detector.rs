@@ -1631,6 +1631,9 @@ fn a_new_permanent_service_is_one_incident_and_after_accept_none_again() {
             "hour {h}: the accepted service still flagged: {}",
             o.message
         );
+        // The normal before the change no longer guards what is learnt: the hours
+        // with the service are not refused for moving away from it.
+        assert_eq!(o.fine_tune, "accepted", "hour {h}: {}", o.message);
     }
     let db = tmp.path().join("ports.db");
     let id = id.unwrap();

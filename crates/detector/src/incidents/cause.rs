@@ -22,7 +22,7 @@
 //! ([`held_channels`]): a command channel through the same worker, or the browser.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
 use portwatch_features::{MAX_ROUND_CLIENTS, RoundKeys, Seen, client_key, fnv1a, repeat_limit};
@@ -869,7 +869,7 @@ const HELD_GAP_MICROS: i64 = 90_000_000;
 /// are read from their totals (`round_talkers`), the connection from their packets.
 /// One cause per program and network, keyed `PROCESS NETWORK`, its subject the remote
 /// address (an allow rule by CIDR silences a channel an operator knows).
-pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+pub fn held_channels(db: &Db, r: &EveryRound<'_>, talks: &mut Talks) -> Result<Vec<Cause>> {
     if r.keys.peers.is_empty() {
         return Ok(Vec::new());
     }
@@ -893,28 +893,27 @@ pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
     let index: HashMap<i64, usize> = rounds.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
     let mut out = Vec::new();
     for (process, nets) in fresh {
-        let talks = db.process_talks(rounds[0].id, r.round.id, process)?;
-        for net in nets {
-            // Per round, the channel's packets; and its busiest remote address in this
-            // round.
-            let mut per_round = vec![0i64; rounds.len()];
-            let mut now: BTreeMap<&str, i64> = BTreeMap::new();
-            for t in &talks {
-                let (src, dst) = (t.src.as_deref(), t.dst.as_deref());
-                let remote = match (src, dst) {
-                    (Some(s), d) if is_local(r.local, s) => d,
-                    (s, _) => s,
-                };
-                let Some(remote) = remote.filter(|a| client_key(a) == net) else {
-                    continue;
-                };
-                if let Some(&i) = index.get(&t.round_id) {
-                    per_round[i] += t.packets;
-                    if t.round_id == r.round.id {
-                        *now.entry(remote).or_default() += t.packets;
-                    }
-                }
+        // Per network of a fresh pair: its packets per round, and per remote address
+        // in this round.
+        let mut per_net: HashMap<u32, (Vec<i64>, BTreeMap<&str, i64>)> = nets
+            .iter()
+            .map(|&n| (n, (vec![0i64; rounds.len()], BTreeMap::new())))
+            .collect();
+        for t in talks.window(db, rounds[0].id, r.round.id, process, r.local)? {
+            let (Some(&i), Some((per_round, now))) =
+                (index.get(&t.round_id), per_net.get_mut(&t.net))
+            else {
+                continue;
+            };
+            per_round[i] += t.packets;
+            if t.round_id == r.round.id {
+                *now.entry(t.remote.as_str()).or_default() += t.packets;
             }
+        }
+        for net in nets {
+            let Some((per_round, now)) = per_net.get(&net) else {
+                continue;
+            };
             // The channel's run: the last rounds, each light and not empty.
             let run = per_round
                 .iter()
@@ -976,6 +975,71 @@ pub fn held_channels(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
         }
     }
     Ok(out)
+}
+
+/// One program's traffic with one remote address in one round (`round_talkers`), the
+/// remote's network ([`client_key`]) parsed once.
+struct Talk {
+    round_id: i64,
+    remote: String,
+    net: u32,
+    packets: i64,
+}
+
+/// For one detector run, per program, the talker rows of the rounds [`held_channels`]
+/// looks back over. Rounds are scored oldest first and the rule reads up to
+/// [`HELD_LOOKBACK`] rounds back from each, so each round's rows are read from the
+/// store and their addresses parsed once, not once per round that looks back at them:
+/// reading the window again for every round made a workstation's cold start (1,053
+/// rounds) spend 18 s in this rule.
+#[derive(Default)]
+pub struct Talks {
+    /// Per program: the ids of the first and last rounds read, and their rows.
+    by_process: HashMap<String, (i64, i64, VecDeque<Talk>)>,
+}
+
+impl Talks {
+    /// `process`'s rows of the rounds with ids in `first..=last`, reading from the
+    /// store only the rounds not read yet.
+    fn window(
+        &mut self,
+        db: &Db,
+        first: i64,
+        last: i64,
+        process: &str,
+        local: &HashSet<u64>,
+    ) -> Result<&VecDeque<Talk>> {
+        let held = self
+            .by_process
+            .entry(process.to_owned())
+            .or_insert_with(|| (first, first - 1, VecDeque::new()));
+        // A window that moved back (not the order rounds are scored in) is read anew.
+        if first < held.0 || last < held.1 {
+            *held = (first, first - 1, VecDeque::new());
+        }
+        while held.2.front().is_some_and(|t| t.round_id < first) {
+            held.2.pop_front();
+        }
+        if last > held.1 {
+            for t in db.process_talks(held.1.max(first - 1) + 1, last, process)? {
+                let remote = match (t.src, t.dst) {
+                    (Some(s), d) if is_local(local, &s) => d,
+                    (s, _) => s,
+                };
+                if let Some(remote) = remote {
+                    held.2.push_back(Talk {
+                        round_id: t.round_id,
+                        net: client_key(&remote),
+                        remote,
+                        packets: t.packets,
+                    });
+                }
+            }
+        }
+        held.0 = first;
+        held.1 = held.1.max(last);
+        Ok(&held.2)
+    }
 }
 
 /// The local port of a connection `process` had with `addr` in every one of `rounds`
@@ -1522,7 +1586,7 @@ mod tests {
                 seen,
                 local: &local,
             };
-            held_channels(&db, &every).unwrap()
+            held_channels(&db, &every, &mut Talks::default()).unwrap()
         };
         assert_eq!(at(3, &seen), Vec::new(), "four rounds are not five");
         let named = at(4, &seen);
@@ -1556,6 +1620,46 @@ mod tests {
         }
         seen.add_peers(std::slice::from_ref(&gunicorn), rounds[0].start - 1);
         assert_eq!(at(4, &seen), Vec::new());
+    }
+
+    #[test]
+    fn one_run_reading_each_round_once_names_what_fresh_reads_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+        let minute = 60_000_000;
+        // Five rounds back to back, a gap, six more: the second run's window starts
+        // after the first's rounds, which the cache must drop.
+        let starts: Vec<i64> = (0..5).chain(15..21).map(|k| k * minute).collect();
+        let rounds = channel_rounds(&mut db, 1_767_225_600_000_000, &starts);
+        let keys = RoundKeys {
+            peers: vec![("gunicorn".to_string(), client_key("203.0.113.7"))],
+            ..RoundKeys::default()
+        };
+        let mut seen = Seen::default();
+        seen.add_programs(&["gunicorn".to_string()]);
+        seen.add_peers(&[], 0);
+        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
+        let mut talks = Talks::default();
+        let at = |i: usize, talks: &mut Talks| {
+            let every = EveryRound {
+                round: &rounds[i],
+                keys: &keys,
+                seen: &seen,
+                local: &local,
+            };
+            held_channels(&db, &every, talks).unwrap()
+        };
+        // In the order rounds are scored, then back to an earlier round.
+        let mut named = Vec::new();
+        for i in (0..rounds.len()).chain([4, 9, 10]) {
+            let carried = at(i, &mut talks);
+            assert_eq!(carried, at(i, &mut Talks::default()), "round {i}");
+            if !carried.is_empty() {
+                assert_eq!(carried[0].details["round_packets"], json!([6, 6, 6, 6, 6]));
+                named.push(i);
+            }
+        }
+        assert_eq!(named, [4, 9, 10, 4, 9, 10]);
     }
 
     #[test]

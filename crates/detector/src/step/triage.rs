@@ -119,6 +119,8 @@ pub(super) fn triage_rounds(
     // before the cold start's rounds are learnt.
     let any_learnt = db.latest_trained_round()?.is_some();
     let mut executables = HashMap::new();
+    // The held-channel rule's look back, read once per round.
+    let mut talks = cause::Talks::default();
     for &i in batch {
         let r = &l.rounds[i];
         let over = scores[i].is_some_and(|s| s > threshold);
@@ -200,7 +202,7 @@ pub(super) fn triage_rounds(
             causes.retain(|o| !(o.kind == c.kind && o.key == c.key));
             causes.push(c);
         }
-        let channels = cause::held_channels(db, &every)?;
+        let channels = cause::held_channels(db, &every, &mut talks)?;
         let named_channel = !channels.is_empty();
         causes.extend(channels);
         if shifted {
