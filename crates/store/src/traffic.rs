@@ -82,6 +82,19 @@ pub struct SenderStats {
     pub last: i64,
 }
 
+/// The ICMP (or ICMPv6) an address sent in a span, by how many addresses it reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IcmpFanout {
+    pub src: String,
+    /// Distinct destinations.
+    pub destinations: i64,
+    pub packets: i64,
+    /// First packet (µs).
+    pub first: i64,
+    /// Last packet (µs).
+    pub last: i64,
+}
+
 /// ICMP (or ICMPv6) packets from one address to another in a span.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IcmpPair {
@@ -271,6 +284,58 @@ impl Db {
                 last: micros(row, 5)?,
             })
         })
+    }
+
+    /// The sources of ICMP in a span that reached the most distinct addresses, most
+    /// first: a ping sweep reaches hundreds, a monitor one or two.
+    pub fn icmp_fanout(&self, s: &PacketSpan, limit: usize) -> Result<Vec<IcmpFanout>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT src_addr, count(DISTINCT dst_addr) AS n, count(*), \
+                    min(timestamp), max(timestamp) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND protocols LIKE '%:icmp%' AND src_addr IS NOT NULL AND dst_addr IS NOT NULL \
+             GROUP BY src_addr ORDER BY n DESC LIMIT ?5",
+        )?;
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(IcmpFanout {
+                src: row.get(0)?,
+                destinations: row.get(1)?,
+                packets: row.get(2)?,
+                first: micros(row, 3)?,
+                last: micros(row, 4)?,
+            })
+        })
+    }
+
+    /// The addresses `src` sent ICMP to in a span (at most `limit`), and how many
+    /// distinct addresses sent ICMP back to it.
+    pub fn icmp_reach(
+        &self,
+        s: &PacketSpan,
+        src: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, i64), Error> {
+        let (a, b, from, to, limit) = span_params(s, limit);
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT dst_addr FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND protocols LIKE '%:icmp%' AND src_addr = ?5 AND dst_addr IS NOT NULL \
+             LIMIT ?6",
+        )?;
+        let reached = st
+            .query_map(rusqlite::params![a, b, from, to, src, limit], |row| {
+                row.get(0)
+            })?
+            .collect::<Result<Vec<String>, _>>()?;
+        let answered = self
+            .conn
+            .prepare_cached(
+                "SELECT count(DISTINCT src_addr) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND protocols LIKE '%:icmp%' AND dst_addr = ?5 AND src_addr IS NOT NULL",
+            )?
+            .query_row(rusqlite::params![a, b, from, to, src], |row| row.get(0))?;
+        Ok((reached, answered))
     }
 
     /// The ports most connection attempts went to, with how many sources tried.

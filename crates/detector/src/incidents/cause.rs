@@ -22,7 +22,7 @@
 //! ([`held_channels`]): a command channel through the same worker, or the browser.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
 use portwatch_features::{MAX_ROUND_CLIENTS, RoundKeys, Seen, client_key, fnv1a, repeat_limit};
@@ -266,10 +266,13 @@ pub fn derive(db: &Db, v: &RoundView<'_>) -> Result<Vec<Cause>> {
         ("traffic", Some(span)) if led_by(v.top_features, "packets_icmp") => {
             // A shift's round needs more than a monitor's pings to name one.
             let least = if v.shift { SHIFT_ICMP_PACKETS } else { 1 };
-            match icmp_peer(db, v, &span, least)? {
+            match icmp_sweep(db, v, &span)? {
                 Some(c) => Some(c),
-                None if v.shift => None,
-                None => heavy_sender(db, v, &span)?,
+                None => match icmp_peer(db, v, &span, least)? {
+                    Some(c) => Some(c),
+                    None if v.shift => None,
+                    None => heavy_sender(db, v, &span)?,
+                },
             }
         }
         ("traffic", Some(span)) if !v.shift => heavy_sender(db, v, &span)?,
@@ -504,6 +507,47 @@ fn led_by(top: &[(String, f32)], feature: &str) -> bool {
     top.iter()
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .is_some_and(|(f, _)| f == feature)
+}
+
+/// Distinct addresses the host's ICMP reaches in a round that make it a sweep: a
+/// monitor pings one or two, `fping -g` or `nmap -sn` a whole /24.
+pub const SWEEP_ADDRESSES: i64 = 32;
+/// Destinations of a sweep read back to name its networks and subject.
+const SWEEP_READ: usize = 4096;
+
+/// The host pinging many addresses in a round, for a round whose error `packets_icmp`
+/// led: a ping sweep, mapping the network. Named by its single busiest peer (the
+/// simulator's `pingsweep`, server week 927 and workstation week 928), each sweep was
+/// one incident per /24 it crossed, with "2 packets" to one address; keyed `icmp
+/// sweep`, a sweep over several networks and rounds is one. The subject is every
+/// address reached, so that a CIDR allow rule for the LAN silences a known scanner.
+fn icmp_sweep(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
+    let Some(f) = db
+        .icmp_fanout(span, 8)?
+        .into_iter()
+        .find(|f| is_local(v.local, &f.src) && f.destinations >= SWEEP_ADDRESSES)
+    else {
+        return Ok(None);
+    };
+    let (reached, answered) = db.icmp_reach(span, &f.src, SWEEP_READ)?;
+    let addrs: Vec<IpAddr> = reached.iter().filter_map(|a| a.parse().ok()).collect();
+    let networks: BTreeSet<String> = addrs.iter().map(|a| network_of(*a)).collect();
+    Ok(Some(Cause {
+        kind: Kind::LocalProcess,
+        key: "icmp sweep".into(),
+        subject: Subject::Remote(addrs),
+        group: "traffic",
+        details: json!({
+            "activity": "ping sweep",
+            "source": f.src,
+            "destinations": f.destinations,
+            "subnets": networks,
+            "packets": f.packets,
+            "answering": answered,
+            "first": format_micros(f.first),
+            "last": format_micros(f.last),
+        }),
+    }))
 }
 
 /// The remote peer of the most ICMP packets in the round, for a round whose error
@@ -1435,7 +1479,9 @@ mod tests {
     /// from 10.0.0.1 to 203.0.113.50 (60 requests of 1,000 bytes, 60 replies of 100);
     /// always a monitor's ping from 198.51.100.1 and its answer, and a download by apt
     /// of 400 packets of 1,500 bytes from 198.51.100.9: the most bytes.
-    fn icmp_round(db: &mut Db, minute: i64, tunnel: bool) -> RoundInfo {
+    /// With `sweep`, the host also pings that many addresses of 10.0.0.0/24 and of
+    /// 10.0.1.0/24 (from .2 up), and .2 and .3 of each answer.
+    fn icmp_round(db: &mut Db, minute: i64, tunnel: bool, sweep: u8) -> RoundInfo {
         use portwatch_capture::{Layers, Packet, Transport};
         let t0 = 1_767_225_600_000_000 + minute * 60_000_000;
         let (host, peer, monitor, mirror) = (
@@ -1461,6 +1507,17 @@ mod tests {
             packets.push(icmp(ts, host, peer, 1_000));
             packets.push(icmp(ts + 50_000, peer, host, 100));
         }
+        for (k, (net, last)) in (0..2u8)
+            .flat_map(|net| (1..=sweep).map(move |last| (net, last)))
+            .enumerate()
+        {
+            let ts = t0 + 5_000 + k as i64 * 20_000;
+            let to = IpAddr::from([10, 0, net, last + 1]);
+            packets.push(icmp(ts, host, to, 98));
+            if last <= 2 {
+                packets.push(icmp(ts + 500, to, host, 98));
+            }
+        }
         for k in 0..400 {
             packets.push(Packet {
                 ts_micros: t0 + 2_000 + k * 100_000,
@@ -1483,8 +1540,8 @@ mod tests {
     fn icmp_leading_the_error_names_the_ping_peer_not_the_heaviest_sender() {
         let tmp = tempfile::tempdir().unwrap();
         let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
-        let round = icmp_round(&mut db, 0, true);
-        let quiet = icmp_round(&mut db, 1, false);
+        let round = icmp_round(&mut db, 0, true, 0);
+        let quiet = icmp_round(&mut db, 1, false, 0);
         let keys = RoundKeys::default();
         let seen = Seen::default();
         let local = HashSet::from([fnv1a(b"10.0.0.1")]);
@@ -1551,6 +1608,60 @@ mod tests {
         ]);
         assert_eq!(c[0].kind, Kind::RemoteSource, "{c:?}");
         assert_eq!(c[0].key, "198.51.100.0/24");
+    }
+
+    #[test]
+    fn the_host_pinging_a_network_is_one_sweep_not_its_busiest_peer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+        let sweep = icmp_round(&mut db, 0, false, 40);
+        let few = icmp_round(&mut db, 1, false, 15);
+        let keys = RoundKeys::default();
+        let seen = Seen::default();
+        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
+        let icmp_led = [("packets_icmp".to_string(), 0.8)];
+        let causes = |round: &RoundInfo| {
+            derive(
+                &db,
+                &RoundView {
+                    round,
+                    keys: &keys,
+                    top_features: &icmp_led,
+                    seen: &seen,
+                    local: &local,
+                    previous: None,
+                    shift: false,
+                },
+            )
+            .unwrap()
+        };
+        let c = causes(&sweep);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].kind, c[0].key.as_str()),
+            (Kind::LocalProcess, "icmp sweep")
+        );
+        let d = &c[0].details;
+        assert_eq!(d["activity"], "ping sweep");
+        assert_eq!(d["source"], "10.0.0.1");
+        // 80 addresses and the monitor's echo answered; two of each network answer,
+        // and the monitor.
+        assert_eq!(d["destinations"], 81);
+        assert_eq!(d["packets"], 81);
+        assert_eq!(d["answering"], 5);
+        assert_eq!(
+            d["subnets"],
+            json!(["10.0.0.0/24", "10.0.1.0/24", "198.51.100.0/24"])
+        );
+        let Subject::Remote(addrs) = &c[0].subject else {
+            panic!("{:?}", c[0].subject)
+        };
+        assert_eq!(addrs.len(), 81);
+        // Thirty addresses are not a sweep: the busiest peer is named, as before.
+        let c = causes(&few);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].details["activity"], "icmp", "{c:?}");
+        assert_ne!(c[0].key, "icmp sweep");
     }
 
     #[test]

@@ -120,6 +120,25 @@ pub fn summarize(i: &Incident) -> String {
                 peers(d, n("destinations"))
             )
         }
+        "local_process" if s("activity").as_deref() == Some("ping sweep") => {
+            let nets: Vec<&str> = d
+                .get("subnets")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!(
+                "{} pings up to {} addresses a round across {} ({}), no process named (a raw socket: a ping sweep): {} packets out, up to {} addresses answered",
+                s("source").unwrap_or_default(),
+                n("destinations"),
+                match nets.len() {
+                    1 => "one network".to_string(),
+                    k => format!("{k} networks"),
+                },
+                nets.join(", "),
+                n("packets"),
+                n("answering")
+            )
+        }
         "local_process" if s("activity").as_deref() == Some("icmp") => format!(
             "{} sends ICMP to {} ({}), no process named (a raw socket: ping, or a tunnel): {} packets, {} out; {} packets, {} back",
             s("source").unwrap_or_default(),
@@ -438,6 +457,19 @@ mod tests {
             "10.0.2.15 sends ICMP to 203.0.113.50 (203.0.113.0/24), no process named (a raw \
              socket: ping, or a tunnel): 2400 packets, 1.9 MB out; 2400 packets, 310.0 kB back; \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let sweep = incident(
+            "local_process",
+            "icmp sweep",
+            json!({"activity": "ping sweep", "source": "10.0.2.15", "destinations": 253,
+                   "subnets": ["10.0.2.0/24", "10.0.3.0/24"], "packets": 1_004,
+                   "answering": 9}),
+        );
+        assert_eq!(
+            summarize(&sweep),
+            "10.0.2.15 pings up to 253 addresses a round across 2 networks (10.0.2.0/24, \
+             10.0.3.0/24), no process named (a raw socket: a ping sweep): 1004 packets out, up \
+             to 9 addresses answered; 2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let pinged = incident(
             "remote_source",

@@ -479,7 +479,7 @@ fn merge(into: &mut Value, new: &Value) {
             }
             (
                 "ports" | "destinations" | "names" | "new_names" | "sources" | "round_peak"
-                | "networks",
+                | "networks" | "answering",
                 Some(Value::Number(x)),
                 Value::Number(y),
             ) => {
@@ -507,7 +507,11 @@ fn merge(into: &mut Value, new: &Value) {
                     .collect();
                 *x = named;
             }
-            ("addresses" | "examples" | "new_programs", Some(Value::Array(x)), Value::Array(y)) => {
+            (
+                "addresses" | "examples" | "new_programs" | "subnets",
+                Some(Value::Array(x)),
+                Value::Array(y),
+            ) => {
                 for item in y {
                     if x.len() < 10 && !x.contains(item) {
                         x.push(item.clone());

@@ -54,6 +54,7 @@ impl Actor {
             // left out (the busiest Google one, named before ICMP had a cause of its
             // own), a tunnel's rounds taught the model a browser without Google, and
             // workstation week 924 had seven more false incidents the next morning.
+            // A ping sweep (`icmp sweep`) reaches whole networks: its rounds wait.
             "local_process" => Actor::network(cause.strip_prefix("icmp ")?),
             "dns" => Some(Actor::Domain(cause.to_ascii_lowercase())),
             "new_program" => Some(Actor::Program(cause.to_string())),
@@ -173,6 +174,11 @@ mod tests {
             "repeated connections leave sockets no mask removes"
         );
         assert_eq!(Actor::of("local_process", "nginx"), None, "never masked");
+        assert_eq!(
+            Actor::of("local_process", "icmp sweep"),
+            None,
+            "whole networks"
+        );
         let tunnel = Mask(vec![
             Actor::of("local_process", "icmp 203.0.113.0/24").unwrap(),
         ]);
