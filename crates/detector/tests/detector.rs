@@ -624,6 +624,46 @@ fn a_service_served_by_another_executable_is_one_incident() {
     );
 }
 
+/// A rogue resolver (the simulator's `resolver`: the host's DNS answered from a public
+/// address, nothing else changed) opens one incident naming that address, which
+/// closes once the usual resolver answers again.
+#[test]
+fn the_hosts_dns_answered_from_elsewhere_is_one_incident() {
+    use portwatch_detector::incidents::tracker::EventKind;
+    let (seed, rate) = (27, 20.0);
+    let mut day = cold_started_day(seed, rate);
+    let mut events = Vec::new();
+    for (h, inject) in (0..).zip([&["resolver@0.3"][..], &[], &[]]) {
+        let out = day.hour(seed, rate, h, inject);
+        events.extend(
+            out.incidents
+                .iter()
+                .map(|e| (e.event, e.incident.summary.clone())),
+        );
+    }
+    let note = query_strings(&day.db_path, "SELECT DISTINCT note FROM labels");
+    let rogue = note[0]
+        .strip_prefix("the host's DNS goes to ")
+        .and_then(|n| n.split_once(' '))
+        .map(|(a, _)| a.to_string())
+        .unwrap_or_else(|| panic!("{note:?}"));
+    let about = |event: EventKind| -> Vec<&String> {
+        events
+            .iter()
+            .filter(|(e, s)| *e == event && s.starts_with("DNS answered by "))
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let opened = about(EventKind::Opened);
+    assert_eq!(opened.len(), 1, "{events:#?}");
+    assert!(
+        opened[0].starts_with(&format!("DNS answered by {rogue} (")),
+        "{rogue}: {}",
+        opened[0]
+    );
+    assert_eq!(about(EventKind::Closed).len(), 1, "{events:#?}");
+}
+
 /// A database with a simulated day (small model configuration) and the model its cold
 /// start trained: where the cron-like tests begin.
 struct Day {

@@ -104,6 +104,8 @@ pub struct RoundBuilder {
     uploads: UploadCounter,
     /// The remote networks each local program sent to as a client.
     peers: PeerCounter,
+    /// The networks DNS answers came from ([`RoundKeys::resolvers`]).
+    resolvers: BTreeSet<u32>,
     /// The processes listening on each port key in the round.
     listeners: HashMap<u32, HashSet<String>>,
     /// Processes with sockets or packets in the round, and those that listen.
@@ -156,6 +158,7 @@ impl RoundBuilder {
             services: HashMap::new(),
             uploads: UploadCounter::default(),
             peers: PeerCounter::default(),
+            resolvers: BTreeSet::new(),
             listeners: HashMap::new(),
             programs: HashSet::new(),
             listening_programs: HashSet::new(),
@@ -257,6 +260,18 @@ impl RoundBuilder {
         {
             self.traffic[i].add_query(name);
         }
+        // An answer to the host's own lookups: from port 53 of a remote address.
+        if !outbound
+            && p.sport == Some(53)
+            && is_dns_response(p, &layers)
+            && let Some(a) = p.src
+            && !is_loopback(a)
+            && ends
+                .src
+                .is_some_and(|h| !self.carry.local_addrs.contains(&h))
+        {
+            self.resolvers.insert(client_key(a));
+        }
         self.keep_program_of(p);
     }
 
@@ -299,6 +314,7 @@ impl RoundBuilder {
         self.keys.clients = self.repeats.clients();
         self.keys.uploads = self.uploads.peaks();
         self.keys.peers = self.peers.pairs();
+        self.keys.resolvers = self.resolvers.into_iter().collect();
         self.keys.start = self.start;
         let mut services: Vec<(String, u16)> = self
             .services
@@ -547,6 +563,15 @@ fn is_dns_query(p: &PktRow<'_>, layers: &Layers) -> bool {
     match p.dns_qr {
         Some(q) => q == 0,
         None => layers.contains(Layer::Dns) && !p.has_resp,
+    }
+}
+
+/// Whether a packet is a DNS answer: by the stored QR bit, else a DNS packet with an
+/// answer section.
+fn is_dns_response(p: &PktRow<'_>, layers: &Layers) -> bool {
+    match p.dns_qr {
+        Some(q) => q == 1,
+        None => layers.contains(Layer::Dns) && p.has_resp,
     }
 }
 
@@ -1139,5 +1164,55 @@ mod tests {
         nets.sort_unstable();
         assert_eq!(keys.peers, nets);
         assert_ne!(nets[0].1, nets[1].1);
+    }
+
+    #[test]
+    fn the_networks_that_answer_the_hosts_lookups_are_its_resolvers() {
+        let s = crate::calendar::SECOND;
+        let socks: Vec<SockRow> = (0..12)
+            .map(|k| sock(k * 5 * s, 53, false, "UNCONN", 1))
+            .collect();
+        let mut seen = Seen::default();
+        let mut carry = Carry::default();
+        carry.local_addrs.insert(fnv1a(b"10.0.0.1"));
+        let mut b = RoundBuilder::new(1, (0, 55 * s), Some(5.0), &socks, &mut seen, carry);
+        let dns = |src: &'static str, dst: &'static str, sport: u16, dport: u16, qr: i64| PktRow {
+            ts: 4 * s,
+            protocols: "eth:ipv4:udp:dns",
+            qry_name: Some("example.com"),
+            sport: Some(sport),
+            dport: Some(dport),
+            src: Some(src),
+            dst: Some(dst),
+            length: 90,
+            dns_qr: Some(qr),
+            ..Default::default()
+        };
+        // The host's lookup and its answer, through two resolvers of one network and
+        // one of another.
+        for resolver in ["10.0.2.3", "10.0.2.4", "203.0.113.53"] {
+            b.add_packet(&dns("10.0.0.1", resolver, 40_000, 53, 0));
+            b.add_packet(&dns(resolver, "10.0.0.1", 53, 40_000, 1));
+        }
+        // Not resolvers: the host's own DNS service answering a client, a client's
+        // query to it, loopback (a local stub), and an answer not from port 53.
+        b.add_packet(&dns("198.51.100.7", "10.0.0.1", 41_000, 53, 0));
+        b.add_packet(&dns("10.0.0.1", "198.51.100.7", 53, 41_000, 1));
+        b.add_packet(&dns("127.0.0.53", "10.0.0.1", 53, 40_001, 1));
+        b.add_packet(&dns("192.0.2.1", "10.0.0.1", 5353, 5353, 1));
+        let (_, keys, _) = b.finish(&mut seen);
+        let mut nets = vec![client_key("10.0.2.3"), client_key("203.0.113.53")];
+        nets.sort_unstable();
+        assert_eq!(keys.resolvers, nets);
+        assert_eq!(client_key("10.0.2.3"), client_key("10.0.2.4"));
+        // Learnt, they are known; another network is a new resolver, but only on a host
+        // that had one.
+        let mut seen = Seen::default();
+        assert!(!seen.new_resolver(client_key("192.0.2.1")), "not tracked");
+        seen.add_resolvers(&[]);
+        assert!(!seen.new_resolver(client_key("192.0.2.1")), "none learnt");
+        seen.add_keys(&keys);
+        assert!(!seen.new_resolver(client_key("10.0.2.9")));
+        assert!(seen.new_resolver(client_key("192.0.2.1")));
     }
 }

@@ -54,7 +54,8 @@ pub use repeats::{MAX_ROUND_CLIENTS, client_key, repeat_limit};
 pub use scaler::{CLIP, MIN_SCALE, OFFSET_SHARE, Scaler, quantile_sorted};
 pub use scan_tracker::{MAX_TRACKED_REMOTES, SCAN_HORIZON, ScanTracker};
 pub use seen::{
-    ANY_SERVICE, Clients, MAX_KNOWN_CLIENTS, MAX_SEEN_NAMES, RoundKeys, Seen, port_key,
+    ANY_SERVICE, Clients, MAX_KNOWN_CLIENTS, MAX_KNOWN_RESOLVERS, MAX_SEEN_NAMES, RoundKeys, Seen,
+    port_key,
 };
 pub use spec::{FeatureSpec, N_BUCKETS, N_FEATURES, N_TIME, SPEC_VERSION, feature_names};
 pub use traffic::{HIGH_ENTROPY, entropy};

@@ -61,7 +61,15 @@ pub struct Seen {
     /// `repeats`.
     #[serde(default)]
     pub peers: Option<Peers>,
+    /// Networks ([`crate::client_key`]) that answered the host's DNS in learnt rounds:
+    /// its resolvers. `None` in a model saved before they were tracked, as `repeats`.
+    #[serde(default)]
+    pub resolvers: Option<BTreeSet<u32>>,
 }
+
+/// Most resolver networks remembered: a stub or a forwarder has one to three; a host
+/// that resolves recursively meets thousands (and the detector does not ask it).
+pub const MAX_KNOWN_RESOLVERS: usize = 1024;
 
 /// The networks ([`crate::client_key`]) that connected to the host's listening TCP
 /// ports in learnt rounds, and per port key the most networks never seen before that
@@ -295,6 +303,25 @@ impl Seen {
     pub fn add_peers(&mut self, pairs: &[(String, u32)], start: i64) {
         self.peers.get_or_insert_default().learn(pairs, start);
     }
+    /// Whether DNS answered from network `net` ([`crate::client_key`]) comes from a
+    /// resolver no learnt round had, on a host whose learnt rounds had one. False while
+    /// resolvers are not tracked.
+    pub fn new_resolver(&self, net: u32) -> bool {
+        self.resolvers
+            .as_ref()
+            .is_some_and(|r| !r.is_empty() && !r.contains(&net))
+    }
+    /// Learns the networks that answered DNS in a round (and starts tracking them, if
+    /// not yet).
+    pub fn add_resolvers(&mut self, nets: &[u32]) {
+        let set = self.resolvers.get_or_insert_default();
+        for &n in nets {
+            if set.len() >= MAX_KNOWN_RESOLVERS {
+                break;
+            }
+            set.insert(n);
+        }
+    }
     /// Adds what a round contained.
     pub fn add_keys(&mut self, keys: &RoundKeys) {
         for p in &keys.ports {
@@ -309,6 +336,7 @@ impl Seen {
         self.add_clients(&keys.clients, true);
         self.add_uploads(&keys.uploads);
         self.add_peers(&keys.peers, keys.start);
+        self.add_resolvers(&keys.resolvers);
     }
 }
 
@@ -341,6 +369,9 @@ pub struct RoundKeys {
     pub uploads: Vec<(String, u64)>,
     /// (program, remote network) pairs of the round's client traffic, sorted.
     pub peers: Vec<(String, u32)>,
+    /// The networks ([`crate::client_key`]) that answered DNS to the host in the round
+    /// (from port 53), sorted.
+    pub resolvers: Vec<u32>,
     /// The round's start (µs): when what is learnt from it was first met.
     pub start: i64,
 }
@@ -546,9 +577,11 @@ mod tests {
             clients: vec![(port_key(true, 22), vec![crate::client_key("192.0.2.1")])],
             uploads: vec![("apt".into(), 4096)],
             peers: vec![("apt".into(), crate::client_key("91.189.91.81"))],
+            resolvers: vec![crate::client_key("10.0.2.3")],
             start: 0,
         });
         assert!(seen.has_port(port_key(true, 22)));
+        assert!(!seen.new_resolver(crate::client_key("10.0.2.3")));
         assert!(!seen.new_peer("apt", crate::client_key("91.189.91.82"), i64::MAX));
         assert_eq!(seen.uploads.as_ref().unwrap()["apt"], 4096);
         assert!(seen.knows_client("192.0.2.1"));

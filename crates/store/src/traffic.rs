@@ -95,6 +95,15 @@ pub struct IcmpFanout {
     pub last: i64,
 }
 
+/// An address that answered DNS in a span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsResponder {
+    pub addr: String,
+    pub answers: i64,
+    /// Distinct names answered.
+    pub names: i64,
+}
+
 /// ICMP (or ICMPv6) packets from one address to another in a span.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IcmpPair {
@@ -336,6 +345,23 @@ impl Db {
             )?
             .query_row(rusqlite::params![a, b, from, to, src], |row| row.get(0))?;
         Ok((reached, answered))
+    }
+
+    /// The addresses that sent DNS answers in a span, most answers first.
+    pub fn dns_responders(&self, s: &PacketSpan, limit: usize) -> Result<Vec<DnsResponder>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT src_addr, count(*) AS c, count(DISTINCT qry_name) FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND dns_qr = 1 AND src_addr IS NOT NULL \
+             GROUP BY src_addr ORDER BY c DESC LIMIT ?5",
+        )?;
+        collect_rows(&mut st, span_params(s, limit), |row| {
+            Ok(DnsResponder {
+                addr: row.get(0)?,
+                answers: row.get(1)?,
+                names: row.get(2)?,
+            })
+        })
     }
 
     /// The ports most connection attempts went to, with how many sources tried.

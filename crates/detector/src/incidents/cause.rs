@@ -29,7 +29,9 @@ use portwatch_features::{MAX_ROUND_CLIENTS, RoundKeys, Seen, client_key, fnv1a, 
 use portwatch_store::Db;
 use portwatch_store::rounds::{RoundInfo, SocketOwner};
 use portwatch_store::time::format_micros;
-use portwatch_store::traffic::{PacketSpan, ProcessFlow, RepeatSource, SenderOrder, SenderStats};
+use portwatch_store::traffic::{
+    DnsResponder, PacketSpan, ProcessFlow, RepeatSource, SenderOrder, SenderStats,
+};
 use serde_json::json;
 
 use super::rules::mask;
@@ -784,6 +786,63 @@ pub fn new_program(
         group: "traffic",
         details,
     })
+}
+
+/// Networks answering the host's DNS in one round past which the host resolves
+/// recursively (it asks the authoritative servers of every domain itself), where a
+/// network never seen answering says nothing.
+pub const MAX_ROUND_RESOLVERS: usize = 4;
+
+/// The host's DNS answered from a network no learnt round had answer it
+/// ([`Seen::new_resolver`]): a rogue resolver (the resolver setting rewritten by
+/// malware, a rogue DHCP server's answer), which can send every name the host looks
+/// up wherever it likes. Nothing else moves: the names, the processes, the volume are
+/// the host's own, and the simulator's `resolver` was missed on its first run (server
+/// week 927, workstation week 928: 0 of 2 each) before this rule. A
+/// `remote_source` keyed by the network (its packets are left out when the round is
+/// learnt); subject the answering addresses. Not asked of a host whose round had more
+/// than [`MAX_ROUND_RESOLVERS`] networks answering, nor while no learnt round had any.
+pub fn new_resolvers(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+    let nets = &r.keys.resolvers;
+    if nets.len() > MAX_ROUND_RESOLVERS || !nets.iter().any(|n| r.seen.new_resolver(*n)) {
+        return Ok(Vec::new());
+    }
+    let Some(span) = r.span() else {
+        return Ok(Vec::new());
+    };
+    // Per new network: its answering addresses, most answers first.
+    let mut fresh: BTreeMap<String, Vec<DnsResponder>> = BTreeMap::new();
+    for d in db.dns_responders(&span, 16)? {
+        let Ok(ip) = d.addr.parse::<IpAddr>() else {
+            continue;
+        };
+        if is_local(r.local, &d.addr) || !r.seen.new_resolver(client_key(&d.addr)) {
+            continue;
+        }
+        fresh.entry(network_of(ip)).or_default().push(d);
+    }
+    Ok(fresh
+        .into_iter()
+        .map(|(network, answering)| {
+            let addrs: Vec<IpAddr> = answering
+                .iter()
+                .filter_map(|d| d.addr.parse().ok())
+                .collect();
+            Cause {
+                kind: Kind::RemoteSource,
+                key: network.clone(),
+                subject: Subject::Remote(addrs),
+                group: "dns",
+                details: json!({
+                    "activity": "new resolver",
+                    "address": answering[0].addr,
+                    "network": network,
+                    "answers": answering.iter().map(|d| d.answers).sum::<i64>(),
+                    "names": answering.iter().map(|d| d.names).max().unwrap_or(0),
+                }),
+            }
+        })
+        .collect())
 }
 
 /// Known programs that opened connections in `round` to a remote TCP port they never

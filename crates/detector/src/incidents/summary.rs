@@ -44,6 +44,13 @@ pub fn summarize(i: &Incident) -> String {
                 None => net,
             };
             match s("activity").as_deref() {
+                Some("new resolver") => format!(
+                    "DNS answered by {} ({}), a resolver never seen answering: {} answers, {} names",
+                    s("address").unwrap_or_default(),
+                    s("network").unwrap_or_else(|| i.cause.clone()),
+                    n("answers"),
+                    n("names")
+                ),
                 Some("icmp") => format!(
                     "ICMP from {}: {} packets, {} in; {} packets, {} back",
                     s("address").unwrap_or_default(),
@@ -470,6 +477,17 @@ mod tests {
             "10.0.2.15 pings up to 253 addresses a round across 2 networks (10.0.2.0/24, \
              10.0.3.0/24), no process named (a raw socket: a ping sweep): 1004 packets out, up \
              to 9 addresses answered; 2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let rogue = incident(
+            "remote_source",
+            "203.0.113.0/24",
+            json!({"activity": "new resolver", "address": "203.0.113.53",
+                   "network": "203.0.113.0/24", "answers": 240, "names": 31}),
+        );
+        assert_eq!(
+            summarize(&rogue),
+            "DNS answered by 203.0.113.53 (203.0.113.0/24), a resolver never seen answering: \
+             240 answers, 31 names; 2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let pinged = incident(
             "remote_source",

@@ -470,7 +470,7 @@ fn merge(into: &mut Value, new: &Value) {
         match (k.as_str(), a.get_mut(k), v) {
             (
                 "packets" | "bytes" | "packets_in" | "bytes_in" | "syns" | "queries"
-                | "connections" | "datagrams",
+                | "connections" | "datagrams" | "answers",
                 Some(Value::Number(x)),
                 Value::Number(y),
             ) => {

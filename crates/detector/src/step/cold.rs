@@ -186,14 +186,15 @@ const UNTRACKED_SEED_ROUNDS: usize = 1440;
 /// `first`, so that an upgrade neither stays blind until the next cold start nor alarms
 /// on the first busy client or the first backup. Once, at the first fine-tune.
 pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
-    let (repeats, services, clients, uploads, peers) = (
+    let (repeats, services, clients, uploads, peers, resolvers) = (
         seen.repeats.is_none(),
         seen.services.is_none(),
         seen.clients.is_none(),
         seen.uploads.is_none(),
         seen.peers.is_none(),
+        seen.resolvers.is_none(),
     );
-    if !repeats && !services && !clients && !uploads && !peers {
+    if !repeats && !services && !clients && !uploads && !peers && !resolvers {
         return Ok(());
     }
     let rounds = db.rounds_before(first, UNTRACKED_SEED_ROUNDS)?;
@@ -209,6 +210,9 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
     if peers {
         seen.add_peers(&[], 0);
     }
+    if resolvers {
+        seen.add_resolvers(&[]);
+    }
     let seed_end = rounds.first().map_or(0, |r| r.start + SEEN_SEED);
     learn_keys(db, &rounds, |round, keys| {
         if repeats {
@@ -222,6 +226,9 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
         }
         if peers {
             seen.add_peers(&keys.peers, keys.start);
+        }
+        if resolvers {
+            seen.add_resolvers(&keys.resolvers);
         }
         if clients {
             // As at a cold start: the first hour's networks seed the set.

@@ -193,6 +193,7 @@ pub(super) fn triage_rounds(
             });
         }
         causes.extend(cause::new_services(db, &every)?);
+        causes.extend(cause::new_resolvers(db, &every)?);
         if any_learnt {
             causes.extend(cause::new_executables(db, &every, &mut executables)?);
         }
