@@ -664,6 +664,32 @@ fn the_hosts_dns_answered_from_elsewhere_is_one_incident() {
     assert_eq!(about(EventKind::Closed).len(), 1, "{events:#?}");
 }
 
+/// A held-out check that refuses every update (its reference loss made tiny in the
+/// sidecar) gives way after three refused in a row: the fourth hour's update is kept,
+/// so learning never stops for longer.
+#[test]
+fn learning_resumes_after_three_refused_fine_tunes() {
+    let (seed, rate) = (29, 20.0);
+    let mut day = cold_started_day(seed, rate);
+    let sidecar = day.model.join("model.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    json["holdout_loss"] = serde_json::json!(1e-9);
+    std::fs::write(&sidecar, serde_json::to_vec(&json).unwrap()).unwrap();
+    let verdicts: Vec<String> = (0..4)
+        .map(|h| day.hour(seed, rate, h, &[]).fine_tune)
+        .collect();
+    assert_eq!(verdicts, ["rejected", "rejected", "rejected", "accepted"]);
+    // Kept, its loss is the new reference, in the sidecar the update saved.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert!(
+        json["holdout_loss"].as_f64().unwrap() > 1e-6,
+        "{}",
+        json["holdout_loss"]
+    );
+}
+
 /// A database with a simulated day (small model configuration) and the model its cold
 /// start trained: where the cron-like tests begin.
 struct Day {

@@ -265,6 +265,23 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// How many of the latest fine-tunes, up to `limit`, were refused in a row: a
+    /// fine-tune is a batch with a held-out loss after it, and a refused one left the
+    /// model's version where the fine-tune before it had.
+    pub fn fine_tunes_refused_in_a_row(&self, limit: usize) -> Result<usize, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT model_version FROM batches WHERE loss_after IS NOT NULL \
+              ORDER BY id DESC LIMIT ?1",
+        )?;
+        let versions: Vec<Option<String>> = st
+            .query_map([limit as i64 + 1], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(versions
+            .windows(2)
+            .take_while(|w| w[0].is_some() && w[0] == w[1])
+            .count())
+    }
+
     /// The scores of up to `n` evaluated rounds that started before `before` (µs), in
     /// time order: what a sum over rounds carries into a run.
     pub fn scores_before(&self, before: i64, n: usize) -> Result<Vec<Option<f32>>, Error> {
@@ -360,5 +377,45 @@ mod tests {
         let n = |sql: &str| -> i64 { db.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(n("SELECT count(*) FROM batches_rounds"), 1);
         assert_eq!(n("SELECT count(*) FROM anomalies"), 1);
+    }
+
+    #[test]
+    fn refused_fine_tunes_are_those_that_left_the_version_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("v.db")).unwrap();
+        // (model version after the run, whether it fine-tuned): a cold start, two
+        // kept updates, a minute's run without one, then two refused.
+        let runs = [
+            (1, false),
+            (2, true),
+            (3, true),
+            (3, false),
+            (3, true),
+            (3, true),
+        ];
+        let mut refused = Vec::new();
+        for (version, tuned) in runs {
+            let batch = NewBatch {
+                started: 1_764_000_100_000_000,
+                alg: "test",
+                first_round_id: None,
+                last_round_id: None,
+                windows: 0,
+                anomalies: 0,
+                threshold: Some(1.0),
+                loss_before: tuned.then_some(0.1),
+                loss_after: tuned.then_some(0.2),
+                model_version: Some(version),
+                status: BatchStatus::Scored,
+            };
+            db.record_batch(&batch, &[], &[], &[]).unwrap();
+            refused.push(db.fine_tunes_refused_in_a_row(3).unwrap());
+        }
+        assert_eq!(refused, [0, 0, 0, 0, 1, 2]);
+        assert_eq!(
+            db.fine_tunes_refused_in_a_row(1).unwrap(),
+            1,
+            "up to the limit"
+        );
     }
 }

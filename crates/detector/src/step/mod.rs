@@ -47,6 +47,15 @@ pub const NEIGHBOURS: usize = 2;
 /// Held-out loss may rise by this fraction after fine-tuning before the update is
 /// refused (noise between runs is well under it).
 pub const POISON_TOLERANCE: f32 = 0.05;
+/// Fine-tunes refused in a row after which the next is kept whatever its held-out loss,
+/// and that loss becomes the reference: a normal that kept moving away from the
+/// held-out windows for three hours is the normal (a poisoning that patient is what
+/// `--adapt-after` accepts too). Without it, simulated weeks learnt nothing for their
+/// last 17–22 hours once a deploy had been accepted: servers 923 and 925 with the
+/// held-out windows replaced by the accepted change's, workstations 906 and 926 with
+/// those added to the cold start's. With it, each of eight weeks had at most 3 in a
+/// row, and the same incidents either way.
+pub const MAX_REFUSED_IN_A_ROW: usize = 3;
 /// Most normal round scores kept for the threshold (a week of minutely rounds).
 pub const MAX_NORMAL_SCORES: usize = 10_080;
 /// Most raw steps kept for replay, and for the held-out check (2 h of 12 samples/min).

@@ -31,8 +31,8 @@ use super::sustained::sustained_rounds;
 use super::triage::triage_rounds;
 use super::verdict::{absorb_normal_scores, judge, over_threshold};
 use super::{
-    MAX_REPLAY_STEPS, NEAR, Options, Outcome, POISON_TOLERANCE, REPLAY_CHUNK_ROUNDS,
-    REPLAY_HARD_SHARE, RESIDUAL_WINDOWS, Scoring, Status,
+    MAX_REFUSED_IN_A_ROW, MAX_REPLAY_STEPS, NEAR, Options, Outcome, POISON_TOLERANCE,
+    REPLAY_CHUNK_ROUNDS, REPLAY_HARD_SHARE, RESIDUAL_WINDOWS, Scoring, Status,
 };
 use crate::{Error, Result};
 
@@ -121,6 +121,13 @@ pub(super) fn scored_step(
     let vetted = pending.as_ref().is_some_and(|p| p.vetted)
         || (n_ctx..n).any(|i| v.anomalous[i] && triaged.triage[i].normal && v.trainable[i]);
     let tune = if train {
+        let guard = if vetted {
+            Guard::Vetted
+        } else if db.fine_tunes_refused_in_a_row(MAX_REFUSED_IN_A_ROW)? >= MAX_REFUSED_IN_A_ROW {
+            Guard::Overdue
+        } else {
+            Guard::Check
+        };
         fine_tune(
             &l,
             pending.as_ref().map(|p| (&p.loaded, p.train.as_slice())),
@@ -128,7 +135,7 @@ pub(super) fn scored_step(
             &model,
             &valid,
             &v.trainable,
-            vetted,
+            guard,
         )?
     } else {
         FineTune::default()
@@ -317,7 +324,10 @@ struct Pending {
     /// the held-out windows that guard later fine-tunes. Added to the old ones (four
     /// fifths of them the normal before the change), every update after an accepted
     /// deploy moved away from the old normal and was refused: the last 19 and 22
-    /// hours of simulated workstation weeks 906 and 926 learnt nothing.
+    /// hours of simulated workstation weeks 906 and 926 learnt nothing. Replaced, two
+    /// server weeks stalled the same way (17 and 18 hours), which
+    /// [`MAX_REFUSED_IN_A_ROW`] ends; with it, both ways gave the same incidents in
+    /// eight weeks, and replacing refused fewer updates (25 against 31).
     hold: Vec<std::ops::Range<usize>>,
 }
 
@@ -487,11 +497,22 @@ impl Default for FineTune {
     }
 }
 
+/// What the held-out check may do with an update.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// Refuse it if the held-out loss rose by more than [`POISON_TOLERANCE`].
+    Check,
+    /// Keep it: an accepted change is being learnt, the new normal may move the old
+    /// held-out windows, and the new loss becomes the reference.
+    Vetted,
+    /// Keep it: [`MAX_REFUSED_IN_A_ROW`] were refused before it.
+    Overdue,
+}
+
 /// Fine-tunes on the trainable rounds and on `accepted` (rounds judged trainable since
 /// the last fine-tune, those of incidents accepted meanwhile among them) with replay;
 /// refuses the update if the loss on held-out normal windows rises by more than
-/// [`POISON_TOLERANCE`], unless `vetted` (an accepted change is being learnt: the new
-/// normal may move the old held-out windows, and the new loss becomes the reference).
+/// [`POISON_TOLERANCE`], unless `guard` says otherwise.
 fn fine_tune(
     l: &Loaded,
     accepted: Option<(&Loaded, &[std::ops::Range<usize>])>,
@@ -499,7 +520,7 @@ fn fine_tune(
     model: &Autoencoder,
     valid: &Autoencoder,
     trainable: &[bool],
-    vetted: bool,
+    guard: Guard,
 ) -> Result<FineTune> {
     let cfg = &sc.config;
     let runs = runs_where(&l.segments, |i| trainable[i]);
@@ -534,11 +555,13 @@ fn fine_tune(
         &mut |_, _| {},
     )?;
     let after = inference::mse(&m.valid(), &hold, &hold_w, cfg.window)?;
-    let kept = vetted || hold_w.is_empty() || after <= before * (1.0 + POISON_TOLERANCE) + 1e-6;
+    let kept = guard != Guard::Check
+        || hold_w.is_empty()
+        || after <= before * (1.0 + POISON_TOLERANCE) + 1e-6;
     // A new normal moves features that never moved before (a new port's bucket, its
     // connections' states), whose residual scales sit at their floor: measure them
     // again on what was learnt, so the change stops scoring as if it were an attack.
-    let residual_scale = if vetted {
+    let residual_scale = if guard == Guard::Vetted {
         let sample = subsample(&windows, RESIDUAL_WINDOWS);
         Some(inference::residual_scale(
             &m.valid(),
