@@ -344,6 +344,10 @@ impl Db {
     /// incidents' actors left out. Accepting an incident makes its rounds trainable
     /// again.
     pub fn mark_untrainable(&mut self, round_ids: &[i64]) -> Result<(), Error> {
+        // Most fine-tunes have none.
+        if round_ids.is_empty() {
+            return Ok(());
+        }
         let tx = self.conn.transaction()?;
         {
             let mut st =
