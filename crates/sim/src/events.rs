@@ -34,10 +34,8 @@ pub(crate) struct Event {
     pub ongoing: Option<Ongoing>,
     /// A service of the host that is down during the event.
     pub down: Option<Down>,
-    /// A service of the host served by an impostor during the event.
-    pub hijack: Option<Hijack>,
-    /// The host's DNS sent elsewhere during the event.
-    pub reroute: Option<Reroute>,
+    /// What the event changes in the host's own sockets and packets while it lasts.
+    pub rewrite: Option<Rewrite>,
 }
 
 impl Event {
@@ -137,72 +135,86 @@ impl Down {
     }
 }
 
-/// A program of the host's replaced by an impostor of the same name during
-/// `[start, end)`: every socket of the program shows the impostor's executable and
-/// user, its listening master the impostor's pid, and the master's packets that pid;
-/// everything else (port, clients, traffic, the sessions' own processes) is as before.
-pub(crate) struct Hijack {
-    pub process: &'static str,
-    /// The real master's pid.
-    pub master: u32,
-    pub impostor: Owner,
+/// A change to the host's own sockets and packets during `[start, end)`, applied by
+/// the run loop to each round.
+pub(crate) struct Rewrite {
     pub start: i64,
     pub end: i64,
+    pub swap: Swap,
 }
 
-impl Hijack {
+/// What a [`Rewrite`] changes.
+pub(crate) enum Swap {
+    /// A program of the host's replaced by an impostor of the same name: every socket
+    /// of the program shows the impostor's executable and user, its listening master
+    /// the impostor's pid, and the master's packets that pid; everything else (port,
+    /// clients, traffic, the sessions' own processes) is as before.
+    Impostor {
+        process: &'static str,
+        /// The real master's pid.
+        master: u32,
+        impostor: Owner,
+    },
+    /// The host's DNS answered by another resolver: queries to the usual resolver's
+    /// port 53 go to `to`, and the answers come from it.
+    Resolver { from: IpAddr, to: IpAddr },
+}
+
+impl Rewrite {
     pub fn active(&self, t: i64) -> bool {
         (self.start..self.end).contains(&t)
     }
 
+    /// Whether the rewrite overlaps `[from, to)`.
+    pub fn overlaps(&self, from: i64, to: i64) -> bool {
+        self.start < to && from < self.end
+    }
+
+    /// Changes a socket sampled while the rewrite is active.
     pub fn socket(&self, s: &mut Socket) {
-        if s.process.as_deref() != Some(self.process) {
-            return;
-        }
-        s.exe = Some(self.impostor.exe.clone());
-        s.uid = self.impostor.uid;
-        if s.pid == Some(self.master) {
-            s.pid = Some(self.impostor.pid);
+        match &self.swap {
+            Swap::Impostor {
+                process,
+                master,
+                impostor,
+            } => {
+                if s.process.as_deref() != Some(*process) {
+                    return;
+                }
+                s.exe = Some(impostor.exe.clone());
+                s.uid = impostor.uid;
+                if s.pid == Some(*master) {
+                    s.pid = Some(impostor.pid);
+                }
+            }
+            Swap::Resolver { from, to } => {
+                if s.remote_addr == *from && s.remote_port == 53 {
+                    s.remote_addr = *to;
+                }
+            }
         }
     }
 
-    pub fn packet(&self, p: &mut Packet) {
-        if self.active(p.ts_micros) && p.pid == Some(self.master) {
-            p.pid = Some(self.impostor.pid);
-        }
-    }
-}
-
-/// The host's DNS answered by another resolver during `[start, end)`: queries to the
-/// usual resolver's port 53 go to `to`, and the answers come from it.
-pub(crate) struct Reroute {
-    pub from: IpAddr,
-    pub to: IpAddr,
-    pub start: i64,
-    pub end: i64,
-}
-
-impl Reroute {
-    pub fn active(&self, t: i64) -> bool {
-        (self.start..self.end).contains(&t)
-    }
-
-    /// Sends `p` to the rogue resolver, or makes it come from there, if it was DNS
-    /// with the usual one.
+    /// Changes a packet, if it falls while the rewrite is active.
     pub fn packet(&self, p: &mut Packet) {
         if !self.active(p.ts_micros) {
             return;
         }
-        if p.dst_addr == Some(self.from) && p.dst_port == Some(53) {
-            p.dst_addr = Some(self.to);
-        } else if p.src_addr == Some(self.from) && p.src_port == Some(53) {
-            p.src_addr = Some(self.to);
-        }
-    }
-
-    pub fn socket(&self, s: &mut Socket) {
-        if s.remote_addr == self.from && s.remote_port == 53 {
-            s.remote_addr = self.to;
+        match &self.swap {
+            Swap::Impostor {
+                master, impostor, ..
+            } => {
+                if p.pid == Some(*master) {
+                    p.pid = Some(impostor.pid);
+                }
+            }
+            Swap::Resolver { from, to } => {
+                if p.dst_addr == Some(*from) && p.dst_port == Some(53) {
+                    p.dst_addr = Some(*to);
+                } else if p.src_addr == Some(*from) && p.src_port == Some(53) {
+                    p.src_addr = Some(*to);
+                }
+            }
         }
     }
 }
@@ -234,8 +246,7 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         packets: Vec::new(),
         ongoing: None,
         down: None,
-        hijack: None,
-        reroute: None,
+        rewrite: None,
     };
     match kind {
         EventKind::Portscan => portscan(&mut ev, &mut r, host),
@@ -1185,17 +1196,19 @@ fn hijack(ev: &mut Event, r: &mut Rng, host: &Host) {
         impostor.exe,
         (ev.end - ev.start) as f64 / MINUTE as f64
     );
-    ev.hijack = Some(Hijack {
-        process: "sshd",
-        master,
-        impostor,
+    ev.rewrite = Some(Rewrite {
         start: ev.start,
         end: ev.end,
+        swap: Swap::Impostor {
+            process: "sshd",
+            master,
+            impostor,
+        },
     });
 }
 
 /// A rogue resolver (the `resolver` kind): for 30–90 minutes the host's DNS goes to
-/// one public address; the run loop rewrites the packets ([`Reroute`]).
+/// one public address; the run loop rewrites the packets ([`Rewrite`]).
 fn resolver(ev: &mut Event, r: &mut Rng, host: &Host) {
     let to = random_public_v4(r);
     ev.end = ev.start + (r.uniform(30.0, 90.0) * MINUTE as f64) as i64;
@@ -1204,11 +1217,13 @@ fn resolver(ev: &mut Event, r: &mut Rng, host: &Host) {
         host.resolver,
         (ev.end - ev.start) as f64 / MINUTE as f64
     );
-    ev.reroute = Some(Reroute {
-        from: host.resolver,
-        to,
+    ev.rewrite = Some(Rewrite {
         start: ev.start,
         end: ev.end,
+        swap: Swap::Resolver {
+            from: host.resolver,
+            to,
+        },
     });
 }
 

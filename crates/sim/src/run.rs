@@ -11,7 +11,7 @@ use portwatch_store::insert::PacketScratch;
 use crate::Error;
 use crate::config::SimConfig;
 use crate::db::{self, RoundRows};
-use crate::events::{self, Down, Event, Hijack, Reroute};
+use crate::events::{self, Down, Event, Rewrite};
 use crate::host::{Host, MINUTE};
 use crate::net::{SEC, Sock};
 
@@ -125,20 +125,12 @@ pub fn simulate_with_progress(
             if !downs.is_empty() {
                 take_down(&downs, &host, window_end, &mut round_packets);
             }
-            let hijacks: Vec<&Hijack> = events
+            let rewrites: Vec<&Rewrite> = events
                 .iter()
-                .filter_map(|e| e.hijack.as_ref())
-                .filter(|h| h.start < window_end && t < h.end)
+                .filter_map(|e| e.rewrite.as_ref())
+                .filter(|x| x.overlaps(t, window_end))
                 .collect();
-            for h in &hijacks {
-                round_packets.iter_mut().for_each(|p| h.packet(p));
-            }
-            let reroutes: Vec<&Reroute> = events
-                .iter()
-                .filter_map(|e| e.reroute.as_ref())
-                .filter(|x| x.start < window_end && t < x.end)
-                .collect();
-            for x in &reroutes {
+            for x in &rewrites {
                 round_packets.iter_mut().for_each(|p| x.packet(p));
             }
 
@@ -152,10 +144,7 @@ pub fn simulate_with_progress(
                 if !downs.is_empty() {
                     sockets.retain(|s| !downs.iter().any(|d| d.active(ts) && d.hides(s)));
                 }
-                for h in hijacks.iter().filter(|h| h.active(ts)) {
-                    sockets.iter_mut().for_each(|s| h.socket(s));
-                }
-                for x in reroutes.iter().filter(|x| x.active(ts)) {
+                for x in rewrites.iter().filter(|x| x.active(ts)) {
                     sockets.iter_mut().for_each(|s| x.socket(s));
                 }
                 sample_rows.push((ts, aggregate(&sockets)));
