@@ -267,11 +267,28 @@ pub enum EventKind {
     /// 3 minutes apart; the few live hosts answer. No socket the scanner lists (a raw
     /// socket). Written with `resolver`, run once as a kind none was written for.
     Pingsweep,
+    /// A bot's domain-generation algorithm (Conficker, Necurs, Qakbot) looking for its
+    /// rendezvous: a dropped process looks up 20–60 names a minute, each 8–20 random
+    /// letters under a common top-level domain, for 30–60 minutes; none exists (the
+    /// day's domains are not registered yet, or taken down), so every answer is
+    /// NXDOMAIN and the bot never connects. Each lookup is its own UDP socket to the
+    /// local stub resolver, open for the lookup's round trip. Written after the ping-
+    /// sweep cause and the new-resolver rule were final, and run once, as a kind none
+    /// was written for.
+    Dga,
+    /// Slowloris, a slow-header denial of service: one address holds 300–800
+    /// connections to nginx's port 80 (on a workstation 60–150 to sshd, from the LAN,
+    /// filling its unauthenticated slots) for 20–40 minutes, each kept alive by a few
+    /// bytes of an unfinished request every 10–15 s until the server's header timeout
+    /// (60–300 s; sshd's login grace time, 120 s) closes it, and reopened at once.
+    /// Little traffic; many connections on one port from one address. Written with
+    /// `dga`, run once as a kind none was written for.
+    Slowloris,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 26] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -296,6 +313,8 @@ impl EventKind {
         EventKind::Hijack,
         EventKind::Resolver,
         EventKind::Pingsweep,
+        EventKind::Dga,
+        EventKind::Slowloris,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -325,6 +344,8 @@ impl EventKind {
             EventKind::Hijack => "hijack",
             EventKind::Resolver => "resolver",
             EventKind::Pingsweep => "pingsweep",
+            EventKind::Dga => "dga",
+            EventKind::Slowloris => "slowloris",
         }
     }
 }

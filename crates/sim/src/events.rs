@@ -281,6 +281,8 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::Hijack => hijack(&mut ev, &mut r, host),
         EventKind::Resolver => resolver(&mut ev, &mut r, host),
         EventKind::Pingsweep => pingsweep(&mut ev, &mut r, host),
+        EventKind::Dga => dga(&mut ev, &mut r, host),
+        EventKind::Slowloris => slowloris(&mut ev, &mut r, host),
     }
     ev
 }
@@ -1366,6 +1368,133 @@ fn miner(ev: &mut Event, r: &mut Rng, host: &Host) {
         owner.pid,
         owner.exe,
         dur as f64 / MINUTE as f64
+    );
+}
+
+/// Top-level domains a domain-generation algorithm draws from.
+const DGA_TLDS: [&str; 6] = ["com", "net", "org", "info", "biz", "ru"];
+
+/// A bot's domain-generation algorithm (the `dga` kind): 20–60 lookups a minute of
+/// random names for 30–60 minutes, every one NXDOMAIN. Each lookup is a short-lived
+/// UDP socket of the bot's to the local stub resolver (glibc opens one per query) and
+/// the query and its answer between the host and its resolver on the wire.
+fn dga(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let pid = r.between(20_000, 39_999) as u32;
+    let process = *r.pick(&BACKDOOR_NAMES);
+    let owner = Owner::dropped(pid, process);
+    let minutes = r.between(30, 60) as i64;
+    let per_minute = r.uniform(20.0, 60.0);
+    let mut total = 0u64;
+    let mut name = String::with_capacity(32);
+    for m in 0..minutes {
+        let t = ev.start + m * MINUTE;
+        for _ in 0..r.poisson(per_minute) {
+            name.clear();
+            for _ in 0..r.between(8, 20) {
+                name.push(char::from(b'a' + r.below(26) as u8));
+            }
+            name.push('.');
+            let tld = *r.pick(&DGA_TLDS);
+            name.push_str(tld);
+            let ts = t + r.below(MINUTE as u64) as i64;
+            let rtt = (r.lognormal(40.0, 0.6) * 1000.0) as i64;
+            ev.socks.push(Sock {
+                transport: Transport::Udp,
+                local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                local_port: ephemeral(r),
+                remote: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)),
+                remote_port: 53,
+                start: ts,
+                end: ts + rtt + 1_000,
+                open_state: "ESTABLISHED",
+                time_wait: false,
+                owner: Some(owner.clone()),
+            });
+            let flow = Flow {
+                transport: Transport::Udp,
+                local: host.addr4,
+                local_port: ephemeral(r),
+                remote: host.resolver,
+                remote_port: 53,
+                owner: None,
+            };
+            // NXDOMAIN: no answer, the zone's SOA in the authority section.
+            let soa = r.between(60, 110) as u32;
+            dns_exchange(&flow, ts, rtt, &name, None, soa, &mut ev.packets);
+            total += 1;
+        }
+    }
+    ev.end = ev.start + minutes * MINUTE;
+    ev.note = format!(
+        "new process {} (pid {pid}, {}) looks up {total} generated names in {minutes} min ({per_minute:.0} a minute), all NXDOMAIN",
+        owner.process, owner.exe
+    );
+}
+
+/// Slowloris (the `slowloris` kind): one address keeps 300–800 connections open to
+/// nginx's port 80 (60–150 to sshd from the LAN on a workstation) by sending a few
+/// bytes of an unfinished request every 10–15 s. The server closes each after its
+/// header timeout (60–300 s; sshd's login grace time, 120 s), leaving TIME_WAIT, and
+/// the attacker opens another at once.
+fn slowloris(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let remote = host.attacker(r);
+    let (port, slots) = match host.role {
+        Role::Server(_) => (80, r.between(300, 800)),
+        Role::Workstation(_) => (22, r.between(60, 150)),
+    };
+    ev.end = ev.start + (r.uniform(20.0, 40.0) * MINUTE as f64) as i64;
+    let rtt = match host.role {
+        Role::Server(_) => (r.lognormal(80.0, 0.4) * 1000.0) as i64,
+        Role::Workstation(_) => r.between(300, 2_000) as i64,
+    };
+    let psh = Some(flags::PSH | flags::ACK);
+    let ack = Some(flags::ACK);
+    let mut conns = 0u64;
+    for _ in 0..slots {
+        // The attacker opens its connections over the first 30 s.
+        let mut t = ev.start + r.below(30 * SEC as u64) as i64;
+        while t < ev.end - 10 * SEC {
+            let (owner, timeout) = match &host.role {
+                Role::Server(s) => (r.pick(&s.nginx).clone(), r.uniform(60.0, 300.0)),
+                Role::Workstation(_) => {
+                    (Owner::new(r.between(40_000, 60_000) as u32, "sshd"), 120.0)
+                }
+            };
+            let life = ((timeout * SEC as f64) as i64).min(ev.end - t);
+            let flow = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: port,
+                remote,
+                remote_port: ephemeral(r),
+                owner: Some(owner),
+            };
+            let session = TcpSession {
+                start: t,
+                duration: life,
+                rtt,
+                local_is_client: false,
+                sni: None,
+                data: 0,
+                client_share: 0.5,
+                local_closes: true,
+            };
+            ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+            // The drip: a header line's worth, acknowledged.
+            let mut d = t + rtt + r.between(100_000, 2 * SEC as u64) as i64;
+            while d < t + life - 2 * rtt {
+                ev.packets
+                    .push(flow.packet(d, false, r.between(70, 90) as u32, psh, None));
+                ev.packets.push(flow.packet(d + 200, true, 66, ack, None));
+                d += (r.uniform(10.0, 15.0) * SEC as f64) as i64;
+            }
+            conns += 1;
+            t += life + rtt + r.between(50_000, 2 * SEC as u64) as i64;
+        }
+    }
+    ev.note = format!(
+        "slowloris from {remote} at tcp/{port}: {slots} connections held, {conns} opened in {:.0} min",
+        (ev.end - ev.start) as f64 / MINUTE as f64
     );
 }
 

@@ -769,6 +769,102 @@ fn miner_holds_one_connection_to_a_pool() {
     );
 }
 
+// A domain-generation algorithm: dozens of random names a minute, every one NXDOMAIN,
+// from the host to its resolver; each lookup a short-lived socket of a dropped process.
+#[test]
+fn dga_looks_up_random_names_that_do_not_exist() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(2.0, 4, 2.0, &["dga@0.5"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((30..=60).contains(&labelled), "{labelled}");
+    let during = "round_id IN (SELECT round_id FROM labels)";
+    let nx = |inside: bool| {
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM packets WHERE dns_qr = 1 AND resp_name IS NULL
+                   AND {} {during}",
+                if inside { "" } else { "NOT" }
+            ),
+        )
+    };
+    // At least 20 a minute, and none in the host's own lookups.
+    assert!(
+        nx(true) >= 15 * labelled,
+        "{} in {labelled} rounds",
+        nx(true)
+    );
+    assert_eq!(nx(false), 0);
+    // Each a distinct name of 8–20 letters under one of the six top-level domains.
+    let (names, shortest, longest): (i64, i64, i64) = conn
+        .query_row(
+            &format!(
+                "SELECT count(DISTINCT qry_name), min(instr(qry_name, '.')), max(instr(qry_name, '.'))
+                   FROM packets WHERE dns_qr = 1 AND resp_name IS NULL AND {during}"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(names * 100 >= nx(true) * 99, "{names} names");
+    assert!(shortest >= 9 && longest <= 21, "{shortest}..{longest}");
+    // Sent from the host to its resolver.
+    assert_eq!(
+        text(
+            &conn,
+            &format!(
+                "SELECT group_concat(DISTINCT src_addr || '>' || dst_addr) FROM packets
+                  WHERE dns_qr = 0 AND {during}
+                    AND qry_name IN (SELECT qry_name FROM packets WHERE dns_qr = 1 AND resp_name IS NULL)"
+            )
+        ),
+        "10.0.2.15>10.0.2.3"
+    );
+}
+
+// Slowloris: hundreds of connections held on nginx's port 80 from one address, with
+// little traffic.
+#[test]
+fn slowloris_holds_hundreds_of_connections_from_one_address() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(1.5, 4, 2.0, &["slowloris@0.3"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((20..=41).contains(&labelled), "{labelled}");
+    let during = "round_id IN (SELECT round_id FROM labels)";
+    let held = |inside: bool| {
+        count(
+            &conn,
+            &format!(
+                "SELECT coalesce(max(n), 0) FROM (SELECT sum(sockets) AS n FROM rounds_ports
+                   WHERE port_id = 80 AND state = 'ESTABLISHED' AND {} {during} GROUP BY round_id)",
+                if inside { "" } else { "NOT" }
+            ),
+        )
+    };
+    assert!(held(true) >= 300, "{}", held(true));
+    assert!(
+        held(true) >= 10 * held(false).max(1),
+        "{} vs {}",
+        held(true),
+        held(false)
+    );
+    // One address opened them; its packets are a few bytes each.
+    let (sources, avg): (i64, f64) = conn
+        .query_row(
+            &format!(
+                "SELECT count(DISTINCT src_addr), avg(length) FROM packets
+                  WHERE dest_port = 80 AND {during}
+                    AND src_addr = (SELECT src_addr FROM packets WHERE tcp_flags = 2 AND dest_port = 80
+                                      AND {during} GROUP BY src_addr ORDER BY count(*) DESC LIMIT 1)"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(sources, 1);
+    assert!(avg < 90.0, "{avg}");
+}
+
 // A trojaned sshd: the same name, port and clients; another executable and master pid.
 #[test]
 fn hijack_serves_sshd_from_another_executable() {
@@ -1358,6 +1454,8 @@ fn every_kind_runs_on_a_workstation() {
         "hijack@1",
         "resolver@6",
         "pingsweep@0.5",
+        "dga@2",
+        "slowloris@12.2",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
@@ -1506,6 +1604,17 @@ fn every_kind_runs_on_a_workstation() {
             )
         ),
         253
+    );
+    // Slowloris: sshd's unauthenticated slots held from one LAN address.
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT max(n) FROM (SELECT sum(sockets) AS n FROM rounds_ports
+                   WHERE port_id = 22 AND state = 'ESTABLISHED' AND {} GROUP BY round_id)",
+                during("slowloris")
+            )
+        ) >= 60
     );
     // The hijack: sshd's listener from another executable.
     assert!(
