@@ -191,6 +191,13 @@ impl Seen {
         let ceiling = *self.repeats.as_ref()?.get(&key)?;
         (n > repeat_limit(ceiling)).then_some(ceiling)
     }
+    /// Whether ceilings are tracked and no remote reached `key` in a learnt round: a
+    /// listener only the host itself talks to (sshd on a desktop), or one learnt while
+    /// its clients were left out (a deployed service until its accepted rounds are
+    /// learnt), for which [`Seen::over_ceiling`] has nothing to go over.
+    pub fn unreached(&self, key: u32) -> bool {
+        self.repeats.as_ref().is_some_and(|m| !m.contains_key(&key))
+    }
     /// Raises ceilings to a round's peaks (and starts tracking them, if not yet).
     pub fn add_repeats(&mut self, peaks: &[(u32, u32)]) {
         let map = self.repeats.get_or_insert_default();
@@ -502,6 +509,8 @@ mod tests {
             None,
             "never reached from outside"
         );
+        assert!(seen.unreached(port_key(true, 5432)) && !seen.unreached(ssh));
+        assert!(!old.unreached(port_key(true, 5432)), "untracked");
         let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
         assert_eq!(back.over_ceiling(ssh, 6), Some(2));
     }

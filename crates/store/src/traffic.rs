@@ -474,6 +474,20 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
+    /// The names whose responses in a span all came back without an answer (NXDOMAIN,
+    /// or no record of the type asked), at most `limit`: what a domain-generation
+    /// algorithm leaves behind.
+    pub fn dns_unanswered(&self, s: &PacketSpan, limit: usize) -> Result<Vec<String>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT qry_name FROM packets \
+             WHERE id BETWEEN ?1 AND ?2 AND timestamp >= ?3 AND timestamp < ?4 \
+               AND qry_name IS NOT NULL AND dns_qr = 1 \
+             GROUP BY qry_name HAVING max(resp_name IS NOT NULL) = 0 LIMIT ?5",
+        )?;
+        let rows = st.query_map(span_params(s, limit), |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
     /// The DNS names queried in a span, most queried first, with the querying process.
     pub fn dns_queries(&self, s: &PacketSpan, limit: usize) -> Result<Vec<NameQueries>, Error> {
         let mut st = self.conn.prepare_cached(

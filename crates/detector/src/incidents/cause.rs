@@ -1267,8 +1267,18 @@ fn remote_sources(
 /// How many addresses a repeating network's or a surge's details list.
 const REPEAT_ADDRESSES: usize = 10;
 
+/// Connections from one address in a round to a known port no remote reached in a
+/// learnt round ([`Seen::unreached`]) that make it repeated connections: slowloris
+/// from the LAN held 60–150 of sshd's slots on a desktop whose sshd no one uses (the
+/// simulator's `slowloris`, workstation week 930; 30–75 connections a round), and was
+/// an unnamed "unusual sockets" incident. Above what one client of a service deployed
+/// and accepted makes before its rounds are learnt (up to 7 a round in the simulated
+/// weeks).
+pub const UNREACHED_REPEATS: u32 = 20;
+
 /// Remote sources that opened more connections to a listening TCP port in `round` than
-/// its ceiling allows ([`Seen::over_ceiling`]): one cause per network, keyed
+/// its ceiling allows ([`Seen::over_ceiling`]), or more than [`UNREACHED_REPEATS`] at a
+/// port no remote reached in a learnt round: one cause per network, keyed
 /// `NET tcp/PORT`, with the port, its process, the connections and the ceiling they
 /// went over.
 pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
@@ -1280,11 +1290,13 @@ pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
     // A port the model never saw listening is a new listener's incident, whoever
     // connects to it.
     for &(key, peak) in keys.repeats.iter().filter(|(k, _)| seen.has_port(*k)) {
-        let Some(ceiling) = seen.over_ceiling(key, peak) else {
-            continue;
+        let (ceiling, limit) = match seen.over_ceiling(key, peak) {
+            Some(c) => (c, repeat_limit(c)),
+            None if seen.unreached(key) && peak > UNREACHED_REPEATS => (0, UNREACHED_REPEATS),
+            None => continue,
         };
         let port = (key & 0xffff) as u16;
-        let limit = i64::from(repeat_limit(ceiling));
+        let limit = i64::from(limit);
         let over: Vec<_> = remote_sources(db, &span, port, REPEAT_ADDRESSES * 2, r.local)?
             .into_iter()
             .filter(|(_, s)| s.connections > limit)
@@ -1383,8 +1395,19 @@ pub fn client_surges(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
     Ok(out)
 }
 
+/// Never-seen registered domains whose names all went unanswered in one round, from
+/// which the actor is the lookups themselves rather than one domain: a domain-
+/// generation algorithm's guesses. Each domain got one or two lookups there (the
+/// simulator's `dga`, server week 929 and workstation week 930), so naming the domain
+/// with the most new names made one incident a round, each after a different domain.
+/// A browser's new sites are answered; a mistyped name or a startup probe (Chromium
+/// looks up three random names) is a few.
+pub const GENERATED_DOMAINS: usize = 10;
+
 /// The registered domain with the most names the model has not seen (else the most
-/// queries), and the process asking, where known.
+/// queries), and the process asking, where known; or, with [`GENERATED_DOMAINS`] or
+/// more never-seen domains none of whose names was answered, one cause keyed
+/// `generated names` for them all.
 fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
     #[derive(Default)]
     struct Acc {
@@ -1406,15 +1429,56 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
             *a.processes.entry(p).or_default() += q.queries;
         }
     }
+    let top = |processes: &BTreeMap<String, i64>| {
+        processes
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(p, _)| p.clone())
+    };
+    let unanswered: HashSet<String> = db.dns_unanswered(span, 4000)?.into_iter().collect();
+    let generated: Vec<(&String, &Acc)> = by
+        .iter()
+        .filter(|(_, a)| {
+            !a.new_names.is_empty() && a.new_names.iter().all(|n| unanswered.contains(n))
+        })
+        .collect();
+    if generated.len() >= GENERATED_DOMAINS {
+        let mut processes: BTreeMap<String, i64> = BTreeMap::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut queries = 0;
+        for (_, a) in &generated {
+            queries += a.queries;
+            names.extend(a.new_names.iter().cloned());
+            for (p, n) in &a.processes {
+                *processes.entry(p.clone()).or_default() += n;
+            }
+        }
+        names.sort();
+        let key = "generated names";
+        return Ok(Some(Cause {
+            kind: Kind::Dns,
+            key: key.to_string(),
+            subject: Subject::Domain {
+                domain: String::new(),
+                names: names.clone(),
+            },
+            group: "dns",
+            details: json!({
+                "activity": key,
+                "queries": queries,
+                "domains": generated.len(),
+                "new_names": names.len(),
+                "unanswered": names.len(),
+                "examples": names.iter().take(5).collect::<Vec<_>>(),
+                "process": top(&processes),
+            }),
+        }));
+    }
     let best = by
         .into_iter()
         .max_by_key(|(_, a)| (a.new_names.len(), a.queries));
     Ok(best.map(|(domain, a)| {
-        let process = a
-            .processes
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(p, _)| p.clone());
+        let process = top(&a.processes);
         let mut examples: Vec<&String> = a.new_names.iter().collect();
         examples.sort();
         Cause {
@@ -1440,6 +1504,7 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portwatch_features::port_key;
 
     /// Stores rounds of 55 s with the given start (µs) and packets, as the store
     /// keeps them (rows and round totals); the rounds, as the detector reads them.
@@ -1790,6 +1855,166 @@ mod tests {
         }
         seen.add_peers(std::slice::from_ref(&gunicorn), rounds[0].start - 1);
         assert_eq!(at(4, &seen), Vec::new());
+    }
+
+    /// A round of lookups from 10.0.0.1 to its resolver: `generated` random-looking
+    /// names, one a registered domain, each answered NXDOMAIN; and a browser's three
+    /// names under `news.example` and two under `cdn.example`, answered.
+    fn dns_round(db: &mut Db, generated: usize) -> RoundInfo {
+        use portwatch_capture::{DnsKind, Layers, Packet, Transport};
+        let t0 = 1_767_225_600_000_000;
+        let (host, resolver) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 53]));
+        let mut packets = Vec::new();
+        let mut lookup = |k: i64, name: String, answered: bool| {
+            let dns = |ts, query: bool| Packet {
+                ts_micros: ts,
+                length: 90,
+                layers: Layers::parse("eth:ipv4:udp:dns"),
+                src_addr: Some(if query { host } else { resolver }),
+                dst_addr: Some(if query { resolver } else { host }),
+                transport: Some(Transport::Udp),
+                src_port: Some(if query { 40_000 + k as u16 } else { 53 }),
+                dst_port: Some(if query { 53 } else { 40_000 + k as u16 }),
+                dns: Some(if query {
+                    DnsKind::Query
+                } else {
+                    DnsKind::Response
+                }),
+                qry_name: Some(name.clone()),
+                resp_name: (!query && answered).then(|| name.clone()),
+                ..Packet::default()
+            };
+            packets.push(dns(t0 + k * 1_000_000, true));
+            packets.push(dns(t0 + k * 1_000_000 + 30_000, false));
+        };
+        let browser = [
+            "www.news.example",
+            "img.news.example",
+            "api.news.example",
+            "a.cdn.example",
+            "b.cdn.example",
+        ];
+        for (k, name) in browser.iter().enumerate() {
+            lookup(k as i64, name.to_string(), true);
+        }
+        for k in 0..generated {
+            let name: String = (0..12)
+                .map(|i| char::from(b'a' + ((k * 7 + i * 3) % 26) as u8))
+                .collect();
+            lookup(10 + k as i64, format!("{name}.biz"), false);
+        }
+        store_rounds(db, [(t0, packets)]).pop().unwrap()
+    }
+
+    #[test]
+    fn many_unresolvable_new_domains_are_one_generated_names_cause() {
+        let names_led = [("dns_new_names".to_string(), 0.9)];
+        let keys = RoundKeys::default();
+        let seen = Seen::default();
+        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
+        let cause = |generated: usize| {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+            let round = dns_round(&mut db, generated);
+            let v = RoundView {
+                round: &round,
+                keys: &keys,
+                top_features: &names_led,
+                seen: &seen,
+                local: &local,
+                previous: None,
+                shift: false,
+            };
+            let mut c = derive(&db, &v).unwrap();
+            assert_eq!(c.len(), 1, "{c:?}");
+            c.pop().unwrap()
+        };
+        let dga = cause(GENERATED_DOMAINS + 2);
+        assert_eq!((dga.kind, dga.key.as_str()), (Kind::Dns, "generated names"));
+        let d = &dga.details;
+        assert_eq!(d["domains"], json!(GENERATED_DOMAINS + 2));
+        assert_eq!(d["unanswered"], json!(GENERATED_DOMAINS + 2));
+        assert_eq!(d["queries"], json!(GENERATED_DOMAINS + 2));
+        assert!(d["examples"][0].as_str().unwrap().ends_with(".biz"), "{d}");
+        // The browser's names were answered: not among them.
+        let Subject::Domain { names, .. } = &dga.subject else {
+            panic!("{dga:?}")
+        };
+        assert!(names.iter().all(|n| n.ends_with(".biz")), "{names:?}");
+        // Fewer than that: the domain with the most new names, the browser's.
+        let few = cause(GENERATED_DOMAINS - 1);
+        assert_eq!((few.kind, few.key.as_str()), (Kind::Dns, "news.example"));
+    }
+
+    /// A round where 192.168.1.77 opens `n` connections to the host's sshd (a SYN from
+    /// a new source port each) and 192.168.1.5 opens two.
+    fn ssh_round(db: &mut Db, n: u16) -> RoundInfo {
+        use portwatch_capture::{Layers, Packet, Transport};
+        let t0 = 1_767_225_600_000_000;
+        let syn = |k: u16, from: [u8; 4]| Packet {
+            ts_micros: t0 + i64::from(k) * 500_000,
+            length: 74,
+            layers: Layers::parse("eth:ipv4:tcp"),
+            src_addr: Some(IpAddr::from(from)),
+            dst_addr: Some(IpAddr::from([10, 0, 0, 1])),
+            transport: Some(Transport::Tcp),
+            src_port: Some(50_000 + k),
+            dst_port: Some(22),
+            tcp_flags: Some(0x02),
+            ..Packet::default()
+        };
+        let mut packets: Vec<Packet> = (0..n).map(|k| syn(k, [192, 168, 1, 77])).collect();
+        packets.extend((0..2).map(|k| syn(1_000 + k, [192, 168, 1, 5])));
+        packets.sort_by_key(|p| p.ts_micros);
+        store_rounds(db, [(t0, packets)]).pop().unwrap()
+    }
+
+    #[test]
+    fn many_connections_to_a_port_no_remote_reached_are_repeated_connections() {
+        let ssh = port_key(true, 22);
+        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
+        let mut seen = Seen::default();
+        seen.add_port(ssh);
+        // Ceilings tracked (the web server's), none for sshd.
+        seen.add_repeats(&[(port_key(true, 443), 9)]);
+        let named = |n: u16, seen: &Seen| {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+            let round = ssh_round(&mut db, n);
+            let keys = RoundKeys {
+                repeats: vec![(ssh, u32::from(n))],
+                ..RoundKeys::default()
+            };
+            let every = EveryRound {
+                round: &round,
+                keys: &keys,
+                seen,
+                local: &local,
+            };
+            repeated_connections(&db, &every).unwrap()
+        };
+        let c = named(UNREACHED_REPEATS as u16 + 10, &seen);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].kind, c[0].key.as_str()),
+            (Kind::RemoteSource, "192.168.1.0/24 tcp/22")
+        );
+        assert_eq!(c[0].details["top_address"], "192.168.1.77");
+        assert_eq!(c[0].details["ceiling"], json!(0));
+        assert_eq!(
+            c[0].details["connections"],
+            json!(UNREACHED_REPEATS + 10),
+            "the neighbour's two are under the limit"
+        );
+        // As many as one client of a service accepted before it is learnt: nothing.
+        assert_eq!(named(UNREACHED_REPEATS as u16, &seen), Vec::new());
+        // Without ceilings tracked (an old model), nothing either.
+        let mut untracked = Seen::default();
+        untracked.add_port(ssh);
+        assert_eq!(named(UNREACHED_REPEATS as u16 + 10, &untracked), Vec::new());
+        // With a learnt ceiling the usual rule applies: 2 × 30 allowed.
+        seen.add_repeats(&[(ssh, 30)]);
+        assert_eq!(named(UNREACHED_REPEATS as u16 + 10, &seen), Vec::new());
     }
 
     #[test]

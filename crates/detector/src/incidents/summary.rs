@@ -128,11 +128,7 @@ pub fn summarize(i: &Incident) -> String {
             )
         }
         "local_process" if s("activity").as_deref() == Some("ping sweep") => {
-            let nets: Vec<&str> = d
-                .get("subnets")
-                .and_then(Value::as_array)
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+            let nets = strings(d, "subnets");
             format!(
                 "{} pings up to {} addresses a round across {} ({}), no process named (a raw socket: a ping sweep): {} packets out, up to {} addresses answered",
                 s("source").unwrap_or_default(),
@@ -198,6 +194,16 @@ pub fn summarize(i: &Incident) -> String {
                     peers(d, n("destinations"))
                 ),
             })
+        }
+        "dns" if s("activity").as_deref() == Some("generated names") => {
+            let by = s("process").map(|p| format!(" by {p}")).unwrap_or_default();
+            format!(
+                "DNS: {} lookups{by} of never-seen domains that do not resolve (a domain-generation algorithm): {} names unanswered, up to {} domains a round, e.g. {}",
+                n("queries"),
+                n("unanswered"),
+                n("domains"),
+                strings(d, "examples").join(", ")
+            )
         }
         "dns" => {
             let by = s("process").map(|p| format!(" by {p}")).unwrap_or_default();
@@ -318,6 +324,14 @@ fn identity(d: &Value) -> String {
 }
 
 /// `from 10:00 to 10:14 (15 rounds)`, with the date when it spans days.
+/// The strings of the array at `key` in `d` (none when absent).
+fn strings<'a>(d: &'a Value, key: &str) -> Vec<&'a str> {
+    d.get(key)
+        .and_then(Value::as_array)
+        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 fn span(i: &Incident) -> String {
     let (a, b) = (format_micros(i.start), format_micros(i.end));
     let short = |t: &str| t.get(11..16).unwrap_or(t).to_string();
@@ -634,6 +648,21 @@ mod tests {
             ),
             "{}",
             summarize(&tunnel)
+        );
+        let dga = incident(
+            "dns",
+            "generated names",
+            json!({"activity": "generated names", "queries": 1800, "unanswered": 1790,
+                   "domains": 44, "examples": ["abqzkfe.biz", "kqplrmxw.ru"]}),
+        );
+        assert!(
+            summarize(&dga).starts_with(
+                "DNS: 1800 lookups of never-seen domains that do not resolve (a domain-generation \
+                 algorithm): 1790 names unanswered, up to 44 domains a round, e.g. abqzkfe.biz, \
+                 kqplrmxw.ru; "
+            ),
+            "{}",
+            summarize(&dga)
         );
         let quiet = incident(
             "new_program",
