@@ -5,7 +5,9 @@
 # `collector simulate --hours 1` (with the hour's event, if any) and `detector --once`.
 # A `deploy` (a service put in production for good) goes on in every hour after it.
 # Usage: benches/breadth.sh NAME SEED PROFILE [RATE] [DAYS] [cold-start detector flags...]
-# (release build; e.g. --zscore-baseline for the per-feature z-score scorer)
+# (release build; e.g. --zscore-baseline for the per-feature z-score scorer; given to
+# every run, since a workstation's first day may be too short to cold-start on and the
+# cold start then comes an hour later)
 # Output in $PORTWATCH_BENCH/NAME (default /tmp/portwatch-breadth/NAME): log.txt,
 # eval.txt, eval.json, incidents.txt. The database is removed unless PORTWATCH_KEEP_DB=1.
 # PORTWATCH_EXTRA="HOUR=KIND@FRAC ..." adds events at hours the plan leaves free (a
@@ -39,7 +41,7 @@ for h in $(seq 0 $(( hours - 1 ))); do
   if [ "${inj[$h]:-}" = "deploy@0.3" ]; then deployed=1;
   elif [ "$deployed" = 1 ]; then args+=(--inject deploy@0); fi
   sim --hours 1 --seed "$seed" "${args[@]}"
-  "$bin/detector" --once --db "$db" -v >> "$work/log.txt" 2>&1 || true
+  "$bin/detector" --once --db "$db" -v "$@" >> "$work/log.txt" 2>&1 || true
 done
 "$bin/detector" evaluate --db "$db" > "$work/eval.txt"
 "$bin/detector" evaluate --db "$db" --json > "$work/eval.json"
