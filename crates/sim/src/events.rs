@@ -1410,14 +1410,7 @@ fn dga(ev: &mut Event, r: &mut Rng, host: &Host) {
                 time_wait: false,
                 owner: Some(owner.clone()),
             });
-            let flow = Flow {
-                transport: Transport::Udp,
-                local: host.addr4,
-                local_port: ephemeral(r),
-                remote: host.resolver,
-                remote_port: 53,
-                owner: None,
-            };
+            let flow = host.resolver_flow(r);
             // NXDOMAIN: no answer, the zone's SOA in the authority section.
             let soa = r.between(60, 110) as u32;
             dns_exchange(&flow, ts, rtt, &name, None, soa, &mut ev.packets);

@@ -430,7 +430,8 @@ impl Host {
         }
     }
 
-    fn resolver_flow(&self, r: &mut Rng) -> Flow {
+    /// A lookup's flow from the host to its resolver, from a fresh ephemeral port.
+    pub fn resolver_flow(&self, r: &mut Rng) -> Flow {
         Flow {
             transport: Transport::Udp,
             local: self.addr4,
