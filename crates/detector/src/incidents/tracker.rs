@@ -423,13 +423,19 @@ impl Tracker {
 pub const FEATURES_MARGIN: f32 = 2.0;
 
 /// Whether a cause names no actor, or one only for sending the round's most bytes:
-/// a remote network's "unusual traffic", which any busy minute has one of. Both open
-/// an incident only past [`FEATURES_MARGIN`] or on a second anomalous round in a row.
-/// Workstation seed 930 opened six such incidents in a week without any event near
-/// them, each one round at 1.0–1.3× the threshold naming that minute's busiest Google,
-/// Fastly or Microsoft network (seed 908 three, 906 one).
+/// a remote network's or a known local program's "unusual traffic", which any busy
+/// minute has one of. Both open an incident only past [`FEATURES_MARGIN`] or on a
+/// second anomalous round in a row. Workstation seed 930 opened six such incidents in
+/// a week without any event near them, each one round at 1.0–1.3× the threshold naming
+/// that minute's busiest Google, Fastly or Microsoft network (seed 908 three, 906 one);
+/// servers 915 and 921 one each naming their own nginx, at 1.0× and 1.1×. A program
+/// never seen before is [`Kind::NewProgram`], named for being new, and opens at once.
 fn is_guess(c: &Cause) -> bool {
-    c.kind == Kind::Features || (c.kind == Kind::RemoteSource && c.details["activity"] == "traffic")
+    match c.kind {
+        Kind::Features => true,
+        Kind::RemoteSource | Kind::LocalProcess => c.details["activity"] == "traffic",
+        _ => false,
+    }
 }
 
 /// Whether a round's guessed cause may open an incident ([`FEATURES_MARGIN`]).
@@ -669,6 +675,24 @@ mod tests {
             )
         };
         assert_eq!(spans_of(&busiest, &scores), vec![(51, 52), (100, 100)]);
+        // Nor is the host's own main service named as the round's heaviest sender.
+        let nginx = Cause {
+            details: json!({"activity": "traffic", "process": "nginx", "packets": 432}),
+            ..cause(
+                Kind::LocalProcess,
+                "nginx",
+                "traffic",
+                Subject::Process("nginx".into()),
+            )
+        };
+        assert_eq!(spans_of(&nginx, &scores), vec![(51, 52), (100, 100)]);
+        // What a known program did beyond sending the most (an upload over its
+        // ceiling) names it for that: its one round is an incident.
+        let upload = Cause {
+            details: json!({"activity": "upload", "process": "celery"}),
+            ..nginx.clone()
+        };
+        assert_eq!(spans_of(&upload, &scores[..2]), vec![(0, 0)]);
         // A scanner is named for what it did: its one round is an incident.
         assert_eq!(spans_of(&scan(), &scores[..2]), vec![(0, 0)]);
     }
