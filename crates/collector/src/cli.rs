@@ -136,7 +136,7 @@ pub struct SimulateArgs {
     /// portscan@5.5. Kinds: portscan, slowscan, backdoor, backdoor-collide, burst,
     /// dnstunnel, dnstunnel-slow, outscan, beacon, upload, flood, outage, deploy, bruteforce,
     /// spam, stuffing, exfil, implant, udpflood, icmptunnel, miner, hijack, resolver,
-    /// pingsweep, dga, slowloris.
+    /// pingsweep, dga, slowloris, proxy, stolenkey.
     #[arg(long, value_name = "KIND@HOUR")]
     pub inject: Vec<portwatch_sim::Inject>,
     /// The simulated host: server (a web server, up all the time) or workstation (a

@@ -284,11 +284,28 @@ pub enum EventKind {
     /// Little traffic; many connections on one port from one address. Written with
     /// `dga`, run once as a kind none was written for.
     Slowloris,
+    /// A program the host runs turned into a relay for strangers, for 30–60 minutes:
+    /// on a server nginx as an open forward proxy (20–60 new client addresses send
+    /// 10–40 requests a minute to port 80, and for each an nginx worker looks up and
+    /// fetches a page from one of 30–150 new sites on port 80 or 443, passing it back);
+    /// on a workstation a residential-proxy SDK inside the browser (the browser holds a
+    /// TLS channel to the operator's gateway and fetches 5–20 pages a minute from 40–200
+    /// new sites, sending each page up the channel). Models open-proxy abuse and
+    /// proxyware. Written after the generated-names rule was final, and run once, as a
+    /// kind none was written for.
+    Proxy,
+    /// A login with a stolen key, for 20–40 minutes: one SSH connection to sshd from an
+    /// address never seen (a public one on a server, a LAN device on a workstation),
+    /// typed into (keystrokes and their echo every 1–20 s, a command's output now and
+    /// then), with a 1–5 MB upload of the intruder's tools through it in the first
+    /// minutes. One connection at a known port to a known program: only its source and
+    /// its shape are new. Written with `proxy`, run once as a kind none was written for.
+    Stolenkey,
 }
 
 impl EventKind {
     /// Every kind, in CLI order.
-    pub const ALL: [EventKind; 26] = [
+    pub const ALL: [EventKind; 28] = [
         EventKind::Portscan,
         EventKind::Slowscan,
         EventKind::Backdoor,
@@ -315,6 +332,8 @@ impl EventKind {
         EventKind::Pingsweep,
         EventKind::Dga,
         EventKind::Slowloris,
+        EventKind::Proxy,
+        EventKind::Stolenkey,
     ];
 
     /// The CLI name, as written to `labels.kind`.
@@ -346,6 +365,8 @@ impl EventKind {
             EventKind::Pingsweep => "pingsweep",
             EventKind::Dga => "dga",
             EventKind::Slowloris => "slowloris",
+            EventKind::Proxy => "proxy",
+            EventKind::Stolenkey => "stolenkey",
         }
     }
 }

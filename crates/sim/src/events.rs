@@ -283,6 +283,8 @@ pub(crate) fn plan(kind: EventKind, id: i64, start: i64, span_end: i64, host: &H
         EventKind::Pingsweep => pingsweep(&mut ev, &mut r, host),
         EventKind::Dga => dga(&mut ev, &mut r, host),
         EventKind::Slowloris => slowloris(&mut ev, &mut r, host),
+        EventKind::Proxy => proxy(&mut ev, &mut r, host),
+        EventKind::Stolenkey => stolenkey(&mut ev, &mut r, host),
     }
     ev
 }
@@ -380,14 +382,7 @@ fn backdoor(ev: &mut Event, r: &mut Rng, host: &Host, collide: bool) {
         time_wait: false,
         owner: Some(owner.clone()),
     });
-    let flow = Flow {
-        transport: Transport::Tcp,
-        local: host.addr4,
-        local_port: port,
-        remote: attacker,
-        remote_port: ephemeral(r),
-        owner: Some(owner),
-    };
+    let flow = inbound(host, r, port, attacker, owner);
     let ctrl_start = ev.start + r.between(20, 90) as i64 * SEC;
     let session = TcpSession {
         start: ctrl_start,
@@ -734,14 +729,7 @@ fn stuffing(ev: &mut Event, r: &mut Rng, host: &Host) {
                 Role::Server(s) => r.pick(&s.nginx).clone(),
                 _ => Owner::new(r.between(40_000, 60_000) as u32, "sshd"),
             };
-            let flow = Flow {
-                transport: Transport::Tcp,
-                local: host.addr4,
-                local_port: port,
-                remote,
-                remote_port: ephemeral(r),
-                owner: Some(owner),
-            };
+            let flow = inbound(host, r, port, remote, owner);
             let s = TcpSession {
                 start: t + r.below(MINUTE as u64) as i64,
                 duration: (r.lognormal(3.0, 0.6).min(30.0) * SEC as f64) as i64,
@@ -1454,14 +1442,7 @@ fn slowloris(ev: &mut Event, r: &mut Rng, host: &Host) {
                 }
             };
             let life = ((timeout * SEC as f64) as i64).min(ev.end - t);
-            let flow = Flow {
-                transport: Transport::Tcp,
-                local: host.addr4,
-                local_port: port,
-                remote,
-                remote_port: ephemeral(r),
-                owner: Some(owner),
-            };
+            let flow = inbound(host, r, port, remote, owner);
             let session = TcpSession {
                 start: t,
                 duration: life,
@@ -1488,6 +1469,232 @@ fn slowloris(ev: &mut Event, r: &mut Rng, host: &Host) {
     ev.note = format!(
         "slowloris from {remote} at tcp/{port}: {slots} connections held, {conns} opened in {:.0} min",
         (ev.end - ev.start) as f64 / MINUTE as f64
+    );
+}
+
+/// A TCP connection from `remote` to the host's `port`, served by `owner` (the remote
+/// port drawn from `r`).
+fn inbound(host: &Host, r: &mut Rng, port: u16, remote: IpAddr, owner: Owner) -> Flow {
+    Flow {
+        transport: Transport::Tcp,
+        local: host.addr4,
+        local_port: port,
+        remote,
+        remote_port: ephemeral(r),
+        owner: Some(owner),
+    }
+}
+
+/// Gateways a residential-proxy SDK reports to.
+const PROXYWARE_GATEWAYS: [&str; 4] = [
+    "gw.peer-relay.net",
+    "edge.bandwidth-share.io",
+    "node.proxy-sdk.com",
+    "api.resi-mesh.net",
+];
+/// Top-level domains of the sites a relay fetches from.
+const PROXY_TLDS: [&str; 5] = ["com", "net", "shop", "xyz", "io"];
+
+/// A relay for strangers (the `proxy` kind), planned whole: on a server nginx as an
+/// open forward proxy, each request from one of 20–60 new clients at port 80 making a
+/// worker look up and fetch a page from one of 30–150 new sites; on a workstation a
+/// residential-proxy SDK in the browser, fetching 5–20 pages a minute from 40–200 new
+/// sites and sending each up a TLS channel held to the operator's gateway.
+fn proxy(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let minutes = r.between(30, 60) as i64;
+    ev.end = ev.start + minutes * MINUTE;
+    let sites: Vec<(String, IpAddr, u16)> = {
+        let n = match host.role {
+            Role::Server(_) => r.between(30, 150),
+            Role::Workstation(_) => r.between(40, 200),
+        };
+        (0..n)
+            .map(|_| {
+                let mut name = String::from("www.");
+                for _ in 0..r.between(5, 12) {
+                    name.push(char::from(b'a' + r.below(26) as u8));
+                }
+                name.push('.');
+                let tld = *r.pick(&PROXY_TLDS);
+                name.push_str(tld);
+                let port = if r.chance(0.7) { 443 } else { 80 };
+                (name, random_public_v4(r), port)
+            })
+            .collect()
+    };
+    let (per_minute, clients, gateway) = match &host.role {
+        Role::Server(_) => {
+            let clients: Vec<IpAddr> = (0..r.between(20, 60))
+                .map(|_| random_public_v4(r))
+                .collect();
+            (r.uniform(10.0, 40.0), clients, None)
+        }
+        Role::Workstation(d) => {
+            let name = *r.pick(&PROXYWARE_GATEWAYS);
+            let addr = random_public_v4(r);
+            let rtt = (r.lognormal(50.0, 0.3) * 1000.0) as i64;
+            let channel = TlsChannel {
+                owner: &d.browser,
+                addr,
+                name,
+                start: ev.start + 40_000,
+                dur: ev.end - ev.start - 40_000,
+                rtt,
+                client_share: 0.5,
+            };
+            let flow = channel.open(ev, r, host);
+            (r.uniform(5.0, 20.0), Vec::new(), Some((flow, name, rtt)))
+        }
+    };
+    let psh = Some(flags::PSH | flags::ACK);
+    let (mut fetches, mut relayed) = (0u64, 0u64);
+    for m in 0..minutes {
+        let t = ev.start + m * MINUTE;
+        for _ in 0..r.poisson(per_minute) {
+            let at = t + r.below(MINUTE as u64) as i64;
+            let (site, addr, port) = r.pick(&sites).clone();
+            let owner = match &host.role {
+                Role::Server(s) => r.pick(&s.nginx).clone(),
+                Role::Workstation(d) => d.browser.clone(),
+            };
+            let rtt = (r.lognormal(60.0, 0.5) * 1000.0) as i64;
+            // The page: 4–40 full segments in, a few requests out.
+            let segments = r.between(4, 40) as u32;
+            if let Some(&client) = (!clients.is_empty()).then(|| r.pick(&clients)) {
+                // The stranger's request, and the page passed back to it.
+                let inbound = inbound(host, r, 80, client, owner.clone());
+                let s = TcpSession {
+                    start: at,
+                    duration: (r.lognormal(2.0, 0.5).min(20.0) * SEC as f64) as i64 + 4 * rtt,
+                    rtt: (r.lognormal(80.0, 0.5) * 1000.0) as i64,
+                    local_is_client: false,
+                    sni: None,
+                    data: segments + 2,
+                    client_share: 0.08,
+                    local_closes: r.chance(0.5),
+                };
+                ev.socks.push(s.emit(&inbound, r, &mut ev.packets));
+            }
+            host.lookup(r, at + 2_000, &site, &mut ev.packets);
+            let out = Flow {
+                transport: Transport::Tcp,
+                local: host.addr4,
+                local_port: ephemeral(r),
+                remote: addr,
+                remote_port: port,
+                owner: Some(owner),
+            };
+            let s = TcpSession {
+                start: at + 10_000,
+                duration: (r.lognormal(1.5, 0.5).min(15.0) * SEC as f64) as i64 + 4 * rtt,
+                rtt,
+                local_is_client: true,
+                sni: (port == 443).then_some(site.as_str()),
+                data: segments + 2,
+                client_share: 0.08,
+                local_closes: true,
+            };
+            ev.socks.push(s.emit(&out, r, &mut ev.packets));
+            if let Some((flow, _, rtt)) = &gateway {
+                // The page goes up the channel, acknowledged.
+                let up = at + 10_000 + s.duration;
+                for k in 0..segments {
+                    let ts = up + k as i64 * 400;
+                    ev.packets
+                        .push(flow.packet(ts, true, 1514, psh, Some(Layer::Tls)));
+                    if k % 2 == 1 {
+                        ev.packets
+                            .push(flow.packet(ts + rtt, false, 66, Some(flags::ACK), None));
+                    }
+                }
+                relayed += u64::from(segments) * 1514;
+            }
+            fetches += 1;
+        }
+    }
+    ev.note = match (&host.role, &gateway) {
+        (Role::Workstation(d), Some((flow, name, _))) => format!(
+            "{} (pid {}) relays for a residential-proxy network through {name} ({}:443): {fetches} pages from {} sites in {minutes} min, {relayed} bytes sent up",
+            d.browser.process,
+            d.browser.pid,
+            flow.remote,
+            sites.len()
+        ),
+        _ => format!(
+            "nginx relays as an open proxy for {} addresses at tcp/80: {fetches} pages from {} sites in {minutes} min",
+            clients.len(),
+            sites.len()
+        ),
+    };
+}
+
+/// A login with a stolen key (the `stolenkey` kind): one SSH connection from an
+/// address never seen, typed into for 20–40 minutes, with the intruder's tools (1–5
+/// MB) uploaded through it in the first minutes.
+fn stolenkey(ev: &mut Event, r: &mut Rng, host: &Host) {
+    let remote = host.attacker(r);
+    let dur = (r.uniform(20.0, 40.0) * MINUTE as f64) as i64;
+    ev.end = ev.start + dur;
+    let rtt = match host.role {
+        Role::Server(_) => (r.lognormal(90.0, 0.3) * 1000.0) as i64,
+        Role::Workstation(_) => r.between(300, 2_000) as i64,
+    };
+    let owner = Owner::new(r.between(40_000, 60_000) as u32, "sshd");
+    let flow = inbound(host, r, 22, remote, owner.clone());
+    let start = ev.start + r.below(20 * SEC as u64) as i64;
+    let session = TcpSession {
+        start,
+        duration: dur - (start - ev.start) - SEC,
+        rtt,
+        local_is_client: false,
+        sni: None,
+        // Key exchange and authentication.
+        data: r.between(8, 14) as u32,
+        client_share: 0.5,
+        local_closes: false,
+    };
+    ev.socks.push(session.emit(&flow, r, &mut ev.packets));
+    let psh = Some(flags::PSH | flags::ACK);
+    let ack = Some(flags::ACK);
+    let end = start + session.duration - 3 * rtt;
+    // The tools, a few minutes in: full segments in, every second one acknowledged.
+    let upload_at = start + (r.uniform(1.0, 5.0) * MINUTE as f64) as i64;
+    let upload = r.between(1_000_000, 5_000_000);
+    let segments = upload.div_ceil(1448);
+    for k in 0..segments {
+        let ts = upload_at + k as i64 * 250;
+        ev.packets.push(flow.packet(ts, false, 1514, psh, None));
+        if k % 2 == 1 {
+            ev.packets.push(flow.packet(ts + 100, true, 66, ack, None));
+        }
+    }
+    let mut t = start + 6 * rtt;
+    let (mut keys, mut outputs) = (0u64, 0u64);
+    while t < end {
+        // A keystroke and its echo; now and then a command's output.
+        if t < upload_at || t > upload_at + segments as i64 * 250 + SEC {
+            ev.packets
+                .push(flow.packet(t, false, r.between(90, 150) as u32, psh, None));
+            ev.packets
+                .push(flow.packet(t + rtt / 2, true, r.between(90, 150) as u32, psh, None));
+            ev.packets.push(flow.packet(t + rtt, false, 66, ack, None));
+            keys += 1;
+            if r.chance(0.08) {
+                for k in 0..r.between(1, 14) {
+                    let ts = t + rtt + 2_000 + k as i64 * 300;
+                    ev.packets.push(flow.packet(ts, true, 1514, psh, None));
+                }
+                ev.packets
+                    .push(flow.packet(t + 2 * rtt + 6_000, false, 66, ack, None));
+                outputs += 1;
+            }
+        }
+        t += (r.lognormal(3.0, 1.0).clamp(0.15, 20.0) * SEC as f64) as i64;
+    }
+    ev.note = format!(
+        "SSH login from {remote} with a stolen key to sshd (pid {}): {:.0} min, {keys} keystrokes, {outputs} outputs, {upload} bytes of tools uploaded",
+        owner.pid,
+        dur as f64 / MINUTE as f64
     );
 }
 

@@ -865,6 +865,87 @@ fn slowloris_holds_hundreds_of_connections_from_one_address() {
     assert!(avg < 90.0, "{avg}");
 }
 
+// An open proxy: strangers' requests at nginx's port 80, and nginx, which never
+// connects out, fetching their pages from dozens of sites.
+#[test]
+fn proxy_makes_nginx_fetch_pages_for_strangers() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(2.0, 4, 2.0, &["proxy@0.3"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((30..=61).contains(&labelled), "{labelled}");
+    let fetched = |inside: bool, what: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT {what} FROM packets WHERE process = 'nginx' AND src_addr = '10.0.2.15'
+                   AND tcp_flags = 2 AND dest_port IN (80, 443)
+                   AND {} round_id IN (SELECT round_id FROM labels)",
+                if inside { "" } else { "NOT" }
+            ),
+        )
+    };
+    assert!(fetched(true, "count(DISTINCT dst_addr)") >= 30);
+    assert!(fetched(true, "count(*)") >= 10 * 30, "10–40 a minute");
+    assert_eq!(
+        fetched(false, "count(*)"),
+        0,
+        "nginx connects out only as a proxy"
+    );
+    // Each fetch is looked up, and its page comes back in full segments.
+    assert!(
+        count(
+            &conn,
+            "SELECT count(DISTINCT qry_name) FROM packets WHERE dns_qr = 1 AND qry_name LIKE 'www.%'
+               AND round_id IN (SELECT round_id FROM labels)"
+        ) >= 20
+    );
+    // The pages go back from port 80 to the 20–60 addresses that asked.
+    let clients = count(
+        &conn,
+        "SELECT count(DISTINCT dst_addr) FROM packets WHERE src_addr = '10.0.2.15' AND port_id = 80
+           AND length = 1514 AND round_id IN (SELECT round_id FROM labels)",
+    );
+    assert!(clients >= 20, "{clients}");
+}
+
+// A stolen key: one SSH connection from an address never seen, typed into, with the
+// intruder's tools uploaded through it.
+#[test]
+fn stolenkey_is_one_typed_ssh_session_from_a_new_address() {
+    let (_d, mut conn) = open();
+    simulate(&mut conn.db, &cfg(1.5, 4, 2.0, &["stolenkey@0.3"])).unwrap();
+    let labelled = count(&conn, "SELECT count(*) FROM labels");
+    assert!((20..=41).contains(&labelled), "{labelled}");
+    let during = "round_id IN (SELECT round_id FROM labels)";
+    // The intruder: who sent sshd the most while it lasted.
+    let intruder = text(
+        &conn,
+        &format!(
+            "SELECT src_addr FROM packets WHERE dest_port = 22 AND {during}
+              GROUP BY src_addr ORDER BY sum(length) DESC LIMIT 1"
+        ),
+    );
+    let from = |what: &str, inside: bool| {
+        count(
+            &conn,
+            &format!(
+                "SELECT {what} FROM packets WHERE src_addr = '{intruder}' AND dest_port = 22
+                   AND {} {during}",
+                if inside { "" } else { "NOT" }
+            ),
+        )
+    };
+    let tools = from("coalesce(sum(length), 0)", true);
+    assert!(tools >= 1_000_000, "{intruder}: {tools}");
+    assert!(from("count(*)", true) >= 100, "keystrokes");
+    assert_eq!(
+        from("count(*) FILTER (WHERE tcp_flags = 2)", true),
+        1,
+        "one connection"
+    );
+    assert_eq!(from("count(*)", false), 0, "never seen before");
+}
+
 // A trojaned sshd: the same name, port and clients; another executable and master pid.
 #[test]
 fn hijack_serves_sshd_from_another_executable() {
@@ -1456,6 +1537,8 @@ fn every_kind_runs_on_a_workstation() {
         "pingsweep@0.5",
         "dga@2",
         "slowloris@12.2",
+        "proxy@14.5",
+        "stolenkey@15.5",
     ];
     assert_eq!(inject.len(), EventKind::ALL.len());
     let s = simulate(&mut conn.db, &desk(19.0, 6, 1.0, &inject)).unwrap();
@@ -1671,6 +1754,32 @@ fn every_kind_runs_on_a_workstation() {
                 during("burst")
             )
         ) >= 1000
+    );
+    // The proxyware: pages sent up a channel to the operator's gateway.
+    let (gateway, sent): (String, i64) = conn
+        .query_row(
+            &format!(
+                "SELECT server_name, (SELECT sum(length) FROM packets q WHERE q.dst_addr = p.dst_addr AND {d})
+                   FROM packets p WHERE server_name LIKE '%.%' AND server_name IN
+                   ('gw.peer-relay.net', 'edge.bandwidth-share.io', 'node.proxy-sdk.com', 'api.resi-mesh.net')
+                   AND {d} LIMIT 1",
+                d = during("proxy")
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(sent >= 500_000, "{gateway}: {sent}");
+    // The stolen key: one connection to sshd from a LAN device, with megabytes in.
+    assert_eq!(lan_ssh("count(*)", "stolenkey"), 1);
+    assert!(
+        count(
+            &conn,
+            &format!(
+                "SELECT sum(length) FROM packets WHERE dest_port = 22 AND src_addr LIKE '192.168.1.%' AND {}",
+                during("stolenkey")
+            )
+        ) >= 1_000_000
     );
     // The outage takes sshd's or cupsd's listener away.
     let gone = count(
