@@ -281,6 +281,16 @@ impl Seen {
             None => self.programs.as_ref().is_some_and(|p| p.contains(program)),
         }
     }
+    /// Whether `program` never opened a connection in what was learnt while connections
+    /// were tracked, and is not a known client program either: known, if at all, only
+    /// by what it listens on (nginx, sshd, a database). False while services are not
+    /// tracked.
+    pub fn never_connected(&self, program: &str) -> bool {
+        self.services
+            .as_ref()
+            .is_some_and(|s| !s.contains_key(program))
+            && self.programs.as_ref().is_some_and(|p| !p.contains(program))
+    }
     /// Adds a round's (program, remote port) connections (and starts tracking them, if
     /// not yet).
     pub fn add_services(&mut self, services: &[(String, u16)]) {
@@ -547,6 +557,20 @@ mod tests {
         // A model saved before peers were tracked reads as not tracking them.
         let old: Seen = serde_json::from_str(r#"{"ports":[],"names":[]}"#).unwrap();
         assert!(old.peers.is_none());
+    }
+
+    #[test]
+    fn a_program_known_only_as_a_listener_never_connected() {
+        let mut seen = Seen::default();
+        assert!(!seen.never_connected("nginx"), "nothing tracked yet");
+        seen.add_services(&[("gunicorn".into(), 5432)]);
+        seen.add_programs(&["firefox".to_string()]);
+        assert!(seen.never_connected("nginx"));
+        assert!(!seen.never_connected("gunicorn"), "it connects out");
+        assert!(!seen.never_connected("firefox"), "a client program");
+        // Its first connection out, once learnt, is one of its services.
+        seen.add_services(&[("nginx".into(), 8000)]);
+        assert!(!seen.never_connected("nginx"));
     }
 
     #[test]

@@ -848,9 +848,48 @@ pub fn new_resolvers(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
 /// Known programs that opened connections in `round` to a remote TCP port they never
 /// used before ([`Seen::new_service`]): a web application mailing on port 25, a
 /// database connecting out. One cause per program and port, keyed `PROCESS tcp/PORT`.
+/// And a server that never connected anywhere ([`Seen::never_connected`]) connecting
+/// out, while it listens on a known port: nginx made an open proxy, a reverse shell
+/// from a web server. The simulator's `proxy` on a server (week 931) was named only by
+/// the strangers at port 80 and a DNS incident per site. One cause per program, keyed
+/// `PROCESS outbound`, with every port it reached.
 pub fn new_services(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
     let (round, keys, seen, local) = (r.round, r.keys, r.seen, r.local);
     let mut out = Vec::new();
+    let mut servers: Option<BTreeSet<String>> = None;
+    let mut first_out: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    for (process, port) in &keys.services {
+        if !seen.never_connected(process) {
+            continue;
+        }
+        if servers.is_none() {
+            // The round's programs serving a port the model knows.
+            let known = db
+                .listener_executables(round.id)?
+                .into_iter()
+                .filter(|(port, tcp, _)| seen.has_port(portwatch_features::port_key(*tcp, *port)))
+                .filter_map(|(_, _, o)| o.process)
+                .collect();
+            servers = Some(known);
+        }
+        if servers.as_ref().is_some_and(|s| s.contains(process)) {
+            first_out.entry(process).or_default().push(*port);
+        }
+    }
+    for (process, ports) in first_out {
+        let mut details = program_traffic(db, round, process, None, local)?;
+        if let serde_json::Value::Object(m) = &mut details {
+            m.insert("activity".into(), json!("first connections out"));
+            m.insert("ports".into(), json!(ports));
+        }
+        out.push(Cause {
+            kind: Kind::LocalProcess,
+            key: format!("{process} outbound"),
+            subject: Subject::Process(process.to_string()),
+            group: "traffic",
+            details,
+        });
+    }
     for (process, port) in keys
         .services
         .iter()
@@ -1407,7 +1446,10 @@ pub const GENERATED_DOMAINS: usize = 10;
 /// The registered domain with the most names the model has not seen (else the most
 /// queries), and the process asking, where known; or, with [`GENERATED_DOMAINS`] or
 /// more never-seen domains none of whose names was answered, one cause keyed
-/// `generated names` for them all.
+/// `generated names` for them all; or, with as many never-seen domains answered, one
+/// keyed `new domains`: a relay fetching for strangers looks up a new site every few
+/// seconds (the simulator's `proxy` on a server, week 931: an incident a round, each
+/// after another site).
 fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>> {
     #[derive(Default)]
     struct Acc {
@@ -1436,17 +1478,25 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
             .map(|(p, _)| p.clone())
     };
     let unanswered: HashSet<String> = db.dns_unanswered(span, 4000)?.into_iter().collect();
-    let generated: Vec<(&String, &Acc)> = by
+    let fresh: Vec<(&String, &Acc)> = by.iter().filter(|(_, a)| !a.new_names.is_empty()).collect();
+    let generated: Vec<(&String, &Acc)> = fresh
         .iter()
-        .filter(|(_, a)| {
-            !a.new_names.is_empty() && a.new_names.iter().all(|n| unanswered.contains(n))
-        })
+        .copied()
+        .filter(|(_, a)| a.new_names.iter().all(|n| unanswered.contains(n)))
         .collect();
-    if generated.len() >= GENERATED_DOMAINS {
+    // Many never-seen domains, answered or not: no one of them is the actor.
+    let many = if generated.len() >= GENERATED_DOMAINS {
+        Some(("generated names", generated))
+    } else if fresh.len() >= GENERATED_DOMAINS {
+        Some(("new domains", fresh))
+    } else {
+        None
+    };
+    if let Some((key, domains)) = many {
         let mut processes: BTreeMap<String, i64> = BTreeMap::new();
         let mut names: Vec<String> = Vec::new();
         let mut queries = 0;
-        for (_, a) in &generated {
+        for (_, a) in &domains {
             queries += a.queries;
             names.extend(a.new_names.iter().cloned());
             for (p, n) in &a.processes {
@@ -1454,7 +1504,7 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
             }
         }
         names.sort();
-        let key = "generated names";
+        let unanswered = names.iter().filter(|n| unanswered.contains(*n)).count();
         return Ok(Some(Cause {
             kind: Kind::Dns,
             key: key.to_string(),
@@ -1466,9 +1516,9 @@ fn domain(db: &Db, v: &RoundView<'_>, span: &PacketSpan) -> Result<Option<Cause>
             details: json!({
                 "activity": key,
                 "queries": queries,
-                "domains": generated.len(),
+                "domains": domains.len(),
                 "new_names": names.len(),
-                "unanswered": names.len(),
+                "unanswered": unanswered,
                 "examples": names.iter().take(5).collect::<Vec<_>>(),
                 "process": top(&processes),
             }),
@@ -1941,9 +1991,37 @@ mod tests {
             panic!("{dga:?}")
         };
         assert!(names.iter().all(|n| n.ends_with(".biz")), "{names:?}");
-        // Fewer than that: the domain with the most new names, the browser's.
-        let few = cause(GENERATED_DOMAINS - 1);
+        // Fewer unanswered, but as many never-seen domains with the browser's two, some
+        // answered: one `new domains` cause, no one domain named.
+        let some = cause(GENERATED_DOMAINS - 1);
+        assert_eq!((some.kind, some.key.as_str()), (Kind::Dns, "new domains"));
+        assert_eq!(some.details["domains"], json!(GENERATED_DOMAINS + 1));
+        assert_eq!(some.details["unanswered"], json!(GENERATED_DOMAINS - 1));
+        assert_eq!(some.details["new_names"], json!(GENERATED_DOMAINS - 1 + 5));
+        // Fewer still: the domain with the most new names, the browser's.
+        let few = cause(GENERATED_DOMAINS - 3);
         assert_eq!((few.kind, few.key.as_str()), (Kind::Dns, "news.example"));
+    }
+
+    /// What a rule that looks at every round finds in the round `make` stores in a new
+    /// database, the host being 10.0.0.1.
+    fn every_round(
+        make: impl FnOnce(&mut Db) -> RoundInfo,
+        keys: &RoundKeys,
+        seen: &Seen,
+        rule: impl FnOnce(&Db, &EveryRound<'_>) -> Result<Vec<Cause>>,
+    ) -> Vec<Cause> {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
+        let round = make(&mut db);
+        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
+        let every = EveryRound {
+            round: &round,
+            keys,
+            seen,
+            local: &local,
+        };
+        rule(&db, &every).unwrap()
     }
 
     /// A round where 192.168.1.77 opens `n` connections to the host's sshd (a SYN from
@@ -1972,26 +2050,16 @@ mod tests {
     #[test]
     fn many_connections_to_a_port_no_remote_reached_are_repeated_connections() {
         let ssh = port_key(true, 22);
-        let local = HashSet::from([fnv1a(b"10.0.0.1")]);
         let mut seen = Seen::default();
         seen.add_port(ssh);
         // Ceilings tracked (the web server's), none for sshd.
         seen.add_repeats(&[(port_key(true, 443), 9)]);
         let named = |n: u16, seen: &Seen| {
-            let tmp = tempfile::tempdir().unwrap();
-            let mut db = Db::open(&tmp.path().join("ports.db")).unwrap();
-            let round = ssh_round(&mut db, n);
             let keys = RoundKeys {
                 repeats: vec![(ssh, u32::from(n))],
                 ..RoundKeys::default()
             };
-            let every = EveryRound {
-                round: &round,
-                keys: &keys,
-                seen,
-                local: &local,
-            };
-            repeated_connections(&db, &every).unwrap()
+            every_round(|db| ssh_round(db, n), &keys, seen, repeated_connections)
         };
         let c = named(UNREACHED_REPEATS as u16 + 10, &seen);
         assert_eq!(c.len(), 1, "{c:?}");
@@ -2015,6 +2083,88 @@ mod tests {
         // With a learnt ceiling the usual rule applies: 2 × 30 allowed.
         seen.add_repeats(&[(ssh, 30)]);
         assert_eq!(named(UNREACHED_REPEATS as u16 + 10, &seen), Vec::new());
+    }
+
+    /// A round in which nginx listens on port 80 and opens `fetches` connections to
+    /// 203.0.113.80–: a SYN and a page back each.
+    fn proxy_round(db: &mut Db, fetches: u8) -> RoundInfo {
+        use portwatch_capture::{Layers, Packet, Transport};
+        let t0 = 1_767_225_600_000_000;
+        let host = IpAddr::from([10, 0, 0, 1]);
+        let mut packets = Vec::new();
+        for k in 0..fetches {
+            let site = IpAddr::from([203, 0, 113, 80 + k]);
+            let p = |dt: i64, out: bool, flags: u8, length: u32| Packet {
+                ts_micros: t0 + i64::from(k) * 1_000_000 + dt,
+                length,
+                layers: Layers::parse("eth:ipv4:tcp"),
+                src_addr: Some(if out { host } else { site }),
+                dst_addr: Some(if out { site } else { host }),
+                transport: Some(Transport::Tcp),
+                src_port: Some(if out { 40_000 + u16::from(k) } else { 443 }),
+                dst_port: Some(if out { 443 } else { 40_000 + u16::from(k) }),
+                tcp_flags: Some(flags),
+                process: Some("nginx".into()),
+                pid: Some(1036),
+                ..Packet::default()
+            };
+            packets.extend([p(0, true, 0x02, 74), p(50_000, false, 0x18, 1514)]);
+        }
+        let round = store_rounds(db, [(t0, packets)]).pop().unwrap();
+        let tx = db.transaction().unwrap();
+        let listener = portwatch_scan::PortUsage {
+            port: 80,
+            transport: portwatch_capture::Transport::Tcp,
+            family: 4,
+            state: "LISTEN",
+            pid: Some(1036),
+            process: Some("nginx".into()),
+            exe: Some("/usr/sbin/nginx".into()),
+            uid: Some(0),
+            sockets: 1,
+            netns: None,
+            container: None,
+        };
+        tx.insert_port_usage(round.id, t0, &listener).unwrap();
+        tx.commit().unwrap();
+        round
+    }
+
+    #[test]
+    fn a_server_that_never_connected_out_connecting_out_is_named() {
+        let mut seen = Seen::default();
+        seen.add_port(port_key(true, 80));
+        // Connections and client programs tracked: the app reaches its database; nginx
+        // is known by its listener only.
+        seen.add_services(&[("gunicorn".into(), 5432)]);
+        seen.add_programs(&["apt".to_string()]);
+        let keys = RoundKeys {
+            services: vec![("nginx".into(), 443)],
+            ..RoundKeys::default()
+        };
+        let named = |seen: &Seen| every_round(|db| proxy_round(db, 12), &keys, seen, new_services);
+        let c = named(&seen);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].kind, c[0].key.as_str()),
+            (Kind::LocalProcess, "nginx outbound")
+        );
+        let d = &c[0].details;
+        assert_eq!(d["activity"], "first connections out");
+        assert_eq!(d["ports"], json!([443]));
+        assert_eq!(d["destinations"], json!(12));
+        assert_eq!(d["pid"], json!(1036));
+        // Listening on a port the model does not know, it is a new listener's business.
+        let mut unknown_port = seen.clone();
+        unknown_port.ports.clear();
+        assert_eq!(named(&unknown_port), Vec::new());
+        // Once it has connected out in learnt rounds, a new port is a new service, named
+        // by that rule; a port it used, nothing.
+        let mut connects = seen.clone();
+        connects.add_services(&[("nginx".into(), 8000)]);
+        assert_eq!(named(&connects)[0].key, "nginx tcp/443");
+        connects.add_services(&[("nginx".into(), 443)]);
+        assert_eq!(named(&connects), Vec::new());
     }
 
     #[test]

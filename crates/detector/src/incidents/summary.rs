@@ -116,6 +116,26 @@ pub fn summarize(i: &Incident) -> String {
                 peers(d, n("destinations"))
             )
         }
+        "local_process" if s("activity").as_deref() == Some("first connections out") => {
+            let who = format!("{}{}", s("process").unwrap_or_default(), identity(d));
+            let ports: Vec<String> = d
+                .get("ports")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_u64)
+                        .map(|p| format!("tcp/{p}"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "{who}, a server that never connected out, connected to {}: {} in {} packets to {}",
+                ports.join(", "),
+                bytes(n("bytes")),
+                n("packets"),
+                peers(d, n("destinations"))
+            )
+        }
         "local_process" if s("activity").as_deref() == Some("upload") => {
             let who = format!("{}{}", i.cause, identity(d));
             format!(
@@ -201,6 +221,15 @@ pub fn summarize(i: &Incident) -> String {
                 "DNS: {} lookups{by} of never-seen domains that do not resolve (a domain-generation algorithm): {} names unanswered, up to {} domains a round, e.g. {}",
                 n("queries"),
                 n("unanswered"),
+                n("domains"),
+                strings(d, "examples").join(", ")
+            )
+        }
+        "dns" if s("activity").as_deref() == Some("new domains") => {
+            let by = s("process").map(|p| format!(" by {p}")).unwrap_or_default();
+            format!(
+                "DNS: {} lookups{by} under never-seen domains, up to {} of them a round, e.g. {}",
+                n("queries"),
                 n("domains"),
                 strings(d, "examples").join(", ")
             )
@@ -451,6 +480,21 @@ mod tests {
              48.0 kB in 90 packets to 203.0.113.25:25 and 3 more; \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
+        let proxy = incident(
+            "local_process",
+            "nginx outbound",
+            json!({"activity": "first connections out", "process": "nginx", "pid": 1036,
+                   "exe": "/usr/sbin/nginx", "ports": [80, 443], "bytes": 2_400_000,
+                   "packets": 2100, "destinations": 41,
+                   "peers": [{"address": "203.0.113.80", "port": 443, "packets": 120,
+                              "server_name": "www.example.shop"}]}),
+        );
+        assert_eq!(
+            summarize(&proxy),
+            "nginx (pid 1036, /usr/sbin/nginx), a server that never connected out, connected \
+             to tcp/80, tcp/443: 2.4 MB in 2100 packets to www.example.shop \
+             (203.0.113.80:443) and 40 more; 2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
         let held = incident(
             "local_process",
             "gunicorn 203.0.113.0/24",
@@ -663,6 +707,20 @@ mod tests {
             ),
             "{}",
             summarize(&dga)
+        );
+        let relay = incident(
+            "dns",
+            "new domains",
+            json!({"activity": "new domains", "queries": 640, "unanswered": 0,
+                   "domains": 23, "examples": ["www.kqplrmx.shop", "www.abqzk.io"]}),
+        );
+        assert!(
+            summarize(&relay).starts_with(
+                "DNS: 640 lookups under never-seen domains, up to 23 of them a round, e.g. \
+                 www.kqplrmx.shop, www.abqzk.io; "
+            ),
+            "{}",
+            summarize(&relay)
         );
         let quiet = incident(
             "new_program",
