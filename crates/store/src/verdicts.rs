@@ -283,17 +283,18 @@ impl Db {
     }
 
     /// The scores of up to `n` evaluated rounds that started before `before` (µs), in
-    /// time order: what a sum over rounds carries into a run.
-    pub fn scores_before(&self, before: i64, n: usize) -> Result<Vec<Option<f32>>, Error> {
+    /// time order, each with whether incidents that all name an actor held it
+    /// (`masked`): what a sum over rounds carries into a run.
+    pub fn scores_before(&self, before: i64, n: usize) -> Result<Vec<(Option<f32>, bool)>, Error> {
         let mut st = self.conn.prepare_cached(
-            "SELECT br.score FROM batches_rounds br JOIN rounds r ON r.id = br.round_id \
+            "SELECT br.score, br.masked FROM batches_rounds br JOIN rounds r ON r.id = br.round_id \
               WHERE r.start_time < ?1 ORDER BY r.start_time DESC, r.id DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![time::format_micros(before), n as i64], |r| {
-            r.get::<_, Option<f64>>(0)
+            Ok((r.get::<_, Option<f64>>(0)?, r.get::<_, bool>(1)?))
         })?;
-        let mut v: Vec<Option<f32>> = rows
-            .map(|r| r.map(|s| s.map(|s| s as f32)))
+        let mut v: Vec<(Option<f32>, bool)> = rows
+            .map(|r| r.map(|(s, m)| (s.map(|s| s as f32), m)))
             .collect::<rusqlite::Result<_>>()?;
         v.reverse();
         Ok(v)

@@ -89,6 +89,8 @@ pub struct Tracker {
     learning: Vec<(u32, Option<String>, i64)>,
     tracked: Vec<Tracked>,
     now: String,
+    /// See [`Tracker::held_by_actor`].
+    held_by_actor: bool,
 }
 
 impl Tracker {
@@ -136,6 +138,7 @@ impl Tracker {
                 })
                 .collect(),
             now: now.to_string(),
+            held_by_actor: false,
         }
     }
 
@@ -161,9 +164,19 @@ impl Tracker {
         })
     }
 
+    /// Whether the round observed last was held by an incident that names an actor, or
+    /// had a cause naming one that a rule or an accept let through: its excess over the
+    /// usual score is that actor's.
+    pub fn held_by_actor(&self) -> bool {
+        self.held_by_actor
+    }
+
     /// Takes one evaluated round (in time order); returns true when the round counts as
     /// normal although anomalous (every cause allowed or accepted).
     pub fn observe(&mut self, o: Observation<'_>) -> bool {
+        let names_actor =
+            |kind: &str| kind != Kind::Features.as_str() && kind != Kind::Sustained.as_str();
+        self.held_by_actor = o.causes.iter().any(|c| names_actor(c.kind.as_str()));
         let mut touched: HashSet<usize> = HashSet::new();
         let live: Vec<Cause> = o
             .causes
@@ -183,6 +196,7 @@ impl Tracker {
             if let Some(group) = echo
                 && let Some(t) = self.echo_target(group, o.round)
             {
+                self.held_by_actor |= names_actor(&self.tracked[t].inc.kind);
                 self.link(t, o.round.id, o.score);
                 continue;
             }
@@ -214,6 +228,9 @@ impl Tracker {
                 touched.insert(t);
             }
         }
+        self.held_by_actor |= touched
+            .iter()
+            .any(|&t| names_actor(&self.tracked[t].inc.kind));
         for t in 0..self.tracked.len() {
             if !self.tracked[t].inc.status.is_active() {
                 continue;
@@ -695,6 +712,38 @@ mod tests {
         assert_eq!(spans_of(&upload, &scores[..2]), vec![(0, 0)]);
         // A scanner is named for what it did: its one round is an incident.
         assert_eq!(spans_of(&scan(), &scores[..2]), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn rounds_a_listener_holds_are_held_by_an_actor_and_a_shift_alone_is_not() {
+        let mut t = tracker();
+        let key = port_key(true, 4444);
+        let held: Vec<bool> = (0..8)
+            .map(|i| {
+                // Opened by its cause, then held while its port listens.
+                let (causes, listening) = match i {
+                    2 => (vec![listener()], vec![key]),
+                    3..=5 => (vec![], vec![key]),
+                    _ => (vec![], vec![]),
+                };
+                run(&mut t, i..i + 1, |_| {
+                    (i == 2, causes.clone(), listening.clone())
+                });
+                t.held_by_actor()
+            })
+            .collect();
+        let expected: Vec<bool> = (0..8).map(|i| (2..=5).contains(&i)).collect();
+        assert_eq!(held, expected);
+        // A shift right after a scanner is its echo, held by it.
+        let shift = cause(Kind::Sustained, "scores", SHIFT, Subject::None);
+        let mut t = tracker();
+        run(&mut t, 0..1, |_| (true, vec![scan()], vec![]));
+        run(&mut t, 1..2, |_| (true, vec![shift.clone()], vec![]));
+        assert!(t.held_by_actor());
+        // A shift with no actor near it holds nothing.
+        let mut t = tracker();
+        run(&mut t, 0..3, |_| (true, vec![shift.clone()], vec![]));
+        assert!(!t.held_by_actor());
     }
 
     #[test]

@@ -404,7 +404,7 @@ fn scored_cold_start(
         .iter()
         .map(|s| s.is_some_and(|s| s > threshold))
         .collect();
-    let shifted = sustained_rounds(
+    let (shifted, walk) = sustained_rounds(
         db,
         &sc.normal_scores,
         l,
@@ -425,7 +425,7 @@ fn scored_cold_start(
         explained.push(e);
     }
     let triaged = triage_rounds(
-        db, l, &batch_idx, &scores, &shifted, threshold, &explained, &sc.seen, opts,
+        db, l, &batch_idx, &scores, walk, threshold, &explained, &sc.seen, opts,
     )?;
     let verdicts: Vec<Verdict> = batch_idx
         .iter()

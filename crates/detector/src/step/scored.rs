@@ -81,7 +81,7 @@ pub(super) fn scored_step(
     let n = l.rounds.len();
     let over = over_threshold(&scores, n_ctx, threshold);
     let batch_idx: Vec<usize> = (n_ctx..n).collect();
-    let shifted = sustained_rounds(
+    let (shifted, walk) = sustained_rounds(
         db,
         &sc.normal_scores,
         &l,
@@ -102,7 +102,7 @@ pub(super) fn scored_step(
         explained.push(e);
     }
     let triaged = triage_rounds(
-        db, &l, &batch_idx, &scores, &shifted, threshold, &explained, &sc.seen, opts,
+        db, &l, &batch_idx, &scores, walk, threshold, &explained, &sc.seen, opts,
     )?;
     let v = judge(&scores, n_ctx, threshold, &triaged.triage);
     clock.enter(Phase::Train);

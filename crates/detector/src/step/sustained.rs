@@ -12,6 +12,12 @@
 //! calibrated on the model's own normal round scores (the ones behind the threshold):
 //! the largest `S` normal history ever reached, times a margin, so that normal streaks
 //! stay below it.
+//!
+//! A round that an incident naming an actor holds (a backdoor listening, a scanner
+//! named) may lower `S` but not raise it: its excess is that incident's, already
+//! announced. Otherwise a backdoor's 23 rounds at 3–4× the usual score, under the
+//! threshold, left a sum that took 50 rounds to drain once it was gone, and those
+//! rounds opened a "sustained deviation" of their own (simulated workstation week 926).
 
 use portwatch_model::inference::median;
 use portwatch_store::Db;
@@ -65,17 +71,22 @@ impl Cusum {
 
     /// The sum after `scores` (rounds without a score, or over `threshold`, leave it
     /// as it is).
+    #[cfg(test)]
     pub fn run(&self, mut s: f32, scores: &[Option<f32>], threshold: f32) -> (f32, Vec<f32>) {
         let mut trace = Vec::with_capacity(scores.len());
         for x in scores {
-            if let Some(x) = x
-                && *x <= threshold
-            {
-                s = step(s, x / self.usual);
-            }
+            s = self.next(s, *x, threshold);
             trace.push(s);
         }
         (s, trace)
+    }
+
+    /// The sum after one round's score.
+    fn next(&self, s: f32, score: Option<f32>, threshold: f32) -> f32 {
+        match score {
+            Some(x) if x <= threshold => step(s, x / self.usual),
+            _ => s,
+        }
     }
 
     /// Whether a sum says "shifted".
@@ -84,9 +95,55 @@ impl Cusum {
     }
 }
 
-/// Which of the batch's rounds (`batch`: indices in `l`, in time order) belong to a
-/// lasting shift and are not over the threshold already; the sum starts from the
-/// rounds evaluated before the batch. All false until enough normal scores exist.
+/// The sum walked over a batch's rounds in time order, as triage learns which rounds
+/// an incident naming an actor holds: [`ShiftWalk::enter`] a round, then
+/// [`ShiftWalk::leave`] it.
+#[derive(Clone, Debug)]
+pub(super) struct ShiftWalk {
+    cusum: Option<Cusum>,
+    threshold: f32,
+    /// The sum before the round entered.
+    s: f32,
+    /// The sum with the round entered counted in full.
+    counted: f32,
+}
+
+impl ShiftWalk {
+    /// A walk that never alarms (too little normal history).
+    pub(super) fn none() -> ShiftWalk {
+        ShiftWalk {
+            cusum: None,
+            threshold: f32::MAX,
+            s: 0.0,
+            counted: 0.0,
+        }
+    }
+
+    /// Enters the next round: whether its sum, counted in full, says "shifted".
+    pub(super) fn enter(&mut self, score: Option<f32>) -> bool {
+        let Some(c) = self.cusum else {
+            return false;
+        };
+        self.counted = c.next(self.s, score, self.threshold);
+        c.alarm(self.counted)
+    }
+
+    /// Leaves the round entered last; `held`: an incident naming an actor holds it, so
+    /// its excess is not counted (a fall is).
+    pub(super) fn leave(&mut self, held: bool) {
+        self.s = if held {
+            self.counted.min(self.s)
+        } else {
+            self.counted
+        };
+    }
+}
+
+/// Which of the batch's rounds (`batch`: indices in `l`, in time order) may belong to
+/// a lasting shift, not over the threshold already, were no round of the batch held by
+/// an incident naming an actor (a superset of what the walk finds: holding only lowers
+/// the sum); and the walk, from the sum the rounds evaluated before the batch left. All
+/// false until enough normal scores exist.
 pub(super) fn sustained_rounds(
     db: &Db,
     normal_scores: &[f32],
@@ -95,19 +152,27 @@ pub(super) fn sustained_rounds(
     scores: &[Option<f32>],
     over: &[bool],
     threshold: f32,
-) -> Result<Vec<bool>> {
+) -> Result<(Vec<bool>, ShiftWalk)> {
     let mut out = vec![false; l.rounds.len()];
     let (Some(c), Some(&first)) = (Cusum::calibrate(normal_scores), batch.first()) else {
-        return Ok(out);
+        return Ok((out, ShiftWalk::none()));
     };
-    let prior = db.scores_before(l.rounds[first].start, LOOKBACK_ROUNDS)?;
-    let (s0, _) = c.run(0.0, &prior, threshold);
-    let batch_scores: Vec<Option<f32>> = batch.iter().map(|&i| scores[i]).collect();
-    let (_, trace) = c.run(s0, &batch_scores, threshold);
-    for (&i, s) in batch.iter().zip(trace) {
-        out[i] = c.alarm(s) && !over[i];
+    let mut walk = ShiftWalk {
+        cusum: Some(c),
+        threshold,
+        s: 0.0,
+        counted: 0.0,
+    };
+    for (score, held) in db.scores_before(l.rounds[first].start, LOOKBACK_ROUNDS)? {
+        walk.enter(score);
+        walk.leave(held);
     }
-    Ok(out)
+    let mut upper = walk.clone();
+    for &i in batch {
+        out[i] = upper.enter(scores[i]) && !over[i];
+        upper.leave(false);
+    }
+    Ok((out, walk))
 }
 
 fn step(s: f32, ratio: f32) -> f32 {
@@ -157,6 +222,38 @@ mod tests {
         let attack: Vec<Option<f32>> = (0..20).map(|_| Some(50.0 * c.usual)).collect();
         let (s, _) = c.run(0.0, &attack, 5.0 * c.usual);
         assert_eq!(s, 0.0);
+    }
+
+    #[test]
+    fn rounds_an_actor_explains_lower_the_sum_but_do_not_raise_it() {
+        let c = Cusum::calibrate(&normal()).unwrap();
+        let mut walk = ShiftWalk {
+            cusum: Some(c),
+            threshold: 5.0 * c.usual,
+            s: 0.0,
+            counted: 0.0,
+        };
+        // A backdoor's rounds at 4× the usual score, under the threshold: held by its
+        // incident, they add nothing; counted, the sum would be far over `h`.
+        for _ in 0..23 {
+            walk.enter(Some(4.0 * c.usual));
+            walk.leave(true);
+        }
+        assert_eq!(walk.s, 0.0);
+        assert!(!walk.enter(Some(1.5 * c.usual)), "no echo once it is gone");
+        walk.leave(false);
+        // The same rounds not held are a lasting shift, which ordinary rounds drain.
+        for _ in 0..23 {
+            walk.enter(Some(4.0 * c.usual));
+            walk.leave(false);
+        }
+        assert!(c.alarm(walk.s));
+        let high = walk.s;
+        // A held round below the usual level still drains it.
+        walk.enter(Some(0.5 * c.usual));
+        walk.leave(true);
+        assert!(walk.s < high);
+        assert!(!ShiftWalk::none().enter(Some(1000.0)));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::mask::Actor;
 use super::series::Loaded;
+use super::sustained::ShiftWalk;
 use super::verdict::Triage;
 use super::{AnomalyReport, Options};
 use crate::Result;
@@ -59,8 +60,9 @@ impl Triaged {
 }
 
 /// Runs the batch's rounds (`batch`: their indices in `l`, in time order) through the
-/// incident tracker. `sustained` flags rounds of a lasting shift under the threshold;
-/// `explained` are the explanations of the anomalous and sustained ones; `seen` is what
+/// incident tracker. `sustained` walks the sum that flags rounds of a lasting shift
+/// under the threshold; `explained` are the explanations of the anomalous rounds and
+/// of those it may flag; `seen` is what
 /// the model knows (ports and names outside it are new).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn triage_rounds(
@@ -68,7 +70,7 @@ pub(super) fn triage_rounds(
     l: &Loaded,
     batch: &[usize],
     scores: &[Option<f32>],
-    sustained: &[bool],
+    mut sustained: ShiftWalk,
     threshold: f32,
     explained: &[AnomalyReport],
     seen: &Seen,
@@ -124,7 +126,7 @@ pub(super) fn triage_rounds(
     for &i in batch {
         let r = &l.rounds[i];
         let over = scores[i].is_some_and(|s| s > threshold);
-        let shifted = !over && sustained.get(i).copied().unwrap_or(false);
+        let shifted = sustained.enter(scores[i]) && !over;
         let anomalous = over || shifted;
         let mut causes = match by_round.get(&r.id) {
             Some(a) if anomalous => cause::derive(
@@ -237,6 +239,7 @@ pub(super) fn triage_rounds(
             causes,
             listening: &l.keys[i].ports,
         });
+        sustained.leave(tracker.held_by_actor());
         if named_channel && !triage[i].normal {
             channel_rounds.push(i);
         }
