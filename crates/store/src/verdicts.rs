@@ -283,11 +283,16 @@ impl Db {
     }
 
     /// The scores of up to `n` evaluated rounds that started before `before` (µs), in
-    /// time order, each with whether incidents that all name an actor held it
-    /// (`masked`): what a sum over rounds carries into a run.
+    /// time order, each with whether an incident that names an actor holds it (one of
+    /// another kind than `features` or `sustained`): what a sum over rounds carries
+    /// into a run. (`masked` is not it: it is written when the round is learnt, an
+    /// hour or more later.)
     pub fn scores_before(&self, before: i64, n: usize) -> Result<Vec<(Option<f32>, bool)>, Error> {
         let mut st = self.conn.prepare_cached(
-            "SELECT br.score, br.masked FROM batches_rounds br JOIN rounds r ON r.id = br.round_id \
+            "SELECT br.score, EXISTS (SELECT 1 FROM incidents_rounds ir \
+                      JOIN incidents i ON i.id = ir.incident_id \
+                     WHERE ir.round_id = br.round_id AND i.kind NOT IN ('features', 'sustained')) \
+               FROM batches_rounds br JOIN rounds r ON r.id = br.round_id \
               WHERE r.start_time < ?1 ORDER BY r.start_time DESC, r.id DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![time::format_micros(before), n as i64], |r| {
@@ -378,6 +383,96 @@ mod tests {
         let n = |sql: &str| -> i64 { db.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(n("SELECT count(*) FROM batches_rounds"), 1);
         assert_eq!(n("SELECT count(*) FROM anomalies"), 1);
+    }
+
+    #[test]
+    fn scores_before_say_which_rounds_an_incident_with_an_actor_holds() {
+        use crate::incidents::{Incident, IncidentStatus, IncidentWrite};
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("v.db")).unwrap();
+        let t0 = 1_764_000_000_000_000;
+        let ids: Vec<i64> = (0..4)
+            .map(|k| {
+                db.begin_round(t0 + k * 60_000_000, RoundSource::Simulated, None)
+                    .unwrap()
+            })
+            .collect();
+        let verdicts: Vec<Verdict> = ids
+            .iter()
+            .zip([1.0, 8.0, 9.0, 3.0])
+            .map(|(&round_id, score)| Verdict {
+                round_id,
+                score: Some(score),
+                anomalous: false,
+                trainable: true,
+                trained: false,
+            })
+            .collect();
+        let incident = |kind: &str, rounds: &[i64]| IncidentWrite {
+            incident: Incident {
+                id: 0,
+                kind: kind.into(),
+                cause: "x".into(),
+                first_round_id: rounds[0],
+                last_round_id: rounds[rounds.len() - 1],
+                start: t0,
+                end: t0,
+                peak_score: 9.0,
+                status: IncidentStatus::Open,
+                quiet_rounds: 0,
+                rounds: rounds.len() as i64,
+                summary: String::new(),
+                details: serde_json::json!({}),
+                opened_at: "a".into(),
+                updated_at: "a".into(),
+                acknowledged_at: None,
+                accepted_at: None,
+                accepted_by: None,
+                closed_at: None,
+                note: None,
+            },
+            new: true,
+            rounds: rounds.iter().map(|&r| (r, None)).collect(),
+        };
+        let batch = NewBatch {
+            started: t0,
+            alg: "test",
+            first_round_id: ids.first().copied(),
+            last_round_id: ids.last().copied(),
+            windows: 4,
+            anomalies: 0,
+            threshold: Some(10.0),
+            loss_before: None,
+            loss_after: None,
+            model_version: None,
+            status: BatchStatus::Scored,
+        };
+        // A backdoor holds rounds 1 and 2; a lasting shift names no one (round 3).
+        db.record_batch(
+            &batch,
+            &verdicts,
+            &[],
+            &[
+                incident("new_listener", &ids[1..3]),
+                incident("sustained", &ids[3..]),
+            ],
+        )
+        .unwrap();
+        let before = db.scores_before(t0 + 4 * 60_000_000, 10).unwrap();
+        assert_eq!(
+            before,
+            vec![
+                (Some(1.0), false),
+                (Some(8.0), true),
+                (Some(9.0), true),
+                (Some(3.0), false)
+            ]
+        );
+        // The latest `n`, in time order.
+        assert_eq!(
+            db.scores_before(t0 + 3 * 60_000_000, 2).unwrap()[1],
+            (Some(9.0), true)
+        );
     }
 
     #[test]
