@@ -361,17 +361,10 @@ mod tests {
             explanation: "{}",
         };
         let batch = NewBatch {
-            started: 1_764_000_100_000_000,
-            alg: "test",
-            first_round_id: Some(kept),
-            last_round_id: Some(gone),
             windows: 2,
             anomalies: 2,
             threshold: Some(0.5),
-            loss_before: None,
-            loss_after: None,
-            model_version: None,
-            status: BatchStatus::Scored,
+            ..scored_batch(1_764_000_100_000_000, Some(kept), Some(gone))
         };
         db.record_batch(
             &batch,
@@ -383,6 +376,23 @@ mod tests {
         let n = |sql: &str| -> i64 { db.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(n("SELECT count(*) FROM batches_rounds"), 1);
         assert_eq!(n("SELECT count(*) FROM anomalies"), 1);
+    }
+
+    /// A scored batch over the given rounds with nothing in it; tests set what matters.
+    fn scored_batch(started: i64, first: Option<i64>, last: Option<i64>) -> NewBatch<'static> {
+        NewBatch {
+            started,
+            alg: "test",
+            first_round_id: first,
+            last_round_id: last,
+            windows: 0,
+            anomalies: 0,
+            threshold: None,
+            loss_before: None,
+            loss_after: None,
+            model_version: None,
+            status: BatchStatus::Scored,
+        }
     }
 
     #[test]
@@ -435,17 +445,9 @@ mod tests {
             rounds: rounds.iter().map(|&r| (r, None)).collect(),
         };
         let batch = NewBatch {
-            started: t0,
-            alg: "test",
-            first_round_id: ids.first().copied(),
-            last_round_id: ids.last().copied(),
             windows: 4,
-            anomalies: 0,
             threshold: Some(10.0),
-            loss_before: None,
-            loss_after: None,
-            model_version: None,
-            status: BatchStatus::Scored,
+            ..scored_batch(t0, ids.first().copied(), ids.last().copied())
         };
         // A backdoor holds rounds 1 and 2; a lasting shift names no one (round 3).
         db.record_batch(
@@ -492,17 +494,11 @@ mod tests {
         let mut refused = Vec::new();
         for (version, tuned) in runs {
             let batch = NewBatch {
-                started: 1_764_000_100_000_000,
-                alg: "test",
-                first_round_id: None,
-                last_round_id: None,
-                windows: 0,
-                anomalies: 0,
                 threshold: Some(1.0),
                 loss_before: tuned.then_some(0.1),
                 loss_after: tuned.then_some(0.2),
                 model_version: Some(version),
-                status: BatchStatus::Scored,
+                ..scored_batch(1_764_000_100_000_000, None, None)
             };
             db.record_batch(&batch, &[], &[], &[]).unwrap();
             refused.push(db.fine_tunes_refused_in_a_row(3).unwrap());
