@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use portwatch_detector::{Options, Outcome, Status, run_once};
+use portwatch_detector::{Options, Outcome, Status};
 use portwatch_model::DetectorConfig;
 use portwatch_sim::{Inject, SimConfig};
 use portwatch_store::Db;
@@ -27,6 +27,13 @@ fn sim_args(db: &Path, hours: &str, seed: u64, rate: &str, inject: &[&str]) {
         rate.parse().unwrap(),
         inject,
     );
+}
+
+/// `detector --once` through the library: [`portwatch_detector::run_once`] locks the
+/// model directory, so it runs while no other test here starts a process (see
+/// [`locking`]).
+fn once(db: &mut Db, model: &Path, opts: &Options) -> portwatch_detector::Result<Outcome> {
+    locking(|| portwatch_detector::run_once(db, model, opts))
 }
 
 fn detector(db: &Path, args: &[&str]) -> Output {
@@ -705,7 +712,7 @@ impl Day {
     /// runs the detector on it, as cron would.
     fn hour(&mut self, seed: u64, rate: f64, h: u64, inject: &[&str]) -> Outcome {
         simulate(&mut self.conn, 1.0, seed * 1000 + h, rate, inject);
-        let out = run_once(&mut self.conn, &self.model, &self.opts).unwrap();
+        let out = once(&mut self.conn, &self.model, &self.opts).unwrap();
         assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
         out
     }
@@ -721,7 +728,7 @@ fn cold_started_day(seed: u64, rate: f64) -> Day {
         ..Options::default()
     };
     simulate(&mut conn, 24.0, seed, rate, &[]);
-    let out = run_once(&mut conn, &model, &opts).unwrap();
+    let out = once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::Scored, "{}", out.message);
     Day {
         tmp,
@@ -780,7 +787,7 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
             .map(|(_, i)| *i)
             .collect();
         simulate(&mut conn, 1.0, seed * 1000 + h, rate, &inject);
-        let out = run_once(&mut conn, &model, &opts).unwrap();
+        let out = once(&mut conn, &model, &opts).unwrap();
         assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
         if !inject.is_empty() {
             with_attack.push(out);
@@ -930,20 +937,20 @@ fn warming_up_until_enough_history_then_each_round_is_scored_once() {
         min_history_secs: 3.0 * 3600.0,
         ..Options::default()
     };
-    let out = run_once(&mut conn, &model, &opts).unwrap();
+    let out = once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::NothingToDo);
     simulate(&mut conn, 2.0, 31, 5.0, &[]);
-    let out = run_once(&mut conn, &model, &opts).unwrap();
+    let out = once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::WarmingUp, "{}", out.message);
     assert!(out.message.contains("warming up"), "{}", out.message);
     assert!(out.anomalies.is_empty());
     let evaluated: i64 = query_i64(&db_path, "SELECT count(*) FROM batches_rounds");
     assert_eq!(evaluated, 0, "warm-up rounds wait until scoring starts");
     simulate(&mut conn, 1.5, 32, 5.0, &[]);
-    let out = run_once(&mut conn, &model, &opts).unwrap();
+    let out = once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::Scored, "{}", out.message);
     assert_eq!(out.rounds, 210, "every warm-up round, once");
-    let out = run_once(&mut conn, &model, &opts).unwrap();
+    let out = once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::NothingToDo, "{}", out.message);
     let (n, distinct): (i64, i64) = rusqlite::Connection::open(&db_path)
         .unwrap()
@@ -971,7 +978,7 @@ fn the_detector_runs_while_a_collector_writes() {
         ..Options::default()
     };
     simulate(&mut conn, 2.5, 41, 5.0, &[]);
-    run_once(&mut conn, &model, &opts).unwrap();
+    once(&mut conn, &model, &opts).unwrap();
     simulate(&mut conn, 1.0, 42, 5.0, &[]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -1004,7 +1011,7 @@ fn the_detector_runs_while_a_collector_writes() {
             commits
         })
     };
-    let out = run_once(&mut conn, &model, &opts);
+    let out = once(&mut conn, &model, &opts);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let commits = writer.join().unwrap();
     let out = out.unwrap();
@@ -1040,7 +1047,7 @@ fn history_without_a_run_as_long_as_the_window_is_a_clear_error() {
         min_history_secs: 2.0 * 3600.0,
         ..Options::default()
     };
-    let err = run_once(&mut conn, &model, &opts).unwrap_err().to_string();
+    let err = once(&mut conn, &model, &opts).unwrap_err().to_string();
     assert!(err.contains("no gap-free run of 48 samples"), "{err}");
     assert!(!model.join("model.json").exists(), "no model was saved");
     let batches: i64 = query_i64(&db_path, "SELECT count(*) FROM batches");
@@ -1050,7 +1057,7 @@ fn history_without_a_run_as_long_as_the_window_is_a_clear_error() {
         config: DetectorConfig::small().with_epochs(2),
         ..opts
     };
-    let out = run_once(&mut conn, &model, &opts).unwrap();
+    let out = once(&mut conn, &model, &opts).unwrap();
     assert_eq!(out.status, Status::Scored, "{}", out.message);
 }
 
@@ -1273,7 +1280,7 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
             [round],
         )
         .unwrap();
-        let out = run_once(&mut conn, &model, &opts).unwrap();
+        let out = once(&mut conn, &model, &opts).unwrap();
         assert_eq!(out.rounds, 1, "one new round a minute");
         if out.fine_tune != "skipped" {
             trained_runs += 1;
@@ -1608,13 +1615,13 @@ fn deploy_day(
     let model = tmp.join("model");
     let (seed, rate) = (31, 20.0);
     simulate(&mut conn, 24.0, seed, rate, &[]);
-    run_once(&mut conn, &model, opts).unwrap();
+    once(&mut conn, &model, opts).unwrap();
     let mut outs = Vec::new();
     for h in 0..hours {
         between(h, &mut conn);
         let inject = if h == 0 { "deploy@0.1" } else { "deploy@0" };
         simulate(&mut conn, 1.0, seed, rate, &[inject]);
-        let out = run_once(&mut conn, &model, opts).unwrap();
+        let out = once(&mut conn, &model, opts).unwrap();
         assert_eq!(out.status, Status::Scored, "hour {h}: {}", out.message);
         outs.push(out);
     }
@@ -1758,11 +1765,12 @@ fn the_loop_runs_every_interval_until_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("ports.db");
     sim_args(&db, "0.2", 8, "5", &[]);
-    let mut child = command(DETECTOR, &db)
-        .args(["--interval", "1s", "--min-history", "10h", "-v"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        command(DETECTOR, &db)
+            .args(["--interval", "1s", "--min-history", "10h", "-v"])
+            .stdout(std::process::Stdio::piped()),
+    )
+    .unwrap();
     // The first step evaluates the history (warming up); new rounds are picked up by
     // a later one.
     wait_for(&db, "SELECT count(*) FROM batches");

@@ -4,8 +4,47 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
+
+/// Held for reading by tests that take a lock in this process, for writing while one
+/// starts a child.
+///
+/// A child starts with a copy of every descriptor of the test binary and closes them
+/// (close-on-exec) only when it execs. A `flock` belongs to the open file, so for that
+/// moment the child holds the lock of whatever another test thread has locked, and
+/// that thread's next run after dropping it finds it "held" (seen once in CI: the
+/// detector's minute loop told its model directory was held by a detector). Spawning
+/// is brief; the in-process runs wait for it and it waits for them.
+static SPAWNING: RwLock<()> = RwLock::new(());
+
+/// Runs `f`, which takes and drops a lock in this process (the detector's `run_once`
+/// locks its model directory), while no test of this binary starts a child.
+pub fn locking<T>(f: impl FnOnce() -> T) -> T {
+    let _no_spawn = SPAWNING.read().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
+/// Starts `c` while no test of this binary is inside [`locking`]: how every helper
+/// here starts a process, and how a test starts one it keeps running.
+pub fn spawn(c: &mut Command) -> std::io::Result<Child> {
+    let _alone = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
+    c.spawn()
+}
+
+/// [`Command::status`], started by [`spawn`].
+pub fn status(c: &mut Command) -> std::io::Result<std::process::ExitStatus> {
+    spawn(c)?.wait()
+}
+
+/// [`Command::output`], started by [`spawn`].
+pub fn output(c: &mut Command) -> std::io::Result<Output> {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn(c)?.wait_with_output()
+}
 
 /// The reference captures with tshark's counts: `$PORTWATCH_PCAPS`, else the
 /// captures' directory beside the checkout. Missing is a failure: CI has them.
@@ -33,7 +72,7 @@ pub fn command(bin: &str, db: &Path) -> Command {
 }
 
 pub fn run(mut c: Command) -> Output {
-    c.output().expect("binary runs")
+    output(&mut c).expect("binary runs")
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -78,17 +117,18 @@ pub struct Tmpfs(PathBuf);
 impl Tmpfs {
     pub fn mount(dir: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .status()
-            .unwrap();
+        let ok = status(
+            Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(dir),
+        )
+        .unwrap();
         assert!(
             ok.success(),
             "mounting a tmpfs needs root (CI runs as root)"
@@ -98,18 +138,19 @@ impl Tmpfs {
 
     /// Grows or shrinks it (never below what it holds).
     pub fn resize(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
+        let ok = status(
+            Command::new("mount")
+                .args(["-o", &format!("remount,size={size}")])
+                .arg(&self.0),
+        )
+        .unwrap();
         assert!(ok.success(), "remount {size}");
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = status(Command::new("umount").arg(&self.0));
     }
 }
 
@@ -119,16 +160,17 @@ pub const NOBODY: u32 = 65534;
 /// Runs `argv` as `nobody` (setpriv drops uid, gid and groups): the planting step of a
 /// test where another local user prepares a trap for root. Fails the test if it fails.
 pub fn as_nobody(argv: &[&str]) {
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOBODY}"),
-            "--clear-groups",
-            "--",
-        ])
-        .args(argv)
-        .output()
-        .expect("setpriv runs");
+    let out = output(
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "--",
+            ])
+            .args(argv),
+    )
+    .expect("setpriv runs");
     assert!(
         out.status.success(),
         "as nobody: {argv:?}: {}",
@@ -171,17 +213,18 @@ pub const CHILD_RAN: &str = "portwatch-test-child-ran";
 /// body prints [`CHILD_RAN`]). Being unable to re-run is a failure too, unless skips
 /// are allowed.
 pub fn rerun_as_nobody(name: &str, env: (&str, &str)) {
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(std::env::current_exe().expect("test binary"))
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(env.0, env.1)
-        .output();
+    let out = output(
+        Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(std::env::current_exe().expect("test binary"))
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(env.0, env.1),
+    );
     let out = match out {
         Ok(out) => out,
         Err(e) => return skip(&format!("setpriv cannot run: {e}")),
@@ -211,19 +254,14 @@ pub fn rerun_as_nobody(name: &str, env: (&str, &str)) {
 /// at a terminal would: what it drew there (stdout and stderr together) comes back as
 /// the output's stdout.
 pub fn on_terminal(cmd: &str) -> Output {
-    Command::new("script")
-        .args(["-qec", cmd, "/dev/null"])
-        .output()
-        .expect("script (util-linux)")
+    output(Command::new("script").args(["-qec", cmd, "/dev/null"])).expect("script (util-linux)")
 }
 
 /// Sends SIGTERM to `child` (through kill(1), as an operator or systemd would).
 pub fn sigterm(child: &std::process::Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(ok.success(), "kill -TERM {}", child.id());
+    let out =
+        output(Command::new("kill").args(["-TERM", &child.id().to_string()])).expect("kill runs");
+    assert!(out.status.success(), "kill -TERM {}", child.id());
 }
 
 /// A network namespace the test creates (`ip netns add`, or `unshare --net`), with a
@@ -256,17 +294,18 @@ impl Netns {
             return None;
         }
         let script = listener_script("127.0.0.1", port);
-        let child = Command::new("unshare")
-            .args([
-                "--net",
-                "sh",
-                "-c",
-                "ip link set lo up && exec python3 -c \"$0\"",
-            ])
-            .arg(&script)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("unshare");
+        let child = spawn(
+            Command::new("unshare")
+                .args([
+                    "--net",
+                    "sh",
+                    "-c",
+                    "ip link set lo up && exec python3 -c \"$0\"",
+                ])
+                .arg(&script)
+                .stdout(Stdio::piped()),
+        )
+        .expect("unshare");
         let (child, inode) = ready(child, |pid| format!("/proc/{pid}/ns/net"));
         Some(Netns {
             name: String::new(),
@@ -297,7 +336,7 @@ impl Netns {
         }
         let name = format!("pw{tag}{}", std::process::id());
         let ip = |args: &[&str]| {
-            let st = Command::new("ip").args(args).status().expect("ip");
+            let st = status(Command::new("ip").args(args)).expect("ip");
             assert!(st.success(), "ip {args:?}");
         };
         ip(&["netns", "add", &name]);
@@ -305,7 +344,7 @@ impl Netns {
         let mut bind = "127.0.0.1";
         if let Some(net) = veth {
             let (host, inside) = (format!("pw{tag}h"), format!("pw{tag}n"));
-            let _ = Command::new("ip").args(["link", "del", &host]).status();
+            let _ = status(Command::new("ip").args(["link", "del", &host]));
             ip(&[
                 "link", "add", &host, "type", "veth", "peer", "name", &inside,
             ]);
@@ -325,11 +364,12 @@ impl Netns {
             bind = "0.0.0.0";
         }
         let script = listener_script(bind, port);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &name, "python3", "-c", &script])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("ip netns exec");
+        let child = spawn(
+            Command::new("ip")
+                .args(["netns", "exec", &name, "python3", "-c", &script])
+                .stdout(Stdio::piped()),
+        )
+        .expect("ip netns exec");
         let (child, inode) = ready(child, |_| format!("/run/netns/{name}"));
         Some(Netns {
             name,
@@ -375,9 +415,7 @@ impl Drop for Netns {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !self.name.is_empty() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.name])
-                .status();
+            let _ = status(Command::new("ip").args(["netns", "del", &self.name]));
         }
     }
 }
