@@ -1234,9 +1234,14 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         "a ceiling of new client networks for tcp/443"
     );
     let learnt = json["seen"]["repeats"].clone();
-    // So are the client networks: the first fine-tune seeds them too.
+    // So is what new client networks sent: without it, the first fine-tune learns the
+    // client networks again, and stuffing is missed if it does not.
     json["seen"].as_object_mut().unwrap().remove("repeats");
-    json["seen"].as_object_mut().unwrap().remove("clients");
+    json["seen"]["clients"]
+        .as_object_mut()
+        .unwrap()
+        .remove("received")
+        .expect("what new networks sent is tracked");
     std::fs::write(&sidecar, serde_json::to_vec(&json).unwrap()).unwrap();
 
     // Three more hours, hidden from the detector until "the collector" closes them.
@@ -1356,6 +1361,12 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         json["seen"]["clients"]["ceilings"][&https]
             .as_u64()
             .is_some()
+    );
+    assert!(
+        json["seen"]["clients"]["received"][&https]
+            .as_u64()
+            .is_some(),
+        "what new networks sent nginx, learnt again"
     );
     // Its executable is named once a sample caught one of its one-second sockets.
     let beacon: String = rusqlite::Connection::open(&db_path)

@@ -229,6 +229,9 @@ impl RoundBuilder {
         if !outbound && bare_syn {
             self.record_inbound_syn(i, p, &ends);
         }
+        if !outbound && tcp {
+            self.record_received(p, &ends);
+        }
         // A SYN to a port the host listens on, attributed to the program that listens
         // there, is a connection to that program (the direction rule can guess wrong
         // when a client's port is also one of the host's, or the host's IPv6 address is
@@ -312,6 +315,7 @@ impl RoundBuilder {
         self.keys.programs = programs;
         self.keys.repeats = self.repeats.peaks();
         self.keys.clients = self.repeats.clients();
+        self.keys.received = self.repeats.received_bytes();
         self.keys.uploads = self.uploads.peaks();
         self.keys.peers = self.peers.pairs();
         self.keys.resolvers = self.resolvers.into_iter().collect();
@@ -419,11 +423,26 @@ impl RoundBuilder {
             if let Some(h) = e.src {
                 self.probes.push((p.ts, h, e.dport));
             }
-        } else if let (Some(h), Some(a)) = (e.src, p.src)
-            && !self.carry.local_addrs.contains(&h)
-            && !is_loopback(a)
-        {
+        } else if let Some((h, a)) = self.remote_client(p, e) {
             self.repeats.syn(h, client_key(a), e.sport, e.dport);
+        }
+    }
+
+    /// The source of an inbound packet as a client of the host's services: its address
+    /// (hash and text) when it is neither the host's nor loopback.
+    fn remote_client<'p>(&self, p: &PktRow<'p>, e: &Ends) -> Option<(u64, &'p str)> {
+        let (h, a) = (e.src?, p.src?);
+        (!self.carry.local_addrs.contains(&h) && !is_loopback(a)).then_some((h, a))
+    }
+
+    /// Bytes of an inbound TCP packet to a port the host listens on, from a remote
+    /// client, counted per network ([`RoundKeys::received`]).
+    fn record_received(&mut self, p: &PktRow<'_>, e: &Ends) {
+        if self.listening.contains(&port_key(true, e.dport))
+            && let Some((_, a)) = self.remote_client(p, e)
+        {
+            self.repeats
+                .received(client_key(a), e.dport, p.length.max(0) as u64);
         }
     }
 
@@ -1057,8 +1076,24 @@ mod tests {
         b.add_packet(&out(0x10, 993, "curl")); // no connection opened
         b.add_packet(&out(0x02, 22, "sshd")); // sshd listens on 22: a client's, misread
         b.add_packet(&out(0x02, 22, "backup")); // another program's connection to :22
+        // What a client sends in its connection counts with its SYNs, per network: 18
+        // SYNs of 60 bytes and two segments from 203.0.113.0/24, one SYN from
+        // 198.51.100.0/24. Loopback's, the host's own, and :23's are not counted.
+        for src in ["203.0.113.7", "203.0.113.8", "127.0.0.1", "10.0.0.1"] {
+            b.add_packet(&PktRow {
+                length: 1514,
+                tcp_flags: Some(0x18),
+                ..syn(5 * s, src, 40_000, 22)
+            });
+        }
         let (_, keys, _) = b.finish(&mut seen);
         assert_eq!(keys.repeats, vec![(port_key(true, 22), 9)]);
+        let mut received = vec![
+            (client_key("203.0.113.7"), 18 * 60 + 2 * 1514),
+            (client_key("198.51.100.23"), 60),
+        ];
+        received.sort_unstable();
+        assert_eq!(keys.received, vec![(port_key(true, 22), received)]);
         // Two client networks at :22; loopback, the host's own address and :23 (nothing
         // listens: a probe) are none.
         let mut nets = vec![client_key("203.0.113.7"), client_key("198.51.100.23")];

@@ -50,7 +50,7 @@ pub use calendar::{DAY_SLOTS, SECOND, calendar_inputs, day_slot};
 pub use hash::{fnv1a, listen_bucket};
 pub use input::{PktRow, SockRow};
 pub use peers::{MAX_KNOWN_PEERS, Peers};
-pub use repeats::{MAX_ROUND_CLIENTS, client_key, repeat_limit};
+pub use repeats::{MAX_ROUND_CLIENTS, RECEIVED_MARGIN, client_key, received_limit, repeat_limit};
 pub use scaler::{CLIP, MIN_SCALE, OFFSET_SHARE, Scaler, quantile_sorted};
 pub use scan_tracker::{MAX_TRACKED_REMOTES, SCAN_HORIZON, ScanTracker};
 pub use seen::{

@@ -10,6 +10,12 @@
 //! them repeating much, but nearly all of them networks the host's service never had a
 //! client from. [`crate::Seen`] keeps the networks of learnt rounds and, per port, the
 //! most never-seen networks one learnt round brought.
+//!
+//! And what each network sent to each port, SYN or not: a login with a stolen key is
+//! one connection to sshd from a network it never had a client from, like any password
+//! guesser's, until the intruder's tools go up through it — megabytes where a stranger
+//! sends a few kilobytes. [`crate::Seen`] keeps, per port, the most bytes one network
+//! never seen before sent in a learnt round.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -40,6 +46,8 @@ pub(crate) struct RepeatCounter {
     per: HashMap<(u64, u16), u32>,
     /// Per listening port, the networks ([`client_key`]) that connected to it.
     clients: HashMap<u16, HashSet<u32>>,
+    /// Per listening port, the bytes each network sent to it.
+    received: HashMap<u16, HashMap<u32, u64>>,
 }
 
 impl RepeatCounter {
@@ -54,6 +62,19 @@ impl RepeatCounter {
             return;
         }
         *self.per.entry((remote, port)).or_default() += 1;
+    }
+
+    /// `bytes` from network `net` ([`client_key`]) to listening TCP port `port`.
+    pub(crate) fn received(&mut self, net: u32, port: u16, bytes: u64) {
+        let nets = self.received.entry(port).or_default();
+        let full = nets.len() >= MAX_ROUND_CLIENTS;
+        match nets.get_mut(&net) {
+            Some(b) => *b = b.saturating_add(bytes),
+            None if !full => {
+                nets.insert(net, bytes);
+            }
+            None => {}
+        }
     }
 
     /// The round's peaks: per port key, the most connections one remote made.
@@ -80,6 +101,35 @@ impl RepeatCounter {
         out.sort_unstable();
         out
     }
+
+    /// The round's bytes per port key and network, both sorted.
+    pub(crate) fn received_bytes(&self) -> Vec<(u32, Vec<(u32, u64)>)> {
+        let mut out: Vec<(u32, Vec<(u32, u64)>)> = self
+            .received
+            .iter()
+            .map(|(&port, nets)| {
+                let mut nets: Vec<(u32, u64)> = nets.iter().map(|(&n, &b)| (n, b)).collect();
+                nets.sort_unstable();
+                (port_key(true, port), nets)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// Bytes past a port's ceiling that one never-seen network may send it in a round
+/// before it is named, whatever the ceiling. A stranger's login attempt, a page
+/// request or a form is a few kilobytes; half a megabyte is a transfer into the host.
+/// A service whose new clients do send that much (uploads to a web application) has a
+/// ceiling that says so.
+pub const RECEIVED_MARGIN: u64 = 512 * 1024;
+
+/// How many bytes one never-seen network sends a port with `ceiling` in a round before
+/// it is named: four times the ceiling, and at least [`RECEIVED_MARGIN`] more than it
+/// (the rule of [`crate::upload_limit`], with its own margin).
+pub fn received_limit(ceiling: u64) -> u64 {
+    crate::uploads::volume_limit(ceiling, RECEIVED_MARGIN)
 }
 
 /// How many connections from one remote in a round a port with `ceiling` takes before
@@ -130,7 +180,34 @@ mod tests {
     }
 
     #[test]
+    fn bytes_are_per_port_and_network_up_to_a_cap() {
+        let mut c = RepeatCounter::default();
+        c.received(70, 22, 600);
+        c.received(70, 22, 1_400);
+        c.received(71, 22, 100);
+        c.received(70, 443, 5);
+        assert_eq!(
+            c.received_bytes(),
+            vec![
+                (port_key(true, 22), vec![(70, 2_000), (71, 100)]),
+                (port_key(true, 443), vec![(70, 5)])
+            ]
+        );
+        for net in 0..(MAX_ROUND_CLIENTS as u32 + 10) {
+            c.received(1_000 + net, 80, 1);
+        }
+        // A network already counted still adds up past the cap.
+        c.received(1_000, 80, 1);
+        let port80 = c.received_bytes().remove(1).1;
+        assert_eq!(port80.len(), MAX_ROUND_CLIENTS);
+        assert_eq!(port80[0], (1_000, 2));
+    }
+
+    #[test]
     fn limits_grow_with_the_ceiling() {
+        assert_eq!(received_limit(0), RECEIVED_MARGIN);
+        assert_eq!(received_limit(1_000_000), 4_000_000);
+        assert_eq!(received_limit(u64::MAX), u64::MAX);
         assert_eq!(repeat_limit(0), 3);
         assert_eq!(repeat_limit(1), 4);
         assert_eq!(repeat_limit(3), 6);

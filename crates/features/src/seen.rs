@@ -71,11 +71,11 @@ pub struct Seen {
 /// that resolves recursively meets thousands (and the detector does not ask it).
 pub const MAX_KNOWN_RESOLVERS: usize = 1024;
 
-/// The networks ([`crate::client_key`]) that connected to the host's listening TCP
-/// ports in learnt rounds, and per port key the most networks never seen before that
-/// one learnt round brought (the *ceiling*). Only learnt rounds add networks, so a
-/// botnet's addresses stay unknown for as long as its rounds are not learnt, however
-/// often each comes back.
+/// The networks ([`crate::client_key`]) that connected or sent to the host's listening
+/// TCP ports in learnt rounds, and per port key the most networks never seen before that
+/// one learnt round brought (the *ceiling*), and the most bytes one such network sent
+/// it in a learnt round. Only learnt rounds add networks, so a botnet's addresses stay
+/// unknown for as long as its rounds are not learnt, however often each comes back.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Clients {
     /// Per network, the learnt round it last connected in (a count of learnt rounds).
@@ -83,6 +83,11 @@ pub struct Clients {
     /// Learnt rounds so far.
     rounds: u64,
     ceilings: BTreeMap<u32, u32>,
+    /// Per port key, the most bytes one never-seen network sent it in a learnt round
+    /// (none: 0). `None` in a model saved before they were tracked: the caller learns
+    /// the clients again from history.
+    #[serde(default)]
+    received: Option<BTreeMap<u32, u64>>,
 }
 
 impl Clients {
@@ -93,8 +98,14 @@ impl Clients {
     }
 
     /// Learns a round's networks per port key; with `raise`, first raises each port's
-    /// ceiling to the round's count of networks not known before it.
-    fn learn(&mut self, clients: &[(u32, Vec<u32>)], raise: bool) {
+    /// ceilings to the round's count of networks not known before it and to the most
+    /// bytes one of them sent.
+    fn learn(
+        &mut self,
+        clients: &[(u32, Vec<u32>)],
+        received: &[(u32, Vec<(u32, u64)>)],
+        raise: bool,
+    ) {
         self.rounds += 1;
         if raise {
             for (key, nets) in clients {
@@ -103,7 +114,22 @@ impl Clients {
                 *c = (*c).max(n);
             }
         }
-        for net in clients.iter().flat_map(|(_, nets)| nets) {
+        let most_received = self.received.get_or_insert_default();
+        if raise {
+            for (key, nets) in received {
+                let new = nets.iter().filter(|(n, _)| !self.known.contains_key(n));
+                if let Some(most) = new.map(|&(_, b)| b).max() {
+                    let c = most_received.entry(*key).or_default();
+                    *c = (*c).max(most);
+                }
+            }
+        }
+        // A network that only sent (on a connection older than the round) is a
+        // client all the same.
+        let sent = received
+            .iter()
+            .flat_map(|(_, nets)| nets.iter().map(|(n, _)| n));
+        for net in clients.iter().flat_map(|(_, nets)| nets).chain(sent) {
             self.known.insert(*net, self.rounds);
         }
         forget_oldest(&mut self.known, MAX_KNOWN_CLIENTS);
@@ -227,11 +253,31 @@ impl Seen {
         (n > repeat_limit(ceiling)).then_some(ceiling)
     }
     /// Learns a round's client networks (and starts tracking them, if not yet); with
-    /// `raise`, the ports' ceilings first rise to the round's never-seen networks. The
-    /// first hour of a cold start seeds the networks without raising: everything is
-    /// new then.
-    pub fn add_clients(&mut self, clients: &[(u32, Vec<u32>)], raise: bool) {
-        self.clients.get_or_insert_default().learn(clients, raise);
+    /// `raise`, the ports' ceilings first rise to the round's never-seen networks and
+    /// what they sent. The first hour of a cold start seeds the networks without
+    /// raising: everything is new then.
+    pub fn add_clients(&mut self, keys: &RoundKeys, raise: bool) {
+        self.clients
+            .get_or_insert_default()
+            .learn(&keys.clients, &keys.received, raise);
+    }
+    /// Whether the client networks are tracked with what they sent (false for a model
+    /// saved before bytes were: its clients are learnt again).
+    pub fn tracks_received(&self) -> bool {
+        self.clients.as_ref().is_some_and(|c| c.received.is_some())
+    }
+    /// The ceiling of `key` when network `net` ([`crate::client_key`]), never seen in a
+    /// learnt round, sent it `bytes` in a round, over its limit
+    /// ([`crate::received_limit`]); None when they are not, when the network is known,
+    /// or while bytes are not tracked. A port no new network sent anything to in a
+    /// learnt round has a ceiling of 0.
+    pub fn over_received_ceiling(&self, key: u32, net: u32, bytes: u64) -> Option<u64> {
+        let clients = self.clients.as_ref()?;
+        if clients.known.contains_key(&net) {
+            return None;
+        }
+        let ceiling = clients.received.as_ref()?.get(&key).copied().unwrap_or(0);
+        (bytes > crate::received_limit(ceiling)).then_some(ceiling)
     }
     /// The ceiling of `program` when it sent `bytes` to one address in a round, over
     /// its limit ([`upload_limit`]); None when they are not, while uploads are not
@@ -350,7 +396,7 @@ impl Seen {
         self.add_programs(&keys.programs);
         self.add_repeats(&keys.repeats);
         self.add_services(&keys.services);
-        self.add_clients(&keys.clients, true);
+        self.add_clients(keys, true);
         self.add_uploads(&keys.uploads);
         self.add_peers(&keys.peers, keys.start);
         self.add_resolvers(&keys.resolvers);
@@ -381,6 +427,9 @@ pub struct RoundKeys {
     /// Per TCP port key listened on, the networks ([`crate::client_key`]) whose
     /// connection attempts reached it (at most [`crate::MAX_ROUND_CLIENTS`]), sorted.
     pub clients: Vec<(u32, Vec<u32>)>,
+    /// Per TCP port key listened on, the bytes each remote network sent to it (at most
+    /// [`crate::MAX_ROUND_CLIENTS`] networks), both sorted.
+    pub received: Vec<(u32, Vec<(u32, u64)>)>,
     /// Per program, the most bytes it sent to one remote address in the round as a
     /// client, sorted by program.
     pub uploads: Vec<(String, u64)>,
@@ -430,6 +479,73 @@ mod tests {
         assert_eq!(seen.over_upload_ceiling("rclone", u64::MAX), None);
     }
 
+    /// A round's keys where `nets` connected to port key `key`.
+    fn connected(key: u32, nets: Vec<u32>) -> RoundKeys {
+        RoundKeys {
+            clients: vec![(key, nets)],
+            ..RoundKeys::default()
+        }
+    }
+
+    /// A round's keys where each (network, bytes) sent that much to port key `key`.
+    fn sent(key: u32, nets: &[(u32, u64)]) -> RoundKeys {
+        RoundKeys {
+            received: vec![(key, nets.to_vec())],
+            ..RoundKeys::default()
+        }
+    }
+
+    #[test]
+    fn what_networks_never_seen_sent_a_port_has_a_ceiling() {
+        use crate::RECEIVED_MARGIN;
+        let (ssh, https) = (port_key(true, 22), port_key(true, 443));
+        let mut seen = Seen::default();
+        assert_eq!(
+            seen.over_received_ceiling(ssh, 9, u64::MAX),
+            None,
+            "not tracked"
+        );
+        assert!(!seen.tracks_received());
+        // The first hour: known, no ceiling raised.
+        seen.add_clients(&sent(ssh, &[(1, 3_000_000)]), false);
+        assert!(seen.tracks_received());
+        assert_eq!(seen.over_received_ceiling(ssh, 1, u64::MAX), None, "known");
+        assert_eq!(
+            seen.over_received_ceiling(ssh, 9, RECEIVED_MARGIN + 1),
+            Some(0),
+            "a port no new network sent to has a ceiling of 0"
+        );
+        assert_eq!(seen.over_received_ceiling(ssh, 9, RECEIVED_MARGIN), None);
+        // A learnt round: the known network's bytes raise nothing, a new one's do.
+        seen.add_clients(&sent(ssh, &[(1, 9_000_000), (2, 20_000), (3, 8_000)]), true);
+        assert_eq!(
+            seen.over_received_ceiling(ssh, 9, 20_000 + RECEIVED_MARGIN),
+            None
+        );
+        assert_eq!(
+            seen.over_received_ceiling(ssh, 9, 20_001 + RECEIVED_MARGIN),
+            Some(20_000)
+        );
+        assert_eq!(seen.over_received_ceiling(ssh, 2, u64::MAX), None, "learnt");
+        seen.add_clients(&sent(https, &[(4, 1_000_000)]), true);
+        assert_eq!(seen.over_received_ceiling(https, 9, 4_000_000), None);
+        assert_eq!(
+            seen.over_received_ceiling(https, 9, 4_000_001),
+            Some(1_000_000)
+        );
+        let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
+        assert_eq!(
+            back.over_received_ceiling(https, 9, 4_000_001),
+            Some(1_000_000)
+        );
+        // A model saved before bytes were tracked says so.
+        let mut json = serde_json::to_value(&seen).unwrap();
+        json["clients"].as_object_mut().unwrap().remove("received");
+        let old: Seen = serde_json::from_value(json).unwrap();
+        assert!(!old.tracks_received());
+        assert_eq!(old.over_received_ceiling(ssh, 9, u64::MAX), None);
+    }
+
     #[test]
     fn client_ceilings_count_networks_never_seen_and_the_stale_are_forgotten() {
         let mut seen = Seen::default();
@@ -440,13 +556,13 @@ mod tests {
             "an untracked model alarms on nothing"
         );
         // The first hour seeds networks without a ceiling: everything is new then.
-        seen.add_clients(&[(https, vec![1, 2, 3])], false);
+        seen.add_clients(&connected(https, vec![1, 2, 3]), false);
         assert_eq!(
             seen.over_client_ceiling(https, 1000),
             None,
             "no ceiling yet"
         );
-        seen.add_clients(&[(https, vec![1, 2, 4, 5])], true);
+        seen.add_clients(&connected(https, vec![1, 2, 4, 5]), true);
         assert_eq!(seen.unknown_clients(&[1, 4, 6, 7]), Some(2));
         assert_eq!(
             seen.over_client_ceiling(https, 5),
@@ -456,7 +572,7 @@ mod tests {
         assert_eq!(seen.over_client_ceiling(https, 6), Some(2));
         assert_eq!(seen.over_client_ceiling(port_key(true, 22), 6), None);
         let key = crate::client_key("198.51.100.7");
-        seen.add_clients(&[(https, vec![key])], true);
+        seen.add_clients(&connected(https, vec![key]), true);
         assert!(seen.knows_client("198.51.100.200"), "the same /24");
         assert!(!seen.knows_client("198.51.101.7"));
         let back: Seen = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
@@ -464,10 +580,10 @@ mod tests {
         assert_eq!(back.unknown_clients(&[1, key, 9]), Some(1));
         // Networks that keep coming back outlive those seen once, long ago.
         let mut seen = Seen::default();
-        seen.add_clients(&[(https, vec![u32::MAX])], false);
+        seen.add_clients(&connected(https, vec![u32::MAX]), false);
         for start in (0..MAX_KNOWN_CLIENTS as u32 + 10).step_by(1000) {
             let nets: Vec<u32> = (start..start + 1000).chain([7_000_000]).collect();
-            seen.add_clients(&[(https, nets)], false);
+            seen.add_clients(&connected(https, nets), false);
         }
         let c = seen.clients.as_ref().unwrap();
         assert!(c.known.len() <= MAX_KNOWN_CLIENTS);
@@ -608,6 +724,10 @@ mod tests {
             repeats: vec![(port_key(true, 22), 2)],
             services: vec![("apt".into(), 443)],
             clients: vec![(port_key(true, 22), vec![crate::client_key("192.0.2.1")])],
+            received: vec![(
+                port_key(true, 22),
+                vec![(crate::client_key("198.51.100.7"), 30_000)],
+            )],
             uploads: vec![("apt".into(), 4096)],
             peers: vec![("apt".into(), crate::client_key("91.189.91.81"))],
             resolvers: vec![crate::client_key("10.0.2.3")],
@@ -618,6 +738,14 @@ mod tests {
         assert!(!seen.new_peer("apt", crate::client_key("91.189.91.82"), i64::MAX));
         assert_eq!(seen.uploads.as_ref().unwrap()["apt"], 4096);
         assert!(seen.knows_client("192.0.2.1"));
+        assert!(
+            seen.knows_client("198.51.100.7"),
+            "it only sent: a client too"
+        );
+        assert_eq!(
+            seen.over_received_ceiling(port_key(true, 22), 9, 30_000 + crate::RECEIVED_MARGIN + 1),
+            Some(30_000)
+        );
         assert!(seen.has_program("apt") && !seen.has_program("nmap"));
         assert!(!seen.has_port(port_key(true, 53)), "UDP 53 is not TCP 53");
         // What deserialising leaves: the names without the lookup set.

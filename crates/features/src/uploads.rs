@@ -61,9 +61,15 @@ pub const UPLOAD_MARGIN: u64 = 4_000_000;
 /// How many bytes to one address in a round a program with `ceiling` sends before it
 /// is named: four times the ceiling, and at least [`UPLOAD_MARGIN`] more than it.
 pub fn upload_limit(ceiling: u64) -> u64 {
+    volume_limit(ceiling, UPLOAD_MARGIN)
+}
+
+/// Four times `ceiling`, and at least `margin` more than it: how far a volume of bytes
+/// may go past the most a learnt round had (uploads, and what new clients send).
+pub(crate) fn volume_limit(ceiling: u64, margin: u64) -> u64 {
     ceiling
         .saturating_mul(4)
-        .max(ceiling.saturating_add(UPLOAD_MARGIN))
+        .max(ceiling.saturating_add(margin))
 }
 
 #[cfg(test)]

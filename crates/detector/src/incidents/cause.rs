@@ -20,6 +20,9 @@
 //! ([`large_uploads`]): exfiltration through the web application's own worker. And a
 //! known program that keeps a light channel open to a network it never reached
 //! ([`held_channels`]): a command channel through the same worker, or the browser.
+//! And a network never seen that sends one of the host's services more bytes in a
+//! round than any stranger did in a learnt one ([`transfers_in`]): an intruder's tools
+//! uploaded through an SSH login with a stolen key.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -1306,6 +1309,37 @@ fn remote_sources(
 /// How many addresses a repeating network's or a surge's details list.
 const REPEAT_ADDRESSES: usize = 10;
 
+/// What the causes about a service's remote clients say of them: the addresses (all,
+/// sorted, for the subject; the first [`REPEAT_ADDRESSES`] in the details), the first
+/// of `sources` as the top address, and their connections, packets, bytes, first and
+/// last packet; with the listening `port` and `process`, and the cause's `own` fields.
+fn service_clients(
+    port: u16,
+    process: Option<String>,
+    sources: &[&(IpAddr, RepeatSource)],
+    own: serde_json::Value,
+) -> (Vec<IpAddr>, serde_json::Value) {
+    let mut addrs: Vec<IpAddr> = sources.iter().map(|(a, _)| *a).collect();
+    addrs.sort();
+    let sum = |f: fn(&RepeatSource) -> i64| sources.iter().map(|(_, s)| f(s)).sum::<i64>();
+    let mut details = json!({
+        "protocol": "tcp",
+        "port": port,
+        "process": process,
+        "addresses": addrs.iter().take(REPEAT_ADDRESSES).map(ToString::to_string).collect::<Vec<_>>(),
+        "top_address": sources.first().map(|(_, s)| s.addr.clone()),
+        "connections": sum(|s| s.connections),
+        "packets": sum(|s| s.packets),
+        "bytes": sum(|s| s.bytes),
+        "first": sources.iter().map(|(_, s)| s.first).min().map(format_micros),
+        "last": sources.iter().map(|(_, s)| s.last).max().map(format_micros),
+    });
+    if let (serde_json::Value::Object(d), serde_json::Value::Object(own)) = (&mut details, own) {
+        d.extend(own);
+    }
+    (addrs, details)
+}
+
 /// Connections from one address in a round to a known port no remote reached in a
 /// learnt round ([`Seen::unreached`]) that make it repeated connections: slowloris
 /// from the LAN held 60–150 of sshd's slots on a desktop whose sshd no one uses (the
@@ -1348,33 +1382,87 @@ pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
             continue;
         }
         let same: Vec<_> = over.iter().filter(|(a, _)| network_of(*a) == net).collect();
-        let mut addrs: Vec<IpAddr> = same.iter().map(|(a, _)| *a).collect();
-        addrs.sort();
         let owner = db.listener_owner(round.id, port, true)?.unwrap_or_default();
+        let (addrs, details) = service_clients(
+            port,
+            owner.process,
+            &same,
+            json!({
+                "activity": "repeated connections",
+                "network": net,
+                "round_peak": top.connections,
+                "ceiling": ceiling,
+            }),
+        );
         out.push(Cause {
             kind: Kind::RemoteSource,
             // Keyed by port too: what to do about guessing at sshd is not what to do
             // about a scan from the same network.
             key: format!("{net} tcp/{port}"),
-            subject: Subject::Remote(addrs.clone()),
+            subject: Subject::Remote(addrs),
             group: "traffic",
-            details: json!({
-                "activity": "repeated connections",
-                "network": net,
-                "addresses": addrs.iter().take(REPEAT_ADDRESSES).map(ToString::to_string).collect::<Vec<_>>(),
-                "top_address": top.addr,
-                "protocol": "tcp",
-                "port": port,
-                "process": owner.process,
-                "connections": same.iter().map(|(_, r)| r.connections).sum::<i64>(),
-                "round_peak": top.connections,
-                "ceiling": ceiling,
-                "packets": same.iter().map(|(_, r)| r.packets).sum::<i64>(),
-                "bytes": same.iter().map(|(_, r)| r.bytes).sum::<i64>(),
-                "first": format_micros(same.iter().map(|(_, r)| r.first).min().unwrap_or(top.first)),
-                "last": format_micros(same.iter().map(|(_, r)| r.last).max().unwrap_or(top.last)),
-            }),
+            details,
         });
+    }
+    Ok(out)
+}
+
+/// Networks never seen in a learnt round that sent a listening TCP port more bytes in
+/// `round` than its ceiling allows ([`Seen::over_received_ceiling`]): a login with a
+/// stolen key, whose intruder uploads tools through one SSH session (the simulator's
+/// `stolenkey`, missed on server week 931 before this rule: one ordinary connection
+/// to sshd, from one more network than the guessers'). One cause per network and port,
+/// keyed `NET tcp/PORT` as repeated connections are (the two are one incident), with
+/// the bytes, the ceiling they went over, and the network's connections.
+pub fn transfers_in(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
+    let (round, keys, seen) = (r.round, r.keys, r.seen);
+    let mut out: Vec<Cause> = Vec::new();
+    for (key, nets) in keys.received.iter().filter(|(k, _)| seen.has_port(*k)) {
+        let over: Vec<(u32, u64, u64)> = nets
+            .iter()
+            .filter_map(|&(net, bytes)| {
+                let ceiling = seen.over_received_ceiling(*key, net, bytes)?;
+                Some((net, bytes, ceiling))
+            })
+            .collect();
+        if over.is_empty() {
+            continue;
+        }
+        let Some(span) = r.span() else {
+            return Ok(out);
+        };
+        let port = (key & 0xffff) as u16;
+        let sources = remote_sources(db, &span, port, MAX_ROUND_CLIENTS, r.local)?;
+        let owner = db.listener_owner(round.id, port, true)?.unwrap_or_default();
+        for (net, sent, ceiling) in over {
+            let mut same: Vec<&(IpAddr, RepeatSource)> = sources
+                .iter()
+                .filter(|(_, s)| client_key(&s.addr) == net)
+                .collect();
+            same.sort_by_key(|(a, s)| (std::cmp::Reverse(s.bytes), *a));
+            let Some((top_addr, _)) = same.first() else {
+                continue;
+            };
+            let network = network_of(*top_addr);
+            let (addrs, details) = service_clients(
+                port,
+                owner.process.clone(),
+                &same,
+                json!({
+                    "activity": "large transfer",
+                    "network": network,
+                    "round_bytes": sent,
+                    "ceiling": ceiling,
+                }),
+            );
+            out.push(Cause {
+                kind: Kind::RemoteSource,
+                key: format!("{network} tcp/{port}"),
+                subject: Subject::Remote(addrs),
+                group: "traffic",
+                details,
+            });
+        }
     }
     Ok(out)
 }
@@ -1403,32 +1491,26 @@ pub fn client_surges(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
             .into_iter()
             .filter(|(_, s)| s.connections > 0 && !seen.knows_client(&s.addr))
             .collect();
-        let Some((_, top)) = new.first() else {
+        if new.is_empty() {
             continue;
-        };
-        let mut addrs: Vec<IpAddr> = new.iter().map(|(a, _)| *a).collect();
-        addrs.sort();
+        }
         let owner = db.listener_owner(round.id, port, true)?.unwrap_or_default();
+        let (addrs, details) = service_clients(
+            port,
+            owner.process,
+            &new.iter().collect::<Vec<_>>(),
+            json!({
+                "activity": "new clients",
+                "networks": networks,
+                "ceiling": ceiling,
+            }),
+        );
         out.push(Cause {
             kind: Kind::RemoteSource,
             key: format!("new clients tcp/{port}"),
             subject: Subject::Remote(addrs),
             group: "traffic",
-            details: json!({
-                "activity": "new clients",
-                "protocol": "tcp",
-                "port": port,
-                "process": owner.process,
-                "networks": networks,
-                "ceiling": ceiling,
-                "addresses": new.iter().take(REPEAT_ADDRESSES).map(|(_, s)| s.addr.clone()).collect::<Vec<_>>(),
-                "top_address": top.addr,
-                "connections": new.iter().map(|(_, s)| s.connections).sum::<i64>(),
-                "packets": new.iter().map(|(_, s)| s.packets).sum::<i64>(),
-                "bytes": new.iter().map(|(_, s)| s.bytes).sum::<i64>(),
-                "first": format_micros(new.iter().map(|(_, s)| s.first).min().unwrap_or(top.first)),
-                "last": format_micros(new.iter().map(|(_, s)| s.last).max().unwrap_or(top.last)),
-            }),
+            details,
         });
     }
     Ok(out)
@@ -2083,6 +2165,109 @@ mod tests {
         // With a learnt ceiling the usual rule applies: 2 × 30 allowed.
         seen.add_repeats(&[(ssh, 30)]);
         assert_eq!(named(UNREACHED_REPEATS as u16 + 10, &seen), Vec::new());
+    }
+
+    /// A round where 203.0.113.9 sends the host's sshd `kb` kilobytes in 1 kB segments
+    /// on a connection opened before the round, 192.168.1.5 sends 2 MB, and
+    /// 198.51.100.7 connects and sends 10 kB.
+    fn upload_round(db: &mut Db, kb: u16) -> RoundInfo {
+        use portwatch_capture::{Layers, Packet, Transport};
+        let t0 = 1_767_225_600_000_000;
+        let segment = |k: u16, from: [u8; 4], flags: u8| Packet {
+            ts_micros: t0 + i64::from(k) * 10_000,
+            length: 1_000,
+            layers: Layers::parse("eth:ipv4:tcp"),
+            src_addr: Some(IpAddr::from(from)),
+            dst_addr: Some(IpAddr::from([10, 0, 0, 1])),
+            transport: Some(Transport::Tcp),
+            src_port: Some(50_000),
+            dst_port: Some(22),
+            tcp_flags: Some(flags),
+            ..Packet::default()
+        };
+        let mut packets: Vec<Packet> = (0..kb)
+            .map(|k| segment(k, [203, 0, 113, 9], 0x18))
+            .collect();
+        packets.extend((0..2_000).map(|k| segment(k, [192, 168, 1, 5], 0x18)));
+        packets.push(segment(0, [198, 51, 100, 7], 0x02));
+        packets.extend((1..10).map(|k| segment(k, [198, 51, 100, 7], 0x18)));
+        packets.sort_by_key(|p| p.ts_micros);
+        store_rounds(db, [(t0, packets)]).pop().unwrap()
+    }
+
+    #[test]
+    fn a_network_never_seen_sending_a_service_megabytes_is_named() {
+        use portwatch_features::RECEIVED_MARGIN;
+        let ssh = port_key(true, 22);
+        let (stranger, known, guesser) = (
+            client_key("203.0.113.9"),
+            client_key("192.168.1.5"),
+            client_key("198.51.100.7"),
+        );
+        let mut seen = Seen::default();
+        seen.add_port(ssh);
+        // The admin's network is known; a stranger once sent 8 kB.
+        let learnt = RoundKeys {
+            clients: vec![(ssh, vec![known])],
+            ..RoundKeys::default()
+        };
+        seen.add_clients(&learnt, false);
+        let once = RoundKeys {
+            received: vec![(ssh, vec![(client_key("192.0.2.1"), 8_000)])],
+            ..RoundKeys::default()
+        };
+        seen.add_clients(&once, true);
+        let named = |kb: u16, seen: &Seen| {
+            let mut nets = vec![
+                (stranger, u64::from(kb) * 1_000),
+                (known, 2_000_000),
+                (guesser, 10_000),
+            ];
+            nets.sort_unstable();
+            let keys = RoundKeys {
+                received: vec![(ssh, nets)],
+                ..RoundKeys::default()
+            };
+            every_round(|db| upload_round(db, kb), &keys, seen, transfers_in)
+        };
+        let c = named(600, &seen);
+        assert_eq!(
+            c.len(),
+            1,
+            "the known network's 2 MB and a guesser's 10 kB are not: {c:?}"
+        );
+        assert_eq!(
+            (c[0].kind, c[0].key.as_str()),
+            (Kind::RemoteSource, "203.0.113.0/24 tcp/22")
+        );
+        let d = &c[0].details;
+        assert_eq!(d["activity"], "large transfer");
+        assert_eq!(d["top_address"], "203.0.113.9");
+        assert_eq!(d["round_bytes"], json!(600_000));
+        assert_eq!(d["ceiling"], json!(8_000));
+        assert_eq!(d["packets"], json!(600));
+        assert_eq!(
+            d["connections"],
+            json!(0),
+            "its connection is older than the round"
+        );
+        // Under the ceiling and its margin: nothing.
+        let under = ((8_000 + RECEIVED_MARGIN) / 1_000) as u16;
+        assert_eq!(named(under, &seen), Vec::new());
+        // Once its network is learnt, its transfers are a client's.
+        let mut knows = seen.clone();
+        knows.add_clients(
+            &RoundKeys {
+                clients: vec![(ssh, vec![stranger])],
+                ..RoundKeys::default()
+            },
+            true,
+        );
+        assert_eq!(named(600, &knows), Vec::new());
+        // A port the model never saw listening is a new listener's incident.
+        let mut unlistened = seen.clone();
+        unlistened.ports.clear();
+        assert_eq!(named(600, &unlistened), Vec::new());
     }
 
     /// A round in which nginx listens on port 80 and opens `fetches` connections to

@@ -82,6 +82,16 @@ pub fn summarize(i: &Incident) -> String {
                         n("ceiling")
                     )
                 }
+                Some("large transfer") => {
+                    let by = s("process").map(|p| format!(" ({p})")).unwrap_or_default();
+                    format!(
+                        "large transfer from {who}, a network never seen at tcp/{}{by}: {} in a round (new networks sent at most {}), {} packets",
+                        n("port"),
+                        bytes(n("round_bytes")),
+                        bytes(n("ceiling")),
+                        n("packets")
+                    )
+                }
                 Some("new clients") => {
                     let by = s("process").map(|p| format!(" ({p})")).unwrap_or_default();
                     format!(
@@ -452,6 +462,20 @@ mod tests {
             "repeated connections from 198.18.7.0/24 (198.18.7.9) to tcp/22 (sshd): \
              41 connections, up to 17 in a round (usual at most 2); \
              2026-01-05 00:00–00:02 UTC (3 rounds)"
+        );
+        let transfer = incident(
+            "remote_source",
+            "203.0.113.0/24 tcp/22",
+            json!({"activity": "large transfer", "top_address": "203.0.113.9",
+                   "network": "203.0.113.0/24", "port": 22, "process": "sshd",
+                   "round_bytes": 3_400_000, "ceiling": 12_000, "packets": 2_900,
+                   "connections": 0}),
+        );
+        assert_eq!(
+            summarize(&transfer),
+            "large transfer from 203.0.113.0/24 (203.0.113.9), a network never seen at \
+             tcp/22 (sshd): 3.4 MB in a round (new networks sent at most 12.0 kB), 2900 \
+             packets; 2026-01-05 00:00–00:02 UTC (3 rounds)"
         );
         let surge = incident(
             "remote_source",

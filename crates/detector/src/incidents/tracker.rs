@@ -193,14 +193,26 @@ impl Tracker {
                 Kind::Sustained => Some(SHIFT),
                 _ => None,
             };
+            // A group that already has an incident of its own, opened before the actor
+            // it would echo was named (a desktop's unusual SSH sockets, then the stolen
+            // key's upload through them), goes on being that incident: split, one
+            // session was three incidents.
+            let own = self.active(c.kind, &c.key);
+            let predates = |t: usize| {
+                own.is_some_and(|o| {
+                    o != t
+                        && self.tracked[o].inc.first_round_id < self.tracked[t].inc.first_round_id
+                })
+            };
             if let Some(group) = echo
                 && let Some(t) = self.echo_target(group, o.round)
+                && !predates(t)
             {
                 self.held_by_actor |= names_actor(&self.tracked[t].inc.kind);
                 self.link(t, o.round.id, o.score);
                 continue;
             }
-            let t = match self.active(c.kind, &c.key).or_else(|| self.naming(&c)) {
+            let t = match own.or_else(|| self.naming(&c)) {
                 Some(t) => {
                     self.extend(t, &o, &c.details);
                     t
@@ -796,6 +808,31 @@ mod tests {
             "echo rounds are linked"
         );
         assert!(!writes.iter().any(|w| w.incident.kind == "features"));
+    }
+
+    #[test]
+    fn a_group_with_an_incident_of_its_own_is_not_a_later_actors_echo() {
+        let mut t = tracker();
+        let sockets = cause(Kind::Features, "sockets", "sockets", Subject::None);
+        run(&mut t, 0..40, |i| match i {
+            // Unusual sockets from the start of a session, its actor named at round 8.
+            5..=7 | 9..=25 => (true, vec![sockets.clone()], vec![]),
+            8 => (true, vec![sockets.clone(), scan()], vec![]),
+            _ => (false, vec![], vec![]),
+        });
+        let (writes, _) = t.finish();
+        let spans: Vec<(&str, i64, i64)> = writes
+            .iter()
+            .map(|w| {
+                let i = &w.incident;
+                (i.kind.as_str(), i.first_round_id, i.last_round_id)
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [("features", 5, 25), ("remote_source", 8, 8)],
+            "{writes:#?}"
+        );
     }
 
     fn program(name: &str) -> Cause {

@@ -65,7 +65,7 @@ pub(super) fn cold_start(
         seen.add_programs(&keys.programs);
         seen.add_repeats(&keys.repeats);
         seen.add_services(&keys.services);
-        seen.add_clients(&keys.clients, true);
+        seen.add_clients(keys, true);
         seen.add_uploads(&keys.uploads);
     }
     clock.enter(Phase::Train);
@@ -169,9 +169,10 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
         learn_keys(db, seed, |_, keys| {
             seen.add_keys(&RoundKeys {
                 clients: Vec::new(),
+                received: Vec::new(),
                 ..keys.clone()
             });
-            seen.add_clients(&keys.clients, false);
+            seen.add_clients(keys, false);
         })?;
     }
     Ok(seen)
@@ -182,14 +183,16 @@ fn seed_seen(db: &Db, history: &[RoundInfo]) -> Result<Seen> {
 const UNTRACKED_SEED_ROUNDS: usize = 1440;
 
 /// Seeds what a model saved before they were tracked lacks — connection ceilings,
-/// programs' services, client networks, upload ceilings, programs' peers — from the rounds before
-/// `first`, so that an upgrade neither stays blind until the next cold start nor alarms
-/// on the first busy client or the first backup. Once, at the first fine-tune.
+/// programs' services, client networks and what they sent, upload ceilings, programs'
+/// peers — from the rounds before `first`, so that an upgrade neither stays blind until
+/// the next cold start nor alarms on the first busy client or the first backup. Once,
+/// at the first fine-tune.
 pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Result<()> {
     let (repeats, services, clients, uploads, peers, resolvers) = (
         seen.repeats.is_none(),
         seen.services.is_none(),
-        seen.clients.is_none(),
+        // A model from before what clients sent was tracked learns its clients again.
+        !seen.tracks_received(),
         seen.uploads.is_none(),
         seen.peers.is_none(),
         seen.resolvers.is_none(),
@@ -200,6 +203,9 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
     let rounds = db.rounds_before(first, UNTRACKED_SEED_ROUNDS)?;
     if repeats {
         seen.add_repeats(&[]);
+    }
+    if clients {
+        seen.clients = None;
     }
     if services {
         seen.add_services(&[]);
@@ -232,7 +238,7 @@ pub(super) fn seed_untracked(db: &Db, first: &RoundInfo, seen: &mut Seen) -> Res
         }
         if clients {
             // As at a cold start: the first hour's networks seed the set.
-            seen.add_clients(&keys.clients, round.start >= seed_end);
+            seen.add_clients(keys, round.start >= seed_end);
         }
     })
 }

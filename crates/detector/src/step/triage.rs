@@ -16,7 +16,7 @@ use super::sustained::ShiftWalk;
 use super::verdict::Triage;
 use super::{AnomalyReport, Options};
 use crate::Result;
-use crate::incidents::cause::{self, Kind, RoundView};
+use crate::incidents::cause::{self, Cause, Kind, RoundView};
 use crate::incidents::rules;
 use crate::incidents::tracker::{Config, EventKind, Observation, Tracker};
 
@@ -56,6 +56,21 @@ impl Triaged {
             }
         }
         out
+    }
+}
+
+/// Adds what a remote did at one of the host's services (repeated connections, a large
+/// transfer) to a round's causes, unless its network is already named for something
+/// else (a scan). The same network named only as the round's busiest sender says less
+/// and gives way: a stolen key's upload at 1.5× the threshold was such a guess, short
+/// of its margin, and opened nothing (server week 931).
+fn add_client_causes(causes: &mut Vec<Cause>, found: impl IntoIterator<Item = Cause>) {
+    for c in found {
+        let same = |o: &Cause| o.kind == c.kind && o.details["network"] == c.details["network"];
+        causes.retain(|o| !(same(o) && o.details["activity"] == "traffic"));
+        if !causes.iter().any(same) {
+            causes.push(c);
+        }
     }
 }
 
@@ -154,22 +169,20 @@ pub(super) fn triage_rounds(
             }
         }
         name_new_programs(db, l, i, seen, &mut causes)?;
-        // A remote over a port's ceiling of connections, unless already named (a
-        // scanner of the same network); a known program's first connections to a port.
+        // A remote over a port's ceiling of connections or of what a stranger sends,
+        // unless already named (a scanner of the same network); a known program's
+        // first connections to a port.
         let every = cause::EveryRound {
             round: r,
             keys: &l.keys[i],
             seen,
             local: &l.local_addrs,
         };
-        for c in cause::repeated_connections(db, &every)? {
-            if !causes
-                .iter()
-                .any(|o| o.kind == c.kind && o.details["network"] == c.details["network"])
-            {
-                causes.push(c);
-            }
-        }
+        let repeated = cause::repeated_connections(db, &every)?;
+        add_client_causes(
+            &mut causes,
+            repeated.into_iter().chain(cause::transfers_in(db, &every)?),
+        );
         // A SYN flood from spoofed sources is a crowd of new networks too: it is named
         // as the flood it is.
         for c in cause::client_surges(db, &every)? {
@@ -180,13 +193,13 @@ pub(super) fn triage_rounds(
                 causes.push(c);
             }
         }
-        // A remote repeating connections (a burst at a service), or a surge of new
-        // clients, is what moved the round's scan, socket and traffic features: one
+        // A remote repeating connections (a burst at a service), a surge of new
+        // clients, or a stranger's transfer, is what moved the round's scan, socket and traffic features: one
         // event, one incident.
         if causes.iter().any(|c| {
             matches!(
                 c.details["activity"].as_str(),
-                Some("repeated connections" | "new clients")
+                Some("repeated connections" | "new clients" | "large transfer")
             )
         }) {
             causes.retain(|c| {
@@ -345,4 +358,39 @@ fn top_features(e: &serde_json::Value) -> Vec<(String, f32)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::incidents::cause::Subject;
+
+    fn remote(key: &str, activity: &str, network: &str) -> Cause {
+        Cause {
+            kind: Kind::RemoteSource,
+            key: key.into(),
+            subject: Subject::Remote(Vec::new()),
+            group: "traffic",
+            details: json!({"activity": activity, "network": network}),
+        }
+    }
+
+    #[test]
+    fn a_service_cause_replaces_a_guess_about_its_network_but_not_a_scan() {
+        let net = "203.0.113.0/24";
+        let transfer = remote("203.0.113.0/24 tcp/22", "large transfer", net);
+        let mut causes = vec![
+            remote(net, "traffic", net),
+            remote("198.51.100.0/24", "traffic", "198.51.100.0/24"),
+        ];
+        add_client_causes(&mut causes, [transfer.clone()]);
+        let keys: Vec<&str> = causes.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["198.51.100.0/24", "203.0.113.0/24 tcp/22"]);
+        let mut scanned = vec![remote(net, "port scan", net)];
+        add_client_causes(&mut scanned, [transfer]);
+        assert_eq!(scanned.len(), 1);
+        assert_eq!(scanned[0].details["activity"], "port scan");
+    }
 }
