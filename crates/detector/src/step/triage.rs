@@ -17,6 +17,7 @@ use super::verdict::Triage;
 use super::{AnomalyReport, Options};
 use crate::Result;
 use crate::incidents::cause::{self, Cause, Kind, RoundView};
+use crate::incidents::clients;
 use crate::incidents::rules;
 use crate::incidents::tracker::{Config, EventKind, Observation, Tracker};
 
@@ -178,14 +179,16 @@ pub(super) fn triage_rounds(
             seen,
             local: &l.local_addrs,
         };
-        let repeated = cause::repeated_connections(db, &every)?;
+        let repeated = clients::repeated_connections(db, &every)?;
         add_client_causes(
             &mut causes,
-            repeated.into_iter().chain(cause::transfers_in(db, &every)?),
+            repeated
+                .into_iter()
+                .chain(clients::transfers_in(db, &every)?),
         );
         // A SYN flood from spoofed sources is a crowd of new networks too: it is named
         // as the flood it is.
-        for c in cause::client_surges(db, &every)? {
+        for c in clients::client_surges(db, &every)? {
             if !causes
                 .iter()
                 .any(|o| o.details["activity"] == "flood" && o.details["port"] == c.details["port"])
