@@ -78,7 +78,7 @@ fn service_clients(
 }
 
 /// Connections from one address in a round to a known port no remote reached in a
-/// learnt round ([`Seen::unreached`]) that make it repeated connections: slowloris
+/// learnt round ([`portwatch_features::Seen::unreached`]) that make it repeated connections: slowloris
 /// from the LAN held 60–150 of sshd's slots on a desktop whose sshd no one uses (the
 /// simulator's `slowloris`, workstation week 930; 30–75 connections a round), and was
 /// an unnamed "unusual sockets" incident. Above what one client of a service deployed
@@ -87,7 +87,7 @@ fn service_clients(
 pub const UNREACHED_REPEATS: u32 = 20;
 
 /// Remote sources that opened more connections to a listening TCP port in `round` than
-/// its ceiling allows ([`Seen::over_ceiling`]), or more than [`UNREACHED_REPEATS`] at a
+/// its ceiling allows ([`portwatch_features::Seen::over_ceiling`]), or more than [`UNREACHED_REPEATS`] at a
 /// port no remote reached in a learnt round: one cause per network, keyed
 /// `NET tcp/PORT`, with the port, its process, the connections and the ceiling they
 /// went over.
@@ -145,7 +145,7 @@ pub fn repeated_connections(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
 }
 
 /// Networks never seen in a learnt round that sent a listening TCP port more bytes in
-/// `round` than its ceiling allows ([`Seen::over_received_ceiling`]): a login with a
+/// `round` than its ceiling allows ([`portwatch_features::Seen::over_received_ceiling`]): a login with a
 /// stolen key, whose intruder uploads tools through one SSH session (the simulator's
 /// `stolenkey`, missed on server week 931 before this rule: one ordinary connection
 /// to sshd, from one more network than the guessers'). One cause per network and port,
@@ -205,7 +205,7 @@ pub fn transfers_in(db: &Db, r: &EveryRound<'_>) -> Result<Vec<Cause>> {
 }
 
 /// The listening TCP ports that more client networks never seen in a learnt round
-/// reached in `round` than the port's ceiling allows ([`Seen::over_client_ceiling`]):
+/// reached in `round` than the port's ceiling allows ([`portwatch_features::Seen::over_client_ceiling`]):
 /// credential stuffing from a botnet, a distributed password guessing, a crawler
 /// farm. One cause per port, keyed `new clients tcp/PORT` (the actor is many networks;
 /// an allow rule by CIDR that covers every one of them opens nothing), with the

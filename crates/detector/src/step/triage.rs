@@ -17,9 +17,9 @@ use super::verdict::Triage;
 use super::{AnomalyReport, Options};
 use crate::Result;
 use crate::incidents::cause::{self, Cause, Kind, RoundView};
-use crate::incidents::clients;
 use crate::incidents::rules;
 use crate::incidents::tracker::{Config, EventKind, Observation, Tracker};
+use crate::incidents::{clients, programs};
 
 /// How long after an incident's last round a cause that only names a group of features
 /// is taken as its echo: the scan breadth remembers probes for ten minutes.
@@ -138,7 +138,7 @@ pub(super) fn triage_rounds(
     let any_learnt = db.latest_trained_round()?.is_some();
     let mut executables = HashMap::new();
     // The held-channel rule's look back, read once per round.
-    let mut talks = cause::Talks::default();
+    let mut talks = programs::Talks::default();
     for &i in batch {
         let r = &l.rounds[i];
         let over = scores[i].is_some_and(|s| s > threshold);
@@ -210,18 +210,18 @@ pub(super) fn triage_rounds(
                     || !matches!(c.group, "scan" | "sockets" | "traffic" | cause::SCAN_MEMORY)
             });
         }
-        causes.extend(cause::new_services(db, &every)?);
+        causes.extend(programs::new_services(db, &every)?);
         causes.extend(cause::new_resolvers(db, &every)?);
         if any_learnt {
             causes.extend(cause::new_executables(db, &every, &mut executables)?);
         }
         // A known program's upload over its ceiling says more than "the heaviest
         // sender" of the same program: it takes that cause's place.
-        for c in cause::large_uploads(db, &every)? {
+        for c in programs::large_uploads(db, &every)? {
             causes.retain(|o| !(o.kind == c.kind && o.key == c.key));
             causes.push(c);
         }
-        let channels = cause::held_channels(db, &every, &mut talks)?;
+        let channels = programs::held_channels(db, &every, &mut talks)?;
         let named_channel = !channels.is_empty();
         causes.extend(channels);
         if shifted {
@@ -293,7 +293,7 @@ pub(super) fn triage_rounds(
     // any others, are held with it where this run has them (not learnt, so the pair
     // stays new while the channel lasts).
     for &i in &channel_rounds {
-        for j in i.saturating_sub(cause::HELD_ROUNDS - 1)..i {
+        for j in i.saturating_sub(programs::HELD_ROUNDS - 1)..i {
             triage[j].held = true;
             unmaskable[j] = true;
         }
@@ -329,7 +329,7 @@ fn name_new_programs(
         {
             continue;
         }
-        let c = cause::new_program(db, &l.rounds[i], p, &l.local_addrs)?;
+        let c = programs::new_program(db, &l.rounds[i], p, &l.local_addrs)?;
         if explained && c.details["packets"].as_i64() == Some(0) {
             silent.push(p.clone());
         } else {
