@@ -560,7 +560,7 @@ fn a_full_model_directory_is_a_clear_error_and_the_model_stays_whole() {
 #[test]
 fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
     let (seed, rate) = (23, 20.0);
-    let mut day = cold_started_day(seed, rate);
+    let mut day = cold_started_day();
     let db_path = day.db_path.clone();
     let hours: [&[&str]; 4] = [&["portscan@0.3"], &[], &["portscan@0.3"], &[]];
     for (h, inject) in (0..).zip(hours) {
@@ -610,7 +610,7 @@ fn a_round_that_still_looks_anomalous_without_its_named_actor_is_not_learnt() {
 #[test]
 fn a_service_served_by_another_executable_is_one_incident() {
     let (seed, rate) = (25, 20.0);
-    let mut day = cold_started_day(seed, rate);
+    let mut day = cold_started_day();
     let mut opened = Vec::new();
     for (h, inject) in (0..).zip([&["hijack@0.3"][..], &[]]) {
         let out = day.hour(seed, rate, h, inject);
@@ -638,7 +638,7 @@ fn a_service_served_by_another_executable_is_one_incident() {
 fn the_hosts_dns_answered_from_elsewhere_is_one_incident() {
     use portwatch_detector::incidents::tracker::EventKind;
     let (seed, rate) = (27, 20.0);
-    let mut day = cold_started_day(seed, rate);
+    let mut day = cold_started_day();
     let mut events = Vec::new();
     for (h, inject) in (0..).zip([&["resolver@0.3"][..], &[], &[]]) {
         let out = day.hour(seed, rate, h, inject);
@@ -677,7 +677,7 @@ fn the_hosts_dns_answered_from_elsewhere_is_one_incident() {
 #[test]
 fn learning_resumes_after_three_refused_fine_tunes() {
     let (seed, rate) = (29, 20.0);
-    let mut day = cold_started_day(seed, rate);
+    let mut day = cold_started_day();
     let sidecar = day.model.join("model.json");
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
@@ -718,24 +718,77 @@ impl Day {
     }
 }
 
-fn cold_started_day(seed: u64, rate: f64) -> Day {
+/// The day every cron-like test starts from: 24 simulated hours (seed 21, 20 packets/s)
+/// and the small model their cold start trained. A cold start is most of such a test's
+/// time in a debug build, so the day is built once per run of this binary, in cargo's
+/// scratch directory, and each test gets a copy; what a test does after it is seeded
+/// by the test.
+fn cold_started_day() -> Day {
     let tmp = tempfile::tempdir().unwrap();
+    copy_files(cold_day_template(), tmp.path());
     let db_path = tmp.path().join("ports.db");
-    let mut conn = Db::open(&db_path).unwrap();
-    let model = tmp.path().join("model");
-    let opts = Options {
-        config: DetectorConfig::small(),
-        ..Options::default()
-    };
-    simulate(&mut conn, 24.0, seed, rate, &[]);
-    let out = once(&mut conn, &model, &opts).unwrap();
-    assert_eq!(out.status, Status::Scored, "{}", out.message);
+    let conn = Db::open(&db_path).unwrap();
     Day {
+        model: tmp.path().join("model"),
         tmp,
         db_path,
         conn,
-        model,
-        opts,
+        opts: small_opts(),
+    }
+}
+
+fn small_opts() -> Options {
+    Options {
+        config: DetectorConfig::small(),
+        ..Options::default()
+    }
+}
+
+static COLD_DAY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+fn cold_day_template() -> &'static Path {
+    COLD_DAY.get_or_init(|| {
+        let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Left behind by a run that was killed: its process is gone.
+        for e in std::fs::read_dir(scratch).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("cold-day-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                std::fs::remove_dir_all(e.path()).unwrap();
+            }
+        }
+        let dir = scratch.join(format!("cold-day-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = Db::open(&dir.join("ports.db")).unwrap();
+        simulate(&mut conn, 24.0, 21, 20.0, &[]);
+        let out = once(&mut conn, &dir.join("model"), &small_opts()).unwrap();
+        assert_eq!(out.status, Status::Scored, "{}", out.message);
+        // Closed, so that the database is one file (its log checkpointed).
+        drop(conn);
+        extern "C" fn remove_template() {
+            if let Some(dir) = COLD_DAY.get() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        // SAFETY: registers a plain function to run at exit; it touches only the
+        // directory this binary made.
+        unsafe { libc::atexit(remove_template) };
+        dir
+    })
+}
+
+/// Copies the files under `from` into `to`, directories included.
+fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_files(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }
 
@@ -768,7 +821,7 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
         mut conn,
         model,
         opts,
-    } = cold_started_day(seed, rate);
+    } = cold_started_day();
 
     let plan = [
         (1, "portscan@0.3"),
@@ -1212,7 +1265,7 @@ fn a_run_every_minute_opens_each_incident_within_two_minutes() {
         mut conn,
         model,
         opts,
-    } = cold_started_day(seed, rate);
+    } = cold_started_day();
     let last_cold = query_i64(&db_path, "SELECT max(id) FROM rounds");
     // The cold start learnt each port's ceiling of connections from one remote. Taken
     // out again, the model is one saved before ceilings were tracked: its first
@@ -1622,11 +1675,10 @@ fn deploy_day(
     hours: u64,
     mut between: impl FnMut(u64, &mut Db),
 ) -> (Db, Vec<Outcome>) {
+    copy_files(cold_day_template(), tmp);
     let mut conn = Db::open(&tmp.join("ports.db")).unwrap();
     let model = tmp.join("model");
     let (seed, rate) = (31, 20.0);
-    simulate(&mut conn, 24.0, seed, rate, &[]);
-    once(&mut conn, &model, opts).unwrap();
     let mut outs = Vec::new();
     for h in 0..hours {
         between(h, &mut conn);
