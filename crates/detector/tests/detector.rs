@@ -886,11 +886,12 @@ fn cron_like_second_day_catches_every_kind_and_not_the_daily_job() {
 
     for out in &with_attack {
         assert_eq!(out.fine_tune, "accepted", "{}", out.message);
-        // Every phase of an hour with an attack and a fine-tune took its time, and it is
-        // charged where it was spent: learning weighs more than recording.
+        // Every phase of an hour with an attack and a fine-tune is charged with its time
+        // (how the phases compare is a benchmark's question: `benches/phases.sh`; this
+        // test once failed on a busy machine with saving slower than learning).
         let p = out.phases;
         assert!(
-            p.load > 0.0 && p.score > 0.0 && p.incidents > 0.0 && p.train > p.save && p.save > 0.0,
+            p.load > 0.0 && p.score > 0.0 && p.incidents > 0.0 && p.train > 0.0 && p.save > 0.0,
             "{p:?}: {}",
             out.message
         );

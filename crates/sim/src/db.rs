@@ -42,17 +42,9 @@ pub(crate) fn write_round(
         Some(rows.scan_interval_secs),
     )?;
     for (ts, usages) in rows.samples {
-        for u in usages {
-            tx.insert_port_usage(id, *ts, u)?;
-        }
+        tx.insert_port_usages(id, *ts, usages)?;
     }
-    let mut first = None;
-    let mut last = None;
-    for p in rows.packets {
-        let rowid = tx.insert_packet(id, p, scratch)?;
-        first.get_or_insert(rowid);
-        last = Some(rowid);
-    }
+    let span = tx.insert_packets(id, rows.packets, scratch)?;
     let n = rows.packets.len() as u64;
     tx.close_round(
         id,
@@ -64,8 +56,8 @@ pub(crate) fn write_round(
             packets_dropped: 0,
             packets_stored: n,
             packets_malformed: 0,
-            first_packet_id: first,
-            last_packet_id: last,
+            first_packet_id: span.map(|(first, _)| first),
+            last_packet_id: span.map(|(_, last)| last),
             samples: rows.samples.len() as u32,
             note: None,
         },
