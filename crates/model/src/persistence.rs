@@ -197,13 +197,18 @@ impl ModelDir {
 
     /// Removes weights files neither sidecar refers to (best effort).
     fn clean_weights(&self) {
+        /// The one field read: the rest (a week's seen-set is megabytes) is skipped
+        /// unparsed rather than built into a `serde_json::Value`.
+        #[derive(Deserialize)]
+        struct Refers {
+            weights_file: String,
+        }
         let mut keep = Vec::new();
         for s in [SIDECAR, PREV_SIDECAR] {
             if let Ok(b) = fs::read(self.path.join(s))
-                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b)
-                && let Some(w) = v.get("weights_file").and_then(|w| w.as_str())
+                && let Ok(r) = serde_json::from_slice::<Refers>(&b)
             {
-                keep.push(w.to_string());
+                keep.push(r.weights_file);
             }
         }
         if let Ok(rd) = fs::read_dir(&self.path) {
@@ -445,6 +450,30 @@ mod tests {
         assert!(dir.path().join(PREV_SIDECAR).exists());
         let (prev, _) = load_from(dir.path(), PREV_SIDECAR).unwrap().unwrap();
         assert_eq!(prev.model_version, 1);
+    }
+
+    /// Weights files are kept while a sidecar (the current or the previous) names them.
+    #[test]
+    fn a_save_removes_the_weights_no_sidecar_names() {
+        let (dir, _, mut sc, _) = setup();
+        let md = ModelDir::new(dir.path());
+        let cfg = DetectorConfig::small();
+        let mut named = Vec::new();
+        for _ in 0..3 {
+            md.save(&fresh_model(&cfg, N_FEATURES, N_TIME), &mut sc, NOW)
+                .unwrap();
+            named.push(sc.weights_file.clone());
+        }
+        let mut files: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".bpk"))
+            .collect();
+        files.sort();
+        let mut kept = named[1..].to_vec();
+        kept.sort();
+        assert_ne!(named[0], named[1], "three models, three weights files");
+        assert_eq!(files, kept);
     }
 
     #[test]
