@@ -320,9 +320,7 @@ fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
         Msg::Packets(pkts) => insert_rows(conn, st, &Rows::new(pkts))?,
         Msg::Sample { ts_micros, rows } => {
             begin(conn, st)?;
-            for r in &rows {
-                insert::insert_port_usage(conn, st.round_id, ts_micros, r)?;
-            }
+            insert::insert_port_usages(conn, st.round_id, ts_micros, &rows)?;
             st.totals.close.samples += 1;
             st.totals.sample_rows += rows.len() as u64;
             st.pending += rows.len().max(1);
