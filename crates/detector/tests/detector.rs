@@ -1062,6 +1062,10 @@ fn the_detector_runs_while_a_collector_writes() {
                 }
                 tx.commit().unwrap();
                 commits += 1;
+                // 200 packets every 20 ms, a busy collector (a live one writes every
+                // 200 ms or 2,048 packets); never pausing, it would only take the
+                // test's CPU from the detector.
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
             commits
         })

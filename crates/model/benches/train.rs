@@ -1,6 +1,6 @@
 //! The model's own cost, apart from loading: one training epoch and scoring, at the
 //! detector's default sizes (106 features, 4 calendar inputs, windows of 12, batches of
-//! 32) on a seeded random series. `cargo bench -p portwatch-model --bench train`; an
+//! 32) on a seeded random series. `cargo bench -p portwatch-model --features bench --bench train`; an
 //! older build's bench binary run with the same filter gives the A/B (BENCHMARKS.md).
 
 use criterion::{Criterion, criterion_group, criterion_main};
