@@ -215,16 +215,6 @@ pub(crate) fn file_round_times(conn: &Connection, round_id: i64) -> rusqlite::Re
     Ok(())
 }
 
-/// Writes one socket-table row of a sample taken at `ts_micros`.
-pub(crate) fn insert_port_usage(
-    conn: &Connection,
-    round_id: i64,
-    ts_micros: i64,
-    u: &PortUsage,
-) -> rusqlite::Result<()> {
-    insert_port_usages(conn, round_id, ts_micros, [u])
-}
-
 /// Writes one sample's port usages through one statement (looking it up in the cache
 /// hashes its text, once a sample rather than once a row).
 pub(crate) fn insert_port_usages<'u>(
@@ -596,16 +586,6 @@ impl Tx<'_> {
             source,
             scan_interval_secs,
         )?)
-    }
-
-    /// Writes one socket-table row of a sample taken at `ts_micros`.
-    pub fn insert_port_usage(
-        &self,
-        round_id: i64,
-        ts_micros: i64,
-        u: &PortUsage,
-    ) -> Result<(), Error> {
-        Ok(insert_port_usage(&self.tx, round_id, ts_micros, u)?)
     }
 
     /// Writes one sample's port usages, all taken at `ts_micros`.

@@ -618,7 +618,7 @@ mod tests {
             netns: None,
             container: None,
         };
-        tx.insert_port_usage(round.id, t0, &listener).unwrap();
+        tx.insert_port_usages(round.id, t0, [&listener]).unwrap();
         tx.commit().unwrap();
         round
     }
