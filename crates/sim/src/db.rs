@@ -3,7 +3,7 @@
 
 use portwatch_capture::Packet;
 use portwatch_scan::PortUsage;
-use portwatch_store::insert::{PacketScratch, RoundClose, RoundSource, RoundStatus};
+use portwatch_store::insert::{RoundClose, RoundSource, RoundStatus};
 use portwatch_store::{Db, Tx};
 
 use crate::Error;
@@ -31,11 +31,7 @@ pub(crate) struct RoundRows<'a> {
 }
 
 /// Writes a round (running → complete) and returns its id.
-pub(crate) fn write_round(
-    tx: &Tx<'_>,
-    rows: &RoundRows<'_>,
-    scratch: &mut PacketScratch,
-) -> Result<i64, Error> {
+pub(crate) fn write_round(tx: &Tx<'_>, rows: &RoundRows<'_>) -> Result<i64, Error> {
     let id = tx.begin_round(
         rows.start,
         RoundSource::Simulated,
@@ -44,7 +40,7 @@ pub(crate) fn write_round(
     for (ts, usages) in rows.samples {
         tx.insert_port_usages(id, *ts, usages)?;
     }
-    let span = tx.insert_packets(id, rows.packets, scratch)?;
+    let span = tx.insert_packets(id, rows.packets)?;
     let n = rows.packets.len() as u64;
     tx.close_round(
         id,

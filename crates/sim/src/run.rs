@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use portwatch_capture::Packet;
 use portwatch_scan::{PortUsage, Socket, aggregate};
 use portwatch_store::Db;
-use portwatch_store::insert::PacketScratch;
 
 use crate::Error;
 use crate::config::SimConfig;
@@ -84,7 +83,6 @@ pub fn simulate_with_progress(
         pending.add(&mut ev.packets);
     }
 
-    let mut scratch = PacketScratch::default();
     let mut summary = SimSummary {
         rounds: 0,
         first_round_id: 0,
@@ -160,7 +158,6 @@ pub fn simulate_with_progress(
                     samples: &sample_rows,
                     packets: &round_packets,
                 },
-                &mut scratch,
             )?;
             for ev in events.iter().filter(|e| e.overlaps(t, window_end)) {
                 tx.insert_label(id, ev.id, ev.kind.name(), &ev.note)?;

@@ -298,11 +298,13 @@ fn insert_rows(conn: &Connection, st: &mut State, rows: &Rows) -> Result<(), Err
     }
     begin(conn, st)?;
     let mut insert = insert::PacketInsert::new(conn)?;
-    for (p, text) in rows.iter() {
-        let id = insert.insert(conn, st.round_id, p, text)?;
-        let c = &mut st.totals.close;
-        c.first_packet_id.get_or_insert(id);
-        c.last_packet_id = Some(id);
+    let ids = insert.insert_all(conn, st.round_id, rows.iter())?;
+    let c = &mut st.totals.close;
+    if let Some((first, last)) = ids {
+        c.first_packet_id.get_or_insert(first);
+        c.last_packet_id = Some(last);
+    }
+    for (p, _) in rows.iter() {
         c.packets_stored += 1;
         c.packets_malformed += u64::from(p.malformed);
         st.span = Some(match st.span {
