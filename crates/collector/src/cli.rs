@@ -75,8 +75,8 @@ pub struct RoundArgs {
     /// bind probe (no owners; ports it may not bind are skipped, never counted).
     #[arg(long, value_enum, default_value_t = ScanMethod::Proc)]
     pub scan_method: ScanMethod,
-    /// Ingest capture files (pcap or pcapng, whatever the extension) instead of
-    /// capturing live: one round per file, no scanner.
+    /// Ingest capture files (pcap or pcapng, whatever the extension; `-` is the
+    /// standard input) instead of capturing live: one round per file, no scanner.
     #[arg(short, long, value_name = "FILE")]
     pub read: Vec<PathBuf>,
 }

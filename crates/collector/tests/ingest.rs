@@ -213,6 +213,50 @@ fn the_format_is_detected_from_the_magic_bytes_not_the_extension() {
     assert_eq!(query_i64(&db, "SELECT sum(packets_stored) FROM rounds"), 24);
 }
 
+/// `--read -` reads the standard input, as `tcpdump -r -` does: the same rows as the
+/// file itself, and a pipe that ends before a capture's header is a one-line error.
+#[test]
+fn a_dash_reads_the_standard_input() {
+    use std::process::Stdio;
+    let file = pcaps_dir().join("cs__dns_lab.pcapng");
+    let tmp = tempfile::tempdir().unwrap();
+    let (piped, named) = (tmp.path().join("piped.db"), tmp.path().join("named.db"));
+    let out = collector(&piped)
+        .args(["--read", "-"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run({
+        let mut c = collector(&named);
+        c.arg("--read").arg(&file);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows =
+        "SELECT timestamp || ' ' || protocols || ' ' || coalesce(qry_name, '-') || ' ' || length
+                  FROM packets ORDER BY id";
+    let piped_rows = query_strings(&piped, rows);
+    assert_eq!(piped_rows.len(), 22);
+    assert_eq!(piped_rows, query_strings(&named, rows));
+    assert_eq!(
+        query_strings(&piped, "SELECT source FROM rounds"),
+        ["file:-"]
+    );
+    let out = collector(&piped)
+        .args(["--read", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot open capture file -: truncated dump file"),
+        "{err}"
+    );
+}
+
 /// Tunnelled frames of the mix are stored as the flows they carry, their tunnel's ends
 /// in `outer_src_addr`/`outer_dst_addr`: frame 42720 is TCP inside GTP-U, frame 26073
 /// IPv4 inside IPv6.
