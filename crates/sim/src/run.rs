@@ -48,6 +48,15 @@ pub fn simulate_with_progress(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<SimSummary, Error> {
     cfg.validate()?;
+    // Every row references a round written in the same transaction or a `ports` row.
+    db.with_parents_known(|db| append(db, cfg, progress))
+}
+
+fn append(
+    db: &mut Db,
+    cfg: &SimConfig,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SimSummary, Error> {
     let host = Host::new(cfg.seed, cfg.rate, cfg.profile);
     // A call that would start while a workstation sleeps starts when it wakes: the
     // night leaves no rounds, so without this, history grown hour by hour would start

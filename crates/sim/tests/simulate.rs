@@ -157,6 +157,15 @@ fn rounds_are_complete_minutes_with_their_packets() {
         ),
         0
     );
+    // Written without foreign-key checks: every reference has its row.
+    let orphans: Vec<String> = conn
+        .prepare("PRAGMA foreign_key_check")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(orphans, Vec::<String>::new());
     let stored = count(&conn, "SELECT sum(packets_stored) FROM rounds");
     assert_eq!(stored, count(&conn, "SELECT count(*) FROM packets"));
     assert_eq!(stored as u64, s.packets);

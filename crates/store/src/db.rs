@@ -109,6 +109,27 @@ impl Db {
         &self.path
     }
 
+    /// Runs `f` with this connection's foreign-key checks off, for a writer whose every
+    /// row references a row it wrote in the same transaction or a `ports` row (all
+    /// 65,536 exist from the first migration): the simulator. Each check is a lookup
+    /// per row that cannot fail, and with checks on, packets go one by one (see
+    /// `PacketInsert`); off, `collector simulate` took a fifth less time (BENCHMARKS.md).
+    /// The collector's writer does the same on its own connection. Checks are on again
+    /// when `f` returns, whatever it returns.
+    pub fn with_parents_known<T, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut Db) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .pragma_update(None, "foreign_keys", false)
+            .map_err(Error::from)?;
+        let out = f(self);
+        let on = self.conn.pragma_update(None, "foreign_keys", true);
+        let out = out?;
+        on.map_err(Error::from)?;
+        Ok(out)
+    }
+
     /// Starts a write transaction.
     pub fn transaction(&mut self) -> Result<Tx<'_>, Error> {
         let tx = self
@@ -167,5 +188,36 @@ mod tests {
         assert_eq!(get("synchronous"), "Integer(1)", "NORMAL");
         assert_eq!(get("journal_mode"), "Text(\"wal\")");
         assert_eq!(get("busy_timeout"), "Integer(30000)");
+    }
+
+    #[test]
+    fn parents_known_turns_the_checks_off_for_its_closure_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&tmp.path().join("p.db")).unwrap();
+        let fk = |db: &Db| -> i64 {
+            db.conn
+                .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+                .unwrap()
+        };
+        // A round that does not exist: refused with checks, stored without.
+        let orphan = |db: &Db| {
+            db.conn.execute(
+                "INSERT INTO labels (round_id, event, kind, note) VALUES (999, 1, 'x', '')",
+                [],
+            )
+        };
+        assert!(orphan(&db).is_err());
+        let inside = db
+            .with_parents_known(|db| -> Result<i64, Error> {
+                orphan(db)?;
+                Ok(fk(db))
+            })
+            .unwrap();
+        assert_eq!((inside, fk(&db)), (0, 1));
+        // And on again after the closure fails.
+        let failed = db.with_parents_known(|_| -> Result<(), Error> { Err(Error::WriterGone) });
+        assert!(failed.is_err());
+        assert_eq!(fk(&db), 1);
+        assert!(orphan(&db).is_err());
     }
 }
