@@ -141,7 +141,7 @@ mod libpcap {
     }
 
     impl FileSource {
-        /// Opens the file for libpcap through a `FILE` with a buffer of [`FILE_BUF`]:
+        /// Opens the file for libpcap through a `FILE` with a buffer of `FILE_BUF`:
         /// libpcap reads each record with `fread`, and with stdio's default buffer
         /// (the file system's block, 4 KiB) that was a `read` call every 4 KiB,
         /// 190,000 for the 800 MB mix (`strace -c`). 64 KiB took the reading thread's

@@ -2,8 +2,8 @@
 //! samples and packets, used by the collector's writer thread and, through [`Tx`], by
 //! the simulator and the collector's round start.
 //!
-//! Parameters are bound one by one on cached statements; packets go [`CHUNK`] rows to
-//! an execution of a multi-row `VALUES` (see [`PacketInsert`]).
+//! Parameters are bound one by one on cached statements; packets go `CHUNK` rows to
+//! an execution of a multi-row `VALUES` (see `PacketInsert`).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -761,7 +761,7 @@ impl Tx<'_> {
     }
 
     /// Writes packets in order as the collector's writer does (their text made first,
-    /// [`CHUNK`] rows an execution, binding only what changed) and returns the first
+    /// `CHUNK` rows an execution, binding only what changed) and returns the first
     /// and last rowid, or `None` for none.
     pub fn insert_packets(
         &self,

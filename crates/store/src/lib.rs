@@ -1,7 +1,7 @@
 //! # portwatch-store
 //!
 //! The SQLite store shared by `collector` and `detector`, and the only crate that
-//! speaks SQL. It owns the schema ([`migrate`], with the numbered steps in the crate's
+//! speaks SQL. It owns the schema (`migrate`, with the numbered steps in the crate's
 //! `migrations/`), where the database lives and with which permissions ([`paths`]),
 //! how a connection is set up ([`Db`]), the timestamp text format ([`time`]), and every
 //! statement, as methods named after what they read or write:

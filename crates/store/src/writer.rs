@@ -24,7 +24,7 @@ pub const COMMIT_ROWS: usize = 20_000;
 /// Longest time rows wait uncommitted.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Rows written between attempts to let the WAL start over (about 10 MB at a packet's
-/// 100 bytes). See [`Checkpointer::catch_up`].
+/// 100 bytes). See `Checkpointer::catch_up`.
 pub const WAL_RESTART_ROWS: usize = 100_000;
 /// Bound of the channel, in messages (each message is a batch of rows).
 pub const CHANNEL_BOUND: usize = 8;
@@ -85,7 +85,7 @@ pub struct Sender(SyncSender<Control>);
 impl Sender {
     /// Sends a message; fails only when the writer has stopped (after an error, which
     /// [`Writer::finish`] then reports).
-    /// Packets' text is written here, on the sender's thread (see [`Rows`]).
+    /// Packets' text is written here, on the sender's thread (see `Rows`).
     pub fn send(&self, msg: Msg) -> Result<(), Error> {
         let ctl = match msg {
             Msg::Packets(p) => Control::Rows(Rows::new(p)),

@@ -4,7 +4,7 @@
 //! explains the round, the group of features that moved.
 //!
 //! The group of features with the largest share of the round's worst step decides
-//! where to look ([`derive`]); new listeners are named whatever the group, because a
+//! where to look ([`derive`](fn@derive)); new listeners are named whatever the group, because a
 //! port that starts listening is always worth a line. The types every rule returns
 //! ([`Cause`], [`Kind`], [`Subject`]) and what a rule sees of a round ([`RoundView`]
 //! for an anomalous one, [`EveryRound`] for any) live here.

@@ -158,7 +158,7 @@ const HELD_GAP_MICROS: i64 = 90_000_000;
 /// Known programs holding a light channel to a network they never reached in a learnt
 /// round ([`portwatch_features::Seen::new_peer`]): in each of the last [`HELD_ROUNDS`] rounds or more, back
 /// to back, 1 to [`HELD_PACKETS`] packets with it (no learnt round before the first of
-/// that run had the pair: up to [`HELD_LOOKBACK`] rounds are read back to find it),
+/// that run had the pair: up to `HELD_LOOKBACK` rounds are read back to find it),
 /// over one connection kept through the last five (the same local
 /// port: a browser on a site it never visited opens new connections as it goes — 141
 /// false incidents in simulated workstation week 906 without this). A command channel
@@ -286,7 +286,7 @@ struct Talk {
 
 /// For one detector run, per program, the talker rows of the rounds [`held_channels`]
 /// looks back over. Rounds are scored oldest first and the rule reads up to
-/// [`HELD_LOOKBACK`] rounds back from each, so each round's rows are read from the
+/// `HELD_LOOKBACK` rounds back from each, so each round's rows are read from the
 /// store and their addresses parsed once, not once per round that looks back at them:
 /// reading the window again for every round made a workstation's cold start (1,053
 /// rounds) spend 18 s in this rule.

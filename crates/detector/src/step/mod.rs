@@ -3,12 +3,12 @@
 //! part (plus replay) unless held-out normal loss would rise, save.
 //!
 //! - [`rounds`]: spacing, gap-free segments, one round loaded into steps;
-//! - [`series`]: loaded rounds as scaled series, the cold-start split, replay;
-//! - [`cold`]: no trained model yet — train on all history, set the threshold;
-//! - [`scored`]: a trained model — score the batch, fine-tune;
-//! - [`verdict`]: which rounds are anomalous and which may be trained on (pure);
-//! - [`explain`]: what an anomalous round's explanation says;
-//! - [`record`]: the ending both share — verdicts recorded, then the model saved;
+//! - `series`: loaded rounds as scaled series, the cold-start split, replay;
+//! - `cold`: no trained model yet — train on all history, set the threshold;
+//! - `scored`: a trained model — score the batch, fine-tune;
+//! - `verdict`: which rounds are anomalous and which may be trained on (pure);
+//! - `explain`: what an anomalous round's explanation says;
+//! - `record`: the ending both share — verdicts recorded, then the model saved;
 //! - [`phases`]: where the run's time went.
 
 mod cold;
