@@ -493,6 +493,7 @@ struct Bound {
     /// `Some(end)` once parameter 9 (10) holds `end`'s text or NULL.
     src: Option<Option<IpAddr>>,
     dst: Option<Option<IpAddr>>,
+    malformed: Option<bool>,
 }
 
 /// One row's parameters in a held statement.
@@ -581,7 +582,10 @@ impl Bound {
             DnsKind::Response => 1,
         });
         self.opt(s, 16, qr)?;
-        s.bind(17, p.malformed)?;
+        if self.malformed != Some(p.malformed) {
+            s.bind(17, p.malformed)?;
+            self.malformed = Some(p.malformed);
+        }
         // Tunnelled packets are few: their outer ends are formatted as they come.
         self.opt(s, 18, p.outer_src.map(|a| a.to_string()))?;
         self.opt(s, 19, p.outer_dst.map(|a| a.to_string()))?;

@@ -191,6 +191,9 @@ fn run(
     conn.pragma_update(None, "foreign_keys", false)?;
     let mut st = State::new(round_id);
     let result = (|| {
+        // Held for the whole run: each of its rows remembers what it holds bound from
+        // one batch to the next.
+        let mut packets = insert::PacketInsert::new(&conn)?;
         let finish = loop {
             let ctl = if st.in_tx {
                 let left = COMMIT_EVERY.saturating_sub(st.since.elapsed());
@@ -206,8 +209,8 @@ fn run(
                 }
             };
             match ctl {
-                Some(Control::Msg(m)) => apply(&conn, &mut st, m)?,
-                Some(Control::Rows(rows)) => insert_rows(&conn, &mut st, &rows)?,
+                Some(Control::Msg(m)) => apply(&conn, &mut st, &mut packets, m)?,
+                Some(Control::Rows(rows)) => insert_rows(&conn, &mut st, &mut packets, &rows)?,
                 Some(Control::Finish(f)) => break Some(f),
                 Some(Control::Rotate(f, next_start, reply)) => {
                     close(&conn, &mut st, &f)?;
@@ -292,13 +295,17 @@ fn begin(conn: &Connection, st: &mut State) -> Result<(), Error> {
     Ok(())
 }
 
-fn insert_rows(conn: &Connection, st: &mut State, rows: &Rows) -> Result<(), Error> {
+fn insert_rows(
+    conn: &Connection,
+    st: &mut State,
+    packets: &mut insert::PacketInsert<'_>,
+    rows: &Rows,
+) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
     }
     begin(conn, st)?;
-    let mut insert = insert::PacketInsert::new(conn)?;
-    let ids = insert.insert_all(conn, st.round_id, rows.iter())?;
+    let ids = packets.insert_all(conn, st.round_id, rows.iter())?;
     let c = &mut st.totals.close;
     if let Some((first, last)) = ids {
         c.first_packet_id.get_or_insert(first);
@@ -316,10 +323,15 @@ fn insert_rows(conn: &Connection, st: &mut State, rows: &Rows) -> Result<(), Err
     Ok(())
 }
 
-fn apply(conn: &Connection, st: &mut State, m: Msg) -> Result<(), Error> {
+fn apply(
+    conn: &Connection,
+    st: &mut State,
+    packets: &mut insert::PacketInsert<'_>,
+    m: Msg,
+) -> Result<(), Error> {
     match m {
         // `Sender::send` sends these as `Control::Rows`.
-        Msg::Packets(pkts) => insert_rows(conn, st, &Rows::new(pkts))?,
+        Msg::Packets(pkts) => insert_rows(conn, st, packets, &Rows::new(pkts))?,
         Msg::Sample { ts_micros, rows } => {
             begin(conn, st)?;
             insert::insert_port_usages(conn, st.round_id, ts_micros, &rows)?;
