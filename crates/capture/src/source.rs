@@ -124,8 +124,9 @@ mod libpcap {
     pub struct FileSource {
         // Declared before `_buf`: the handle (and its `FILE`) is closed first.
         cap: Capture<Offline>,
-        /// The `FILE`'s buffer (see [`FileSource::open`]).
-        _buf: Box<[u8]>,
+        /// The `FILE`'s buffer (see [`FileSource::open`]): a `Vec`, whose heap block
+        /// stays where the `FILE` points when the vector is moved into `Self`.
+        _buf: Vec<u8>,
         name: String,
         frames: u64,
         done: bool,
@@ -178,9 +179,10 @@ mod libpcap {
                 unsafe { libc::close(fd) };
                 return Err(fail(e.to_string()));
             }
-            let mut buf = vec![0u8; FILE_BUF].into_boxed_slice();
+            let mut buf = vec![0u8; FILE_BUF];
             // SAFETY: no I/O has been done on `fp` yet (setvbuf must come first); the
-            // buffer outlives the FILE (`FileSource` drops `cap` before `_buf`).
+            // buffer outlives the FILE (`FileSource` drops `cap` before `_buf`). Should
+            // setvbuf refuse, stdio keeps its own buffer: slower, as correct.
             unsafe { libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, buf.len()) };
             let mut err = [0 as std::ffi::c_char; 256]; // PCAP_ERRBUF_SIZE
             // SAFETY: `fp` is a readable FILE and `err` has PCAP_ERRBUF_SIZE bytes.

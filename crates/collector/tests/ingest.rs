@@ -221,11 +221,18 @@ fn a_dash_reads_the_standard_input() {
     let file = pcaps_dir().join("cs__dns_lab.pcapng");
     let tmp = tempfile::tempdir().unwrap();
     let (piped, named) = (tmp.path().join("piped.db"), tmp.path().join("named.db"));
-    let out = collector(&piped)
+    // A pipe (no file position, so no progress bar), fed by a thread.
+    let mut child = collector(&piped)
         .args(["--read", "-"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let feed = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+    let out = child.wait_with_output().unwrap();
+    feed.join().unwrap().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run({
         let mut c = collector(&named);

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use portwatch_capture::{DnsKind, Layers, Packet};
 use portwatch_scan::PortUsage;
@@ -427,7 +428,7 @@ const PACKET_PARAMS: usize = 19;
 const CHUNK: usize = 32;
 
 /// `INSERT OR ROLLBACK INTO packets (…) VALUES (?1, …, ?19), (?20, …), …` for `rows`
-/// rows.
+/// rows; a plain `INSERT` for one.
 ///
 /// `OR ROLLBACK`: a statement that writes several rows and may stop part-way on a
 /// constraint (`NOT NULL`'s default, `ABORT`, undoes only the statement) makes SQLite
@@ -436,9 +437,15 @@ const CHUNK: usize = 32;
 /// the kernel's copying raised the ingest's system time by half and took the
 /// multi-row form's gain. No row the writer makes breaks a constraint, and on any
 /// error the writer rolls the whole transaction back anyway (as does a [`Tx`] dropped
-/// with its error).
+/// with its error). A one-row statement needs no statement journal, so it keeps
+/// `ABORT`, which undoes the statement alone.
 fn insert_packets_sql(rows: usize) -> String {
-    let mut sql = format!("INSERT OR ROLLBACK INTO packets ({PACKET_COLUMNS}) VALUES ");
+    let verb = if rows > 1 {
+        "INSERT OR ROLLBACK"
+    } else {
+        "INSERT"
+    };
+    let mut sql = format!("{verb} INTO packets ({PACKET_COLUMNS}) VALUES ");
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
         for c in 1..=PACKET_PARAMS {
@@ -461,10 +468,10 @@ fn insert_packets_sql(rows: usize) -> String {
 /// opening and closing its cursor, halting, resetting) is paid once for 32 rows, and
 /// the 2 M-packet ingest took 0.70 of the time of one row an execution, with a fifth
 /// less CPU (BENCHMARKS.md). The rows left over go one by one, and so does every row
-/// on a connection with foreign keys on (the simulator's): there a multi-row insert
+/// on a connection with foreign keys on (a [`Db`]'s default): there a multi-row insert
 /// may stop part-way on a missing parent, so SQLite keeps a statement journal whatever
-/// the conflict clause (see [`insert_packets_sql`]); the writer's connection has them
-/// off.
+/// the conflict clause (see [`insert_packets_sql`]); the writer's connection and the
+/// simulator's rounds ([`Db::with_parents_known`]) have them off.
 ///
 /// SQLite keeps a statement's bindings from one execution to the next, so a parameter
 /// is bound again only when its value changes: most of a packet's 19 are NULL, and the
@@ -594,9 +601,13 @@ impl Bound {
 }
 
 impl<'c> Held<'c> {
-    fn new(conn: &'c Connection, rows: usize) -> rusqlite::Result<Held<'c>> {
+    /// The one-row statement, or the [`CHUNK`]-row one (their text made once).
+    fn new(conn: &'c Connection, many: bool) -> rusqlite::Result<Held<'c>> {
+        static ONE: LazyLock<String> = LazyLock::new(|| insert_packets_sql(1));
+        static MANY: LazyLock<String> = LazyLock::new(|| insert_packets_sql(CHUNK));
+        let (sql, rows) = if many { (&*MANY, CHUNK) } else { (&*ONE, 1) };
         Ok(Held {
-            stmt: conn.prepare_cached(&insert_packets_sql(rows))?,
+            stmt: conn.prepare_cached(sql)?,
             slots: std::iter::repeat_with(Bound::default).take(rows).collect(),
         })
     }
@@ -635,12 +646,20 @@ impl<'c> PacketInsert<'c> {
             .prepare_cached("PRAGMA foreign_keys")?
             .query_row([], |r| r.get(0))?;
         Ok(PacketInsert {
-            one: Held::new(conn, 1)?,
+            one: Held::new(conn, false)?,
             many: if fk {
                 None
             } else {
-                Some(Held::new(conn, CHUNK)?)
+                Some(Held::new(conn, true)?)
             },
+        })
+    }
+
+    /// Only the one-row statement, for a single packet.
+    fn one_row(conn: &'c Connection) -> rusqlite::Result<PacketInsert<'c>> {
+        Ok(PacketInsert {
+            one: Held::new(conn, false)?,
+            many: None,
         })
     }
 
@@ -700,7 +719,7 @@ pub(crate) fn insert_packet(
     p: &Packet,
     scratch: &mut PacketScratch,
 ) -> rusqlite::Result<i64> {
-    PacketInsert::new(conn)?.insert(conn, round_id, p, scratch.text(p))
+    PacketInsert::one_row(conn)?.insert(conn, round_id, p, scratch.text(p))
 }
 
 impl Db {
@@ -765,8 +784,9 @@ impl Tx<'_> {
     }
 
     /// Writes packets in order as the collector's writer does (their text made first,
-    /// `CHUNK` rows an execution, binding only what changed) and returns the first
-    /// and last rowid, or `None` for none.
+    /// binding only what changed; 32 rows an execution when foreign keys are off, see
+    /// [`Db::with_parents_known`]) and returns the first and last rowid, or `None` for
+    /// none.
     pub fn insert_packets(
         &self,
         round_id: i64,
@@ -933,14 +953,26 @@ mod tests {
         );
         let packets: Vec<Packet> = (0..700).map(varied).collect();
         let mut scratch = PacketScratch::default();
-        let tx = many.transaction().unwrap();
-        assert_eq!(tx.insert_packets(1, &[]).unwrap(), None);
-        let first = tx.insert_packets(1, &packets[..400]).unwrap();
-        let second = tx.insert_packets(2, &packets[400..]).unwrap();
-        tx.commit().unwrap();
-        assert_eq!((first, second), (Some((1, 400)), Some((401, 700))));
-        for (i, p) in (0..).zip(&packets) {
-            insert_packet(&one.conn, 1 + i64::from(i >= 400), p, &mut scratch).unwrap();
+        // With foreign keys on, one row an execution; off, 32 (ids 701..).
+        let write = |db: &mut Db| -> Result<_, Error> {
+            let tx = db.transaction()?;
+            assert_eq!(tx.insert_packets(1, &[])?, None);
+            let first = tx.insert_packets(1, &packets[..400])?;
+            let second = tx.insert_packets(2, &packets[400..])?;
+            tx.commit()?;
+            Ok((first, second))
+        };
+        assert_eq!(
+            write(&mut many).unwrap(),
+            (Some((1, 400)), Some((401, 700)))
+        );
+        assert_eq!(
+            many.with_parents_known(write).unwrap(),
+            (Some((701, 1_100)), Some((1_101, 1_400)))
+        );
+        for (i, p) in (0..).zip(packets.iter().chain(&packets)) {
+            let round = 1 + i64::from(i % 700 >= 400);
+            insert_packet(&one.conn, round, p, &mut scratch).unwrap();
         }
         assert_eq!(rows(&many), rows(&one));
     }
