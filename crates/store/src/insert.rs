@@ -461,13 +461,14 @@ fn insert_packets_sql(rows: usize) -> String {
     sql
 }
 
-/// The packet inserts, held for a whole batch by the writer: looking one up in the
-/// statement cache hashed its text for every packet (3.5 % of the writer's time).
+/// The packet inserts, held by the writer for its whole run (and by
+/// [`Tx::insert_packets`] for a call): looking one up in the statement cache hashed its
+/// text for every packet (3.5 % of the writer's time).
 ///
 /// A batch goes [`CHUNK`] rows to an execution: a statement's own cost (stepping,
 /// opening and closing its cursor, halting, resetting) is paid once for 32 rows, and
-/// the 2 M-packet ingest took 0.70 of the time of one row an execution, with a fifth
-/// less CPU (BENCHMARKS.md). The rows left over go one by one, and so does every row
+/// the 2 M-packet ingest took 0.70–0.90 of the time of one row an execution, the
+/// writer a fifth less CPU (BENCHMARKS.md). The rows left over go one by one, and so does every row
 /// on a connection with foreign keys on (a [`Db`]'s default): there a multi-row insert
 /// may stop part-way on a missing parent, so SQLite keeps a statement journal whatever
 /// the conflict clause (see [`insert_packets_sql`]); the writer's connection and the
