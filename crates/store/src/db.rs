@@ -113,7 +113,8 @@ impl Db {
     /// row references a row it wrote in the same transaction or a `ports` row (all
     /// 65,536 exist from the first migration): the simulator. Each check is a lookup
     /// per row that cannot fail, and with checks on, packets go one by one (see
-    /// `PacketInsert`); off, `collector simulate` took a fifth less time (BENCHMARKS.md).
+    /// `PacketInsert`); off, `collector simulate` took up to a fifth less time
+    /// (BENCHMARKS.md).
     /// The collector's writer does the same on its own connection. When `f` returns,
     /// with a value or an error, the checks are as they were before (a panic in `f`
     /// leaves them off on this connection).
@@ -121,10 +122,7 @@ impl Db {
         &mut self,
         f: impl FnOnce(&mut Db) -> Result<T, E>,
     ) -> Result<T, E> {
-        let before: bool = self
-            .conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .map_err(Error::from)?;
+        let before = foreign_keys_on(&self.conn).map_err(Error::from)?;
         self.conn
             .pragma_update(None, "foreign_keys", false)
             .map_err(Error::from)?;
@@ -173,6 +171,12 @@ fn sqlite(path: &Path, source: rusqlite::Error) -> Error {
     }
 }
 
+/// Whether `conn` checks foreign keys (`PRAGMA foreign_keys`).
+pub(crate) fn foreign_keys_on(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("PRAGMA foreign_keys")?
+        .query_row([], |r| r.get(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,11 +203,7 @@ mod tests {
     fn parents_known_turns_the_checks_off_for_its_closure_only() {
         let tmp = tempfile::tempdir().unwrap();
         let mut db = Db::open(&tmp.path().join("p.db")).unwrap();
-        let fk = |db: &Db| -> i64 {
-            db.conn
-                .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-                .unwrap()
-        };
+        let fk = |db: &Db| i64::from(foreign_keys_on(&db.conn).unwrap());
         // A round that does not exist: refused with checks, stored without.
         let orphan = |db: &Db| {
             db.conn.execute(

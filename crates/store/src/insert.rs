@@ -351,6 +351,11 @@ impl<P: std::borrow::Borrow<[Packet]>> Rows<P> {
         self.spans.len()
     }
 
+    /// The packets, without their text.
+    pub(crate) fn packets(&self) -> &[Packet] {
+        self.packets.borrow()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
@@ -468,11 +473,11 @@ fn insert_packets_sql(rows: usize) -> String {
 /// A batch goes [`CHUNK`] rows to an execution: a statement's own cost (stepping,
 /// opening and closing its cursor, halting, resetting) is paid once for 32 rows, and
 /// the 2 M-packet ingest took 0.70–0.90 of the time of one row an execution, the
-/// writer a fifth less CPU (BENCHMARKS.md). The rows left over go one by one, and so does every row
-/// on a connection with foreign keys on (a [`Db`]'s default): there a multi-row insert
-/// may stop part-way on a missing parent, so SQLite keeps a statement journal whatever
-/// the conflict clause (see [`insert_packets_sql`]); the writer's connection and the
-/// simulator's rounds ([`Db::with_parents_known`]) have them off.
+/// writer a fifth less CPU (BENCHMARKS.md). The rows left over go one by one, and so
+/// does every row on a connection with foreign keys on (a [`Db`]'s default): there a
+/// multi-row insert may stop part-way on a missing parent, so SQLite keeps a statement
+/// journal whatever the conflict clause (see [`insert_packets_sql`]); the writer's
+/// connection and the simulator's rounds ([`Db::with_parents_known`]) have them off.
 ///
 /// SQLite keeps a statement's bindings from one execution to the next, so a parameter
 /// is bound again only when its value changes: most of a packet's 19 are NULL, and the
@@ -643,12 +648,9 @@ impl<'c> Held<'c> {
 
 impl<'c> PacketInsert<'c> {
     pub(crate) fn new(conn: &'c Connection) -> rusqlite::Result<PacketInsert<'c>> {
-        let fk: bool = conn
-            .prepare_cached("PRAGMA foreign_keys")?
-            .query_row([], |r| r.get(0))?;
         Ok(PacketInsert {
             one: Held::new(conn, false)?,
-            many: if fk {
+            many: if crate::db::foreign_keys_on(conn)? {
                 None
             } else {
                 Some(Held::new(conn, true)?)

@@ -311,7 +311,7 @@ fn insert_rows(
         c.first_packet_id.get_or_insert(first);
         c.last_packet_id = Some(last);
     }
-    for (p, _) in rows.iter() {
+    for p in rows.packets() {
         c.packets_stored += 1;
         c.packets_malformed += u64::from(p.malformed);
         st.span = Some(match st.span {
