@@ -2,11 +2,13 @@
 //! [`Db`] and [`Tx`] are the only ways other crates reach SQLite. The collector's
 //! writer thread alone changes two on its own connection (`writer.rs` says why).
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use crate::insert::PacketInsert;
 use crate::{Error, migrate, paths};
 
 /// How long a connection waits for another writer before reporting "database is
@@ -26,7 +28,11 @@ pub struct Db {
 /// concurrent writer makes it wait for the busy timeout instead of failing half-way.
 /// Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx<'a> {
+    /// The packet inserts, prepared at the transaction's first packet and held to its
+    /// end (before `tx` in the struct: they are finalized first).
+    pub(crate) packets: RefCell<Option<PacketInsert<'a>>>,
     pub(crate) tx: rusqlite::Transaction<'a>,
+    pub(crate) conn: &'a Connection,
 }
 
 impl Db {
@@ -135,10 +141,13 @@ impl Db {
 
     /// Starts a write transaction.
     pub fn transaction(&mut self) -> Result<Tx<'_>, Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(Tx { tx })
+        // `&mut self` is what rules out a transaction already open on this connection.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        Ok(Tx {
+            packets: RefCell::new(None),
+            tx,
+            conn: &self.conn,
+        })
     }
 
     /// The schema version (`user_version`): the number of the last migration applied.
@@ -160,7 +169,9 @@ impl Db {
 impl Tx<'_> {
     /// Commits the transaction.
     pub fn commit(self) -> Result<(), Error> {
-        Ok(self.tx.commit()?)
+        let Tx { packets, tx, .. } = self;
+        drop(packets);
+        Ok(tx.commit()?)
     }
 }
 

@@ -31,6 +31,7 @@ pub mod labels;
 mod migrate;
 pub mod paths;
 pub mod prune;
+mod raw;
 pub mod rounds;
 pub mod series;
 pub mod time;
