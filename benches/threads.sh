@@ -6,7 +6,8 @@
 # checkpointer, then the means. Then, unless CALLGRIND=0, the instructions each build
 # runs on the 47,590-packet mix under callgrind, whole and by thread (deterministic:
 # the machine's speed does not enter them).
-# Usage: benches/threads.sh NEW_BIN OLD_BIN [RUNS] [WORKDIR]   (needs perf, valgrind)
+# Usage: benches/threads.sh NEW_BIN OLD_BIN [RUNS] [WORKDIR]   (needs perf, valgrind;
+#   RUNS=0: the instruction counts alone)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 pcaps=${PORTWATCH_PCAPS:-$here/../shared/pcaps}
@@ -24,18 +25,20 @@ one() {  # BIN DB: one sampled ingest; prints "main writer checkpoint" seconds
         awk '/^ *[0-9]/ { n = $2; if (n != "writer" && n != "checkpoint") n = "main"; v[n] += $1 / 1000 }
              END { printf "%.2f %.2f %.2f\n", v["main"], v["writer"], v["checkpoint"] }'
 }
-: > "$work/threads.txt"
-for _ in $(seq "$runs"); do
-    echo "new $(one "$new" "$work/new.db")" >> "$work/threads.txt"
-    echo "old $(one "$old" "$work/old.db")" >> "$work/threads.txt"
-done
-cat "$work/threads.txt"
-for who in new old; do
-    grep "^$who " "$work/threads.txt" | awk -v who="$who" '
-        { m += $2; w += $3; c += $4 }
-        END { printf "%s: mean CPU s over %d runs: reading %.3f, writer %.3f, checkpoint %.3f\n", who, NR, m / NR, w / NR, c / NR }'
-done
-rm -f "$work/perf.data"
+if [ "$runs" -gt 0 ]; then
+    : > "$work/threads.txt"
+    for _ in $(seq "$runs"); do
+        echo "new $(one "$new" "$work/new.db")" >> "$work/threads.txt"
+        echo "old $(one "$old" "$work/old.db")" >> "$work/threads.txt"
+    done
+    cat "$work/threads.txt"
+    for who in new old; do
+        grep "^$who " "$work/threads.txt" | awk -v who="$who" '
+            { m += $2; w += $3; c += $4 }
+            END { printf "%s: mean CPU s over %d runs: reading %.3f, writer %.3f, checkpoint %.3f\n", who, NR, m / NR, w / NR, c / NR }'
+    done
+    rm -f "$work/perf.data"
+fi
 [ "${CALLGRIND:-1}" = 0 ] && exit 0
 for who in new old; do
     bin=$new; [ "$who" = old ] && bin=$old

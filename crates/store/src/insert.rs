@@ -8,7 +8,6 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::LazyLock;
 
 use portwatch_capture::{DnsKind, Layers, Packet};
 use portwatch_scan::PortUsage;
@@ -422,51 +421,134 @@ fn push_ipv4(out: &mut String, a: std::net::Ipv4Addr) {
     }
 }
 
-/// The packet insert's columns.
-const PACKET_COLUMNS: &str = "timestamp, protocols, qry_name, resp_name, port_id, dest_port, payload, \
-     round_id, src_addr, dst_addr, length, tcp_flags, server_name, pid, process, dns_qr, \
-     malformed, outer_src_addr, outer_dst_addr";
+/// The packet insert's columns, numbered from 1 in this order by `Bound::row`, each
+/// with the group it belongs to if most packets leave it NULL (0 if not).
+const PACKET_COLUMNS: [(&str, u8); 19] = [
+    ("timestamp", 0),
+    ("protocols", 0),
+    ("qry_name", DNS),
+    ("resp_name", DNS),
+    ("port_id", 0),
+    ("dest_port", 0),
+    ("payload", PAYLOAD),
+    ("round_id", 0),
+    ("src_addr", 0),
+    ("dst_addr", 0),
+    ("length", 0),
+    ("tcp_flags", 0),
+    ("server_name", SNI),
+    ("pid", OWNER),
+    ("process", OWNER),
+    ("dns_qr", DNS),
+    ("malformed", 0),
+    ("outer_src_addr", TUNNEL),
+    ("outer_dst_addr", TUNNEL),
+];
 
-/// Parameters a packet row binds.
-const PACKET_PARAMS: usize = 19;
+/// Groups of columns that most packets leave NULL (bits of a [`Shape`]'s groups): a
+/// chunk whose rows all leave a group NULL is written by a statement without it.
+const DNS: u8 = 1;
+const SNI: u8 = 2;
+const OWNER: u8 = 4;
+const TUNNEL: u8 = 8;
+const PAYLOAD: u8 = 16;
+/// Every group: the statement with every column.
+const ALL_GROUPS: u8 = 31;
+
+/// The groups whose columns a packet sets.
+fn groups_of(p: &Packet) -> u8 {
+    let mut g = 0;
+    if p.qry_name.is_some() || p.resp_name.is_some() || p.dns.is_some() {
+        g |= DNS;
+    }
+    if p.server_name.is_some() {
+        g |= SNI;
+    }
+    if p.pid.is_some() || p.process.is_some() {
+        g |= OWNER;
+    }
+    if p.outer_src.is_some() || p.outer_dst.is_some() {
+        g |= TUNNEL;
+    }
+    if !p.payload.is_empty() {
+        g |= PAYLOAD;
+    }
+    g
+}
+
+/// Which of the columns a statement writes: for each (numbered as in
+/// [`PACKET_COLUMNS`]) its parameter within a row, 0 if the statement leaves it out
+/// (NULL, its default).
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    param: [u8; PACKET_COLUMNS.len() + 1],
+    /// Parameters a row binds.
+    width: usize,
+}
+
+impl Shape {
+    /// The columns that are in no group or in one of `groups`.
+    fn new(groups: u8) -> Shape {
+        let mut param = [0; PACKET_COLUMNS.len() + 1];
+        let mut width = 0;
+        for (i, &(_, g)) in PACKET_COLUMNS.iter().enumerate() {
+            if g == 0 || g & groups != 0 {
+                width += 1;
+                param[i + 1] = width as u8;
+            }
+        }
+        Shape { param, width }
+    }
+
+    /// A row of this shape whose parameters hold nothing known: every column is bound
+    /// at its first row, but those left out, which hold NULL for good.
+    fn unknown(&self) -> Bound {
+        let left_out = (1..self.param.len()).filter(|&i| self.param[i] == 0);
+        Bound {
+            nulls: left_out.fold(0, |m, i| m | 1 << i),
+            ..Bound::default()
+        }
+    }
+
+    /// `INSERT OR ROLLBACK INTO packets (…) VALUES (?1, …), (…), …` for `rows` rows of
+    /// this shape; a plain `INSERT` for one.
+    ///
+    /// `OR ROLLBACK`: a statement that writes several rows and may stop part-way on a
+    /// constraint (`NOT NULL`'s default, `ABORT`, undoes only the statement) makes
+    /// SQLite keep a statement journal, a copy of every page the statement changes
+    /// before it changes it; at 64 KiB pages that was a write of 64 KiB or more every
+    /// 32 rows, and the kernel's copying raised the ingest's system time by half and
+    /// took the multi-row form's gain. No row the writer makes breaks a constraint, and
+    /// on any error the writer rolls the whole transaction back anyway (as does a
+    /// [`Tx`] dropped with its error). A one-row statement needs no statement journal,
+    /// so it keeps `ABORT`, which undoes the statement alone.
+    fn sql(&self, rows: usize) -> String {
+        let verb = if rows > 1 {
+            "INSERT OR ROLLBACK"
+        } else {
+            "INSERT"
+        };
+        let columns: Vec<&str> = (PACKET_COLUMNS.iter())
+            .zip(&self.param[1..])
+            .filter(|&(_, &at)| at != 0)
+            .map(|(&(name, _), _)| name)
+            .collect();
+        let mut sql = format!("{verb} INTO packets ({}) VALUES ", columns.join(", "));
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 1..=self.width {
+                let sep = if c == 1 { "" } else { ", " };
+                let _ = write!(sql, "{sep}?{}", r * self.width + c);
+            }
+            sql.push(')');
+        }
+        sql
+    }
+}
 
 /// Rows one execution of the multi-row insert writes (16 measured the same, 64
 /// slower: each row's parameters are compared with the row `CHUNK` packets back).
 const CHUNK: usize = 32;
-
-/// `INSERT OR ROLLBACK INTO packets (…) VALUES (?1, …, ?19), (?20, …), …` for `rows`
-/// rows; a plain `INSERT` for one.
-///
-/// `OR ROLLBACK`: a statement that writes several rows and may stop part-way on a
-/// constraint (`NOT NULL`'s default, `ABORT`, undoes only the statement) makes SQLite
-/// keep a statement journal, a copy of every page the statement changes before it
-/// changes it; at 64 KiB pages that was a write of 64 KiB or more every 32 rows, and
-/// the kernel's copying raised the ingest's system time by half and took the
-/// multi-row form's gain. No row the writer makes breaks a constraint, and on any
-/// error the writer rolls the whole transaction back anyway (as does a [`Tx`] dropped
-/// with its error). A one-row statement needs no statement journal, so it keeps
-/// `ABORT`, which undoes the statement alone.
-fn insert_packets_sql(rows: usize) -> String {
-    let verb = if rows > 1 {
-        "INSERT OR ROLLBACK"
-    } else {
-        "INSERT"
-    };
-    let mut sql = format!("{verb} INTO packets ({PACKET_COLUMNS}) VALUES ");
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 1..=PACKET_PARAMS {
-            let _ = write!(
-                sql,
-                "{}?{}",
-                if c == 1 { "" } else { ", " },
-                r * PACKET_PARAMS + c
-            );
-        }
-        sql.push(')');
-    }
-    sql
-}
 
 /// The packet inserts, held by the writer for its whole run (and by a [`Tx`] from its
 /// first packet to its end): looking one up in the statement cache hashed its text for
@@ -488,15 +570,26 @@ fn insert_packets_sql(rows: usize) -> String {
 /// ([`RawStmt`]): rusqlite's binding had SQLite free, allocate and copy each text
 /// again, and without that the writer runs 7.7 % fewer instructions (callgrind) and
 /// takes 6.6 % less CPU (BENCHMARKS.md).
+///
+/// A chunk whose rows all leave a group of columns NULL (DNS names, the server name,
+/// the owner, the tunnel's ends, the payload: most packets set none of them) goes
+/// through a statement without those columns, prepared when first needed: each column
+/// left out is a value fewer for SQLite to copy twice, check and encode per row. On the
+/// 47,590-packet mix the writer ran 10.6 % fewer instructions (callgrind) with the five
+/// columns of `--read` that are always NULL left out.
 pub(crate) struct PacketInsert<'c> {
+    conn: &'c Connection,
+    /// Every column, one row.
     one: Held<'c>,
-    /// `None` with foreign keys on.
-    many: Option<Held<'c>>,
+    /// [`CHUNK`] rows, by the groups of columns they write (`None` until first
+    /// needed); no chunks with foreign keys on.
+    chunks: Option<Vec<Option<Held<'c>>>>,
 }
 
-/// A held statement and what each of its rows' parameters hold.
+/// A held statement, its shape and what each of its rows' parameters hold.
 struct Held<'c> {
     stmt: RawStmt<'c>,
+    shape: Shape,
     slots: Vec<Bound>,
 }
 
@@ -552,22 +645,45 @@ int_param!(i64, u32, u16, u8, bool);
 /// One row's parameters in a held statement.
 struct Slot<'s, 'c> {
     stmt: &'s mut RawStmt<'c>,
+    shape: &'s Shape,
     base: usize,
 }
 
 impl Slot<'_, '_> {
+    /// Binds column `i`'s value; an error if the statement leaves the column out
+    /// (its chunk was given the wrong shape: never written as NULL in silence).
     fn bind<T: Param>(&mut self, i: usize, v: T) -> rusqlite::Result<()> {
-        v.bind(self.stmt, self.base + i)
+        match self.shape.param[i] {
+            0 => Err(left_out(i)),
+            at => v.bind(self.stmt, self.base + usize::from(at)),
+        }
     }
 
+    /// Binds NULL to column `i` (a column left out is NULL already).
     fn null(&mut self, i: usize) -> rusqlite::Result<()> {
-        self.stmt.bind_null(self.base + i)
+        match self.shape.param[i] {
+            0 => Ok(()),
+            at => self.stmt.bind_null(self.base + usize::from(at)),
+        }
     }
+}
+
+#[cold]
+fn left_out(i: usize) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+        Some(format!(
+            "packets.{} is not in this insert",
+            PACKET_COLUMNS[i - 1].0
+        )),
+    )
 }
 
 impl Bound {
     /// Binds `v` to the row's `i`th parameter unless both it and what that holds are
-    /// NULL.
+    /// NULL. Inlined: called 13 times a row, its calls' own cost was a twentieth of
+    /// the writer's instructions (callgrind).
+    #[inline(always)]
     fn opt<T: Param>(
         &mut self,
         s: &mut Slot<'_, '_>,
@@ -651,14 +767,15 @@ impl Bound {
 }
 
 impl<'c> Held<'c> {
-    /// The one-row statement, or the [`CHUNK`]-row one (their text made once).
-    fn new(conn: &'c Connection, many: bool) -> rusqlite::Result<Held<'c>> {
-        static ONE: LazyLock<String> = LazyLock::new(|| insert_packets_sql(1));
-        static MANY: LazyLock<String> = LazyLock::new(|| insert_packets_sql(CHUNK));
-        let (sql, rows) = if many { (&*MANY, CHUNK) } else { (&*ONE, 1) };
+    /// The statement of `rows` rows writing the columns of `groups`.
+    fn new(conn: &'c Connection, rows: usize, groups: u8) -> rusqlite::Result<Held<'c>> {
+        let shape = Shape::new(groups);
         Ok(Held {
-            stmt: RawStmt::prepare(conn, sql)?,
-            slots: std::iter::repeat_with(Bound::default).take(rows).collect(),
+            stmt: RawStmt::prepare(conn, &shape.sql(rows))?,
+            shape,
+            slots: std::iter::repeat_with(|| shape.unknown())
+                .take(rows)
+                .collect(),
         })
     }
 
@@ -672,7 +789,8 @@ impl<'c> Held<'c> {
     ) -> rusqlite::Result<()> {
         let mut s = Slot {
             stmt: &mut self.stmt,
-            base: slot * PACKET_PARAMS,
+            shape: &self.shape,
+            base: slot * self.shape.width,
         };
         let result = self.slots[slot].row(&mut s, round_id, p, t);
         if result.is_err() {
@@ -691,66 +809,74 @@ impl<'c> Held<'c> {
     }
 
     fn forget(&mut self) {
-        self.slots.iter_mut().for_each(|b| *b = Bound::default());
+        let shape = self.shape;
+        self.slots.iter_mut().for_each(|b| *b = shape.unknown());
     }
 }
 
 impl<'c> PacketInsert<'c> {
     pub(crate) fn new(conn: &'c Connection) -> rusqlite::Result<PacketInsert<'c>> {
+        let chunks = if crate::db::foreign_keys_on(conn)? {
+            None
+        } else {
+            Some(
+                std::iter::repeat_with(|| None)
+                    .take(usize::from(ALL_GROUPS) + 1)
+                    .collect(),
+            )
+        };
         Ok(PacketInsert {
-            one: Held::new(conn, false)?,
-            many: if crate::db::foreign_keys_on(conn)? {
-                None
-            } else {
-                Some(Held::new(conn, true)?)
-            },
+            conn,
+            one: Held::new(conn, 1, ALL_GROUPS)?,
+            chunks,
         })
     }
 
-    /// Writes one packet with its text and returns its rowid (`conn` is the
-    /// statement's connection).
+    /// Writes one packet with its text and returns its rowid.
     pub(crate) fn insert(
         &mut self,
-        conn: &Connection,
         round_id: i64,
         p: &Packet,
         t: RowText<'_>,
     ) -> rusqlite::Result<i64> {
         self.one.bind(0, round_id, p, t)?;
         self.one.execute()?;
-        Ok(conn.last_insert_rowid())
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Writes packets in order and returns the first and last rowid, or `None` for
     /// none: [`CHUNK`] rows an execution, the rest one by one.
-    pub(crate) fn insert_all<'r>(
+    pub(crate) fn insert_all<P: std::borrow::Borrow<[Packet]>>(
         &mut self,
-        conn: &Connection,
         round_id: i64,
-        rows: impl ExactSizeIterator<Item = (&'r Packet, RowText<'r>)>,
+        rows: &Rows<P>,
     ) -> rusqlite::Result<Option<(i64, i64)>> {
-        let full = if self.many.is_some() {
-            rows.len() / CHUNK * CHUNK
-        } else {
-            0
-        };
+        let packets = rows.packets();
+        let mut rows = rows.iter();
         let mut span: Option<(i64, i64)> = None;
-        for (i, (p, t)) in rows.enumerate() {
-            let first = if let (true, Some(many)) = (i < full, &mut self.many) {
-                let slot = i % CHUNK;
-                many.bind(slot, round_id, p, t)?;
-                if slot + 1 < CHUNK {
-                    continue;
+        let mut extend = |first: i64, last: i64| {
+            span = Some((span.map_or(first, |(f, _)| f), last));
+        };
+        if let Some(chunks) = &mut self.chunks {
+            for chunk in packets.chunks_exact(CHUNK) {
+                let groups = chunk.iter().fold(0, |g, p| g | groups_of(p));
+                let held = match &mut chunks[usize::from(groups)] {
+                    Some(held) => held,
+                    none => none.insert(Held::new(self.conn, CHUNK, groups)?),
+                };
+                for (slot, (p, t)) in (&mut rows).take(CHUNK).enumerate() {
+                    held.bind(slot, round_id, p, t)?;
                 }
-                many.execute()?;
+                held.execute()?;
                 // One statement's rows take consecutive rowids: each is one more than
                 // the largest, and nothing else writes while it runs.
-                conn.last_insert_rowid() - (CHUNK as i64 - 1)
-            } else {
-                self.insert(conn, round_id, p, t)?
-            };
-            let last = conn.last_insert_rowid();
-            span = Some((span.map_or(first, |(f, _)| f), last));
+                let last = self.conn.last_insert_rowid();
+                extend(last - (CHUNK as i64 - 1), last);
+            }
+        }
+        for (p, t) in rows {
+            let id = self.insert(round_id, p, t)?;
+            extend(id, id);
         }
         Ok(span)
     }
@@ -814,9 +940,7 @@ impl<'a> Tx<'a> {
         p: &Packet,
         scratch: &mut PacketScratch,
     ) -> Result<i64, Error> {
-        Ok(self
-            .packet_insert()?
-            .insert(self.conn, round_id, p, scratch.text(p))?)
+        Ok(self.packet_insert()?.insert(round_id, p, scratch.text(p))?)
     }
 
     /// Writes packets in order as the collector's writer does (their text made first,
@@ -829,9 +953,7 @@ impl<'a> Tx<'a> {
         packets: &[Packet],
     ) -> Result<Option<(i64, i64)>, Error> {
         let rows = Rows::new(packets);
-        Ok(self
-            .packet_insert()?
-            .insert_all(self.conn, round_id, rows.iter())?)
+        Ok(self.packet_insert()?.insert_all(round_id, &rows)?)
     }
 
     /// The transaction's packet inserts, prepared at its first packet.
@@ -927,7 +1049,11 @@ mod tests {
             (first, _) => first.clone(),
         };
         conn.execute(
-            &format!("INSERT INTO packets ({PACKET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
+            "INSERT INTO packets (timestamp, protocols, qry_name, resp_name, port_id, dest_port,
+                                  payload, round_id, src_addr, dst_addr, length, tcp_flags,
+                                  server_name, pid, process, dns_qr, malformed, outer_src_addr,
+                                  outer_dst_addr)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             params![
                 time::format_micros(p.ts_micros),
                 p.layers.to_string(),
@@ -978,7 +1104,7 @@ mod tests {
             .pragma_update(None, "foreign_keys", false)
             .unwrap();
         let mut insert = PacketInsert::new(&held.conn).unwrap();
-        assert!(insert.many.is_some());
+        assert!(insert.chunks.is_some());
         // Batches of 250 in one round, then another: each batch's text starts afresh,
         // and each is seven multi-row executions and 26 rows one by one (the last, of
         // 263, eight and 7).
@@ -989,7 +1115,7 @@ mod tests {
             let round = 1 + i64::from(start / 1_000);
             let batch = Rows::new((start..end).map(varied).collect::<Vec<_>>());
             assert_eq!(batch.len(), (end - start) as usize);
-            ids.push(insert.insert_all(&held.conn, round, batch.iter()).unwrap());
+            ids.push(insert.insert_all(round, &batch).unwrap());
             for p in (start..end).map(varied) {
                 insert_plain(&fresh.conn, round, &p);
             }
@@ -1066,5 +1192,88 @@ mod tests {
         tx.commit().unwrap();
         assert_eq!(rows(&many), rows(&one));
         assert_eq!(rows(&single), rows(&one));
+    }
+
+    /// Every shape of chunk: chunk `c` sets the groups of `c % 32` in one of its rows
+    /// (a row that sets a group's columns among rows that leave them NULL), so the
+    /// statements without some groups write the same rows as binding every column, and
+    /// the chunks after the 32nd reuse statements that hold an earlier chunk's values.
+    #[test]
+    fn chunks_of_every_shape_store_what_binding_every_parameter_stores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (held, plain) = (
+            Db::open(&tmp.path().join("held.db")).unwrap(),
+            Db::open(&tmp.path().join("plain.db")).unwrap(),
+        );
+        held.conn
+            .pragma_update(None, "foreign_keys", false)
+            .unwrap();
+        let bare = |i: u32| Packet {
+            ts_micros: 1_764_000_000_000_000 + i64::from(i),
+            length: 60 + i % 7,
+            src_addr: Some(IpAddr::from([10, 0, 0, (i % 3) as u8])),
+            src_port: Some(443),
+            ..Packet::default()
+        };
+        let full = varied(9 * 10 * 11 * 13);
+        let packets: Vec<Packet> = (0..40 * CHUNK as u32)
+            .map(|i| {
+                let (c, row) = (i / CHUNK as u32, i % CHUNK as u32);
+                let mut p = bare(i);
+                if row != c % CHUNK as u32 {
+                    return p;
+                }
+                let g = (c % 32) as u8;
+                if g & DNS != 0 {
+                    (p.qry_name, p.resp_name, p.dns) = ((Some("q.example".into())), None, full.dns);
+                }
+                if g & SNI != 0 {
+                    p.server_name = Some("sni.example".into());
+                }
+                if g & OWNER != 0 {
+                    (p.pid, p.process) = (Some(7), Some(std::sync::Arc::from("sshd")));
+                }
+                if g & TUNNEL != 0 {
+                    (p.outer_src, p.outer_dst) =
+                        (full.outer_src, Some(IpAddr::from([192, 0, 2, 9])));
+                }
+                if g & PAYLOAD != 0 {
+                    p.payload = vec![1, 2, 3];
+                }
+                assert_eq!(groups_of(&p), g);
+                p
+            })
+            .collect();
+        let mut insert = PacketInsert::new(&held.conn).unwrap();
+        let batch = Rows::new(&packets[..]);
+        assert_eq!(insert.insert_all(5, &batch).unwrap(), Some((1, 1_280)));
+        let prepared = insert.chunks.as_ref().unwrap().iter().flatten().count();
+        assert_eq!(prepared, 32, "a statement for each shape");
+        drop(insert);
+        for p in &packets {
+            insert_plain(&plain.conn, 5, p);
+        }
+        let (a, b) = (rows(&held), rows(&plain));
+        assert_eq!(a.len(), 1_280);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(x, y, "row {i}");
+        }
+    }
+
+    /// A value for a column its statement leaves out is an error, never a NULL.
+    #[test]
+    fn a_value_for_a_column_left_out_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("t.db")).unwrap();
+        let mut held = Held::new(&db.conn, 1, 0).unwrap();
+        let mut p = varied(0);
+        p.server_name = Some("sni.example".into());
+        let mut scratch = PacketScratch::default();
+        let e = held.bind(0, 1, &p, scratch.text(&p)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("packets.server_name is not in this insert"),
+            "{e}"
+        );
     }
 }

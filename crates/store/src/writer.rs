@@ -305,7 +305,7 @@ fn insert_rows(
         return Ok(());
     }
     begin(conn, st)?;
-    let ids = packets.insert_all(conn, st.round_id, rows.iter())?;
+    let ids = packets.insert_all(st.round_id, rows)?;
     let c = &mut st.totals.close;
     if let Some((first, last)) = ids {
         c.first_packet_id.get_or_insert(first);
