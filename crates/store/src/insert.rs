@@ -1092,17 +1092,22 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_held_insert_of_written_rows_stores_what_binding_every_parameter_stores() {
+    /// A database for the held inserts, without foreign keys as the writer's
+    /// connection (rows go 32 to an execution), and one for the rows bound the plain
+    /// way.
+    fn held_and_plain() -> (tempfile::TempDir, Db, Db) {
         let tmp = tempfile::tempdir().unwrap();
-        let (held, fresh) = (
-            Db::open(&tmp.path().join("held.db")).unwrap(),
-            Db::open(&tmp.path().join("fresh.db")).unwrap(),
-        );
-        // Without foreign keys, as the writer's connection: rows go 32 to an execution.
+        let held = Db::open(&tmp.path().join("held.db")).unwrap();
+        let plain = Db::open(&tmp.path().join("plain.db")).unwrap();
         held.conn
             .pragma_update(None, "foreign_keys", false)
             .unwrap();
+        (tmp, held, plain)
+    }
+
+    #[test]
+    fn a_held_insert_of_written_rows_stores_what_binding_every_parameter_stores() {
+        let (_tmp, held, fresh) = held_and_plain();
         let mut insert = PacketInsert::new(&held.conn).unwrap();
         assert!(insert.chunks.is_some());
         // Batches of 250 in one round, then another: each batch's text starts afresh,
@@ -1200,14 +1205,7 @@ mod tests {
     /// the chunks after the 32nd reuse statements that hold an earlier chunk's values.
     #[test]
     fn chunks_of_every_shape_store_what_binding_every_parameter_stores() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (held, plain) = (
-            Db::open(&tmp.path().join("held.db")).unwrap(),
-            Db::open(&tmp.path().join("plain.db")).unwrap(),
-        );
-        held.conn
-            .pragma_update(None, "foreign_keys", false)
-            .unwrap();
+        let (_tmp, held, plain) = held_and_plain();
         let bare = |i: u32| Packet {
             ts_micros: 1_764_000_000_000_000 + i64::from(i),
             length: 60 + i % 7,
