@@ -86,10 +86,35 @@ const DNS_PORT: u16 = 53;
 const QUIC_PORT: u16 = 443;
 
 /// A UDP flow, the same key for both directions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     lo: (IpAddr, u16),
     hi: (IpAddr, u16),
+}
+
+/// The key's bytes in one write: every UDP packet looks its flow up, and the derived
+/// hash's eight writes (each address's variant, length and octets, each port) made the
+/// lookup 6 % of the reading thread's instructions (callgrind).
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 36];
+        let mut n = 0;
+        for (addr, port) in [self.lo, self.hi] {
+            n += match addr {
+                IpAddr::V4(a) => {
+                    buf[n..n + 4].copy_from_slice(&a.octets());
+                    4
+                }
+                IpAddr::V6(a) => {
+                    buf[n..n + 16].copy_from_slice(&a.octets());
+                    16
+                }
+            };
+            buf[n..n + 2].copy_from_slice(&port.to_be_bytes());
+            n += 2;
+        }
+        state.write(&buf[..n]);
+    }
 }
 
 impl FlowKey {

@@ -332,12 +332,18 @@ impl<P: std::borrow::Borrow<[Packet]>> Rows<P> {
             if prev.is_none_or(|q| q.layers != p.layers) {
                 at.protocols = push(&mut text, t.protocols);
             }
-            if prev.is_none_or(|q| q.src_addr != p.src_addr) {
-                at.src = push(&mut text, t.src.unwrap_or_default());
-            }
-            if prev.is_none_or(|q| q.dst_addr != p.dst_addr) {
-                at.dst = push(&mut text, t.dst.unwrap_or_default());
-            }
+            // An end repeats the last packet's same end, or its other one (a reply).
+            let before = at;
+            at.src = match prev {
+                Some(q) if q.src_addr == p.src_addr => before.src,
+                Some(q) if q.dst_addr == p.src_addr => before.dst,
+                _ => push(&mut text, t.src.unwrap_or_default()),
+            };
+            at.dst = match prev {
+                Some(q) if q.dst_addr == p.dst_addr => before.dst,
+                Some(q) if q.src_addr == p.dst_addr => before.src,
+                _ => push(&mut text, t.dst.unwrap_or_default()),
+            };
             spans.push(at);
             prev = Some(p);
         }
@@ -380,28 +386,38 @@ impl<P: std::borrow::Borrow<[Packet]>> Rows<P> {
     }
 }
 
-/// An address's text, kept with the address it was made from: a flow's packets repeat
-/// their ends, and `core::fmt` formatting both ends of every packet was about 6 % of
-/// the writer's time (`perf` of an ingest, 2026-12-04). IPv4 is written by hand.
+/// The text of the last two addresses, kept with the addresses they were made from: a
+/// flow's packets repeat their ends, in both directions (a source is the last
+/// packet's destination as often as its source), and `core::fmt` formatting both ends
+/// of every packet was about 6 % of the writer's time (`perf` of an ingest,
+/// 2026-12-04). IPv4 is written by hand.
 #[derive(Default)]
 struct AddrText {
-    addr: Option<IpAddr>,
-    text: String,
+    kept: [(Option<IpAddr>, String); 2],
+    /// The entry used last (the other is replaced on a miss).
+    last: usize,
 }
 
 impl AddrText {
     fn of(&mut self, a: IpAddr) -> &str {
-        if self.addr != Some(a) {
-            self.text.clear();
-            match a {
-                IpAddr::V4(v4) => push_ipv4(&mut self.text, v4),
-                IpAddr::V6(_) => {
-                    let _ = write!(self.text, "{a}");
+        let i = match self.kept.iter().position(|(k, _)| *k == Some(a)) {
+            Some(i) => i,
+            None => {
+                let i = 1 - self.last;
+                let (k, text) = &mut self.kept[i];
+                text.clear();
+                match a {
+                    IpAddr::V4(v4) => push_ipv4(text, v4),
+                    IpAddr::V6(_) => {
+                        let _ = write!(text, "{a}");
+                    }
                 }
+                *k = Some(a);
+                i
             }
-            self.addr = Some(a);
-        }
-        &self.text
+        };
+        self.last = i;
+        &self.kept[i].1
     }
 }
 
@@ -997,11 +1013,25 @@ mod tests {
             let a: IpAddr = a.parse().unwrap();
             assert_eq!(t.of(a), a.to_string());
         }
-        // The same address twice, then another: the text changes with it.
-        let (x, y) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 10]));
-        assert_eq!(t.of(x), "192.0.2.1");
-        assert_eq!(t.of(x), "192.0.2.1");
-        assert_eq!(t.of(y), "192.0.2.10");
+        // The same address twice, then others by turns: the text follows each.
+        let (x, y, z) = (
+            IpAddr::from([192, 0, 2, 1]),
+            IpAddr::from([192, 0, 2, 10]),
+            IpAddr::from([198, 51, 100, 7]),
+        );
+        for (a, text) in [
+            (x, "192.0.2.1"),
+            (x, "192.0.2.1"),
+            (y, "192.0.2.10"),
+            (x, "192.0.2.1"),
+            (y, "192.0.2.10"),
+            (z, "198.51.100.7"),
+            (x, "192.0.2.1"),
+            (y, "192.0.2.10"),
+            (z, "198.51.100.7"),
+        ] {
+            assert_eq!(t.of(a), text, "{a}");
+        }
         assert_eq!(n, 1024);
     }
 
@@ -1038,6 +1068,11 @@ mod tests {
         };
         p.layers.push(Layer::Eth);
         p.layers.push(if on(3) { Layer::Ipv4 } else { Layer::Ipv6 });
+        // Runs of a flow's two directions by turns: one packet's source is the last
+        // one's destination.
+        if on(17) && i % 2 == 1 {
+            std::mem::swap(&mut p.src_addr, &mut p.dst_addr);
+        }
         p
     }
 
