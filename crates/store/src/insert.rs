@@ -576,7 +576,7 @@ const CHUNK: usize = 32;
 /// writer a fifth less CPU (BENCHMARKS.md). The rows left over go one by one, and so
 /// does every row on a connection with foreign keys on (a [`Db`]'s default): there a
 /// multi-row insert may stop part-way on a missing parent, so SQLite keeps a statement
-/// journal whatever the conflict clause (see [`insert_packets_sql`]); the writer's
+/// journal whatever the conflict clause (see [`Shape::sql`]); the writer's
 /// connection and the simulator's rounds ([`Db::with_parents_known`]) have them off.
 ///
 /// SQLite keeps a statement's bindings from one execution to the next, so a parameter
@@ -1253,7 +1253,10 @@ mod tests {
             .map(|i| {
                 let (c, row) = (i / CHUNK as u32, i % CHUNK as u32);
                 let mut p = bare(i);
-                if row != c % CHUNK as u32 {
+                // From the 33rd chunk on, at another row: a slot that held a value
+                // goes back to NULL in a statement that leaves some groups out.
+                let at = if c < 32 { c } else { c * 7 } % CHUNK as u32;
+                if row != at {
                     return p;
                 }
                 let g = (c % 32) as u8;
@@ -1291,6 +1294,52 @@ mod tests {
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             assert_eq!(x, y, "row {i}");
         }
+    }
+
+    /// After a bind SQLite refuses part-way through a chunk (every binding is then
+    /// cleared), the same insert goes on writing the rows binding every column would.
+    #[test]
+    fn after_a_refused_bind_the_insert_binds_everything_again() {
+        let (_tmp, held, plain) = held_and_plain();
+        let mut insert = PacketInsert::new(&held.conn).unwrap();
+        let first: Vec<Packet> = (0..100).map(varied).collect();
+        assert_eq!(
+            insert.insert_all(1, &Rows::new(&first[..])).unwrap(),
+            Some((1, 100))
+        );
+        let mut long = varied(100);
+        long.server_name = Some("x".repeat(1_000));
+        let refused: Vec<Packet> = (101..150).map(varied).chain([long]).collect();
+        // SAFETY: the test's own connection; a limit, not its state.
+        unsafe {
+            rusqlite::ffi::sqlite3_limit(
+                held.conn.handle(),
+                rusqlite::ffi::SQLITE_LIMIT_LENGTH,
+                200,
+            )
+        };
+        let e = insert.insert_all(1, &Rows::new(&refused[..])).unwrap_err();
+        assert!(e.to_string().contains("too big"), "{e}");
+        // SAFETY: as above.
+        unsafe {
+            rusqlite::ffi::sqlite3_limit(
+                held.conn.handle(),
+                rusqlite::ffi::SQLITE_LIMIT_LENGTH,
+                1_000_000_000,
+            )
+        };
+        // Autocommit: the rows before the refused one are in (a chunk of 32, then 17
+        // one by one), the refused one not.
+        let after: Vec<Packet> = (150..300).map(varied).collect();
+        assert_eq!(
+            insert.insert_all(1, &Rows::new(&after[..])).unwrap(),
+            Some((150, 299))
+        );
+        drop(insert);
+        for p in first.iter().chain(&refused[..49]).chain(&after) {
+            insert_plain(&plain.conn, 1, p);
+        }
+        assert_eq!(rows(&held), rows(&plain));
     }
 
     /// A value for a column its statement leaves out is an error, never a NULL.

@@ -36,7 +36,9 @@ impl<'c> RawStmt<'c> {
         let db = unsafe { conn.handle() };
         let len = c_int::try_from(sql.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, None))?;
         let mut stmt = std::ptr::null_mut();
-        // SAFETY: `sql` is valid for `len` bytes; `stmt` receives the statement.
+        let mut tail: *const c_char = std::ptr::null();
+        // SAFETY: `sql` is valid for `len` bytes; `stmt` receives the statement and
+        // `tail` where it ended, within `sql`.
         let rc = unsafe {
             ffi::sqlite3_prepare_v3(
                 db,
@@ -44,7 +46,7 @@ impl<'c> RawStmt<'c> {
                 len,
                 ffi::SQLITE_PREPARE_PERSISTENT,
                 &mut stmt,
-                std::ptr::null_mut(),
+                &mut tail,
             )
         };
         if rc != ffi::SQLITE_OK {
@@ -52,6 +54,14 @@ impl<'c> RawStmt<'c> {
         }
         let stmt = NonNull::new(stmt)
             .ok_or_else(|| failure(ffi::SQLITE_MISUSE, Some("no statement in the SQL".into())))?;
+        // One statement: what followed it would never run.
+        let used = (tail as usize).saturating_sub(sql.as_ptr() as usize);
+        if !sql.get(used..).unwrap_or_default().trim().is_empty() {
+            // SAFETY: prepared above, finalized once.
+            unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
+            let msg = "more than one statement in the SQL".to_string();
+            return Err(failure(ffi::SQLITE_MISUSE, Some(msg)));
+        }
         // SAFETY: a prepared statement.
         let params = unsafe { ffi::sqlite3_bind_parameter_count(stmt.as_ptr()) };
         Ok(RawStmt {
@@ -62,17 +72,32 @@ impl<'c> RawStmt<'c> {
         })
     }
 
+    /// Parameter `i` (1-based) as SQLite's index, if the statement has it.
+    fn index(&self, i: usize) -> Option<c_int> {
+        if (1..=self.bufs.len()).contains(&i) {
+            c_int::try_from(i).ok()
+        } else {
+            None
+        }
+    }
+
     /// Binds an integer to parameter `i` (1-based).
     pub(crate) fn bind_int(&mut self, i: usize, v: i64) -> rusqlite::Result<()> {
-        // SAFETY: a prepared statement; SQLite checks the index.
-        let rc = unsafe { ffi::sqlite3_bind_int64(self.stmt.as_ptr(), i as c_int, v) };
+        let Some(at) = self.index(i) else {
+            return self.check(ffi::SQLITE_RANGE);
+        };
+        // SAFETY: a prepared statement and one of its parameters.
+        let rc = unsafe { ffi::sqlite3_bind_int64(self.stmt.as_ptr(), at, v) };
         self.check(rc)
     }
 
     /// Binds NULL to parameter `i`.
     pub(crate) fn bind_null(&mut self, i: usize) -> rusqlite::Result<()> {
+        let Some(at) = self.index(i) else {
+            return self.check(ffi::SQLITE_RANGE);
+        };
         // SAFETY: as for `bind_int`.
-        let rc = unsafe { ffi::sqlite3_bind_null(self.stmt.as_ptr(), i as c_int) };
+        let rc = unsafe { ffi::sqlite3_bind_null(self.stmt.as_ptr(), at) };
         self.check(rc)
     }
 
@@ -87,9 +112,9 @@ impl<'c> RawStmt<'c> {
         let rc = unsafe {
             ffi::sqlite3_bind_text64(
                 self.stmt.as_ptr(),
-                i as c_int,
                 at.0,
                 at.1,
+                at.2,
                 ffi::SQLITE_STATIC(),
                 ffi::SQLITE_UTF8 as u8,
             )
@@ -106,26 +131,27 @@ impl<'c> RawStmt<'c> {
         let rc = unsafe {
             ffi::sqlite3_bind_blob64(
                 self.stmt.as_ptr(),
-                i as c_int,
-                at.0.cast(),
-                at.1,
+                at.0,
+                at.1.cast(),
+                at.2,
                 ffi::SQLITE_STATIC(),
             )
         };
         self.check(rc)
     }
 
-    /// Copies `v` into parameter `i`'s buffer; returns where it is and its length, or
-    /// `None` for no such parameter. An empty value points at a static empty string
+    /// Copies `v` into parameter `i`'s buffer; returns the parameter's index, where the
+    /// copy is and its length, or `None` for no such parameter. An empty value points at a static empty string
     /// (an empty `Vec`'s pointer is dangling).
-    fn fill(&mut self, i: usize, v: &[u8]) -> Option<(*const c_char, u64)> {
-        let buf = self.bufs.get_mut(i.checked_sub(1)?)?;
+    fn fill(&mut self, i: usize, v: &[u8]) -> Option<(c_int, *const c_char, u64)> {
+        let at = self.index(i)?;
         if v.is_empty() {
-            return Some((c"".as_ptr(), 0));
+            return Some((at, c"".as_ptr(), 0));
         }
+        let buf = &mut self.bufs[i - 1];
         buf.clear();
         buf.extend_from_slice(v);
-        Some((buf.as_ptr().cast(), buf.len() as u64))
+        Some((at, buf.as_ptr().cast(), buf.len() as u64))
     }
 
     /// Runs the statement to completion and resets it; the bindings stay. A statement
@@ -276,6 +302,43 @@ mod tests {
         assert_eq!(rows(&conn), vec![nulls(1), nulls(2), nulls(3), nulls(4)]);
     }
 
+    /// A bind SQLite refuses after the buffer has moved (longer text than it held)
+    /// leaves no binding at its old place; shorter text after longer is written over it;
+    /// a statement SQLite prepares again after a schema change keeps its bindings.
+    #[test]
+    fn bindings_survive_refusals_shorter_text_and_schema_changes() {
+        let conn = db();
+        let mut s = RawStmt::prepare(&conn, "INSERT INTO t (a, b, c) VALUES (?1, ?2, ?3)").unwrap();
+        s.bind_text(1, "a longer text first").unwrap();
+        s.bind_text(1, "short").unwrap();
+        s.bind_int(3, 1).unwrap();
+        s.execute().unwrap();
+        // SAFETY: the test's own connection; a limit, not its state.
+        unsafe { ffi::sqlite3_limit(conn.handle(), ffi::SQLITE_LIMIT_LENGTH, 64) };
+        let e = s.bind_text(1, &"x".repeat(1_000)).unwrap_err();
+        assert!(
+            matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::TooBig),
+            "{e}"
+        );
+        // SAFETY: as above.
+        unsafe { ffi::sqlite3_limit(conn.handle(), ffi::SQLITE_LIMIT_LENGTH, 1_000_000_000) };
+        s.bind_int(3, 2).unwrap();
+        s.execute().unwrap();
+        s.bind_text(2, "kept across the change").unwrap();
+        conn.execute_batch("CREATE TABLE z (x)").unwrap();
+        s.execute().unwrap();
+        drop(s);
+        let kept = Value::Text("kept across the change".into());
+        assert_eq!(
+            rows(&conn),
+            vec![
+                (text("short"), Value::Null, 1),
+                (Value::Null, Value::Null, 2),
+                (Value::Null, kept, 2)
+            ]
+        );
+    }
+
     #[test]
     fn statements_that_return_rows_or_do_not_parse_are_errors() {
         let conn = db();
@@ -289,5 +352,10 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("no such table: nowhere"), "{e}");
         assert!(RawStmt::prepare(&conn, "  ").is_err());
+        let e = RawStmt::prepare(&conn, "DELETE FROM t; DROP TABLE t")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("more than one statement"), "{e}");
+        RawStmt::prepare(&conn, "DELETE FROM t; \n ").unwrap();
     }
 }
