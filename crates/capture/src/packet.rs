@@ -207,12 +207,12 @@ const DLT_CODE: u8 = u8::MAX;
 /// parser does not decode ([`Layer::Dlt`]: the parser stops there); a second one is
 /// dropped as a layer past the capacity is.
 ///
-/// A byte a layer (its place in [`Layer::UNITS`]), 36 bytes in all: every packet carries one from the
-/// reading thread to the writer's, and with 24 `Option<Layer>` (8 bytes each, for
-/// `Dlt`'s number) the stack was 200 of a packet's 470 bytes. A build with a
-/// quarter of the slots ran the 2 M-packet ingest in 0.92–0.95× of the time
-/// (BENCHMARKS.md). Slots past `len` stay 0 and `dlt` is `None` without a link type, so
-/// the derived comparisons compare what was pushed.
+/// A byte a layer (its place in [`Layer::UNITS`]), 36 bytes in all: every packet
+/// carries one from the reading thread to the writer's, and with 24 `Option<Layer>`
+/// (8 bytes each, for `Dlt`'s number) the stack was 200 of a packet's 470 bytes; the
+/// 2 M-packet ingest took 0.92× of the time with this one (BENCHMARKS.md). Slots past
+/// `len` stay 0 and `dlt` is `None` without a link type, so the derived comparisons
+/// compare what was pushed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Layers {
     codes: [u8; Layers::CAP],
@@ -254,14 +254,12 @@ impl Layers {
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = Layer> + '_ {
         let dlt = self.dlt.unwrap_or_default();
-        self.codes[..self.len as usize]
-            .iter()
-            .map(move |&c| match c {
-                DLT_CODE => Layer::Dlt(dlt),
-                unit => Layer::UNITS
-                    .get(usize::from(unit))
-                    .map_or(Layer::Dlt(dlt), |u| u.0),
-            })
+        // `DLT_CODE` is past `UNITS`.
+        self.codes[..self.len as usize].iter().map(move |&c| {
+            Layer::UNITS
+                .get(usize::from(c))
+                .map_or(Layer::Dlt(dlt), |u| u.0)
+        })
     }
 
     pub fn is_empty(&self) -> bool {

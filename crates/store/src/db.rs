@@ -32,6 +32,8 @@ pub struct Tx<'a> {
     /// end (before `tx` in the struct: they are finalized first).
     pub(crate) packets: RefCell<Option<PacketInsert<'a>>>,
     pub(crate) tx: rusqlite::Transaction<'a>,
+    /// `tx`'s connection for all of `'a` (`tx` lends it only as long as it is
+    /// borrowed), which the packet inserts hold.
     pub(crate) conn: &'a Connection,
 }
 

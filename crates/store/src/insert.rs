@@ -269,17 +269,23 @@ pub struct PacketScratch {
 impl PacketScratch {
     /// The packet's text columns, from the kept text where the packet repeats the last.
     pub(crate) fn text(&mut self, p: &Packet) -> RowText<'_> {
-        if self.layers != Some(p.layers) {
-            self.protocols.clear();
-            let _ = write!(self.protocols, "{}", p.layers);
-            self.layers = Some(p.layers);
-        }
+        self.protocols_of(p.layers);
         RowText {
             ts: self.stamp.format(p.ts_micros),
             protocols: &self.protocols,
             src: p.src_addr.map(|a| self.src.of(a)),
             dst: p.dst_addr.map(|a| self.dst.of(a)),
         }
+    }
+
+    /// A layer stack's text, made again only when the stack is not the last one's.
+    fn protocols_of(&mut self, layers: Layers) -> &str {
+        if self.layers != Some(layers) {
+            self.protocols.clear();
+            let _ = write!(self.protocols, "{layers}");
+            self.layers = Some(layers);
+        }
+        &self.protocols
     }
 }
 
@@ -326,23 +332,24 @@ impl<P: std::borrow::Borrow<[Packet]>> Rows<P> {
         let mut spans = Vec::with_capacity(all.len());
         let mut at = Spans::default();
         let mut prev: Option<&Packet> = None;
+        // Each text is made only when it is written: a field the last packet had is
+        // its span again.
         for p in all {
-            let t = scratch.text(p);
-            at.ts = push(&mut text, t.ts).0;
+            at.ts = push(&mut text, scratch.stamp.format(p.ts_micros)).0;
             if prev.is_none_or(|q| q.layers != p.layers) {
-                at.protocols = push(&mut text, t.protocols);
+                at.protocols = push(&mut text, scratch.protocols_of(p.layers));
             }
             // An end repeats the last packet's same end, or its other one (a reply).
             let before = at;
             at.src = match prev {
                 Some(q) if q.src_addr == p.src_addr => before.src,
                 Some(q) if q.dst_addr == p.src_addr => before.dst,
-                _ => push(&mut text, t.src.unwrap_or_default()),
+                _ => push(&mut text, p.src_addr.map_or("", |a| scratch.src.of(a))),
             };
             at.dst = match prev {
                 Some(q) if q.dst_addr == p.dst_addr => before.dst,
                 Some(q) if q.src_addr == p.dst_addr => before.src,
-                _ => push(&mut text, t.dst.unwrap_or_default()),
+                _ => push(&mut text, p.dst_addr.map_or("", |a| scratch.dst.of(a))),
             };
             spans.push(at);
             prev = Some(p);
@@ -591,8 +598,9 @@ const CHUNK: usize = 32;
 /// the owner, the tunnel's ends, the payload: most packets set none of them) goes
 /// through a statement without those columns, prepared when first needed: each column
 /// left out is a value fewer for SQLite to copy twice, check and encode per row. On the
-/// 47,590-packet mix the writer ran 10.6 % fewer instructions (callgrind) with the five
-/// columns of `--read` that are always NULL left out.
+/// 47,590-packet mix (81 % of its chunks set no group) `sqlite3VdbeExec` ran 15 % and
+/// the writer 4.2 % fewer instructions (callgrind; the binding's own cost rose, each
+/// shape's slots remembering less of the rows before).
 pub(crate) struct PacketInsert<'c> {
     conn: &'c Connection,
     /// Every column, one row.

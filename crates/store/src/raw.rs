@@ -141,8 +141,8 @@ impl<'c> RawStmt<'c> {
     }
 
     /// Copies `v` into parameter `i`'s buffer; returns the parameter's index, where the
-    /// copy is and its length, or `None` for no such parameter. An empty value points at a static empty string
-    /// (an empty `Vec`'s pointer is dangling).
+    /// copy is and its length, or `None` for no such parameter. An empty value points
+    /// at a static empty string (an empty `Vec`'s pointer is dangling).
     fn fill(&mut self, i: usize, v: &[u8]) -> Option<(c_int, *const c_char, u64)> {
         let at = self.index(i)?;
         if v.is_empty() {
